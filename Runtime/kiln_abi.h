@@ -1,0 +1,126 @@
+/* kiln_abi.h: the contract between code that `kiln compile` generates and the
+ * thin C runtime linked into every libNAME.so.
+ *
+ * Generated code (LLVM object) exports, per model NAME:
+ *   void  NAME__predict(float *arena, float *state, const void *const *inputs,
+ *                       void *const *outputs, int64_t n);
+ *   float NAME__train(float *arena, float *state, const void *const *inputs,
+ *                     int64_t n, const kiln_step_info *info);       (optional)
+ *   float NAME__evaluate(float *arena, float *state, const void *const *inputs,
+ *                        int64_t n, const kiln_step_info *info);    (optional)
+ *   const unsigned char NAME__init_state[];  initial state image (state_bytes)
+ *
+ * The generated glue C file (also written by `kiln compile`) defines the
+ * static kiln_model_desc for NAME and the public NAME_* functions declared in
+ * NAME.h, each a one-line call into the runtime.
+ *
+ * Memory: `state` holds weights (in Keras get_weights() order), then
+ * optimizer slots; it belongs to the instance. `arena` is scratch for one
+ * call: arena_per_sample * n + arena_fixed bytes, 64-byte aligned.
+ * `inputs` for predict: the model inputs; for train/evaluate: the model
+ * inputs followed by the targets (one per output). Every pointer points to
+ * row-major data of the declared dtype with n rows.
+ */
+#ifndef KILN_ABI_H
+#define KILN_ABI_H
+#include <stdint.h>
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KILN_ABI_VERSION 1
+#define KILN_MAX_RANK 8
+
+typedef enum { KILN_F32 = 0, KILN_I32 = 1 } kiln_dtype;
+
+/* A tensor as seen from outside: shape uses -1 for the batch dimension (and
+ * any other free dimension). */
+typedef struct {
+    const char *name;
+    int32_t dtype;                 /* kiln_dtype */
+    int32_t rank;
+    int64_t shape[KILN_MAX_RANK];
+} kiln_tensor_desc;
+
+/* One weight in get_weights() order: where it sits in the state block. */
+typedef struct {
+    const char *name;              /* e.g. "dense_1/kernel" */
+    int32_t rank;
+    int64_t shape[KILN_MAX_RANK];
+    int64_t offset;                /* byte offset into state */
+    int64_t count;                 /* number of float32 elements */
+    int32_t trainable;
+} kiln_weight_desc;
+
+/* Per-step values the runtime passes to train/evaluate. */
+typedef struct {
+    int64_t iteration;             /* optimizer steps taken before this one */
+    uint64_t seed;                 /* dropout RNG seed for this step */
+    int64_t reserved[6];
+} kiln_step_info;
+
+typedef void (*kiln_predict_fn)(float *arena, float *state, const void *const *inputs,
+                                void *const *outputs, int64_t n);
+typedef float (*kiln_train_fn)(float *arena, float *state, const void *const *inputs,
+                               int64_t n, const kiln_step_info *info);
+
+typedef struct kiln_model_desc {
+    int32_t abi_version;           /* KILN_ABI_VERSION */
+    const char *name;              /* NAME */
+    int32_t num_inputs, num_outputs, num_weights;
+    const kiln_tensor_desc *inputs;
+    const kiln_tensor_desc *outputs;
+    const kiln_tensor_desc *targets;    /* one per output; NULL if no training */
+    const kiln_weight_desc *weights;
+    int64_t state_bytes;                /* weights + optimizer slots */
+    const unsigned char *init_state;    /* state_bytes bytes */
+    int64_t predict_arena_per_sample, predict_arena_fixed;   /* bytes */
+    int64_t train_arena_per_sample, train_arena_fixed;       /* bytes */
+    kiln_predict_fn predict;
+    kiln_train_fn train;                /* NULL if the model cannot train */
+    kiln_train_fn evaluate;             /* NULL if the model cannot train */
+    const char *loss;                   /* e.g. "mean_squared_error" */
+    const char *optimizer;              /* e.g. "SGD" */
+} kiln_model_desc;
+
+/* The generic, name-free entry: every libNAME.so exports
+ *   const kiln_api *kiln_entry(void);
+ * and its named twin NAME_describe(). The kiln_api table (below) carries the
+ * model's kiln_model_desc and the runtime functions that work on it; the
+ * NAME_* functions in NAME.h are thin wrappers over the same runtime. */
+typedef struct kiln_instance kiln_instance;
+
+/* The describe-and-call table a loader finds through dlsym("kiln_entry").
+ * Functions returning int give 0 on success and -1 on error (then
+ * last_error(inst) holds one sentence); create returns NULL on error (then
+ * last_error(NULL) holds it). Fields are only ever appended; a loader checks
+ * abi_version and that struct_size covers the fields it uses. */
+typedef struct kiln_api {
+    int32_t abi_version;                /* KILN_ABI_VERSION */
+    int32_t struct_size;                /* sizeof(kiln_api) in the library */
+    const kiln_model_desc *desc;
+    kiln_instance *(*create)(const kiln_model_desc *desc);
+    void (*destroy)(kiln_instance *inst);
+    int (*predict)(kiln_instance *inst, const void *const *inputs,
+                   void *const *outputs, int64_t n);
+    int (*reserve)(kiln_instance *inst, int64_t rows);
+    int (*train_step)(kiln_instance *inst, const void *const *x,
+                      const void *const *y, int64_t n, float *loss);
+    int (*evaluate)(kiln_instance *inst, const void *const *x,
+                    const void *const *y, int64_t n, float *loss);
+    int64_t (*num_weights)(const kiln_instance *inst);
+    int (*get_weight)(kiln_instance *inst, int index, float *dst, int64_t count);
+    int (*set_weight)(kiln_instance *inst, int index, const float *src, int64_t count);
+    int (*save_weights)(kiln_instance *inst, const char *path);
+    int (*load_weights)(kiln_instance *inst, const char *path);
+    void (*set_seed)(kiln_instance *inst, uint64_t seed);
+    int64_t (*iterations)(const kiln_instance *inst);
+    const char *(*last_error)(const kiln_instance *inst);
+} kiln_api;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,153 @@
+// The graph: SSA values produced by nodes, model inputs and parameters.
+
+/// A reference to a value of a graph.
+public struct Value: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let id: Int
+    public init(_ id: Int) { self.id = id }
+    public static func < (a: Value, b: Value) -> Bool { a.id < b.id }
+    public var description: String { "%\(id)" }
+}
+
+/// Where a value comes from.
+public enum ValueSource: Hashable, Sendable {
+    /// Model input k (for training graphs, targets follow the inputs).
+    case input(Int)
+    /// Parameter k (a weight or an optimizer slot, living in the instance's state).
+    case param(Int)
+    /// Output k of node i.
+    case node(Int, Int)
+}
+
+public struct ValueInfo: Sendable {
+    public var type: TensorType
+    public var source: ValueSource
+    public var name: String
+}
+
+/// A parameter: a weight (in Keras get_weights() order) or an optimizer slot.
+public struct Param: Sendable {
+    public enum Role: Hashable, Sendable { case weight, slot }
+    public var name: String
+    public var type: TensorType
+    public var initial: [Float]
+    public var trainable: Bool
+    public var role: Role
+    public var value: Value
+}
+
+/// One op application. `layer` names the Keras layer it came from, for messages.
+public struct Node: Sendable {
+    public var op: Op
+    public var inputs: [Value]
+    public var outputs: [Value]
+    public var layer: String
+}
+
+/// A graph in topological order (a node's inputs are produced before it).
+public struct Graph: Sendable {
+    public var name: String
+    public private(set) var values: [ValueInfo] = []
+    public var nodes: [Node] = []
+    public var inputs: [Value] = []
+    public var inputNames: [String] = []
+    public var params: [Param] = []
+    public var outputs: [Value] = []
+    public var outputNames: [String] = []
+
+    public init(name: String) { self.name = name }
+
+    public func type(_ v: Value) -> TensorType { values[v.id].type }
+    public func info(_ v: Value) -> ValueInfo { values[v.id] }
+
+    /// The node that produces v, if any.
+    public func producer(_ v: Value) -> Node? {
+        if case let .node(i, _) = values[v.id].source { return nodes[i] }
+        return nil
+    }
+
+    private mutating func newValue(_ type: TensorType, _ source: ValueSource, _ name: String) -> Value {
+        values.append(ValueInfo(type: type, source: source, name: name))
+        return Value(values.count - 1)
+    }
+
+    /// Adds a model input.
+    @discardableResult
+    public mutating func addInput(_ name: String, _ type: TensorType) -> Value {
+        let v = newValue(type, .input(inputs.count), name)
+        inputs.append(v); inputNames.append(name)
+        return v
+    }
+
+    /// Adds a parameter with its initial value.
+    @discardableResult
+    public mutating func addParam(_ name: String, _ type: TensorType, initial: [Float], trainable: Bool = true,
+                                  role: Param.Role = .weight) -> Value {
+        precondition(!type.scalesWithBatch && initial.count == type.staticCount,
+                     "parameter \(name): \(initial.count) values for \(type)")
+        let v = newValue(type, .param(params.count), name)
+        params.append(Param(name: name, type: type, initial: initial, trainable: trainable, role: role, value: v))
+        return v
+    }
+
+    /// Appends a node whose output types are inferred; throws a ShapeError naming the layer.
+    @discardableResult
+    public mutating func add(_ op: Op, _ inputs: [Value], layer: String) throws -> [Value] {
+        let types = try inferTypes(op, inputs.map { type($0) }, layer: layer)
+        let index = nodes.count
+        let outs = types.enumerated().map { k, t in newValue(t, .node(index, k), layer) }
+        nodes.append(Node(op: op, inputs: inputs, outputs: outs, layer: layer))
+        return outs
+    }
+
+    /// Appends a primitive with one output.
+    public mutating func prim(_ op: PrimOp, _ inputs: Value..., layer: String) throws -> Value {
+        try add(.prim(op), inputs, layer: layer)[0]
+    }
+
+    /// Marks a model output.
+    public mutating func addOutput(_ v: Value, name: String) {
+        outputs.append(v); outputNames.append(name)
+    }
+
+    /// Replaces every use of `old` (by nodes after it and by outputs) with `new`.
+    public mutating func replaceUses(of old: Value, with new: Value) {
+        for i in nodes.indices { nodes[i].inputs = nodes[i].inputs.map { $0 == old ? new : $0 } }
+        outputs = outputs.map { $0 == old ? new : $0 }
+    }
+
+    /// Rebuilds the graph keeping only `keep` nodes (in order), renumbering nothing:
+    /// values keep their ids, sources are re-pointed.
+    public mutating func retainNodes(_ keep: [Bool]) {
+        var newNodes: [Node] = []
+        for (i, n) in nodes.enumerated() where keep[i] {
+            let index = newNodes.count
+            for (k, v) in n.outputs.enumerated() { values[v.id].source = .node(index, k) }
+            newNodes.append(n)
+        }
+        nodes = newNodes
+    }
+
+    /// Use counts of each value (by nodes and outputs).
+    public func useCounts() -> [Int] {
+        var uses = [Int](repeating: 0, count: values.count)
+        for n in nodes { for v in n.inputs { uses[v.id] += 1 } }
+        for v in outputs { uses[v.id] += 1 }
+        return uses
+    }
+
+    /// Checks the structural invariants: topological order, arity, types.
+    public func verify() throws {
+        var defined = Set(inputs).union(params.map(\.value))
+        for n in nodes {
+            for v in n.inputs where !defined.contains(v) {
+                throw ShapeError(layer: n.layer, "uses \(v) before it is defined")
+            }
+            let types = try inferTypes(n.op, n.inputs.map { type($0) }, layer: n.layer)
+            if types != n.outputs.map({ type($0) }) {
+                throw ShapeError(layer: n.layer, "output types \(n.outputs.map { type($0) }) do not match inferred \(types)")
+            }
+            defined.formUnion(n.outputs)
+        }
+        for v in outputs where !defined.contains(v) { throw ShapeError(layer: name, "output \(v) is never defined") }
+    }
+}

@@ -1,0 +1,306 @@
+// Shape rules for every op. Errors name the layer, both shapes and a hint.
+
+extension LayerOp {
+    /// The Keras class name, for messages and `kiln summary`.
+    public var kerasClass: String {
+        switch self {
+        case .dense: return "Dense"
+        case .conv2D: return "Conv2D"
+        case .maxPool2D: return "MaxPooling2D"
+        case .avgPool2D: return "AveragePooling2D"
+        case .globalAvgPool2D: return "GlobalAveragePooling2D"
+        case .flatten: return "Flatten"
+        case .reshape: return "Reshape"
+        case .dropout: return "Dropout"
+        case .activation: return "Activation"
+        case .embedding: return "Embedding"
+        case .concatenate: return "Concatenate"
+        case .add: return "Add"
+        }
+    }
+}
+
+/// Numpy broadcasting of two shapes; nil if they do not broadcast.
+public func broadcastShapes(_ a: [Dim], _ b: [Dim]) -> [Dim]? {
+    let r = max(a.count, b.count)
+    let pa = [Dim](repeating: .fixed(1), count: r - a.count) + a
+    let pb = [Dim](repeating: .fixed(1), count: r - b.count) + b
+    var out: [Dim] = []
+    for (x, y) in zip(pa, pb) {
+        if x == y { out.append(x) }
+        else if x == .fixed(1) { out.append(y) }
+        else if y == .fixed(1) { out.append(x) }
+        else { return nil }
+    }
+    return out
+}
+
+func perSample(_ t: TensorType) -> [Int] { Array(t.shape.dropFirst().map(\.factor)) }
+
+/// Infers the output types of an op from its input types.
+public func inferTypes(_ op: Op, _ ins: [TensorType], layer: String) throws -> [TensorType] {
+    switch op {
+    case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")]
+    case .prim(let p): return try inferPrim(p, ins, layer: layer)
+    }
+}
+
+private func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
+    if !counts.contains(ins.count) {
+        throw ShapeError(layer: layer, "takes \(counts.lowerBound == counts.upperBound ? "\(counts.lowerBound)" : "\(counts.lowerBound) to \(counts.upperBound)") inputs, got \(ins.count)")
+    }
+}
+
+private func expectBatched(_ t: TensorType, rank: Int? = nil, _ layer: String, what: String) throws {
+    guard t.shape.first == .n, !t.shape.dropFirst().contains(where: \.isBatch) else {
+        throw ShapeError(layer: layer, "expects a batched input (None, ...), got \(t.kerasDescription)")
+    }
+    if let rank, t.rank != rank {
+        throw ShapeError(layer: layer, "expects \(what) of rank \(rank) (batch included), got \(t.kerasDescription)",
+                         hint: rank == 4 ? "Conv2D and pooling take (batch, height, width, channels)" : nil)
+    }
+}
+
+public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
+    guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
+    switch op {
+    case let .dense(units, _, useBias):
+        try expectArity(ins, useBias ? 3...3 : 2...2, layer)
+        guard x.rank >= 2, let last = x.shape.last?.fixedValue else {
+            throw ShapeError(layer: layer, "expects an input of rank 2 or more with a fixed last dimension, got \(x.kerasDescription)")
+        }
+        if ins[1].shape != [.fixed(last), .fixed(units)] {
+            throw ShapeError(layer: layer, "kernel of shape \(ins[1].kerasDescription) does not fit input \(x.kerasDescription) and \(units) units",
+                             hint: "expected kernel (\(last), \(units))")
+        }
+        return .f32(Array(x.shape.dropLast()) + [.fixed(units)])
+    case let .conv2D(filters, kernel, strides, padding, _, useBias):
+        try expectArity(ins, useBias ? 3...3 : 2...2, layer)
+        try expectBatched(x, rank: 4, layer, what: "an input")
+        let (h, w, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
+        if ins[1].shape != [.fixed(kernel[0]), .fixed(kernel[1]), .fixed(c), .fixed(filters)] {
+            throw ShapeError(layer: layer, "kernel of shape \(ins[1].kerasDescription) does not fit input \(x.kerasDescription)",
+                             hint: "expected kernel (\(kernel[0]), \(kernel[1]), \(c), \(filters))")
+        }
+        let (oh, _) = Window2D.outSize(h, kernel: kernel[0], stride: strides[0], padding: padding)
+        let (ow, _) = Window2D.outSize(w, kernel: kernel[1], stride: strides[1], padding: padding)
+        if oh <= 0 || ow <= 0 {
+            throw ShapeError(layer: layer, "a \(kernel[0])x\(kernel[1]) '\(padding.rawValue)' convolution does not fit input \(x.kerasDescription)",
+                             hint: "the input is smaller than the kernel; use padding='same' or a smaller kernel")
+        }
+        return .f32([.n, .fixed(oh), .fixed(ow), .fixed(filters)])
+    case let .maxPool2D(pool, strides, padding), let .avgPool2D(pool, strides, padding):
+        try expectArity(ins, 1...1, layer)
+        try expectBatched(x, rank: 4, layer, what: "an input")
+        let (oh, _) = Window2D.outSize(x.shape[1].factor, kernel: pool[0], stride: strides[0], padding: padding)
+        let (ow, _) = Window2D.outSize(x.shape[2].factor, kernel: pool[1], stride: strides[1], padding: padding)
+        if oh <= 0 || ow <= 0 {
+            throw ShapeError(layer: layer, "a \(pool[0])x\(pool[1]) pool does not fit input \(x.kerasDescription)",
+                             hint: "the input is smaller than the pool window")
+        }
+        return .f32([.n, .fixed(oh), .fixed(ow), x.shape[3]])
+    case .globalAvgPool2D:
+        try expectArity(ins, 1...1, layer)
+        try expectBatched(x, rank: 4, layer, what: "an input")
+        return .f32([.n, x.shape[3]])
+    case .flatten:
+        try expectArity(ins, 1...1, layer)
+        try expectBatched(x, layer, what: "an input")
+        return TensorType(x.dtype, [.n, .fixed(perSample(x).reduce(1, *))])
+    case .reshape(let target):
+        try expectArity(ins, 1...1, layer)
+        try expectBatched(x, layer, what: "an input")
+        let have = perSample(x).reduce(1, *)
+        let known = target.filter { $0 != -1 }.reduce(1, *)
+        var dims = target
+        if target.filter({ $0 == -1 }).count > 1 || target.contains(where: { $0 < -1 || $0 == 0 }) {
+            throw ShapeError(layer: layer, "target shape \(formatShape(target)) is not valid", hint: "use positive sizes and at most one -1")
+        }
+        if let k = target.firstIndex(of: -1) {
+            if known == 0 || have % known != 0 {
+                throw ShapeError(layer: layer, "input of shape \(formatShape(perSample(x))) has \(have) elements per sample, which target shape \(formatShape(target)) cannot divide")
+            }
+            dims[k] = have / known
+        } else if known != have {
+            throw ShapeError(layer: layer, "input of shape \(formatShape(perSample(x))) has \(have) elements per sample, but target shape \(formatShape(target)) needs \(known)",
+                             hint: "did a convolution or pooling change the size? see `kiln summary`")
+        }
+        return TensorType(x.dtype, [.n] + dims.map { .fixed($0) })
+    case .dropout, .activation:
+        try expectArity(ins, 1...1, layer)
+        return x
+    case let .embedding(inputDim, outputDim, _):
+        try expectArity(ins, 2...2, layer)
+        try expectBatched(x, layer, what: "token ids")
+        if ins[1].shape != [.fixed(inputDim), .fixed(outputDim)] {
+            throw ShapeError(layer: layer, "table of shape \(ins[1].kerasDescription) is not (\(inputDim), \(outputDim))")
+        }
+        return .f32(x.shape + [.fixed(outputDim)])
+    case .concatenate(let axis):
+        guard ins.count >= 2 else { throw ShapeError(layer: layer, "needs at least 2 inputs, got \(ins.count)") }
+        let r = x.rank
+        let ax = axis < 0 ? r + axis : axis
+        guard ax >= 1 && ax < r else { throw ShapeError(layer: layer, "axis \(axis) is out of range for inputs of rank \(r)") }
+        var total = 0
+        for t in ins {
+            var a = t.shape, b = x.shape
+            guard t.rank == r else {
+                throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) have different ranks")
+            }
+            a[ax] = .fixed(0); b[ax] = .fixed(0)
+            if a != b {
+                throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) differ outside the concatenation axis \(axis)")
+            }
+            total += t.shape[ax].factor
+        }
+        var out = x.shape; out[ax] = .fixed(total)
+        return .f32(out)
+    case .add:
+        guard ins.count >= 2 else { throw ShapeError(layer: layer, "needs at least 2 inputs, got \(ins.count)") }
+        var shape = x.shape
+        for t in ins.dropFirst() {
+            guard let s = broadcastShapes(shape, t.shape) else {
+                throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) have different shapes")
+            }
+            shape = s
+        }
+        return .f32(shape)
+    }
+}
+
+public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -> [TensorType] {
+    func fail(_ msg: String) -> ShapeError { ShapeError(layer: layer, "\(op): " + msg) }
+    func bcast(_ a: TensorType, _ b: TensorType) throws -> [Dim] {
+        guard let s = broadcastShapes(a.shape, b.shape) else { throw fail("shapes \(a) and \(b) do not broadcast") }
+        return s
+    }
+    switch op {
+    case .unary:
+        try expectArity(ins, 1...1, layer)
+        return [.f32(ins[0].shape)]
+    case .binary:
+        try expectArity(ins, 2...2, layer)
+        return [.f32(try bcast(ins[0], ins[1]))]
+    case .compare:
+        try expectArity(ins, 2...2, layer)
+        return [TensorType(.bool, try bcast(ins[0], ins[1]))]
+    case .select:
+        try expectArity(ins, 3...3, layer)
+        let s = try bcast(TensorType(.f32, try bcast(ins[0], ins[1])), ins[2])
+        return [TensorType(ins[1].dtype, s)]
+    case .cast(let t):
+        try expectArity(ins, 1...1, layer)
+        return [TensorType(t, ins[0].shape)]
+    case .constant, .batchSize, .iteration:
+        try expectArity(ins, 0...0, layer)
+        return [.f32([])]
+    case let .reduce(_, axes, keepDims):
+        try expectArity(ins, 1...1, layer)
+        let x = ins[0]
+        guard axes.allSatisfy({ $0 >= 0 && $0 < x.rank }), axes == Array(Set(axes)).sorted() else {
+            throw fail("axes \(axes) are not valid for \(x)")
+        }
+        var out: [Dim] = []
+        for (k, d) in x.shape.enumerated() {
+            if axes.contains(k) { if keepDims { out.append(.fixed(1)) } } else { out.append(d) }
+        }
+        return [TensorType(x.dtype, out)]
+    case .reshape(let shape):
+        try expectArity(ins, 1...1, layer)
+        let x = ins[0]
+        let t = TensorType(x.dtype, shape)
+        if t.staticCount != x.staticCount || t.scalesWithBatch != x.scalesWithBatch {
+            throw fail("cannot reshape \(x) to \(t)")
+        }
+        return [t]
+    case .transpose(let perm):
+        try expectArity(ins, 1...1, layer)
+        guard perm.sorted() == Array(0..<ins[0].rank) else { throw fail("\(perm) is not a permutation of \(ins[0])") }
+        return [TensorType(ins[0].dtype, perm.map { ins[0].shape[$0] })]
+    case .broadcast(let shape):
+        try expectArity(ins, 1...1, layer)
+        guard broadcastShapes(ins[0].shape, shape) == shape else { throw fail("cannot broadcast \(ins[0]) to \(shape)") }
+        return [TensorType(ins[0].dtype, shape)]
+    case let .matmul(ta, tb):
+        try expectArity(ins, 2...2, layer)
+        let (a, b) = (ins[0], ins[1])
+        guard a.rank == 2, b.rank == 2 else { throw fail("needs rank-2 operands, got \(a) and \(b)") }
+        let (m, ka) = ta ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+        let (kb, n) = tb ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+        guard ka == kb else { throw fail("inner dimensions of \(a) and \(b) differ") }
+        guard !(m.isBatch && n.isBatch) else { throw fail("both result dimensions scale with the batch") }
+        return [.f32([m, n])]
+    case let .conv2D(win, oh, ow):
+        try expectArity(ins, 2...2, layer)
+        let (x, w) = (ins[0], ins[1])
+        guard x.rank == 4, w.shape.count == 4, x.shape[3] == w.shape[2],
+              w.shape[0] == .fixed(win.kh), w.shape[1] == .fixed(win.kw) else { throw fail("\(x) and filter \(w) do not fit") }
+        return [.f32([x.shape[0], .fixed(oh), .fixed(ow), w.shape[3]])]
+    case let .convBiasAct(win, oh, ow, _):
+        try expectArity(ins, 3...3, layer)
+        let out = try inferPrim(.conv2D(win, outH: oh, outW: ow), Array(ins[0...1]), layer: layer)
+        guard ins[2].shape == [ins[1].shape[3]] else { throw fail("bias \(ins[2]) does not fit filter \(ins[1])") }
+        return out
+    case let .conv2DGradInput(_, h, w):
+        try expectArity(ins, 2...2, layer)
+        return [.f32([ins[0].shape[0], .fixed(h), .fixed(w), ins[1].shape[2]])]
+    case .conv2DGradFilter(let win):
+        try expectArity(ins, 2...2, layer)
+        return [.f32([.fixed(win.kh), .fixed(win.kw), ins[0].shape[3], ins[1].shape[3]])]
+    case let .pool2D(_, _, oh, ow):
+        try expectArity(ins, 1...1, layer)
+        let x = ins[0]
+        guard x.rank == 4 else { throw fail("needs rank 4, got \(x)") }
+        return [.f32([x.shape[0], .fixed(oh), .fixed(ow), x.shape[3]])]
+    case .pool2DGrad:
+        try expectArity(ins, 3...3, layer)
+        return [ins[0]]
+    case .gather:
+        try expectArity(ins, 2...2, layer)
+        guard ins[0].rank == 2, ins[1].dtype == .i32 else { throw fail("needs a (rows, dim) table and int ids, got \(ins[0]) and \(ins[1])") }
+        return [.f32(ins[1].shape + [ins[0].shape[1]])]
+    case .scatterAdd(let rows):
+        try expectArity(ins, 2...2, layer)
+        guard let d = ins[1].shape.last else { throw fail("needs gradients of rank 1 or more") }
+        return [.f32([.fixed(rows), d])]
+    case .concat(let axis):
+        guard let x = ins.first else { throw fail("needs inputs") }
+        var out = x.shape
+        out[axis] = .fixed(ins.reduce(0) { $0 + $1.shape[axis].factor })
+        return [TensorType(x.dtype, out)]
+    case let .slice(axis, start, length):
+        try expectArity(ins, 1...1, layer)
+        guard axis < ins[0].rank, !ins[0].shape[axis].isBatch, start >= 0, start + length <= ins[0].shape[axis].factor else {
+            throw fail("slice out of range of \(ins[0])")
+        }
+        var out = ins[0].shape; out[axis] = .fixed(length)
+        return [TensorType(ins[0].dtype, out)]
+    case .randomUniform:
+        try expectArity(ins, 1...1, layer)
+        return [.f32(ins[0].shape)]
+    case .fused(let e):
+        var shape: [Dim] = []
+        for t in ins {
+            guard let s = broadcastShapes(shape, t.shape) else { throw fail("inputs do not broadcast") }
+            shape = s
+        }
+        return [TensorType(e.resultType(ins.map(\.dtype)), shape)]
+    case .assign:
+        try expectArity(ins, 2...2, layer)
+        guard ins[0].shape == ins[1].shape else { throw fail("assigns \(ins[1]) to \(ins[0])") }
+        return []
+    }
+}
+
+extension FusedExpr {
+    /// Element type of the result.
+    public func resultType(_ args: [DType]) -> DType {
+        switch self {
+        case .arg(let k): return args[k]
+        case .const, .batchSize, .iteration, .unary, .binary: return .f32
+        case .compare: return .bool
+        case let .select(_, a, _): return a.resultType(args)
+        case .cast(let t, _): return t
+        }
+    }
+}

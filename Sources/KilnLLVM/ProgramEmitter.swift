@@ -1,0 +1,137 @@
+import CLLVM
+import KilnIR
+import KilnPasses
+
+/// Emits the entry function of a program: computes where each value lives
+/// (caller arrays, state, arena), then calls the kernels in order.
+final class ProgramEmitter {
+    let m: ModuleBuilder
+    var kernelCache: [LoopKernel: (LLVMValueRef, LLVMTypeRef)] = [:]
+
+    init(_ m: ModuleBuilder) { self.m = m }
+
+    func kernelFunction(_ k: LoopKernel) -> (LLVMValueRef, LLVMTypeRef) {
+        if let f = kernelCache[k] { return f }
+        let saved = LLVMGetInsertBlock(m.b)
+        var e = KernelEmitter(m, k)
+        let f = e.emit(name: "kiln_k\(kernelCache.count)")
+        kernelCache[k] = f
+        if let saved { LLVMPositionBuilderAtEnd(m.b, saved) }
+        return f
+    }
+
+    struct Frame {
+        var arena: LLVMValueRef, state: LLVMValueRef, inputs: LLVMValueRef, n: LLVMValueRef
+        var seed: LLVMValueRef, iteration: LLVMValueRef
+    }
+
+    /// void NAME__predict(ptr arena, ptr state, ptr inputs, ptr outputs, i64 n)
+    func emitPredict(_ p: Program, name: String) {
+        let f = m.function(name, m.void, [m.ptr, m.ptr, m.ptr, m.ptr, m.i64])
+        let entry = LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry")
+        LLVMPositionBuilderAtEnd(m.b, entry)
+        let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
+                          n: LLVMGetParam(f.0, 4), seed: m.constI(0), iteration: m.constI(0))
+        body(p, frame)
+        let outputs = LLVMGetParam(f.0, 3)!
+        for (k, v) in p.outputs.enumerated() {
+            let dst = LLVMBuildLoad2(m.b, m.ptr, m.gep(outputs, m.ptr, m.constI(k)), "")!
+            let t = p.graph.type(v)
+            let bytes = byteCount(t, frame.n)
+            LLVMBuildMemCpy(m.b, dst, 4, address(p, v, frame), 4, bytes)
+        }
+        LLVMBuildRetVoid(m.b)
+    }
+
+    /// float NAME__train(ptr arena, ptr state, ptr inputs, i64 n, ptr info)
+    /// info: { i64 iteration (steps before this one); u64 seed; ... }
+    func emitTrain(_ p: Program, name: String) {
+        let f = m.function(name, m.f32, [m.ptr, m.ptr, m.ptr, m.i64, m.ptr])
+        let entry = LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry")
+        LLVMPositionBuilderAtEnd(m.b, entry)
+        let info = LLVMGetParam(f.0, 4)!
+        let before = LLVMBuildLoad2(m.b, m.i64, info, "")!
+        let iteration = LLVMBuildAdd(m.b, before, m.constI(1), "")!
+        let seed = LLVMBuildLoad2(m.b, m.i64, m.gep(info, m.i64, m.constI(1)), "")!
+        let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
+                          n: LLVMGetParam(f.0, 3), seed: seed, iteration: iteration)
+        body(p, frame)
+        if let r = p.result {
+            LLVMBuildRet(m.b, LLVMBuildLoad2(m.b, m.f32, address(p, r, frame), ""))
+        } else {
+            LLVMBuildRet(m.b, m.constF(0))
+        }
+    }
+
+    func body(_ p: Program, _ frame: Frame) {
+        for step in p.steps {
+            switch step {
+            case let .loop(k, args):
+                let fn = kernelFunction(k)
+                let ptrs = args.map { address(p, $0, frame) }
+                _ = m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration])
+            case let .gemm(a, b, c, ta, tb, mm, nn, kk):
+                emitGemm(p, frame, a: a, b: b, c: c, ta: ta, tb: tb, m: mm, n: nn, k: kk)
+            case .zero(let v):
+                LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame.n), 4)
+            }
+        }
+    }
+
+    func byteCount(_ t: TensorType, _ n: LLVMValueRef) -> LLVMValueRef {
+        let stat = m.constI(t.staticCount * t.dtype.byteSize)
+        return t.scalesWithBatch ? LLVMBuildMul(m.b, stat, n, "")! : stat
+    }
+
+    /// Address of a value's storage.
+    func address(_ p: Program, _ v: Value, _ frame: Frame) -> LLVMValueRef {
+        guard let home = p.homes[v] else { fatalError("value \(v) has no home") }
+        switch home {
+        case .input(let k):
+            return LLVMBuildLoad2(m.b, m.ptr, m.gep(frame.inputs, m.ptr, m.constI(k)), "")!
+        case .state(let off):
+            return m.gep(frame.state, m.i8, m.constI(off))
+        case let .arena(ps, fixed):
+            var off: LLVMValueRef
+            if ps > 0 || p.graph.type(v).scalesWithBatch {
+                off = LLVMBuildMul(m.b, m.constI(ps), frame.n, "")!
+            } else {
+                // Fixed values sit after the per-sample part.
+                off = LLVMBuildAdd(m.b, LLVMBuildMul(m.b, m.constI(p.arenaPerSample), frame.n, ""), m.constI(fixed), "")!
+            }
+            return m.gep(frame.arena, m.i8, off)
+        }
+    }
+
+    /// cblas_sgemm(RowMajor, transA, transB, M, N, K, 1, A, lda, B, ldb, 0, C, ldc)
+    func emitGemm(_ p: Program, _ frame: Frame, a: Value, b: Value, c: Value, ta: Bool, tb: Bool, m mm: KExpr, n nn: KExpr, k kk: KExpr) {
+        let i32 = m.i32
+        let fn = m.function("cblas_sgemm", m.void, [i32, i32, i32, i32, i32, i32, m.f32, m.ptr, i32, m.ptr, i32, m.f32, m.ptr, i32])
+        func ev(_ e: KExpr) -> LLVMValueRef {
+            var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
+            ke.n = frame.n
+            ke.iteration = frame.iteration
+            return LLVMBuildTrunc(m.b, ke.emitInt(e), i32, "")
+        }
+        let (M, N, K) = (ev(mm), ev(nn), ev(kk))
+        let lda = ta ? M : K
+        let ldb = tb ? K : N
+        _ = m.call(fn, [m.constI32(101), m.constI32(ta ? 112 : 111), m.constI32(tb ? 112 : 111), M, N, K, m.constF(1),
+                        address(p, a, frame), lda, address(p, b, frame), ldb, m.constF(0), address(p, c, frame), N])
+    }
+
+    /// const unsigned char NAME[] = { ... }  (the initial state image)
+    func emitBlob(_ image: [UInt8], name: String) {
+        let bytes = image.isEmpty ? [0] : image
+        let ty = LLVMArrayType2(m.i8, UInt64(bytes.count))
+        let g = LLVMAddGlobal(m.module, ty, name)!
+        let s = bytes.withUnsafeBufferPointer { buf in
+            buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(bytes.count, 1)) {
+                LLVMConstStringInContext2(m.ctx, $0, bytes.count, 1)
+            }
+        }
+        LLVMSetInitializer(g, s)
+        LLVMSetGlobalConstant(g, 1)
+        LLVMSetAlignment(g, 64)
+    }
+}

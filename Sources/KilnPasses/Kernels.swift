@@ -1,0 +1,269 @@
+import KilnIR
+
+// The kernel of every primitive: how one node becomes steps of loop kernels
+// (or a BLAS call). Reshape has no kernel: its output aliases its input.
+
+/// Translates an elementwise expression over args into a kernel expression,
+/// given how to load each argument.
+func kexpr(_ e: FusedExpr, _ load: (Int) -> KExpr) -> KExpr {
+    switch e {
+    case .arg(let k): return load(k)
+    case .const(let c): return .real(c)
+    case .batchSize: return .toReal(.n)
+    case .iteration: return .toReal(.iteration)
+    case let .unary(op, a): return .unary(op, kexpr(a, load))
+    case let .binary(op, a, b): return .binary(op, kexpr(a, load), kexpr(b, load))
+    case let .compare(op, a, b): return .compare(op, kexpr(a, load), kexpr(b, load))
+    case let .select(c, a, b): return .select(kexpr(c, load), kexpr(a, load), kexpr(b, load))
+    case let .cast(t, a):
+        let x = kexpr(a, load)
+        return t == .f32 ? .toReal(x) : .toInt(x)
+    }
+}
+
+/// The elementwise expression of a primitive, if it is elementwise.
+public func elementwiseExpr(_ op: PrimOp, arity: Int) -> FusedExpr? {
+    switch op {
+    case .unary(let u): return .unary(u, .arg(0))
+    case .binary(let b): return .binary(b, .arg(0), .arg(1))
+    case .compare(let c): return .compare(c, .arg(0), .arg(1))
+    case .select: return .select(.arg(0), .arg(1), .arg(2))
+    case .cast(let t): return .cast(t, .arg(0))
+    case .constant(let c): return .const(c)
+    case .batchSize: return .batchSize
+    case .iteration: return .iteration
+    case .broadcast: return .arg(0)
+    case .fused(let e): return e
+    default: return nil
+    }
+}
+
+/// Steps for one primitive node of graph g.
+public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
+    guard case .prim(let op) = n.op else { fatalError("kernelSteps: layer op \(n.op) reached codegen; lowering must run first") }
+    let ins = n.inputs.map { g.type($0) }
+    let args = n.inputs + n.outputs
+    let outBuf = n.inputs.count
+    let bufs = ins.map { KBuffer($0.dtype) } + n.outputs.map { KBuffer(g.type($0).dtype, written: true) }
+    func idx(_ k: Int) -> KExpr { .index(k) }
+
+    if let e = elementwiseExpr(op, arity: n.inputs.count) {
+        let out = g.type(n.outputs[0])
+        // Same shape everywhere: one flat loop.
+        if ins.allSatisfy({ $0.shape == out.shape }) {
+            let i = KExpr.index(0)
+            let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)
+            let k = LoopKernel(buffers: bufs, loops: [total], body: kexpr(e) { .load(buffer: $0, at: i) },
+                               output: outBuf, outputIndex: i)
+            return [.loop(k, args: args)]
+        }
+        let r = out.rank
+        let ix = (0..<r).map(idx)
+        let body = kexpr(e) { .load(buffer: $0, at: linearIndex(ins[$0].shape, ix)) }
+        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), body: body,
+                           output: outBuf, outputIndex: linearIndex(out.shape, ix))
+        return [.loop(k, args: args)]
+    }
+
+    switch op {
+    case .reshape:
+        return []
+    case let .reduce(rop, axes, _):
+        let x = ins[0]
+        let kept = (0..<x.rank).filter { !axes.contains($0) }
+        var full = [KExpr](repeating: .int(0), count: x.rank)
+        for (j, a) in kept.enumerated() { full[a] = idx(j) }
+        for (j, a) in axes.enumerated() { full[a] = idx(kept.count + j) }
+        let ext = extents(x.shape)
+        let outShape = kept.map { x.shape[$0] }
+        var count = KExpr.int(1)
+        for a in axes { count = count * ext[a] }
+        let k = LoopKernel(buffers: bufs, loops: kept.map { ext[$0] }, reduceLoops: axes.map { ext[$0] },
+                           reduceOp: rop == .max ? .max : .sum,
+                           body: .load(buffer: 0, at: linearIndex(x.shape, full)),
+                           epilogue: rop == .mean ? .binary(.div, .acc, .toReal(count)) : nil,
+                           output: 1, outputIndex: linearIndex(outShape, (0..<kept.count).map(idx)))
+        return [.loop(k, args: args)]
+    case .transpose(let perm):
+        let out = g.type(n.outputs[0])
+        var src = [KExpr](repeating: .int(0), count: perm.count)
+        for (j, p) in perm.enumerated() { src[p] = idx(j) }
+        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), body: .load(buffer: 0, at: linearIndex(ins[0].shape, src)),
+                           output: 1, outputIndex: linearIndex(out.shape, (0..<perm.count).map(idx)))
+        return [.loop(k, args: args)]
+    case let .matmul(ta, tb):
+        let (a, b) = (ins[0], ins[1])
+        let ea = extents(a.shape), eb = extents(b.shape)
+        let m = ta ? ea[1] : ea[0], kk = ta ? ea[0] : ea[1], nn = tb ? eb[0] : eb[1]
+        return [.gemm(a: n.inputs[0], b: n.inputs[1], c: n.outputs[0], transA: ta, transB: tb, m: m, n: nn, k: kk)]
+    case let .conv2D(win, oh, ow):
+        return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: false, act: nil, bufs: bufs), args: args)]
+    case let .convBiasAct(win, oh, ow, act):
+        return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: true, act: act, bufs: bufs), args: args)]
+    case let .conv2DGradInput(win, h, w):
+        // dx[n,h,w,c] = sum_{i,j,f} dy[n,(h+pt-i)/sh,(w+pl-j)/sw,f] * w[i,j,c,f], where divisible and in range.
+        let dy = ins[0], wt = ins[1]
+        let (oh, ow, c, f) = (dy.shape[1].factor, dy.shape[2].factor, wt.shape[2].factor, wt.shape[3].factor)
+        let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
+        let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
+        let valid = windowValid(th, win.sh, oh, tw, win.sw, ow)
+        let dyAt = linearIndex(dy.shape, [idx(0), yh, yw, idx(6)])
+        let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: dyAt, valid: valid, otherwise: 0),
+                                .load(buffer: 1, at: linearIndex(wt.shape, [idx(4), idx(5), idx(3), idx(6)])))
+        let outShape: [Dim] = [.n, .fixed(h), .fixed(w), .fixed(c)]
+        let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(f)],
+                           body: body, output: 2, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
+        return [.loop(k, args: args)]
+    case .conv2DGradFilter(let win):
+        // dw[i,j,c,f] = sum_{n,oh,ow} x[n, oh*sh+i-pt, ow*sw+j-pl, c] * dy[n,oh,ow,f]
+        let x = ins[0], dy = ins[1]
+        let (h, w) = (x.shape[1].factor, x.shape[2].factor)
+        let xh = idx(5) * .int(win.sh) + idx(0) - .int(win.padTop)
+        let xw = idx(6) * .int(win.sw) + idx(1) - .int(win.padLeft)
+        let valid = inRange(xh, h, xw, w)
+        let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(4), xh, xw, idx(2)]), valid: valid, otherwise: 0),
+                                .load(buffer: 1, at: linearIndex(dy.shape, [idx(4), idx(5), idx(6), idx(3)])))
+        let out = g.type(n.outputs[0])
+        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), reduceLoops: [.n, .int(dy.shape[1].factor), .int(dy.shape[2].factor)],
+                           body: body, output: 2, outputIndex: linearIndex(out.shape, (0..<4).map(idx)))
+        return [.loop(k, args: args)]
+    case let .pool2D(kind, win, oh, ow):
+        let x = ins[0]
+        let (h, w) = (x.shape[1].factor, x.shape[2].factor)
+        let xh = idx(1) * .int(win.sh) + idx(4) - .int(win.padTop)
+        let xw = idx(2) * .int(win.sw) + idx(5) - .int(win.padLeft)
+        let load = KExpr.guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(3)]), valid: inRange(xh, h, xw, w),
+                                     otherwise: kind == .max ? -Float.infinity : 0)
+        let outShape: [Dim] = [.n, .fixed(oh), .fixed(ow), x.shape[3]]
+        let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw)],
+                           reduceOp: kind == .max ? .max : .sum, body: load,
+                           epilogue: kind == .avg ? .binary(.div, .acc, .toReal(poolCount(win, h: h, w: w))) : nil,
+                           output: 1, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
+        return [.loop(k, args: args)]
+    case let .pool2DGrad(kind, win):
+        // dx[n,h,w,c] = sum over windows (oh,ow) holding (h,w) of dy[window] (max: where x == y[window];
+        // avg: divided by the window's valid-cell count).
+        let (x, y) = (ins[0], ins[1])
+        let (h, w) = (x.shape[1].factor, x.shape[2].factor)
+        let (oh, ow) = (y.shape[1].factor, y.shape[2].factor)
+        let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
+        let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
+        let valid = windowValid(th, win.sh, oh, tw, win.sw, ow)
+        let yAt = linearIndex(y.shape, [idx(0), yh, yw, idx(3)])
+        let dyv = KExpr.guardedLoad(buffer: 2, at: yAt, valid: valid, otherwise: 0)
+        let body: KExpr
+        if kind == .max {
+            let hit = KExpr.compare(.eq, .load(buffer: 0, at: linearIndex(x.shape, (0..<4).map(idx))),
+                                    .guardedLoad(buffer: 1, at: yAt, valid: valid, otherwise: .nan))
+            body = .select(hit, dyv, .real(0))
+        } else {
+            let cnt = poolCount(win, h: h, w: w, oh: yh, ow: yw)
+            body = .binary(.div, dyv, .toReal(cnt))
+        }
+        let k = LoopKernel(buffers: bufs, loops: extents(x.shape), reduceLoops: [.int(win.kh), .int(win.kw)],
+                           body: body, output: 3, outputIndex: linearIndex(x.shape, (0..<4).map(idx)))
+        return [.loop(k, args: args)]
+    case .gather:
+        let (table, ids) = (ins[0], ins[1])
+        let (rows, d) = (table.shape[0].factor, table.shape[1].factor)
+        let out = g.type(n.outputs[0])
+        let r = ids.rank
+        let id = KExpr.load(buffer: 1, at: linearIndex(ids.shape, (0..<r).map(idx)))
+        let valid = KExpr.and(.compare(.ge, id, .int(0)), .compare(.lt, id, .int(rows)))
+        let k = LoopKernel(buffers: bufs, loops: extents(out.shape),
+                           body: .guardedLoad(buffer: 0, at: id * .int(d) + idx(r), valid: valid, otherwise: 0),
+                           output: 2, outputIndex: linearIndex(out.shape, (0..<(r + 1)).map(idx)))
+        return [.loop(k, args: args)]
+    case .scatterAdd(let rows):
+        // out[r, d] = sum_p [ids[p] == r] * dy[p, d]
+        let (ids, dy) = (ins[0], ins[1])
+        let d = dy.shape.last!.factor
+        let p: KExpr = ids.scalesWithBatch ? .n * .int(ids.staticCount) : .int(ids.staticCount)
+        let hit = KExpr.compare(.eq, .load(buffer: 0, at: idx(2)), idx(0))
+        let k = LoopKernel(buffers: bufs, loops: [.int(rows), .int(d)], reduceLoops: [p],
+                           body: .select(hit, .load(buffer: 1, at: idx(2) * .int(d) + idx(1)), .real(0)),
+                           output: 2, outputIndex: idx(0) * .int(d) + idx(1))
+        return [.loop(k, args: args)]
+    case .concat(let axis):
+        let out = g.type(n.outputs[0])
+        var steps: [Step] = []
+        var offset = 0
+        for (j, t) in ins.enumerated() {
+            var at = (0..<t.rank).map(idx)
+            at[axis] = at[axis] + .int(offset)
+            let k = LoopKernel(buffers: [KBuffer(t.dtype), KBuffer(out.dtype, written: true)], loops: extents(t.shape),
+                               body: .load(buffer: 0, at: linearIndex(t.shape, (0..<t.rank).map(idx))),
+                               output: 1, outputIndex: linearIndex(out.shape, at))
+            steps.append(.loop(k, args: [n.inputs[j], n.outputs[0]]))
+            offset += t.shape[axis].factor
+        }
+        return steps
+    case let .slice(axis, start, _):
+        let out = g.type(n.outputs[0])
+        var at = (0..<out.rank).map(idx)
+        at[axis] = at[axis] + .int(start)
+        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), body: .load(buffer: 0, at: linearIndex(ins[0].shape, at)),
+                           output: 1, outputIndex: linearIndex(out.shape, (0..<out.rank).map(idx)))
+        return [.loop(k, args: args)]
+    case .randomUniform(let salt):
+        let out = g.type(n.outputs[0])
+        let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)
+        let k = LoopKernel(buffers: bufs, loops: [total], body: .random(salt: salt, at: idx(0)), output: 1, outputIndex: idx(0))
+        return [.loop(k, args: args)]
+    case .assign:
+        let t = ins[1]
+        let k = LoopKernel(buffers: [KBuffer(t.dtype, written: true), KBuffer(t.dtype)], loops: [.int(t.staticCount)],
+                           body: .load(buffer: 1, at: idx(0)), output: 0, outputIndex: idx(0))
+        return [.loop(k, args: n.inputs)]
+    default:
+        fatalError("kernelSteps: no kernel for \(op)")
+    }
+}
+
+
+/// x (N,H,W,C) conv w (kh,kw,C,F) [+ b] [|> act]: loops n, oh, ow, f; reduce i, j, c.
+func convKernel(_ win: Window2D, x: TensorType, w: TensorType, oh: Int, ow: Int, bias: Bool, act: FusedExpr?, bufs: [KBuffer]) -> LoopKernel {
+    let idx = KExpr.index
+    let (h, wd, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
+    let xh = idx(1) * .int(win.sh) + idx(4) - .int(win.padTop)
+    let xw = idx(2) * .int(win.sw) + idx(5) - .int(win.padLeft)
+    let xv: KExpr = win.padTop == 0 && win.padLeft == 0 && (oh - 1) * win.sh + win.kh <= h && (ow - 1) * win.sw + win.kw <= wd
+        ? .load(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(6)]))
+        : .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(6)]), valid: inRange(xh, h, xw, wd), otherwise: 0)
+    let body = KExpr.binary(.mul, xv, .load(buffer: 1, at: linearIndex(w.shape, [idx(4), idx(5), idx(6), idx(3)])))
+    var epi: KExpr? = nil
+    if bias {
+        let pre = KExpr.binary(.add, .acc, .load(buffer: 2, at: idx(3)))
+        epi = act.map { a in kexpr(a) { _ in pre } } ?? pre
+    }
+    let outShape: [Dim] = [.n, .fixed(oh), .fixed(ow), w.shape[3]]
+    return LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(c)],
+                      body: body, epilogue: epi, output: bufs.count - 1, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
+}
+
+func inRange(_ a: KExpr, _ ha: Int, _ b: KExpr, _ hb: Int) -> KExpr {
+    .and(.and(.compare(.ge, a, .int(0)), .compare(.lt, a, .int(ha))),
+         .and(.compare(.ge, b, .int(0)), .compare(.lt, b, .int(hb))))
+}
+
+/// t = out*stride exactly, for an out in [0, limit), along both axes.
+func windowValid(_ th: KExpr, _ sh: Int, _ oh: Int, _ tw: KExpr, _ sw: Int, _ ow: Int) -> KExpr {
+    func one(_ t: KExpr, _ s: Int, _ o: Int) -> KExpr {
+        var v = KExpr.and(.compare(.ge, t, .int(0)), .compare(.lt, t, .int(o * s)))
+        if s != 1 { v = .and(v, .compare(.eq, .imod(t, .int(s)), .int(0))) }
+        return v
+    }
+    return .and(one(th, sh, oh), one(tw, sw, ow))
+}
+
+/// Number of input cells of the pooling window at (oh, ow) inside the input.
+func poolCount(_ win: Window2D, h: Int, w: Int, oh: KExpr = .index(1), ow: KExpr = .index(2)) -> KExpr {
+    func along(_ o: KExpr, _ s: Int, _ pad: Int, _ k: Int, _ size: Int) -> KExpr {
+        let lo = o * .int(s) - .int(pad)
+        let hi = lo + .int(k)
+        let clo = KExpr.select(.compare(.lt, lo, .int(0)), .int(0), lo)
+        let chi = KExpr.select(.compare(.gt, hi, .int(size)), .int(size), hi)
+        return chi - clo
+    }
+    return along(oh, win.sh, win.padTop, win.kh, h) * along(ow, win.sw, win.padLeft, win.kw, w)
+}

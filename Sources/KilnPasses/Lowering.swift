@@ -1,0 +1,155 @@
+import KilnIR
+
+/// Lowers layer ops to primitive ops. In training mode Dropout draws its
+/// mask; in inference it is the identity.
+public func lowerLayers(training: Bool) -> Pass {
+    Pass("lower") { g in
+        var r = GraphRebuilder(g)
+        var salt = 0
+        return try r.run { r, n in
+            guard case .layer(let op) = n.op else { return try r.copy(n) }
+            var b = PrimBuilder(graph: r.new, layer: n.layer)
+            let ins = n.inputs.map { r[$0] }
+            let out = try b.lower(op, ins, training: training, salt: &salt)
+            r.new = b.graph
+            return [out]
+        }
+    }
+}
+
+/// Appends primitives to a graph on behalf of one layer.
+public struct PrimBuilder {
+    public var graph: Graph
+    public var layer: String
+    public init(graph: Graph, layer: String) { self.graph = graph; self.layer = layer }
+
+    public func type(_ v: Value) -> TensorType { graph.type(v) }
+    public mutating func p(_ op: PrimOp, _ ins: Value...) throws -> Value {
+        try graph.add(.prim(op), ins, layer: layer)[0]
+    }
+    public mutating func const(_ c: Float) throws -> Value { try p(.constant(c)) }
+    public mutating func unary(_ u: UnaryOp, _ x: Value) throws -> Value { try p(.unary(u), x) }
+    public mutating func binary(_ o: BinaryOp, _ a: Value, _ b: Value) throws -> Value { try p(.binary(o), a, b) }
+    public mutating func add(_ a: Value, _ b: Value) throws -> Value { try binary(.add, a, b) }
+    public mutating func sub(_ a: Value, _ b: Value) throws -> Value { try binary(.sub, a, b) }
+    public mutating func mul(_ a: Value, _ b: Value) throws -> Value { try binary(.mul, a, b) }
+    public mutating func div(_ a: Value, _ b: Value) throws -> Value { try binary(.div, a, b) }
+    public mutating func mul(_ a: Value, _ c: Float) throws -> Value { try mul(a, try const(c)) }
+    public mutating func add(_ a: Value, _ c: Float) throws -> Value { try add(a, try const(c)) }
+    public mutating func reshape(_ x: Value, _ shape: [Dim]) throws -> Value {
+        type(x).shape == shape ? x : try p(.reshape(shape), x)
+    }
+    public mutating func reduce(_ op: ReduceOp, _ x: Value, axes: [Int], keepDims: Bool = false) throws -> Value {
+        try p(.reduce(op, axes: axes, keepDims: keepDims), x)
+    }
+    public mutating func select(_ c: Value, _ a: Value, _ b: Value) throws -> Value { try p(.select, c, a, b) }
+    public mutating func compare(_ op: CompareOp, _ a: Value, _ b: Value) throws -> Value { try p(.compare(op), a, b) }
+    public mutating func cast(_ x: Value, _ t: DType) throws -> Value { type(x).dtype == t ? x : try p(.cast(t), x) }
+
+    /// Sums a gradient over the dimensions that broadcasting added, back to `shape`.
+    public mutating func sumTo(_ x: Value, _ shape: [Dim]) throws -> Value {
+        let xs = type(x).shape
+        if xs == shape { return x }
+        let lead = xs.count - shape.count
+        var axes = Array(0..<lead)
+        for (k, d) in shape.enumerated() where d == .fixed(1) && xs[k + lead] != .fixed(1) { axes.append(k + lead) }
+        let s = axes.isEmpty ? x : try reduce(.sum, x, axes: axes)
+        return try reshape(s, shape)
+    }
+
+    /// An activation applied elementwise (softmax and log_softmax on the last axis).
+    public mutating func activation(_ a: Activation, _ x: Value, alpha: Float = 0) throws -> Value {
+        switch a {
+        case .linear: return x
+        case .relu:
+            if alpha != 0 { return try activation(.leakyRelu, x, alpha: alpha) }
+            return try unary(.relu, x)
+        case .sigmoid: return try unary(.sigmoid, x)
+        case .tanh: return try unary(.tanh, x)
+        case .exponential: return try unary(.exp, x)
+        case .softplus: return try unary(.softplus, x)
+        case .softsign: return try div(x, try add(try unary(.abs, x), 1))
+        case .swish: return try mul(x, try unary(.sigmoid, x))
+        case .elu:
+            let neg = try mul(try add(try unary(.exp, x), -1), alpha == 0 ? 1 : alpha)
+            return try select(try compare(.gt, x, try const(0)), x, neg)
+        case .selu:
+            let (al, scale): (Float, Float) = (1.6732632423543772, 1.0507009873554805)
+            let neg = try mul(try add(try unary(.exp, x), -1), al)
+            return try mul(try select(try compare(.gt, x, try const(0)), x, neg), scale)
+        case .gelu:
+            let e = try unary(.erf, try mul(x, Float(1.0 / 2.0.squareRoot())))
+            return try mul(try mul(x, try add(e, 1)), 0.5)
+        case .hardSigmoid:
+            return try binary(.min, try unary(.relu, try add(try mul(x, Float(1.0 / 6.0)), 0.5)), try const(1))
+        case .hardSilu:
+            return try mul(x, try activation(.hardSigmoid, x))
+        case .leakyRelu:
+            let slope = alpha == 0 ? 0.2 : alpha
+            return try select(try compare(.ge, x, try const(0)), x, try mul(x, slope))
+        case .relu6:
+            return try binary(.min, try unary(.relu, x), try const(6))
+        case .mish:
+            return try mul(x, try unary(.tanh, try unary(.softplus, x)))
+        case .softmax, .logSoftmax:
+            let last = type(x).rank - 1
+            let m = try reduce(.max, x, axes: [last], keepDims: true)
+            let shifted = try sub(x, m)
+            let e = try unary(.exp, shifted)
+            let s = try reduce(.sum, e, axes: [last], keepDims: true)
+            return a == .softmax ? try div(e, s) : try sub(shifted, try unary(.log, s))
+        }
+    }
+
+    /// Lowers one layer op.
+    mutating func lower(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> Value {
+        let x = ins[0]
+        let xt = type(x)
+        switch op {
+        case let .dense(units, act, useBias):
+            let inDim = xt.shape.last!.factor
+            let rows = xt.shape.dropLast().reduce(Dim.fixed(1)) { acc, d in
+                acc.isBatch || d.isBatch ? .batch(acc.factor * d.factor) : .fixed(acc.factor * d.factor)
+            }
+            let x2 = try reshape(x, [rows, .fixed(inDim)])
+            var y = try reshape(try p(.matmul(transA: false, transB: false), x2, ins[1]), Array(xt.shape.dropLast()) + [.fixed(units)])
+            if useBias { y = try add(y, ins[2]) }
+            return try activation(act, y)
+        case let .conv2D(_, kernel, strides, padding, act, useBias):
+            let (oh, pt) = Window2D.outSize(xt.shape[1].factor, kernel: kernel[0], stride: strides[0], padding: padding)
+            let (ow, pl) = Window2D.outSize(xt.shape[2].factor, kernel: kernel[1], stride: strides[1], padding: padding)
+            let win = Window2D(kh: kernel[0], kw: kernel[1], sh: strides[0], sw: strides[1], padTop: pt, padLeft: pl)
+            var y = try p(.conv2D(win, outH: oh, outW: ow), x, ins[1])
+            if useBias { y = try add(y, ins[2]) }
+            return try activation(act, y)
+        case let .maxPool2D(pool, strides, padding), let .avgPool2D(pool, strides, padding):
+            let kind: PoolKind = { if case .maxPool2D = op { return .max } else { return .avg } }()
+            let (oh, pt) = Window2D.outSize(xt.shape[1].factor, kernel: pool[0], stride: strides[0], padding: padding)
+            let (ow, pl) = Window2D.outSize(xt.shape[2].factor, kernel: pool[1], stride: strides[1], padding: padding)
+            let win = Window2D(kh: pool[0], kw: pool[1], sh: strides[0], sw: strides[1], padTop: pt, padLeft: pl)
+            return try p(.pool2D(kind, win, outH: oh, outW: ow), x)
+        case .globalAvgPool2D:
+            return try reduce(.mean, x, axes: [1, 2])
+        case .flatten, .reshape:
+            let out = try inferLayer(op, [xt], layer: layer)
+            return try reshape(x, out.shape)
+        case .dropout(let rate):
+            guard training, rate > 0 else { return x }
+            salt += 1
+            let u = try p(.randomUniform(salt: salt), x)
+            let keep = try cast(try compare(.ge, u, try const(rate)), .f32)
+            return try mul(try mul(x, keep), 1 / (1 - rate))
+        case let .activation(a, alpha):
+            return try activation(a, x, alpha: alpha)
+        case .embedding:
+            return try p(.gather, ins[1], try cast(x, .i32))
+        case .concatenate(let axis):
+            let ax = axis < 0 ? xt.rank + axis : axis
+            return try graph.add(.prim(.concat(axis: ax)), ins, layer: layer)[0]
+        case .add:
+            var acc = x
+            for v in ins.dropFirst() { acc = try add(acc, v) }
+            return acc
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import KilnIR
+
+/// A pass: a name (for --print-after) and a function Graph -> Graph.
+public struct Pass: Sendable {
+    public var name: String
+    public var run: @Sendable (Graph) throws -> Graph
+    public init(_ name: String, _ run: @escaping @Sendable (Graph) throws -> Graph) { self.name = name; self.run = run }
+}
+
+/// Rebuilds a graph node by node: inputs and params are carried over, and
+/// each old node is handed to `rewrite`, which appends its replacement to the
+/// new graph and returns the new values standing for the old outputs.
+public struct GraphRebuilder {
+    public var old: Graph
+    public var new: Graph
+    public var map: [Value: Value] = [:]
+
+    public init(_ g: Graph) {
+        old = g
+        new = Graph(name: g.name)
+        for (v, name) in zip(g.inputs, g.inputNames) { map[v] = new.addInput(name, g.type(v)) }
+        for p in g.params {
+            map[p.value] = new.addParam(p.name, p.type, initial: p.initial, trainable: p.trainable, role: p.role)
+        }
+    }
+
+    public subscript(v: Value) -> Value { map[v]! }
+
+    public mutating func run(_ rewrite: (inout GraphRebuilder, Node) throws -> [Value]) throws -> Graph {
+        for n in old.nodes {
+            let outs = try rewrite(&self, n)
+            for (o, v) in zip(n.outputs, outs) { map[o] = v }
+        }
+        for (v, name) in zip(old.outputs, old.outputNames) { new.addOutput(map[v]!, name: name) }
+        return new
+    }
+
+    /// Copies a node unchanged (inputs remapped).
+    public mutating func copy(_ n: Node) throws -> [Value] {
+        try new.add(n.op, n.inputs.map { map[$0]! }, layer: n.layer)
+    }
+}

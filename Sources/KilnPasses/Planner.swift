@@ -1,0 +1,81 @@
+import KilnIR
+
+/// Turns a primitive graph into steps and plans memory: inputs stay in the
+/// caller's arrays, parameters in the state block, everything else in one
+/// arena whose offsets are fixed now, scaled by N at run time.
+public func schedule(_ g: Graph, result: Value? = nil) throws -> Program {
+    var steps: [Step] = []
+    var alias: [Value: Value] = [:]
+    for n in g.nodes {
+        if case .prim(.reshape) = n.op {
+            alias[n.outputs[0]] = alias[n.inputs[0]] ?? n.inputs[0]
+            continue
+        }
+        if case .layer = n.op {
+            throw ShapeError(layer: n.layer, "layer op \(n.op) was not lowered")
+        }
+        steps.append(contentsOf: kernelSteps(n, in: g))
+    }
+    func root(_ v: Value) -> Value { alias[v] ?? v }
+    steps = steps.map { remap($0, root) }
+
+    var homes: [Value: Home] = [:]
+    for (k, v) in g.inputs.enumerated() { homes[v] = .input(k) }
+    var stateOffset = 0
+    for p in g.params {
+        homes[p.value] = .state(stateOffset)
+        stateOffset += align(p.type.staticCount * p.type.dtype.byteSize)
+    }
+
+    // Liveness over steps, for values that need arena memory.
+    var first: [Value: Int] = [:], last: [Value: Int] = [:]
+    for (i, s) in steps.enumerated() {
+        for v in s.writes where homes[v] == nil { if first[v] == nil { first[v] = i }; last[v] = max(last[v] ?? i, i) }
+        for v in s.reads where homes[v] == nil { last[v] = max(last[v] ?? i, i) }
+    }
+    let end = steps.count
+    for v in g.outputs.map(root) + (result.map { [root($0)] } ?? []) where homes[v] == nil {
+        if first[v] == nil { first[v] = 0 }
+        last[v] = end
+    }
+
+    // First-fit over live intervals, per pool (per-sample and fixed).
+    struct Block { var offset: Int; var size: Int; var from: Int; var to: Int }
+    var pools: [Bool: [Block]] = [true: [], false: []]
+    var perSampleTotal = 0, fixedTotal = 0
+    var offsets: [Value: (Bool, Int)] = [:]
+    for v in first.keys.sorted(by: { (first[$0]!, $0.id) < (first[$1]!, $1.id) }) {
+        let t = g.type(v)
+        let scaled = t.scalesWithBatch
+        let size = align(t.staticCount * t.dtype.byteSize)
+        let (from, to) = (first[v]!, last[v]!)
+        let busy = pools[scaled]!.filter { $0.from <= to && from <= $0.to }.sorted { $0.offset < $1.offset }
+        var offset = 0
+        for b in busy where offset + size > b.offset && b.offset + b.size > offset { offset = max(offset, b.offset + b.size) }
+        pools[scaled]!.append(Block(offset: offset, size: size, from: from, to: to))
+        offsets[v] = (scaled, offset)
+        if scaled { perSampleTotal = max(perSampleTotal, offset + size) } else { fixedTotal = max(fixedTotal, offset + size) }
+    }
+    for (v, (scaled, off)) in offsets { homes[v] = scaled ? .arena(perSample: off, fixed: 0) : .arena(perSample: 0, fixed: off) }
+    for (a, r) in alias { homes[a] = homes[r] }
+
+    return Program(name: g.name, graph: g, steps: steps, homes: homes, arenaPerSample: perSampleTotal, arenaFixed: fixedTotal,
+                   outputs: g.outputs.map(root), result: result.map(root))
+}
+
+/// Byte offset of a fixed arena value: after the per-sample part (perSample * N).
+extension Program {
+    public var stateBytes: Int {
+        graph.params.reduce(0) { $0 + align($1.type.staticCount * $1.type.dtype.byteSize) }
+    }
+}
+
+public func align(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+
+private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
+    switch s {
+    case let .loop(k, args): return .loop(k, args: args.map(f))
+    case let .gemm(a, b, c, ta, tb, m, n, k): return .gemm(a: f(a), b: f(b), c: f(c), transA: ta, transB: tb, m: m, n: n, k: k)
+    case .zero(let v): return .zero(f(v))
+    }
+}
