@@ -59,5 +59,6 @@ let package = Package(
         .testTarget(name: "KilnLLVMTests", dependencies: ["Kiln"]),
         .testTarget(name: "KilnKerasTests", dependencies: ["KilnKeras", "Kiln"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnRuntime"]),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,659 @@
+/* kiln_runtime.c: instance life cycle, arenas, weight access, state files and
+ * error strings for compiled Kiln models. See kiln_runtime.h for the rules
+ * every function follows (0 / -1 results, one-sentence errors, where
+ * allocation may happen).
+ *
+ * State file format (version 1), all integers in the writer's byte order
+ * (little-endian on every supported host; a file from a host of the other
+ * order is refused):
+ *
+ *   offset  size  field
+ *        0     8  magic "KILNSTAT"
+ *        8     4  uint32 format version (1)
+ *       12     4  uint32 name length L (bytes, no terminating NUL)
+ *       16     8  int64  state_bytes S
+ *       24     8  int64  iteration (optimizer steps taken)
+ *       32     8  uint64 seed
+ *       40     8  uint64 layout hash (weight names, shapes, offsets, counts)
+ *       48     L  model name
+ *     48+L     S  state block (weights in get_weights() order, then slots)
+ *   48+L+S     8  uint64 checksum of bytes [0, 48+L+S) (see checksum())
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "kiln_runtime.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KILN_ERROR_SIZE 512
+#define KILN_ALIGN 64
+#define STATE_MAGIC "KILNSTAT"
+#define STATE_VERSION 1u
+#define STATE_HEADER_BYTES 48
+
+struct kiln_instance {
+    const kiln_model_desc *d;
+    float *state;                  /* KILN_ALIGN-aligned, d->state_bytes */
+    int64_t iteration;
+    uint64_t seed;
+    float *predict_arena;
+    int64_t predict_cap;           /* rows the predict arena holds */
+    float *train_arena;
+    int64_t train_cap;             /* rows the train arena holds (0: none yet) */
+    int64_t *in_row_bytes;         /* per input; -1 when a free dim makes it unknown */
+    int64_t *out_row_bytes;        /* per output; likewise */
+    int rows_known;                /* every input/output row size is known */
+    const void **io_ptrs;          /* num_inputs + num_outputs scratch pointers */
+    void **out_ptrs;               /* num_outputs scratch pointers */
+    char error[KILN_ERROR_SIZE];
+};
+
+static _Thread_local char tls_error[KILN_ERROR_SIZE];
+
+/* ------------------------------------------------------------------ errors */
+
+static void verror(char *buf, const char *fmt, va_list ap) {
+    vsnprintf(buf, KILN_ERROR_SIZE, fmt, ap);
+}
+
+/* Sets the error of inst, or the thread-local one when inst is NULL. */
+static int fail(kiln_instance *inst, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    verror(inst ? inst->error : tls_error, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void clear_error(kiln_instance *inst) { inst->error[0] = '\0'; }
+
+static const char *model_name(const kiln_instance *inst) {
+    return inst->d->name ? inst->d->name : "(unnamed)";
+}
+
+static const char *input_name(const kiln_model_desc *d, int i) {
+    return d->inputs[i].name ? d->inputs[i].name : "(unnamed)";
+}
+
+static const char *output_name(const kiln_model_desc *d, int i) {
+    return d->outputs[i].name ? d->outputs[i].name : "(unnamed)";
+}
+
+/* ------------------------------------------------------------------ memory */
+
+static void *aligned_zalloc(int64_t bytes) {
+    if (bytes < 0) return NULL;
+    uint64_t size = ((uint64_t)bytes + KILN_ALIGN - 1) / KILN_ALIGN * KILN_ALIGN;
+    if (size == 0) size = KILN_ALIGN;
+    if (size > (uint64_t)SIZE_MAX) return NULL;
+    void *p = aligned_alloc(KILN_ALIGN, (size_t)size);
+    if (p) memset(p, 0, (size_t)size);
+    return p;
+}
+
+/* Bytes of an arena for `rows` rows, or -1 on overflow. */
+static int64_t arena_bytes(int64_t per_sample, int64_t fixed, int64_t rows) {
+    if (per_sample < 0 || fixed < 0 || rows < 0) return -1;
+    if (per_sample > 0 && rows > (INT64_MAX - fixed - KILN_ALIGN) / per_sample) return -1;
+    return per_sample * rows + fixed;
+}
+
+static int64_t default_capacity(int64_t per_sample) {
+    int64_t cap = KILN_DEFAULT_CAPACITY;
+    if (per_sample > 0 && per_sample > KILN_DEFAULT_ARENA_BUDGET / cap) {
+        cap = KILN_DEFAULT_ARENA_BUDGET / per_sample;
+        if (cap < 1) cap = 1;
+    }
+    return cap;
+}
+
+/* Replaces *arena by one holding `rows` rows; leaves it unchanged on error. */
+static int grow_arena(kiln_instance *inst, float **arena, int64_t *cap, int64_t per_sample,
+                      int64_t fixed, int64_t rows, const char *which) {
+    if (rows <= *cap && *arena) return 0;
+    int64_t bytes = arena_bytes(per_sample, fixed, rows);
+    if (bytes < 0) return fail(inst, "the %s arena for %lld rows would overflow 64-bit sizes.", which, (long long)rows);
+    float *p = aligned_zalloc(bytes);
+    if (!p) return fail(inst, "out of memory allocating the %s arena for %lld rows (%lld bytes).", which,
+                        (long long)rows, (long long)bytes);
+    free(*arena);
+    *arena = p;
+    *cap = rows;
+    return 0;
+}
+
+/* Bytes per row of a tensor with n rows: the product of the dims after the
+ * first, times 4 (f32 and i32); -1 when one of them is free. */
+static int64_t row_bytes(const kiln_tensor_desc *t) {
+    if (t->rank < 1 || t->rank > KILN_MAX_RANK) return -1;
+    int64_t b = 4;
+    for (int k = 1; k < t->rank; k++) {
+        if (t->shape[k] < 0) return -1;
+        if (t->shape[k] > 0 && b > INT64_MAX / t->shape[k]) return -1;
+        b *= t->shape[k];
+    }
+    return b;
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+static uint64_t mix64(uint64_t z) {            /* splitmix64 */
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint64_t kiln_step_seed(uint64_t seed, int64_t iteration) {
+    return mix64(mix64(seed) ^ (uint64_t)iteration);
+}
+
+/* FNV-1a style over 64-bit words (then the tail bytes), continuing from h. */
+static uint64_t checksum(uint64_t h, const unsigned char *p, size_t n) {
+    const uint64_t prime = 0x100000001B3ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        h = (h ^ w) * prime;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * prime;
+    return h;
+}
+#define CHECKSUM_START 0xCBF29CE484222325ull
+
+static uint64_t hash_str(uint64_t h, const char *s) {
+    if (!s) s = "";
+    return checksum(h, (const unsigned char *)s, strlen(s) + 1);
+}
+
+static uint64_t hash_i64(uint64_t h, int64_t v) {
+    return checksum(h, (const unsigned char *)&v, sizeof v);
+}
+
+/* Identifies the state layout: two models with the same name and state size
+ * but different weights do not load each other's files. */
+static uint64_t layout_hash(const kiln_model_desc *d) {
+    uint64_t h = hash_str(CHECKSUM_START, d->name);
+    h = hash_i64(h, d->state_bytes);
+    h = hash_i64(h, d->num_weights);
+    for (int i = 0; i < d->num_weights; i++) {
+        const kiln_weight_desc *w = &d->weights[i];
+        h = hash_str(h, w->name);
+        h = hash_i64(h, w->rank);
+        for (int k = 0; k < w->rank && k < KILN_MAX_RANK; k++) h = hash_i64(h, w->shape[k]);
+        h = hash_i64(h, w->offset);
+        h = hash_i64(h, w->count);
+    }
+    return h;
+}
+
+/* -------------------------------------------------------------- life cycle */
+
+static int check_desc(const kiln_model_desc *d) {
+    if (!d) return fail(NULL, "the model description is NULL.");
+    if (d->abi_version != KILN_ABI_VERSION)
+        return fail(NULL, "the model was compiled for Kiln ABI version %d, but this runtime implements version %d.",
+                    (int)d->abi_version, KILN_ABI_VERSION);
+    const char *name = d->name ? d->name : "(unnamed)";
+    if (d->num_inputs < 0 || d->num_outputs < 0 || d->num_weights < 0 || d->state_bytes < 0 ||
+        d->predict_arena_per_sample < 0 || d->predict_arena_fixed < 0 ||
+        d->train_arena_per_sample < 0 || d->train_arena_fixed < 0)
+        return fail(NULL, "the description of model '%s' has a negative count or size.", name);
+    if (!d->predict) return fail(NULL, "model '%s' has no predict function.", name);
+    if ((d->num_inputs > 0 && !d->inputs) || (d->num_outputs > 0 && !d->outputs) ||
+        (d->num_weights > 0 && !d->weights) || (d->state_bytes > 0 && !d->init_state))
+        return fail(NULL, "the description of model '%s' lacks a table it declares.", name);
+    if ((d->train || d->evaluate) && d->num_outputs > 0 && !d->targets)
+        return fail(NULL, "model '%s' can train but declares no targets.", name);
+    for (int i = 0; i < d->num_weights; i++) {
+        const kiln_weight_desc *w = &d->weights[i];
+        if (w->offset < 0 || w->count < 0 || w->offset % 4 != 0 ||
+            w->count > (d->state_bytes - w->offset) / 4)
+            return fail(NULL, "weight %d of model '%s' lies outside its %lld-byte state.", i, name,
+                        (long long)d->state_bytes);
+    }
+    return 0;
+}
+
+kiln_instance *kiln_create(const kiln_model_desc *d) {
+    if (check_desc(d) != 0) return NULL;
+    kiln_instance *inst = calloc(1, sizeof *inst);
+    int nio = d->num_inputs + d->num_outputs;
+    if (!inst) goto oom;
+    inst->d = d;
+    inst->state = aligned_zalloc(d->state_bytes);
+    inst->in_row_bytes = calloc((size_t)d->num_inputs + 1, sizeof(int64_t));
+    inst->out_row_bytes = calloc((size_t)d->num_outputs + 1, sizeof(int64_t));
+    inst->io_ptrs = calloc((size_t)nio + 1, sizeof(void *));
+    inst->out_ptrs = calloc((size_t)d->num_outputs + 1, sizeof(void *));
+    if (!inst->state || !inst->in_row_bytes || !inst->out_row_bytes || !inst->io_ptrs || !inst->out_ptrs)
+        goto oom;
+    if (d->state_bytes > 0) memcpy(inst->state, d->init_state, (size_t)d->state_bytes);
+
+    inst->rows_known = 1;
+    for (int i = 0; i < d->num_inputs; i++) {
+        inst->in_row_bytes[i] = row_bytes(&d->inputs[i]);
+        if (inst->in_row_bytes[i] < 0) inst->rows_known = 0;
+    }
+    for (int i = 0; i < d->num_outputs; i++) {
+        inst->out_row_bytes[i] = row_bytes(&d->outputs[i]);
+        if (inst->out_row_bytes[i] < 0) inst->rows_known = 0;
+    }
+    if (grow_arena(inst, &inst->predict_arena, &inst->predict_cap, d->predict_arena_per_sample,
+                   d->predict_arena_fixed, default_capacity(d->predict_arena_per_sample), "predict") != 0)
+        goto oom;
+    if (d->train || d->evaluate) {
+        if (grow_arena(inst, &inst->train_arena, &inst->train_cap, d->train_arena_per_sample,
+                       d->train_arena_fixed, default_capacity(d->train_arena_per_sample), "training") != 0)
+            goto oom;
+    }
+    return inst;
+oom:
+    if (inst && inst->error[0]) fail(NULL, "%s", inst->error);
+    else fail(NULL, "out of memory creating an instance of model '%s'.", d->name ? d->name : "(unnamed)");
+    kiln_destroy(inst);
+    return NULL;
+}
+
+void kiln_destroy(kiln_instance *inst) {
+    if (!inst) return;
+    free(inst->state);
+    free(inst->predict_arena);
+    free(inst->train_arena);
+    free(inst->in_row_bytes);
+    free(inst->out_row_bytes);
+    free(inst->io_ptrs);
+    free(inst->out_ptrs);
+    free(inst);
+}
+
+int kiln_reserve(kiln_instance *inst, int64_t rows) {
+    if (!inst) return fail(NULL, "kiln_reserve was given a NULL model instance.");
+    clear_error(inst);
+    if (rows < 0) return fail(inst, "cannot reserve a negative number of rows (%lld).", (long long)rows);
+    const kiln_model_desc *d = inst->d;
+    if (rows > inst->predict_cap &&
+        grow_arena(inst, &inst->predict_arena, &inst->predict_cap, d->predict_arena_per_sample,
+                   d->predict_arena_fixed, rows, "predict") != 0)
+        return -1;
+    if ((d->train || d->evaluate) && rows > inst->train_cap &&
+        grow_arena(inst, &inst->train_arena, &inst->train_cap, d->train_arena_per_sample,
+                   d->train_arena_fixed, rows, "training") != 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ calls */
+
+static int check_pointers(kiln_instance *inst, const void *const *p, int count, int64_t n,
+                          const char *what, const kiln_tensor_desc *descs) {
+    if (count == 0) return 0;
+    if (!p) return fail(inst, "the array of %s pointers is NULL (model '%s' has %d).", what, model_name(inst), count);
+    if (n == 0) return 0;
+    for (int i = 0; i < count; i++)
+        if (!p[i])
+            return fail(inst, "%s %d ('%s') of model '%s' is a NULL pointer.", what, i,
+                        descs[i].name ? descs[i].name : "(unnamed)", model_name(inst));
+    return 0;
+}
+
+int kiln_predict(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n) {
+    if (!inst) return fail(NULL, "kiln_predict was given a NULL model instance.");
+    clear_error(inst);
+    const kiln_model_desc *d = inst->d;
+    if (n < 0) return fail(inst, "the number of rows must not be negative (got %lld).", (long long)n);
+    if (check_pointers(inst, inputs, d->num_inputs, n, "input", d->inputs) != 0) return -1;
+    if (check_pointers(inst, (const void *const *)outputs, d->num_outputs, n, "output", d->outputs) != 0)
+        return -1;
+    if (n == 0) return 0;
+    if (!inst->rows_known) {
+        /* A free dimension besides the batch: rows cannot be split. */
+        if (n > inst->predict_cap) {
+            for (int i = 0; i < d->num_inputs; i++)
+                if (inst->in_row_bytes[i] < 0)
+                    return fail(inst, "input '%s' has a free dimension besides the batch, so %lld rows cannot be run in "
+                                "chunks of %lld; call reserve(%lld) first.", input_name(d, i), (long long)n,
+                                (long long)inst->predict_cap, (long long)n);
+            for (int i = 0; i < d->num_outputs; i++)
+                if (inst->out_row_bytes[i] < 0)
+                    return fail(inst, "output '%s' has a free dimension besides the batch, so %lld rows cannot be run in "
+                                "chunks of %lld; call reserve(%lld) first.", output_name(d, i), (long long)n,
+                                (long long)inst->predict_cap, (long long)n);
+        }
+        d->predict(inst->predict_arena, inst->state, inputs, outputs, n);
+        return 0;
+    }
+    for (int64_t done = 0; done < n;) {
+        int64_t rows = n - done < inst->predict_cap ? n - done : inst->predict_cap;
+        for (int i = 0; i < d->num_inputs; i++)
+            inst->io_ptrs[i] = (const char *)inputs[i] + done * inst->in_row_bytes[i];
+        for (int i = 0; i < d->num_outputs; i++)
+            inst->out_ptrs[i] = (char *)outputs[i] + done * inst->out_row_bytes[i];
+        d->predict(inst->predict_arena, inst->state, inst->io_ptrs, inst->out_ptrs, rows);
+        done += rows;
+    }
+    return 0;
+}
+
+/* Shared by train_step and evaluate. */
+static int run_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss,
+                    int update, const char *fname) {
+    if (!inst) return fail(NULL, "%s was given a NULL model instance.", fname);
+    clear_error(inst);
+    const kiln_model_desc *d = inst->d;
+    kiln_train_fn fn = update ? d->train : d->evaluate;
+    if (!fn) return fail(inst, "this library was compiled without a training step (model '%s').", model_name(inst));
+    if (n < 1) return fail(inst, "a training batch needs at least 1 row (got %lld).", (long long)n);
+    if (check_pointers(inst, x, d->num_inputs, n, "input", d->inputs) != 0) return -1;
+    if (check_pointers(inst, y, d->num_outputs, n, "target", d->targets) != 0) return -1;
+    if (n > inst->train_cap &&
+        grow_arena(inst, &inst->train_arena, &inst->train_cap, d->train_arena_per_sample, d->train_arena_fixed, n,
+                   "training") != 0)
+        return -1;
+    for (int i = 0; i < d->num_inputs; i++) inst->io_ptrs[i] = x[i];
+    for (int i = 0; i < d->num_outputs; i++) inst->io_ptrs[d->num_inputs + i] = y[i];
+    kiln_step_info info;
+    memset(&info, 0, sizeof info);
+    info.iteration = inst->iteration;
+    info.seed = kiln_step_seed(inst->seed, inst->iteration);
+    float l = fn(inst->train_arena, inst->state, inst->io_ptrs, n, &info);
+    if (update) inst->iteration++;
+    if (loss) *loss = l;
+    return 0;
+}
+
+int kiln_train_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss) {
+    return run_step(inst, x, y, n, loss, 1, "kiln_train_step");
+}
+
+int kiln_evaluate(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss) {
+    return run_step(inst, x, y, n, loss, 0, "kiln_evaluate");
+}
+
+/* ---------------------------------------------------------------- weights */
+
+int64_t kiln_num_weights(const kiln_instance *inst) {
+    if (!inst) {
+        fail(NULL, "kiln_num_weights was given a NULL model instance.");
+        return -1;
+    }
+    return inst->d->num_weights;
+}
+
+static const kiln_weight_desc *weight_at(kiln_instance *inst, int index, int64_t count, const void *buf,
+                                         const char *fname) {
+    const kiln_model_desc *d = inst->d;
+    if (index < 0 || index >= d->num_weights) {
+        fail(inst, "weight index %d is out of range; model '%s' has %d weights.", index, model_name(inst),
+             d->num_weights);
+        return NULL;
+    }
+    const kiln_weight_desc *w = &d->weights[index];
+    const char *wn = w->name ? w->name : "(unnamed)";
+    if (count != w->count) {
+        fail(inst, "weight %d ('%s') has %lld elements, but %s was given %lld.", index, wn, (long long)w->count,
+             fname, (long long)count);
+        return NULL;
+    }
+    if (!buf && count > 0) {
+        fail(inst, "%s was given a NULL buffer for weight %d ('%s').", fname, index, wn);
+        return NULL;
+    }
+    return w;
+}
+
+int kiln_get_weight(kiln_instance *inst, int index, float *dst, int64_t count) {
+    if (!inst) return fail(NULL, "kiln_get_weight was given a NULL model instance.");
+    clear_error(inst);
+    const kiln_weight_desc *w = weight_at(inst, index, count, dst, "get_weight");
+    if (!w) return -1;
+    if (count > 0) memcpy(dst, (const char *)inst->state + w->offset, (size_t)count * 4);
+    return 0;
+}
+
+int kiln_set_weight(kiln_instance *inst, int index, const float *src, int64_t count) {
+    if (!inst) return fail(NULL, "kiln_set_weight was given a NULL model instance.");
+    clear_error(inst);
+    const kiln_weight_desc *w = weight_at(inst, index, count, src, "set_weight");
+    if (!w) return -1;
+    if (count > 0) memmove((char *)inst->state + w->offset, src, (size_t)count * 4);
+    return 0;
+}
+
+/* ------------------------------------------------------------ state files */
+
+static void put32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const unsigned char *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static int write_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t n) {
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) {
+            errno = 0;
+            return -1;
+        }
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+/* Makes the rename durable; failures here are not reported (the file is
+ * already complete under its final name). */
+static void sync_parent_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    if (!slash) dir = strdup(".");
+    else if (slash == path) dir = strdup("/");
+    else dir = strndup(path, (size_t)(slash - path));
+    if (!dir) return;
+    int fd = open(dir, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+int kiln_save_weights(kiln_instance *inst, const char *path) {
+    if (!inst) return fail(NULL, "kiln_save_weights was given a NULL model instance.");
+    clear_error(inst);
+    if (!path || !*path) return fail(inst, "kiln_save_weights needs a file path.");
+    const kiln_model_desc *d = inst->d;
+    const char *name = d->name ? d->name : "";
+    size_t name_len = strlen(name);
+    size_t head_len = STATE_HEADER_BYTES + name_len;
+    unsigned char *head = malloc(head_len);
+    size_t tmp_len = strlen(path) + 32;
+    char *tmp = malloc(tmp_len);
+    if (!head || !tmp) {
+        free(head);
+        free(tmp);
+        return fail(inst, "out of memory saving weights to '%s'.", path);
+    }
+    memcpy(head, STATE_MAGIC, 8);
+    put32(head + 8, STATE_VERSION);
+    put32(head + 12, (uint32_t)name_len);
+    put64(head + 16, (uint64_t)d->state_bytes);
+    put64(head + 24, (uint64_t)inst->iteration);
+    put64(head + 32, inst->seed);
+    put64(head + 40, layout_hash(d));
+    memcpy(head + STATE_HEADER_BYTES, name, name_len);
+    uint64_t sum = checksum(checksum(CHECKSUM_START, head, head_len), (const unsigned char *)inst->state,
+                            (size_t)d->state_bytes);
+    unsigned char tail[8];
+    put64(tail, sum);
+
+    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(head);
+        free(tmp);
+        return fail(inst, "cannot write weights to '%s': %s.", path, strerror(e));
+    }
+    int ok = write_all(fd, head, head_len) == 0 && write_all(fd, inst->state, (size_t)d->state_bytes) == 0 &&
+             write_all(fd, tail, 8) == 0 && fsync(fd) == 0;
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        free(head);
+        free(tmp);
+        return fail(inst, "cannot write weights to '%s': %s.", path, strerror(e));
+    }
+    sync_parent_dir(path);
+    free(head);
+    free(tmp);
+    return 0;
+}
+
+int kiln_load_weights(kiln_instance *inst, const char *path) {
+    if (!inst) return fail(NULL, "kiln_load_weights was given a NULL model instance.");
+    clear_error(inst);
+    if (!path || !*path) return fail(inst, "kiln_load_weights needs a file path.");
+    const kiln_model_desc *d = inst->d;
+    const char *name = d->name ? d->name : "";
+    size_t name_len = strlen(name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(inst, "cannot open weights file '%s': %s.", path, strerror(errno));
+    unsigned char head[STATE_HEADER_BYTES];
+    struct stat st;
+    int rc = -1;
+    unsigned char *buf = NULL;
+    if (fstat(fd, &st) != 0) {
+        fail(inst, "cannot read weights file '%s': %s.", path, strerror(errno));
+        goto done;
+    }
+    if (st.st_size < STATE_HEADER_BYTES + 8 || read_all(fd, head, sizeof head) != 0) {
+        fail(inst, "'%s' is not a Kiln weights file: it is too short (%lld bytes).", path, (long long)st.st_size);
+        goto done;
+    }
+    if (memcmp(head, STATE_MAGIC, 8) != 0) {
+        fail(inst, "'%s' is not a Kiln weights file (its first bytes are not \"" STATE_MAGIC "\").", path);
+        goto done;
+    }
+    uint32_t version = get32(head + 8);
+    if (version != STATE_VERSION) {
+        fail(inst, "'%s' has weights file format %u (or another byte order); this runtime reads format %u.", path,
+             version, STATE_VERSION);
+        goto done;
+    }
+    uint32_t file_name_len = get32(head + 12);
+    int64_t file_state = (int64_t)get64(head + 16);
+    if (file_name_len > 4096 || (off_t)(STATE_HEADER_BYTES + file_name_len) > st.st_size) {
+        fail(inst, "'%s' is corrupted (its model name length is %u).", path, file_name_len);
+        goto done;
+    }
+    char file_name[4097];
+    if (read_all(fd, file_name, file_name_len) != 0) {
+        fail(inst, "cannot read weights file '%s': %s.", path, errno ? strerror(errno) : "unexpected end of file");
+        goto done;
+    }
+    file_name[file_name_len] = '\0';
+    if (file_name_len != name_len || memcmp(file_name, name, name_len) != 0) {
+        fail(inst, "'%s' holds the state of model '%s', not of model '%s'.", path, file_name, name);
+        goto done;
+    }
+    if (file_state != d->state_bytes) {
+        fail(inst, "'%s' holds %lld bytes of state, but model '%s' has %lld.", path, (long long)file_state, name,
+             (long long)d->state_bytes);
+        goto done;
+    }
+    if (get64(head + 40) != layout_hash(d)) {
+        fail(inst, "'%s' was saved by a model '%s' whose weights are laid out differently.", path, name);
+        goto done;
+    }
+    int64_t expected = STATE_HEADER_BYTES + (int64_t)name_len + d->state_bytes + 8;
+    if ((int64_t)st.st_size != expected) {
+        fail(inst, "'%s' is %s (%lld bytes, expected %lld).", path,
+             (int64_t)st.st_size < expected ? "truncated" : "corrupted: it has trailing bytes", (long long)st.st_size,
+             (long long)expected);
+        goto done;
+    }
+    buf = malloc((size_t)d->state_bytes + 8);
+    if (!buf) {
+        fail(inst, "out of memory loading weights from '%s'.", path);
+        goto done;
+    }
+    if (read_all(fd, buf, (size_t)d->state_bytes + 8) != 0) {
+        fail(inst, "cannot read weights file '%s': %s.", path, errno ? strerror(errno) : "unexpected end of file");
+        goto done;
+    }
+    /* Same words as the writer's one pass over header and name: the header
+     * is a whole number of 8-byte words. */
+    uint64_t sum = checksum(CHECKSUM_START, head, sizeof head);
+    sum = checksum(sum, (const unsigned char *)file_name, name_len);
+    sum = checksum(sum, buf, (size_t)d->state_bytes);
+    if (sum != get64(buf + d->state_bytes)) {
+        fail(inst, "'%s' is corrupted (its checksum does not match its contents).", path);
+        goto done;
+    }
+    memcpy(inst->state, buf, (size_t)d->state_bytes);
+    inst->iteration = (int64_t)get64(head + 24);
+    inst->seed = get64(head + 32);
+    rc = 0;
+done:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ misc */
+
+void kiln_set_seed(kiln_instance *inst, uint64_t seed) {
+    if (!inst) {
+        fail(NULL, "kiln_set_seed was given a NULL model instance.");
+        return;
+    }
+    inst->seed = seed;
+}
+
+int64_t kiln_iterations(const kiln_instance *inst) {
+    if (!inst) {
+        fail(NULL, "kiln_iterations was given a NULL model instance.");
+        return -1;
+    }
+    return inst->iteration;
+}
+
+const char *kiln_last_error(const kiln_instance *inst) {
+    return inst ? inst->error : tls_error;
+}

@@ -1,0 +1,99 @@
+/* kiln_runtime.h: the thin C runtime linked into every libNAME.so.
+ *
+ * Every function here has hidden visibility: several compiled models can be
+ * linked into one program, each carrying its own copy of the runtime. The
+ * functions leave the library only through the kiln_api table that
+ * kiln_entry() / NAME_describe() return, and through the NAME_* wrappers
+ * declared in NAME.h.
+ *
+ * Conventions: int results are 0 on success and -1 on error; the error is
+ * then one sentence in kiln_last_error(inst) (a per-instance buffer, "" when
+ * the last call succeeded). With inst == NULL the error goes to a
+ * thread-local buffer that kiln_last_error(NULL) returns (e.g. after
+ * kiln_create fails). Instances share nothing; one instance is used by one
+ * thread at a time.
+ *
+ * Allocation happens only in kiln_create, kiln_reserve, kiln_load_weights
+ * (a read buffer) and, once, in kiln_train_step / kiln_evaluate when a batch
+ * is larger than the training arena reserved so far. kiln_predict never
+ * allocates: it runs the rows in chunks of the reserved capacity.
+ */
+#ifndef KILN_RUNTIME_H
+#define KILN_RUNTIME_H
+#include "kiln_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define KILN_HIDDEN __attribute__((visibility("hidden")))
+#define KILN_EXPORT __attribute__((visibility("default")))
+#else
+#define KILN_HIDDEN
+#define KILN_EXPORT
+#endif
+
+/* Rows the arenas hold after kiln_create, unless one row of the arena would
+ * need more than KILN_DEFAULT_ARENA_BUDGET / KILN_DEFAULT_CAPACITY bytes; the
+ * default capacity is then lowered (to 1 row at least). kiln_reserve raises
+ * it. */
+#define KILN_DEFAULT_CAPACITY 256
+#define KILN_DEFAULT_ARENA_BUDGET ((int64_t)64 << 20)
+
+/* Allocates an instance: state copied from d->init_state, iteration 0,
+ * seed 0, arenas for the default capacity. NULL on error. */
+KILN_HIDDEN kiln_instance *kiln_create(const kiln_model_desc *d);
+KILN_HIDDEN void kiln_destroy(kiln_instance *inst);
+
+/* Forward pass (inference) over n rows; inputs[i] / outputs[j] point to n
+ * rows each. Runs in chunks of the reserved capacity; never allocates. */
+KILN_HIDDEN int kiln_predict(kiln_instance *inst, const void *const *inputs,
+                             void *const *outputs, int64_t n);
+/* Grows the predict and training arenas to hold `rows` rows. */
+KILN_HIDDEN int kiln_reserve(kiln_instance *inst, int64_t rows);
+
+/* One optimizer step on one batch of n rows (x: the inputs, y: one target per
+ * output). *loss receives the batch loss computed before the update; a NaN or
+ * infinite loss is returned as is. A batch larger than the reserved capacity
+ * grows the training arena once (an allocation). */
+KILN_HIDDEN int kiln_train_step(kiln_instance *inst, const void *const *x,
+                                const void *const *y, int64_t n, float *loss);
+/* The loss on one batch, without an update; does not count as a step. */
+KILN_HIDDEN int kiln_evaluate(kiln_instance *inst, const void *const *x,
+                              const void *const *y, int64_t n, float *loss);
+
+/* Weights in Keras get_weights() order; count must equal the weight's
+ * element count (d->weights[index].count). */
+KILN_HIDDEN int64_t kiln_num_weights(const kiln_instance *inst);
+KILN_HIDDEN int kiln_get_weight(kiln_instance *inst, int index, float *dst, int64_t count);
+KILN_HIDDEN int kiln_set_weight(kiln_instance *inst, int index, const float *src, int64_t count);
+
+/* The whole state (weights and optimizer slots), the iteration count and the
+ * seed, in the format described in kiln_runtime.c. Save writes
+ * `path.tmp.<pid>`, fsyncs it and renames it over `path`; load validates the
+ * file completely before it changes anything. */
+KILN_HIDDEN int kiln_save_weights(kiln_instance *inst, const char *path);
+KILN_HIDDEN int kiln_load_weights(kiln_instance *inst, const char *path);
+
+KILN_HIDDEN void kiln_set_seed(kiln_instance *inst, uint64_t seed);
+KILN_HIDDEN int64_t kiln_iterations(const kiln_instance *inst);
+KILN_HIDDEN const char *kiln_last_error(const kiln_instance *inst);
+
+/* The seed train/evaluate receive for a step: splitmix64 of the instance seed
+ * and the iteration. Exposed for tests. */
+KILN_HIDDEN uint64_t kiln_step_seed(uint64_t seed, int64_t iteration);
+
+/* The kiln_api table for a desc, as the generated glue defines it:
+ *   static const kiln_api NAME__api = KILN_API_INIT(&NAME__desc); */
+#define KILN_API_INIT(desc_ptr) {                                           \
+    KILN_ABI_VERSION, (int32_t)sizeof(kiln_api), (desc_ptr),                \
+    kiln_create, kiln_destroy, kiln_predict, kiln_reserve,                  \
+    kiln_train_step, kiln_evaluate, kiln_num_weights,                       \
+    kiln_get_weight, kiln_set_weight, kiln_save_weights, kiln_load_weights, \
+    kiln_set_seed, kiln_iterations, kiln_last_error }
+
+#ifdef __cplusplus
+}
+#endif
+#endif

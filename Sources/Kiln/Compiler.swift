@@ -1,0 +1,132 @@
+import Foundation
+import KilnIR
+import KilnKeras
+import KilnLLVM
+import KilnPasses
+
+/// Options of `kiln compile`.
+public struct CompileOptions {
+    public var name: String?
+    /// Print the graph after these passes (by pass name), to `log`.
+    public var printAfter: Set<String> = []
+    public var printAll = false
+    /// Overrides of the file's compile_config.
+    public var loss: String?
+    public var optimizer: String?
+    public var learningRate: Float?
+    /// Also write NAME.ll (the optimized LLVM IR) beside the library.
+    public var emitLLVM = false
+    public init() {}
+}
+
+/// What `kiln compile` wrote.
+public struct CompiledArtifacts {
+    public var library: String
+    public var header: String
+    public var name: String
+}
+
+/// The compiler's front door: a model in, libNAME.so + NAME.h out.
+public enum Compiler {
+    /// Loads a model file (a Keras 3 `.keras` archive).
+    public static func load(_ path: String) throws -> Model {
+        let spec = try KerasArchive.read(path: path)
+        return try KerasGraphBuilder.build(spec, file: (path as NSString).lastPathComponent)
+    }
+
+    /// The default library name for a model file: its stem, made a C identifier.
+    public static func defaultName(_ path: String) -> String {
+        LibraryGlue.cIdentifier(((path as NSString).lastPathComponent as NSString).deletingPathExtension)
+    }
+
+    /// A name made a C identifier.
+    public static func identifier(_ s: String) -> String { LibraryGlue.cIdentifier(s) }
+
+    /// Compiles a model into DIR/libNAME.so and DIR/NAME.h.
+    @discardableResult
+    public static func compile(_ model: Model, name: String, to outDir: String, options: CompileOptions = CompileOptions(),
+                               log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }) throws -> CompiledArtifacts {
+        var model = model
+        model.graph.name = name
+        if options.loss != nil || options.optimizer != nil || options.learningRate != nil {
+            model.training = try overrideTraining(model, options)
+        }
+        let observe: (String, Graph) -> Void = { pass, g in
+            if options.printAll || options.printAfter.contains(pass) { log("// after \(pass)\n\(g)") }
+        }
+        let predictGraph = try Pipeline.run(Pipeline.predict, model.graph, observe: observe)
+        let predict = try schedule(predictGraph)
+
+        var train: Program? = nil, evaluate: Program? = nil
+        var targets: [GlueTensor] = []
+        var stateParams = predictGraph.params
+        if let cfg = model.training, TrainingBuilder.enabled {
+            let (tg, eg) = try TrainingBuilder.build(model.graph, cfg, observe: observe)
+            train = try schedule(tg.graph, result: tg.loss)
+            evaluate = try schedule(eg.graph, result: eg.loss)
+            targets = tg.targets.map { GlueTensor(name: $0.0, dtype: $0.1.dtype == .i32 ? "i32" : "f32", shape: $0.1.externalShape) }
+            stateParams = tg.graph.params
+        }
+        // One state layout for all programs: the training graph's params (weights, then optimizer slots).
+        let layoutProgram = train ?? predict
+        var image = [UInt8](repeating: 0, count: layoutProgram.stateBytes)
+        var weights: [GlueWeight] = []
+        for p in stateParams {
+            guard case .state(let off)? = layoutProgram.homes[p.value] else { continue }
+            p.initial.withUnsafeBytes { raw in
+                for (i, byte) in raw.enumerated() { image[off + i] = byte }
+            }
+            if p.role == .weight {
+                weights.append(GlueWeight(name: p.name, shape: p.type.externalShape, offset: off, trainable: p.trainable))
+            }
+        }
+        // Predict must agree on where weights live.
+        for p in predictGraph.params {
+            guard case .state(let a)? = predict.homes[p.value],
+                  let q = stateParams.first(where: { $0.name == p.name }), case .state(let b)? = layoutProgram.homes[q.value], a == b else {
+                throw BackendError("internal error: predict and train disagree on where weight \(p.name) lives")
+            }
+        }
+
+        let glue = GlueModel(
+            name: name,
+            inputs: zip(predictGraph.inputs, predictGraph.inputNames).map { v, n in
+                GlueTensor(name: n, dtype: predictGraph.type(v).dtype == .i32 ? "i32" : "f32", shape: predictGraph.type(v).externalShape) },
+            outputs: zip(predictGraph.outputs, predictGraph.outputNames).map { v, n in
+                GlueTensor(name: n, dtype: "f32", shape: predictGraph.type(v).externalShape) },
+            targets: targets, weights: weights, stateBytes: layoutProgram.stateBytes,
+            predictArenaPerSample: predict.arenaPerSample, predictArenaFixed: predict.arenaFixed,
+            trainArenaPerSample: max(train?.arenaPerSample ?? 0, evaluate?.arenaPerSample ?? 0),
+            trainArenaFixed: max(train?.arenaFixed ?? 0, evaluate?.arenaFixed ?? 0),
+            hasTraining: train != nil,
+            loss: model.training?.losses.map(\.name).joined(separator: ",") ?? "",
+            optimizer: model.training?.optimizer.name ?? "")
+
+        let fm = FileManager.default
+        let work = fm.temporaryDirectory.appendingPathComponent("kiln-\(getpid())-\(UUID().uuidString)").path
+        try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(atPath: work) }
+        try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        let obj = work + "/\(name).o"
+        try ObjectEmitter.emit(LibraryPrograms(name: name, predict: predict, train: train, evaluate: evaluate, initialState: image),
+                               to: obj, llvmIR: options.emitLLVM ? outDir + "/\(name).ll" : nil)
+        try LibraryLinker.link(objectPath: obj, glue: glue, runtimeDir: try LibraryLinker.runtimeDirectory(), outDir: outDir)
+        return CompiledArtifacts(library: outDir + "/lib\(name).so", header: outDir + "/\(name).h", name: name)
+    }
+
+    static func overrideTraining(_ model: Model, _ o: CompileOptions) throws -> TrainingConfig {
+        let outputs = model.graph.outputs.count
+        var cfg = model.training ?? TrainingConfig(losses: [], optimizer: .defaults("SGD"))
+        if let l = o.loss {
+            let loss = try KerasCompileConfig.loss(.string(l), file: "--loss")
+            cfg.losses = Array(repeating: loss, count: outputs)
+        }
+        if let name = o.optimizer {
+            let opt = try KerasCompileConfig.optimizer(.string(name), file: "--optimizer")
+            cfg.optimizer = opt
+        }
+        if let lr = o.learningRate { cfg.optimizer.learningRate = lr }
+        if cfg.losses.isEmpty { throw KerasImportError("the model has no loss: pass --loss (e.g. --loss mean_squared_error)") }
+        return cfg
+    }
+}

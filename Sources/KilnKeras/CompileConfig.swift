@@ -1,0 +1,110 @@
+import KilnIR
+
+/// Reads a `.keras` file's compile_config: loss(es), optimizer, metrics.
+public enum KerasCompileConfig {
+    /// Keras loss names and aliases -> canonical function name.
+    public static let lossNames: [String: String] = {
+        var m: [String: String] = [:]
+        let canonical = ["mean_squared_error", "mean_absolute_error", "mean_absolute_percentage_error",
+                         "mean_squared_logarithmic_error", "squared_hinge", "hinge", "categorical_hinge",
+                         "binary_crossentropy", "log_cosh", "categorical_crossentropy",
+                         "sparse_categorical_crossentropy", "kl_divergence", "poisson", "cosine_similarity"]
+        for c in canonical { m[c] = c }
+        let aliases = ["mse": "mean_squared_error", "mae": "mean_absolute_error", "mape": "mean_absolute_percentage_error",
+                       "msle": "mean_squared_logarithmic_error", "logcosh": "log_cosh", "kld": "kl_divergence",
+                       "kullback_leibler_divergence": "kl_divergence",
+                       "MeanSquaredError": "mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
+                       "MeanAbsolutePercentageError": "mean_absolute_percentage_error",
+                       "MeanSquaredLogarithmicError": "mean_squared_logarithmic_error", "SquaredHinge": "squared_hinge",
+                       "Hinge": "hinge", "CategoricalHinge": "categorical_hinge", "BinaryCrossentropy": "binary_crossentropy",
+                       "LogCosh": "log_cosh", "CategoricalCrossentropy": "categorical_crossentropy",
+                       "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy", "KLDivergence": "kl_divergence",
+                       "Poisson": "poisson", "CosineSimilarity": "cosine_similarity"]
+        for (a, c) in aliases { m[a] = c }
+        return m
+    }()
+
+    public static let optimizerNames = ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "Adamax", "Nadam"]
+
+    public static func parse(_ cc: JSON, outputs: Int, file: String) throws -> TrainingConfig? {
+        guard let lossJSON = cc["loss"], !lossJSON.isNull else { return nil }
+        var losses: [LossConfig] = []
+        if let list = lossJSON.array {
+            losses = try list.map { try loss($0, file: file) }
+        } else if let obj = lossJSON.object, lossJSON["class_name"] == nil {
+            losses = try obj.map { try loss($0.1, file: file) }
+        } else {
+            losses = [try loss(lossJSON, file: file)]
+        }
+        if losses.count == 1 && outputs > 1 { losses = Array(repeating: losses[0], count: outputs) }
+        guard losses.count == outputs else {
+            throw KerasImportError("\(file): compile_config has \(losses.count) losses for \(outputs) outputs")
+        }
+        var weights: [Float]? = nil
+        if let lw = cc["loss_weights"]?.array { weights = lw.compactMap(\.float) }
+        guard let opt = cc["optimizer"] else { throw KerasImportError("\(file): compile_config has a loss but no optimizer") }
+        var metrics: [String] = []
+        if let ms = cc["metrics"]?.array { metrics = ms.compactMap { $0.string ?? $0["config"]?["name"]?.string } }
+        return TrainingConfig(losses: losses, lossWeights: weights, optimizer: try optimizer(opt, file: file), metrics: metrics)
+    }
+
+    public static func loss(_ j: JSON, file: String) throws -> LossConfig {
+        let raw = j.string ?? j["class_name"]?.string ?? ""
+        guard let name = lossNames[raw] else {
+            throw KerasImportError("\(file): loss '\(raw)' is not one Kiln supports; supported: \(Set(lossNames.values).sorted().joined(separator: ", "))")
+        }
+        let cfg = j["config"]
+        if let r = cfg?["reduction"]?.string, r != "sum_over_batch_size" {
+            throw KerasImportError("\(file): loss reduction '\(r)' is not supported; Kiln supports 'sum_over_batch_size'")
+        }
+        return LossConfig(name: name, fromLogits: cfg?["from_logits"]?.bool ?? false,
+                          labelSmoothing: cfg?["label_smoothing"]?.float ?? 0)
+    }
+
+    public static func optimizer(_ j: JSON, file: String) throws -> OptimizerConfig {
+        let name = j.string ?? j["class_name"]?.string ?? ""
+        let canonical = optimizerNames.first { $0.lowercased() == name.lowercased() }
+        guard let cls = canonical else {
+            throw KerasImportError("\(file): optimizer '\(name)' is not one Kiln supports; supported: \(optimizerNames.joined(separator: ", "))")
+        }
+        var o = OptimizerConfig.defaults(cls)
+        guard let cfg = j["config"] else { return o }
+        if let lr = cfg["learning_rate"] {
+            guard let v = lr.float else {
+                throw KerasImportError("\(file): optimizer \(cls) uses a learning-rate schedule; Kiln supports a constant learning rate")
+            }
+            o.learningRate = v
+        }
+        if cfg["use_ema"]?.bool == true { throw KerasImportError("\(file): optimizer \(cls) uses EMA, which Kiln does not support") }
+        if let wd = cfg["weight_decay"]?.float, wd != 0 {
+            throw KerasImportError("\(file): optimizer \(cls) uses weight_decay, which Kiln does not support yet")
+        }
+        if let g = cfg["gradient_accumulation_steps"]?.int, g > 1 {
+            throw KerasImportError("\(file): optimizer \(cls) uses gradient accumulation, which Kiln does not support")
+        }
+        for (k, v) in cfg.object ?? [] {
+            if let f = v.float, o.settings[k] != nil { o.settings[k] = f }
+            if let b = v.bool, o.flags[k] != nil { o.flags[k] = b }
+        }
+        o.clipnorm = cfg["clipnorm"]?.float
+        o.clipvalue = cfg["clipvalue"]?.float
+        o.globalClipnorm = cfg["global_clipnorm"]?.float
+        return o
+    }
+}
+
+extension OptimizerConfig {
+    /// Keras 3 defaults for each optimizer.
+    public static func defaults(_ name: String) -> OptimizerConfig {
+        switch name {
+        case "SGD": return OptimizerConfig(name: name, learningRate: 0.01, settings: ["momentum": 0], flags: ["nesterov": false])
+        case "RMSprop": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["rho": 0.9, "momentum": 0, "epsilon": 1e-7], flags: ["centered": false])
+        case "Adagrad": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["initial_accumulator_value": 0.1, "epsilon": 1e-7])
+        case "Adadelta": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["rho": 0.95, "epsilon": 1e-7])
+        case "Adam": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7], flags: ["amsgrad": false])
+        case "Adamax": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7])
+        case "Nadam": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7])
+        default: return OptimizerConfig(name: name, learningRate: 0.01)
+        }
+    }
+}

@@ -1,0 +1,249 @@
+import KilnIR
+
+/// Builds Kiln's layer graph from a Keras model file's spec: a table from
+/// Keras class name to a small function reading that layer's config keys.
+/// Everything is validated here; nothing from the file is executed.
+public enum KerasGraphBuilder {
+    /// Keras classes Kiln imports.
+    public static var supported: [String] { table.keys.sorted() }
+
+    public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
+        var b = Builder(file: file, graph: Graph(name: spec.name))
+        try b.run(spec)
+        let training = try spec.compileConfig.flatMap { try KerasCompileConfig.parse($0, outputs: b.graph.outputs.count, file: file) }
+        return Model(graph: b.graph, layers: b.layers, training: training, isSequential: spec.kind == .sequential)
+    }
+
+    /// What a layer function gets: its config and weights, and the graph to extend.
+    struct Context {
+        var layer: KerasLayerSpec
+        var file: String
+        var config: JSON { layer.config }
+        func fail(_ msg: String) -> KerasImportError {
+            KerasImportError("\(file): layer '\(layer.name)' (\(layer.className)) \(msg)")
+        }
+        func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
+            if let v = config[key]?.int { return v }
+            if let f = fallback { return f }
+            throw fail("has no integer '\(key)' in its config")
+        }
+        func float(_ key: String, _ fallback: Float? = nil) throws -> Float {
+            if let v = config[key]?.float { return v }
+            if let f = fallback { return f }
+            throw fail("has no number '\(key)' in its config")
+        }
+        func pair(_ key: String, _ fallback: [Int]? = nil) throws -> [Int] {
+            if let v = config[key]?.ints { return v.count == 1 ? [v[0], v[0]] : v }
+            if let v = config[key]?.int { return [v, v] }
+            if let f = fallback { return f }
+            throw fail("has no '\(key)' in its config")
+        }
+        func padding() throws -> Padding {
+            guard let p = Padding(rawValue: config["padding"]?.string ?? "valid") else {
+                throw fail("has padding '\(config["padding"]?.string ?? "?")'; Kiln supports 'valid' and 'same'")
+            }
+            return p
+        }
+        func channelsLast() throws {
+            if let f = config["data_format"]?.string, f != "channels_last" {
+                throw fail("uses data_format '\(f)'; Kiln supports 'channels_last'")
+            }
+        }
+        func activation(_ key: String = "activation") throws -> Activation {
+            let raw = config[key]?.string ?? config[key]?["config"]?["name"]?.string ?? config[key]?["class_name"]?.string ?? "linear"
+            let aliases = ["swish": "silu", "hard_swish": "hard_silu"]
+            guard let a = Activation(rawValue: aliases[raw] ?? raw) else {
+                throw fail("uses activation '\(raw)', which Kiln does not know; known: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return a
+        }
+    }
+
+    typealias LayerFn = (Context) throws -> (LayerOp, [String])
+    // Each entry: the layer op and the names of its weights, in Keras order.
+    static let table: [String: LayerFn] = [
+        "Dense": { c in
+            let bias = c.config["use_bias"]?.bool ?? true
+            return (.dense(units: try c.int("units"), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
+        },
+        "Conv2D": { c in
+            try c.channelsLast()
+            if try c.pair("dilation_rate", [1, 1]) != [1, 1] { throw c.fail("uses dilation_rate \(try c.pair("dilation_rate")); Kiln supports dilation 1") }
+            if try c.int("groups", 1) != 1 { throw c.fail("uses groups=\(try c.int("groups")); Kiln supports groups=1") }
+            let bias = c.config["use_bias"]?.bool ?? true
+            return (.conv2D(filters: try c.int("filters"), kernel: try c.pair("kernel_size"), strides: try c.pair("strides", [1, 1]),
+                            padding: try c.padding(), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
+        },
+        "MaxPooling2D": { c in
+            try c.channelsLast()
+            let pool = try c.pair("pool_size", [2, 2])
+            return (.maxPool2D(pool: pool, strides: c.config["strides"]?.isNull == false ? try c.pair("strides") : pool, padding: try c.padding()), [])
+        },
+        "AveragePooling2D": { c in
+            try c.channelsLast()
+            let pool = try c.pair("pool_size", [2, 2])
+            return (.avgPool2D(pool: pool, strides: c.config["strides"]?.isNull == false ? try c.pair("strides") : pool, padding: try c.padding()), [])
+        },
+        "GlobalAveragePooling2D": { c in
+            try c.channelsLast()
+            if c.config["keepdims"]?.bool == true { throw c.fail("uses keepdims=True; Kiln supports keepdims=False") }
+            return (.globalAvgPool2D, [])
+        },
+        "Flatten": { c in try c.channelsLast(); return (.flatten, []) },
+        "Reshape": { c in
+            guard let t = c.config["target_shape"]?.ints else { throw c.fail("has no 'target_shape' list") }
+            return (.reshape(target: t), [])
+        },
+        "Dropout": { c in (.dropout(rate: try c.float("rate")), []) },
+        "Activation": { c in (.activation(try c.activation(), alpha: 0), []) },
+        "ReLU": { c in
+            let slope = try c.float("negative_slope", 0)
+            if c.config["max_value"]?.isNull == false {
+                guard try c.float("max_value") == 6, slope == 0 else { throw c.fail("uses max_value; Kiln supports ReLU(max_value=6) only") }
+                return (.activation(.relu6, alpha: 0), [])
+            }
+            if try c.float("threshold", 0) != 0 { throw c.fail("uses a threshold; Kiln supports threshold=0") }
+            return (slope == 0 ? .activation(.relu, alpha: 0) : .activation(.leakyRelu, alpha: slope), [])
+        },
+        "LeakyReLU": { c in
+            let slope = try c.config["negative_slope"].map { _ in try c.float("negative_slope") } ?? c.float("alpha", 0.3)
+            return (.activation(.leakyRelu, alpha: slope), [])
+        },
+        "ELU": { c in (.activation(.elu, alpha: try c.float("alpha", 1)), []) },
+        "Softmax": { c in
+            if let axis = c.config["axis"]?.int, axis != -1 { throw c.fail("uses axis \(axis); Kiln supports the last axis") }
+            return (.activation(.softmax, alpha: 0), [])
+        },
+        "Embedding": { c in
+            (.embedding(inputDim: try c.int("input_dim"), outputDim: try c.int("output_dim"), maskZero: c.config["mask_zero"]?.bool ?? false),
+             ["embeddings"])
+        },
+        "Concatenate": { c in (.concatenate(axis: try c.int("axis", -1)), []) },
+        "Add": { _ in (.add, []) },
+    ]
+
+    struct Builder {
+        var file: String
+        var graph: Graph
+        var layers: [LayerInfo] = []
+        var tensors: [String: [Value]] = [:]   // "layer:node" -> outputs
+
+        mutating func run(_ spec: KerasModelSpec) throws {
+            var last: Value? = nil
+            var lastName = ""
+            for layer in spec.layers {
+                let c = Context(layer: layer, file: file)
+                if layer.className == "InputLayer" {
+                    let v = try input(c)
+                    tensors["\(layer.name):0"] = [v]
+                    last = v; lastName = layer.name
+                    layers.append(LayerInfo(name: layer.name, className: "InputLayer", outputs: [v], paramCount: 0, trainableCount: 0, inbound: []))
+                    continue
+                }
+                if spec.kind == .sequential {
+                    if last == nil {
+                        // A Sequential model without an InputLayer: its first layer carries batch_shape.
+                        guard let shape = layer.config["batch_shape"]?.intsOrNulls ?? layer.config["batch_input_shape"]?.intsOrNulls else {
+                            throw c.fail("comes first but the model has no input shape")
+                        }
+                        last = try addInput(c, name: "input", shape: shape, dtype: layer.config["dtype"]?.string ?? "float32")
+                        lastName = "input"
+                    }
+                    let out = try apply(c, inputs: [last!], inbound: [lastName])
+                    tensors["\(layer.name):0"] = [out]
+                    last = out; lastName = layer.name
+                } else {
+                    for (k, call) in layer.calls.enumerated() {
+                        if !call.kwargs.isEmpty {
+                            throw c.fail("is called with \(call.kwargs.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
+                        }
+                        let ins = try call.inputs.map { try resolve($0, c) }
+                        let out = try apply(c, inputs: ins, inbound: call.inputs.map(\.layer))
+                        tensors["\(layer.name):\(k)"] = [out]
+                    }
+                }
+            }
+            if spec.kind == .sequential {
+                guard let out = last else { throw KerasImportError("\(file): the model has no layers") }
+                graph.addOutput(out, name: spec.layers.last?.name ?? "output")
+            } else {
+                graph.inputs = []
+                graph.inputNames = []
+                // Model inputs in the order of input_layers.
+                var inputs: [(Value, String)] = []
+                for r in spec.inputs { inputs.append((try resolve(r, nil), r.layer)) }
+                graph.inputs = inputs.map(\.0)
+                graph.inputNames = inputs.map(\.1)
+                for r in spec.outputs { graph.addOutput(try resolve(r, nil), name: r.layer) }
+            }
+        }
+
+        func resolve(_ r: KerasTensorRef, _ c: Context?) throws -> Value {
+            guard let outs = tensors["\(r.layer):\(r.nodeIndex)"], r.tensorIndex < outs.count else {
+                throw KerasImportError("\(file): \(c.map { "layer '\($0.layer.name)' " } ?? "the model ")refers to tensor \(r.layer)[\(r.nodeIndex)][\(r.tensorIndex)], which no earlier layer produces")
+            }
+            return outs[r.tensorIndex]
+        }
+
+        mutating func input(_ c: Context) throws -> Value {
+            guard let shape = c.config["batch_shape"]?.intsOrNulls ?? c.config["batch_input_shape"]?.intsOrNulls else {
+                throw c.fail("has no batch_shape")
+            }
+            let dtype = c.config["dtype"]?.string ?? c.config["dtype"]?["config"]?["name"]?.string ?? "float32"
+            return try addInput(c, name: c.layer.name, shape: shape, dtype: dtype)
+        }
+
+        mutating func addInput(_ c: Context, name: String, shape: [Int?], dtype: String) throws -> Value {
+            guard shape.count >= 2, shape[0] == nil else { throw c.fail("has input shape \(shape); Kiln needs (None, ...) with a batch dimension first") }
+            let dims = try shape.dropFirst().map { d -> Dim in
+                guard let d, d > 0 else {
+                    throw c.fail("has a free dimension in its input shape \(shape.map { $0.map(String.init) ?? "None" }); Kiln needs fixed sizes after the batch dimension for now")
+                }
+                return .fixed(d)
+            }
+            let t: DType
+            switch dtype {
+            case "float32", "float64", "float16", "bfloat16": t = .f32
+            case "int32", "int64", "int16", "int8", "uint8": t = .i32
+            default: throw c.fail("has input dtype '\(dtype)'; Kiln supports float and int inputs")
+            }
+            return graph.addInput(name, TensorType(t, [.n] + dims))
+        }
+
+        mutating func apply(_ c: Context, inputs: [Value], inbound: [String]) throws -> Value {
+            guard let fn = KerasGraphBuilder.table[c.layer.className] else {
+                throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
+            }
+            let (op, weightNames) = try fn(c)
+            let trainable = c.config["trainable"]?.bool ?? true
+            // Weights are created once per layer (shared layers reuse them).
+            var params: [Value] = []
+            var count = 0
+            if let existing = layers.first(where: { $0.name == c.layer.name }) {
+                _ = existing
+                params = graph.params.filter { $0.name.hasPrefix(c.layer.name + "/") }.map(\.value)
+            } else {
+                guard c.layer.weights.count == weightNames.count else {
+                    throw c.fail("has \(c.layer.weights.count) weight arrays in the file; Kiln expects \(weightNames.count) (\(weightNames.joined(separator: ", ")))")
+                }
+                for (w, wname) in zip(c.layer.weights, weightNames) {
+                    let t = TensorType.f32(w.shape.map { .fixed($0) })
+                    guard w.values.count == t.staticCount else { throw c.fail("weight '\(wname)' holds \(w.values.count) values for shape \(w.shape)") }
+                    params.append(graph.addParam("\(c.layer.name)/\(wname)", t, initial: w.values, trainable: trainable))
+                    count += w.values.count
+                }
+            }
+            do {
+                let out = try graph.add(.layer(op), inputs + params, layer: c.layer.name)[0]
+                layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: [out], paramCount: count,
+                                        trainableCount: trainable ? count : 0, inbound: inbound))
+                return out
+            } catch let e as ShapeError {
+                if case .reshape = op {
+                    throw KerasImportError(e.description)
+                }
+                throw KerasImportError(e.description)
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+// A minimal read-only view of an HDF5 file through libhdf5: groups, their
+// children and numeric datasets (converted to Float).
+// The file is opened from memory (core driver with a file image), so nothing
+// is written to disk. libhdf5 is not assumed thread-safe: every call holds a
+// process-wide lock.
+
+@_implementationOnly @preconcurrency import CHDF5
+import Foundation
+
+/// A failure inside the HDF5 reader; the archive reader turns it into a
+/// `KerasImportError` that names the file.
+struct HDF5Failure: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
+}
+
+enum HDF5Lib {
+    static let lock = NSRecursiveLock()
+    nonisolated(unsafe) static var initialized = false
+
+    /// Initializes the library once and turns off its automatic printing of
+    /// error stacks to stderr. Call with `lock` held.
+    static func ensureOpen() {
+        if initialized { return }
+        _ = H5open()
+        _ = H5Eset_auto2(0 /* H5E_DEFAULT */, nil, nil)
+        initialized = true
+    }
+
+    static func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        ensureOpen()
+        return try body()
+    }
+}
+
+final class HDF5File {
+    private var fileID: Int64 = -1
+    /// Keeps the image alive while the file is open (the core driver copies
+    /// it, but holding it costs nothing and is safe either way).
+    private var image: [UInt8]
+
+    /// Opens an HDF5 file image held in memory.
+    init(image: [UInt8]) throws {
+        self.image = image
+        // Check the signature first: libhdf5 would search the whole image
+        // for a superblock at 512, 1024, ... offsets.
+        let sig: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        guard image.count >= 8, Array(image[0..<8]) == sig else {
+            throw HDF5Failure("is not an HDF5 file (bad signature)")
+        }
+        let fid: hid_t = HDF5Lib.withLock {
+            let fapl = H5Pcreate(H5P_CLS_FILE_ACCESS_ID_g)
+            if fapl < 0 { return -1 }
+            defer { H5Pclose(fapl) }
+            if H5Pset_fapl_core(fapl, 1 << 20, false) < 0 { return -1 }
+            let ok = self.image.withUnsafeBytes { raw -> Bool in
+                H5Pset_file_image(fapl, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count) >= 0
+            }
+            if !ok { return -1 }
+            return H5Fopen("model.weights.h5", 0 /* H5F_ACC_RDONLY */, fapl)
+        }
+        if fid < 0 { throw HDF5Failure("is damaged or truncated (libhdf5 cannot open it)") }
+        fileID = fid
+    }
+
+    deinit {
+        if fileID >= 0 {
+            let fid = fileID
+            HDF5Lib.withLock { _ = H5Fclose(fid) }
+        }
+    }
+
+    enum Kind { case group, dataset, other }
+
+    /// The kind of the object at `path` ("a/b/c"), or nil when any component
+    /// is missing.
+    func kind(_ path: String) -> Kind? {
+        HDF5Lib.withLock {
+            var prefix = ""
+            for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
+                prefix = prefix.isEmpty ? String(comp) : prefix + "/" + comp
+                if H5Lexists(fileID, prefix, 0) <= 0 { return nil }
+            }
+            if prefix.isEmpty { return .group }
+            let oid = H5Oopen(fileID, prefix, 0)
+            if oid < 0 { return nil }
+            defer { H5Oclose(oid) }
+            switch H5Iget_type(oid) {
+            case H5I_GROUP: return .group
+            case H5I_DATASET: return .dataset
+            default: return .other
+            }
+        }
+    }
+
+    func exists(_ path: String) -> Bool { kind(path) != nil }
+
+    /// Names of the links in the group at `path`, in HDF5's (alphabetical) order.
+    func children(_ path: String) -> [String] {
+        guard kind(path) == .group else { return [] }
+        return HDF5Lib.withLock {
+            let gid = H5Gopen2(fileID, path.isEmpty ? "/" : path, 0)
+            if gid < 0 { return [] }
+            defer { H5Gclose(gid) }
+            var info = H5G_info_t()
+            if H5Gget_info(gid, &info) < 0 { return [] }
+            var names: [String] = []
+            let n = min(info.nlinks, 1_000_000)
+            for idx in 0..<n {
+                let len = H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, idx, nil, 0, 0)
+                if len < 0 || len > 65536 { continue }
+                var buf = [CChar](repeating: 0, count: Int(len) + 1)
+                let got = H5Lget_name_by_idx(gid, ".", H5_INDEX_NAME, H5_ITER_INC, idx, &buf, buf.count, 0)
+                if got < 0 { continue }
+                names.append(String(decoding: buf.prefix(Int(got)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            return names
+        }
+    }
+
+    /// Reads the numeric dataset at `path`, converted to Float (float32 as
+    /// is, float64 rounded to nearest, integers converted).
+    func readFloats(_ path: String) throws -> (shape: [Int], values: [Float]) {
+        guard kind(path) == .dataset else { throw HDF5Failure("has no dataset '\(path)'") }
+        return try HDF5Lib.withLock { () throws -> (shape: [Int], values: [Float]) in
+            let did = H5Dopen2(fileID, path, 0)
+            if did < 0 { throw HDF5Failure("cannot open dataset '\(path)'") }
+            defer { H5Dclose(did) }
+            let space = H5Dget_space(did)
+            if space < 0 { throw HDF5Failure("cannot read the shape of dataset '\(path)'") }
+            defer { H5Sclose(space) }
+            let rank = H5Sget_simple_extent_ndims(space)
+            if rank < 0 || rank > 32 { throw HDF5Failure("has a dataset '\(path)' with an unreadable shape") }
+            var dims = [hsize_t](repeating: 0, count: Int(rank))
+            if rank > 0 {
+                if H5Sget_simple_extent_dims(space, &dims, nil) < 0 {
+                    throw HDF5Failure("has a dataset '\(path)' with an unreadable shape")
+                }
+            }
+            var shape: [Int] = []
+            var count = 1
+            for d in dims {
+                guard d <= UInt64(Int32.max) else { throw HDF5Failure("has a dataset '\(path)' that is too large") }
+                shape.append(Int(d))
+                let (c, o) = count.multipliedReportingOverflow(by: Int(d))
+                if o || c > 1 << 32 { throw HDF5Failure("has a dataset '\(path)' that is too large") }
+                count = c
+            }
+            let ftype = H5Dget_type(did)
+            if ftype < 0 { throw HDF5Failure("cannot read the type of dataset '\(path)'") }
+            defer { H5Tclose(ftype) }
+            let cls = H5Tget_class(ftype)
+            let size = H5Tget_size(ftype)
+            guard cls == H5T_FLOAT || cls == H5T_INTEGER else {
+                throw HDF5Failure("has a dataset '\(path)' whose type is not a number")
+            }
+            if count == 0 { return (shape, []) }
+            // A crafted file can declare a huge dataset with no data behind
+            // it; refuse sizes no real (even deflated) file of this size holds.
+            let bytes = count.multipliedReportingOverflow(by: max(size, 1))
+            if bytes.overflow || bytes.partialValue / 1100 > image.count {
+                throw HDF5Failure("has a dataset '\(path)' larger than the file could hold")
+            }
+            if cls == H5T_FLOAT && size == 4 {
+                var out = [Float](repeating: 0, count: count)
+                let rc = out.withUnsafeMutableBytes { H5Dread(did, H5T_NATIVE_FLOAT_g, 0, 0, 0, $0.baseAddress) }
+                if rc < 0 { throw HDF5Failure("cannot read dataset '\(path)' (damaged or truncated)") }
+                return (shape, out)
+            }
+            var tmp = [Double](repeating: 0, count: count)
+            let rc = tmp.withUnsafeMutableBytes { H5Dread(did, H5T_NATIVE_DOUBLE_g, 0, 0, 0, $0.baseAddress) }
+            if rc < 0 { throw HDF5Failure("cannot read dataset '\(path)' (damaged or truncated)") }
+            return (shape, tmp.map { Float($0) })
+        }
+    }
+}

@@ -1,0 +1,19 @@
+import KilnIR
+
+/// Removes nodes whose results nobody uses (assignments to state are kept).
+public let deadCode = Pass("dce") { g in
+    var g = g
+    var live = Set(g.outputs)
+    var keep = [Bool](repeating: false, count: g.nodes.count)
+    for i in g.nodes.indices.reversed() {
+        let n = g.nodes[i]
+        var needed = n.outputs.contains { live.contains($0) }
+        if case .prim(.assign) = n.op { needed = true }
+        if needed {
+            keep[i] = true
+            live.formUnion(n.inputs)
+        }
+    }
+    g.retainNodes(keep)
+    return g
+}

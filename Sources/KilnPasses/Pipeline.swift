@@ -1,0 +1,30 @@
+import KilnIR
+
+/// The pass pipelines, in order. `kiln compile --print-after NAME` prints the
+/// graph after the pass of that name.
+public enum Pipeline {
+    /// Inference: what `NAME__predict` runs.
+    public static let predict: [Pass] = [
+        verify,                     // structural and shape checks on the layer graph
+        lowerLayers(training: false), // layers -> primitives; dropout is the identity
+        fuseConvBiasActivation,     // conv2d + bias |> activation -> one kernel
+        fuseElementwise,            // chains of elementwise ops -> one loop each
+        deadCode,                   // drop what no output needs
+    ]
+
+    /// Runs passes in order, handing each result to `observe` (for --print-after).
+    public static func run(_ passes: [Pass], _ g: Graph, observe: (String, Graph) -> Void = { _, _ in }) throws -> Graph {
+        var g = g
+        for p in passes {
+            g = try p.run(g)
+            observe(p.name, g)
+        }
+        return g
+    }
+}
+
+/// Checks the graph's invariants (topological order, types).
+public let verify = Pass("verify") { g in
+    try g.verify()
+    return g
+}

@@ -1,0 +1,452 @@
+// Loads any library `kiln compile` wrote (libNAME.so) through dlopen and the
+// name-free `kiln_entry` table, and runs it on HostTensors.
+//
+// KilnRuntime has no C module, so the structs of Runtime/kiln_abi.h are read
+// through raw pointers at the offsets below (LP64: x86_64 and aarch64 Linux).
+// CompiledLibraryTests compiles a C program that prints the real offsetof
+// values and compares them with these.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An error from loading or calling a compiled library; the message is one sentence.
+public struct KilnRuntimeError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A model input, output or training target as the library declares it.
+public struct TensorSpec: Sendable, Equatable {
+    public var name: String
+    public var dtype: HostDType
+    /// -1 for the batch (first) dimension and any other free dimension.
+    public var shape: [Int]
+
+    public init(name: String, dtype: HostDType, shape: [Int]) {
+        self.name = name; self.dtype = dtype; self.shape = shape
+    }
+
+    /// Elements per row, or nil when a dimension after the first is free.
+    public var rowElements: Int? {
+        let rest = shape.dropFirst()
+        return rest.contains(where: { $0 < 0 }) ? nil : rest.reduce(1, *)
+    }
+
+    /// The shape as Python prints it, e.g. (-1, 28, 28, 1).
+    public var shapeText: String { formatShape(shape) }
+}
+
+/// One weight in Keras `get_weights()` order.
+public struct WeightSpec: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var trainable: Bool
+
+    public init(name: String, shape: [Int], trainable: Bool) {
+        self.name = name; self.shape = shape; self.trainable = trainable
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+func formatShape(_ shape: [Int]) -> String {
+    shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+}
+
+/// Byte offsets of the kiln_abi.h structs (LP64).
+enum ABI {
+    static let version: Int32 = 1
+    static let maxRank = 8
+
+    enum TensorDesc {   // kiln_tensor_desc
+        static let name = 0, dtype = 8, rank = 12, shape = 16, size = 80
+    }
+    enum WeightDesc {   // kiln_weight_desc
+        static let name = 0, rank = 8, shape = 16, offset = 80, count = 88, trainable = 96, size = 104
+    }
+    enum ModelDesc {    // kiln_model_desc
+        static let abiVersion = 0, name = 8, numInputs = 16, numOutputs = 20, numWeights = 24
+        static let inputs = 32, outputs = 40, targets = 48, weights = 56, stateBytes = 64, initState = 72
+        static let predict = 112, train = 120, evaluate = 128, loss = 136, optimizer = 144, size = 152
+    }
+    enum API {          // kiln_api
+        static let abiVersion = 0, structSize = 4, desc = 8, create = 16, destroy = 24, predict = 32
+        static let reserve = 40, trainStep = 48, evaluate = 56, numWeights = 64, getWeight = 72
+        static let setWeight = 80, saveWeights = 88, loadWeights = 96, setSeed = 104, iterations = 112
+        static let lastError = 120, size = 128
+    }
+}
+
+typealias IOPointers = UnsafePointer<UnsafeRawPointer?>
+typealias OutPointers = UnsafePointer<UnsafeMutableRawPointer?>
+
+/// The runtime functions of one library, from its kiln_api table.
+struct RuntimeFunctions {
+    typealias Create = @convention(c) (UnsafeRawPointer?) -> OpaquePointer?
+    typealias Destroy = @convention(c) (OpaquePointer?) -> Void
+    typealias Predict = @convention(c) (OpaquePointer?, IOPointers?, OutPointers?, Int64) -> Int32
+    typealias Reserve = @convention(c) (OpaquePointer?, Int64) -> Int32
+    typealias Step = @convention(c) (OpaquePointer?, IOPointers?, IOPointers?, Int64, UnsafeMutablePointer<Float>?) -> Int32
+    typealias Count = @convention(c) (OpaquePointer?) -> Int64
+    typealias GetWeight = @convention(c) (OpaquePointer?, Int32, UnsafeMutablePointer<Float>?, Int64) -> Int32
+    typealias SetWeight = @convention(c) (OpaquePointer?, Int32, UnsafePointer<Float>?, Int64) -> Int32
+    typealias PathFn = @convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> Int32
+    typealias SetSeed = @convention(c) (OpaquePointer?, UInt64) -> Void
+    typealias LastError = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>?
+
+    var create: Create, destroy: Destroy, predict: Predict, reserve: Reserve
+    var trainStep: Step, evaluate: Step, numWeights: Count, getWeight: GetWeight, setWeight: SetWeight
+    var saveWeights: PathFn, loadWeights: PathFn, setSeed: SetSeed, iterations: Count, lastError: LastError
+
+    /// nil when a slot of the table is empty.
+    init?(api: UnsafeRawPointer) {
+        func fn<F>(_ offset: Int, _: F.Type) -> F? {
+            guard let p = api.load(fromByteOffset: offset, as: UnsafeRawPointer?.self) else { return nil }
+            return unsafeBitCast(p, to: F.self)
+        }
+        typealias A = ABI.API
+        guard let create = fn(A.create, Create.self), let destroy = fn(A.destroy, Destroy.self),
+              let predict = fn(A.predict, Predict.self), let reserve = fn(A.reserve, Reserve.self),
+              let trainStep = fn(A.trainStep, Step.self), let evaluate = fn(A.evaluate, Step.self),
+              let numWeights = fn(A.numWeights, Count.self), let getWeight = fn(A.getWeight, GetWeight.self),
+              let setWeight = fn(A.setWeight, SetWeight.self), let saveWeights = fn(A.saveWeights, PathFn.self),
+              let loadWeights = fn(A.loadWeights, PathFn.self), let setSeed = fn(A.setSeed, SetSeed.self),
+              let iterations = fn(A.iterations, Count.self), let lastError = fn(A.lastError, LastError.self)
+        else { return nil }
+        self.create = create; self.destroy = destroy; self.predict = predict; self.reserve = reserve
+        self.trainStep = trainStep; self.evaluate = evaluate; self.numWeights = numWeights
+        self.getWeight = getWeight; self.setWeight = setWeight; self.saveWeights = saveWeights
+        self.loadWeights = loadWeights; self.setSeed = setSeed; self.iterations = iterations
+        self.lastError = lastError
+    }
+}
+
+/// Tensor data ready for the library: the declared dtype, rows x rowElements.
+enum PreparedData {
+    case floats([Float])
+    case ints([Int32])
+
+    func withRawPointer<R>(_ body: (UnsafeRawPointer) throws -> R) rethrows -> R {
+        switch self {
+        case .floats(let a): return try a.withUnsafeBytes { try body($0.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!) }
+        case .ints(let a): return try a.withUnsafeBytes { try body($0.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!) }
+        }
+    }
+}
+
+struct Prepared {
+    var data: PreparedData
+    var rows: Int
+    var rowElements: Int
+}
+
+/// Calls body with raw pointers to every array at once.
+func withRawPointers<R>(_ list: [Prepared], _ body: ([UnsafeRawPointer]) throws -> R) throws -> R {
+    func go(_ i: Int, _ acc: [UnsafeRawPointer]) throws -> R {
+        if i == list.count { return try body(acc) }
+        return try list[i].data.withRawPointer { try go(i + 1, acc + [$0]) }
+    }
+    return try go(0, [])
+}
+
+/// One compiled model library (dlopen'd) and one instance of its model.
+///
+/// Not thread-safe: use one CompiledLibrary per thread. Several objects may
+/// load the same file; their instances are independent.
+public final class CompiledLibrary {
+    /// The file this was loaded from.
+    public let path: String
+    public let name: String
+    public let inputs: [TensorSpec]
+    public let outputs: [TensorSpec]
+    /// One per output when the model trains; empty otherwise.
+    public let targets: [TensorSpec]
+    public let weights: [WeightSpec]
+    public let loss: String
+    public let optimizer: String
+    public let canTrain: Bool
+
+    private let handle: UnsafeMutableRawPointer
+    /// The runtime instance and functions (internal for tests).
+    let instance: OpaquePointer
+    let fns: RuntimeFunctions
+
+    /// Loads `path` and creates an instance with the weights it embeds.
+    /// - Throws: ``KilnRuntimeError`` naming the file when it cannot be
+    ///   loaded, has no `kiln_entry`, or was built for another ABI version.
+    public init(path: String) throws {
+        // dlopen searches the library path for names without a slash; a
+        // command-line argument means a file.
+        let file = path.contains("/") ? path : "./" + path
+        if access(file, F_OK) != 0 {
+            throw KilnRuntimeError("cannot load compiled library '\(path)': no such file.")
+        }
+        guard let h = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
+            let why = dlerror().map { String(cString: $0) } ?? "unknown error"
+            throw KilnRuntimeError("cannot load compiled library '\(path)': \(why)")
+        }
+        var ok = false
+        defer { if !ok { dlclose(h) } }
+        guard let sym = dlsym(h, "kiln_entry") else {
+            throw KilnRuntimeError("'\(path)' is not a Kiln model library: it has no kiln_entry function.")
+        }
+        typealias Entry = @convention(c) () -> UnsafeRawPointer?
+        guard let api = unsafeBitCast(sym, to: Entry.self)() else {
+            throw KilnRuntimeError("'\(path)' is not a usable Kiln model library: kiln_entry() returned NULL.")
+        }
+        let apiVersion = api.load(fromByteOffset: ABI.API.abiVersion, as: Int32.self)
+        let apiSize = api.load(fromByteOffset: ABI.API.structSize, as: Int32.self)
+        guard apiVersion == ABI.version, apiSize >= ABI.API.size,
+              let desc = api.load(fromByteOffset: ABI.API.desc, as: UnsafeRawPointer?.self),
+              desc.load(fromByteOffset: ABI.ModelDesc.abiVersion, as: Int32.self) == ABI.version,
+              let fns = RuntimeFunctions(api: api)
+        else {
+            throw KilnRuntimeError("'\(path)' was built for Kiln library ABI version \(apiVersion), but this kiln reads version \(ABI.version); recompile the model with this kiln.")
+        }
+        typealias M = ABI.ModelDesc
+        func string(_ p: UnsafeRawPointer, _ offset: Int) -> String {
+            p.load(fromByteOffset: offset, as: UnsafePointer<CChar>?.self).map { String(cString: $0) } ?? ""
+        }
+        func tensors(_ offset: Int, _ count: Int32) throws -> [TensorSpec] {
+            guard count > 0, let base = desc.load(fromByteOffset: offset, as: UnsafeRawPointer?.self) else { return [] }
+            return try (0..<Int(count)).map { i in
+                let t = base + i * ABI.TensorDesc.size
+                let rank = Int(t.load(fromByteOffset: ABI.TensorDesc.rank, as: Int32.self))
+                let dt = t.load(fromByteOffset: ABI.TensorDesc.dtype, as: Int32.self)
+                guard (0...ABI.maxRank).contains(rank), dt == 0 || dt == 1 else {
+                    throw KilnRuntimeError("'\(path)' has a malformed model description (tensor \(i) has rank \(rank), dtype \(dt)).")
+                }
+                let shape = (0..<rank).map { Int(t.load(fromByteOffset: ABI.TensorDesc.shape + 8 * $0, as: Int64.self)) }
+                return TensorSpec(name: string(t, ABI.TensorDesc.name), dtype: dt == 1 ? .int32 : .float32, shape: shape)
+            }
+        }
+        let numInputs = desc.load(fromByteOffset: M.numInputs, as: Int32.self)
+        let numOutputs = desc.load(fromByteOffset: M.numOutputs, as: Int32.self)
+        let numWeights = desc.load(fromByteOffset: M.numWeights, as: Int32.self)
+        let inputs = try tensors(M.inputs, numInputs)
+        let outputs = try tensors(M.outputs, numOutputs)
+        var weights: [WeightSpec] = []
+        if numWeights > 0, let base = desc.load(fromByteOffset: M.weights, as: UnsafeRawPointer?.self) {
+            for i in 0..<Int(numWeights) {
+                let w = base + i * ABI.WeightDesc.size
+                let rank = min(max(Int(w.load(fromByteOffset: ABI.WeightDesc.rank, as: Int32.self)), 0), ABI.maxRank)
+                let shape = (0..<rank).map { Int(w.load(fromByteOffset: ABI.WeightDesc.shape + 8 * $0, as: Int64.self)) }
+                weights.append(WeightSpec(name: string(w, ABI.WeightDesc.name), shape: shape,
+                                          trainable: w.load(fromByteOffset: ABI.WeightDesc.trainable, as: Int32.self) != 0))
+            }
+        }
+        let canTrain = desc.load(fromByteOffset: M.train, as: UnsafeRawPointer?.self) != nil
+        let targets = canTrain ? try tensors(M.targets, numOutputs) : []
+        guard let inst = fns.create(desc) else {
+            let why = fns.lastError(nil).map { String(cString: $0) } ?? ""
+            throw KilnRuntimeError("cannot create an instance of the model in '\(path)': \(why)")
+        }
+        self.path = path
+        self.name = string(desc, M.name)
+        self.inputs = inputs
+        self.outputs = outputs
+        self.targets = targets
+        self.weights = weights
+        self.loss = string(desc, M.loss)
+        self.optimizer = string(desc, M.optimizer)
+        self.canTrain = canTrain
+        self.handle = h
+        self.instance = inst
+        self.fns = fns
+        ok = true
+    }
+
+    deinit {
+        fns.destroy(instance)
+        dlclose(handle)
+    }
+
+    private var lastError: String {
+        fns.lastError(instance).map { String(cString: $0) } ?? "unknown error"
+    }
+
+    private func check(_ status: Int32) throws {
+        if status != 0 { throw KilnRuntimeError(lastError) }
+    }
+
+    // MARK: - Validation
+
+    /// Checks `t` against `spec` and converts it to the declared dtype.
+    /// A shape matches when it has the spec's rank and every fixed dimension
+    /// equal, or when it differs only by dimensions of size 1 (Keras accepts
+    /// sparse labels of shape (n,) for (n, 1)).
+    func prepare(_ t: HostTensor, _ spec: TensorSpec, role: String) throws -> Prepared {
+        let what = "\(role) '\(spec.name)'"
+        guard let rows = t.shape.first else {
+            throw KilnRuntimeError("\(what) expects shape \(spec.shapeText), found a scalar.")
+        }
+        let want = Array(spec.shape.dropFirst()), have = Array(t.shape.dropFirst())
+        let exact = want.count == have.count && zip(want, have).allSatisfy { $0 < 0 || $0 == $1 }
+        let squeezed = !want.contains(where: { $0 < 0 }) && want.filter { $0 != 1 } == have.filter { $0 != 1 }
+        guard exact || squeezed else {
+            throw KilnRuntimeError("\(what) expects shape \(spec.shapeText), found \(formatShape(t.shape)).")
+        }
+        let rowElements = have.reduce(1, *)
+        switch (spec.dtype, t.dtype) {
+        case (.float32, .float32):
+            return Prepared(data: .floats(t.floats), rows: rows, rowElements: rowElements)
+        case (.float32, .int32):
+            return Prepared(data: .floats(t.ints.map { Float($0) }), rows: rows, rowElements: rowElements)
+        case (.int32, .int32):
+            return Prepared(data: .ints(t.ints), rows: rows, rowElements: rowElements)
+        case (.int32, .float32):
+            var ints = [Int32]()
+            ints.reserveCapacity(t.count)
+            for v in t.floats {
+                guard v.rounded() == v, v >= -2147483648, v < 2147483648 else {
+                    throw KilnRuntimeError("\(what) takes int32 values (e.g. token ids or labels), found float32 values such as \(v) that are not whole numbers.")
+                }
+                ints.append(Int32(v))
+            }
+            return Prepared(data: .ints(ints), rows: rows, rowElements: rowElements)
+        }
+    }
+
+    /// Validates a list of tensors against specs; all must have the same rows.
+    func prepareAll(_ list: [HostTensor], _ specs: [TensorSpec], role: String, plural: String,
+                    rows expected: Int? = nil) throws -> (prepared: [Prepared], rows: Int) {
+        guard list.count == specs.count else {
+            throw KilnRuntimeError("model '\(name)' takes \(specs.count) \(specs.count == 1 ? role : plural), but \(list.count) \(list.count == 1 ? "was" : "were") given.")
+        }
+        let prepared = try zip(list, specs).map { try prepare($0, $1, role: role) }
+        var rows = expected
+        for (p, s) in zip(prepared, specs) {
+            if let r = rows, r != p.rows {
+                throw KilnRuntimeError("\(role) '\(s.name)' has \(p.rows) rows, but the other arrays have \(r); every input and target needs the same number of rows.")
+            }
+            rows = p.rows
+        }
+        return (prepared, rows ?? 0)
+    }
+
+    // MARK: - Running
+
+    /// Runs the forward pass (inference) over every row, `batchSize` rows per call.
+    /// - Returns: one tensor per output, shaped like the output with the batch filled in.
+    public func predict(_ inputs: [HostTensor], batchSize: Int = 256) throws -> [HostTensor] {
+        guard batchSize >= 1 else { throw KilnRuntimeError("the batch size must be at least 1 (got \(batchSize)).") }
+        let (prepared, rows) = try prepareAll(inputs, self.inputs, role: "input", plural: "inputs")
+        let outElems: [Int] = try outputs.map { o in
+            guard let e = o.rowElements else {
+                throw KilnRuntimeError("output '\(o.name)' has shape \(o.shapeText) with a free dimension besides the batch, so its size is not known before running.")
+            }
+            return e
+        }
+        let chunk = min(batchSize, max(rows, 1))
+        try check(fns.reserve(instance, Int64(chunk)))
+        let buffers = outElems.map { UnsafeMutableRawPointer.allocate(byteCount: max(4 * $0 * rows, 4), alignment: 64) }
+        defer { buffers.forEach { $0.deallocate() } }
+        try withRawPointers(prepared) { ins in
+            var inPtrs = [UnsafeRawPointer?](repeating: nil, count: ins.count)
+            var outPtrs = [UnsafeMutableRawPointer?](repeating: nil, count: buffers.count)
+            var done = 0
+            while done < rows {
+                let n = min(chunk, rows - done)
+                for i in ins.indices { inPtrs[i] = ins[i] + 4 * done * prepared[i].rowElements }
+                for j in buffers.indices { outPtrs[j] = buffers[j] + 4 * done * outElems[j] }
+                try check(fns.predict(instance, inPtrs, outPtrs, Int64(n)))
+                done += n
+            }
+        }
+        return outputs.indices.map { j in
+            let shape = [rows] + outputs[j].shape.dropFirst()
+            let count = rows * outElems[j]
+            switch outputs[j].dtype {
+            case .float32:
+                return HostTensor(shape: shape, floats: Array(UnsafeBufferPointer(start: buffers[j].assumingMemoryBound(to: Float.self), count: count)))
+            case .int32:
+                return HostTensor(shape: shape, ints: Array(UnsafeBufferPointer(start: buffers[j].assumingMemoryBound(to: Int32.self), count: count)))
+            }
+        }
+    }
+
+    private func requireTraining() throws {
+        guard canTrain else {
+            throw KilnRuntimeError("'\(path)' was compiled without a training step, so it cannot be trained or evaluated.")
+        }
+    }
+
+    /// One optimizer step on one batch (all rows of x and y).
+    /// - Returns: the batch loss before the update (NaN or infinite as computed).
+    public func trainStep(x: [HostTensor], y: [HostTensor]) throws -> Float {
+        try requireTraining()
+        let (px, rows) = try prepareAll(x, inputs, role: "input", plural: "inputs")
+        let (py, _) = try prepareAll(y, targets, role: "target", plural: "targets", rows: rows)
+        return try step(px, py, rows: rows, update: true)
+    }
+
+    /// The loss on one batch without an update.
+    public func evaluate(x: [HostTensor], y: [HostTensor]) throws -> Float {
+        try requireTraining()
+        let (px, rows) = try prepareAll(x, inputs, role: "input", plural: "inputs")
+        let (py, _) = try prepareAll(y, targets, role: "target", plural: "targets", rows: rows)
+        return try step(px, py, rows: rows, update: false)
+    }
+
+    /// A train or evaluate step on validated data.
+    func step(_ x: [Prepared], _ y: [Prepared], rows: Int, update: Bool) throws -> Float {
+        try requireTraining()
+        guard rows >= 1 else { throw KilnRuntimeError("a training batch needs at least 1 row (got 0).") }
+        var loss: Float = 0
+        try withRawPointers(x) { xs in
+            try withRawPointers(y) { ys in
+                let xp = xs.map { Optional($0) }, yp = ys.map { Optional($0) }
+                try check((update ? fns.trainStep : fns.evaluate)(instance, xp, yp, Int64(rows), &loss))
+            }
+        }
+        return loss
+    }
+
+    // MARK: - Weights and state
+
+    /// The weights in Keras `get_weights()` order.
+    public func getWeights() -> [HostTensor] {
+        weights.enumerated().map { i, w in
+            var a = [Float](repeating: 0, count: w.count)
+            let status = a.withUnsafeMutableBufferPointer { fns.getWeight(instance, Int32(i), $0.baseAddress, Int64(w.count)) }
+            precondition(status == 0, lastError)
+            return HostTensor(shape: w.shape, floats: a)
+        }
+    }
+
+    /// Replaces every weight; `w` in `get_weights()` order with matching shapes.
+    public func setWeights(_ w: [HostTensor]) throws {
+        guard w.count == weights.count else {
+            throw KilnRuntimeError("model '\(name)' has \(weights.count) weights, but \(w.count) were given.")
+        }
+        for (i, (t, spec)) in zip(w, weights).enumerated() where t.shape != spec.shape {
+            throw KilnRuntimeError("weight \(i) ('\(spec.name)') has shape \(formatShape(spec.shape)), but the array given has shape \(formatShape(t.shape)).")
+        }
+        for (i, t) in w.enumerated() {
+            let values = t.dtype == .float32 ? t.floats : t.ints.map { Float($0) }
+            try check(values.withUnsafeBufferPointer { fns.setWeight(instance, Int32(i), $0.baseAddress, Int64(values.count)) })
+        }
+    }
+
+    /// Saves the whole state (weights, optimizer slots, step count, seed); atomic.
+    public func saveWeights(to path: String) throws { try check(fns.saveWeights(instance, path)) }
+
+    /// Loads a file written by ``saveWeights(to:)``; on error nothing changes.
+    public func loadWeights(from path: String) throws { try check(fns.loadWeights(instance, path)) }
+
+    /// The seed of the dropout RNG; each step derives its own from it.
+    public func setSeed(_ s: UInt64) { fns.setSeed(instance, s) }
+
+    /// Optimizer steps taken so far.
+    public var iterations: Int { Int(fns.iterations(instance)) }
+
+    /// Makes predict calls of up to `rows` rows (and train steps up to that
+    /// batch size) run without allocating.
+    public func reserve(rows: Int) throws { try check(fns.reserve(instance, Int64(rows))) }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Foundation
+import Kiln
+import KilnIR
+import KilnRuntime
+
+/// Exit 1 with one clear sentence on a user error.
+struct UserError: Error, CustomStringConvertible { var description: String }
+
+func fail(_ e: Error) -> Never {
+    let text = String(describing: e)
+    FileHandle.standardError.write(("kiln: " + text + "\n").data(using: .utf8)!)
+    exit(1)
+}
+
+struct KilnCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Compile Keras models ahead of time into native shared libraries.",
+        subcommands: [Summary.self, Compile.self, Predict.self, Fit.self, Plot.self])
+}
+
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the Keras-style summary table of a model.")
+    @Argument(help: "A Keras 3 .keras file.") var model: String
+    func run() throws {
+        do {
+            let m = try Compiler.load(model)
+            print(ModelSummary.render(m), terminator: "")
+        } catch { fail(error) }
+    }
+}
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Compile a model into DIR/libNAME.so and DIR/NAME.h.")
+    @Argument(help: "A Keras 3 .keras file.") var model: String
+    @Option(name: .shortAndLong, help: "Output directory.") var output: String
+    @Option(help: "Library name (default: the file's stem, as a C identifier).") var name: String?
+    @Option(help: "Loss, overriding the file's compile_config.") var loss: String?
+    @Option(help: "Optimizer, overriding the file's compile_config.") var optimizer: String?
+    @Option(name: .customLong("learning-rate"), help: "Learning rate, overriding the file's.") var learningRate: Float?
+    @Option(name: .customLong("print-after"), help: "Print the graph after a pass (e.g. lower, fuse-conv, fuse-elementwise, dce; 'all').")
+    var printAfter: [String] = []
+    @Flag(name: .customLong("emit-llvm"), help: "Also write NAME.ll, the optimized LLVM IR.") var emitLLVM = false
+
+    func run() throws {
+        do {
+            let m = try Compiler.load(model)
+            var o = CompileOptions()
+            o.loss = loss; o.optimizer = optimizer; o.learningRate = learningRate
+            o.printAfter = Set(printAfter)
+            o.printAll = printAfter.contains("all")
+            o.emitLLVM = emitLLVM
+            let n = name.map { Compiler.identifier($0) } ?? Compiler.defaultName(model)
+            let a = try Compiler.compile(m, name: n, to: output, options: o) { print($0) }
+            print("wrote \(a.library) and \(a.header)")
+        } catch { fail(error) }
+    }
+}
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a compiled library's forward pass on .npy inputs.")
+    @Argument(help: "A compiled libNAME.so.") var library: String
+    @Option(name: .customLong("input"), help: "An input .npy, one per model input, in order.") var inputs: [String] = []
+    @Option(name: .customLong("output"), help: "An output .npy to write, one per model output.") var outputs: [String] = []
+    @Option(name: .customLong("batch-size"), help: "Rows per call.") var batchSize: Int = 256
+
+    func run() throws {
+        do {
+            let lib = try CompiledLibrary(path: library)
+            guard inputs.count == lib.inputs.count else {
+                throw UserError(description: "the model takes \(lib.inputs.count) input(s) (\(lib.inputs.map(\.name).joined(separator: ", "))), \(inputs.count) --input given")
+            }
+            guard outputs.count == lib.outputs.count else {
+                throw UserError(description: "the model has \(lib.outputs.count) output(s) (\(lib.outputs.map(\.name).joined(separator: ", "))), \(outputs.count) --output given")
+            }
+            let xs = try inputs.map { try NPY.read(path: $0) }
+            let ys = try lib.predict(xs, batchSize: batchSize)
+            for (y, path) in zip(ys, outputs) { try NPY.write(y, path: path) }
+        } catch { fail(error) }
+    }
+}
+
+struct Fit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Train a compiled library with its compiled loss and optimizer.")
+    @Argument(help: "A compiled libNAME.so.") var library: String
+    @Option(name: .customLong("x"), help: "A training input .npy, one per model input.") var xs: [String] = []
+    @Option(name: .customLong("y"), help: "A target .npy, one per model output.") var ys: [String] = []
+    @Option(help: "Epochs.") var epochs: Int = 1
+    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
+    @Flag(name: .customLong("no-shuffle"), help: "Batches in row order.") var noShuffle = false
+    @Option(help: "Seed for shuffling and dropout.") var seed: UInt64 = 0
+    @Option(name: .customLong("save-weights"), help: "Write DIR/000.npy ... in get_weights() order after training.") var saveWeights: String?
+    @Option(help: "Write {\"loss\": [...]} per epoch to this JSON file.") var history: String?
+
+    func run() throws {
+        do {
+            guard epochs >= 0, batchSize > 0 else { throw UserError(description: "--epochs must be 0 or more and --batch-size 1 or more") }
+            let lib = try CompiledLibrary(path: library)
+            guard lib.canTrain else {
+                throw UserError(description: "\(library) was compiled without a training step (its model has no loss); recompile with --loss")
+            }
+            guard xs.count == lib.inputs.count else {
+                throw UserError(description: "the model takes \(lib.inputs.count) input(s), \(xs.count) --x given")
+            }
+            guard ys.count == lib.outputs.count else {
+                throw UserError(description: "the model has \(lib.outputs.count) output(s), \(ys.count) --y given")
+            }
+            let x = try xs.map { try NPY.read(path: $0) }
+            let y = try ys.map { try NPY.read(path: $0) }
+            let tty = isatty(2) != 0
+            let h = try fit(lib, x: x, y: y, options: FitOptions(epochs: epochs, batchSize: batchSize, shuffle: !noShuffle, seed: seed, verbose: true),
+                            isTerminal: tty) { FileHandle.standardError.write($0.data(using: .utf8)!) }
+            if let dir = saveWeights {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                for (i, w) in lib.getWeights().enumerated() {
+                    try NPY.write(w, path: dir + "/" + String(format: "%03d.npy", i))
+                }
+            }
+            if let path = history {
+                try h.json().write(toFile: path, atomically: true, encoding: .utf8)
+            }
+        } catch { fail(error) }
+    }
+}
+
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Draw loss curves from history files as an SVG.")
+    @Argument(help: "History JSON files written by kiln fit --history.") var histories: [String]
+    @Option(name: .shortAndLong, help: "The SVG file to write.") var output: String
+    func run() throws {
+        do {
+            try LossPlot.write(histories: histories, to: output)
+        } catch { fail(error) }
+    }
+}
+
+KilnCommand.main()

@@ -1,0 +1,887 @@
+#!/usr/bin/env python3
+"""Generate Kiln's own Keras reference cases (Tests/cases/) with real Keras.
+
+    KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/gen_cases.py [--only SUBSTR] [--list]
+
+Writes every case in exactly the format of Tests/conformance/cases (see
+Tests/conformance/README.md): case.json, model.keras (saved after compile,
+before fit), x*.npy / p*.npy, train_x*.npy / train_y*.npy, weights/NNN.npy
+(the initial get_weights(), every weight set to a random value) and
+weights_after/NNN.npy (get_weights() after fit).  Also writes
+Tests/cases_invalid/reshape_mismatch (a model Keras refuses to build) and the
+demo sample samples/models/mnist_cnn.keras with inputs and Keras' predictions.
+
+Tolerances: after the float32 pass, one worker subprocess (this script with
+--f64-worker, JAX_ENABLE_X64=1, keras floatx float64) rebuilds every model,
+loads the same weights and data, and repeats predict and fit in float64.
+The tolerance is the smallest 1-2-5 step (rtol = 10 x atol) covering ten
+times the float32-vs-float64 error of every value, never tighter than
+rtol 1e-4 / atol 1e-5 (predict) and 2e-4 / 2e-5 (train).
+
+Everything is seeded: each case's numpy generator and keras.utils.set_random_seed
+derive from a CRC of the case name.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+
+F64 = "--f64-worker" in sys.argv
+os.environ.setdefault("KERAS_BACKEND", "jax")
+# Be gentle with the shared machine (and keep reductions in one order).
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+if F64:
+    os.environ["JAX_ENABLE_X64"] = "1"
+
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+from keras import layers as L  # noqa: E402
+
+if F64:
+    keras.config.set_floatx("float64")
+    # Keras' type promotion on JAX maps float64 results to float32 ("aligned with JAX's
+    # default"), so under x64 e.g. ops.tanh and parts of the losses would quietly run in
+    # float32. The reference must be float64 throughout: turn that mapping off here.
+    from keras.src.backend.common import dtypes as _kdt
+    _kdt.BIT64_TO_BIT32_DTYPE["float64"] = "float64"
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES_DIR = os.path.join(ROOT, "Tests", "cases")
+INVALID_DIR = os.path.join(ROOT, "Tests", "cases_invalid")
+SAMPLES_DIR = os.path.join(ROOT, "samples", "models")
+
+PRED_FLOOR = 1e-5   # atol floor for predictions (rtol = 10 x atol)
+TRAIN_FLOOR = 2e-5  # atol floor for training
+LADDER = [m * 10.0 ** e for e in range(-7, 2) for m in (1, 2, 5)]
+
+
+# ---------------------------------------------------------------- case registry
+
+class Case:
+    def __init__(self, name, covers, build, compile_args, data, train=True, scenario=None,
+                 epochs=2, batch_size=8, wscale=1.0, metrics_keys=None):
+        self.name = name
+        self.covers = covers
+        self.build = build                # () -> uncompiled keras model (dtype from floatx)
+        self.compile_args = compile_args  # () -> dict for model.compile (fresh objects)
+        self.data = data                  # rng -> (x list, y list, train_x list, train_y list)
+        self.train = train
+        self.scenario = scenario
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.wscale = wscale
+        self.metrics_keys = metrics_keys  # history keys stored under case.json "metrics"
+
+
+CASES = []
+
+
+def case(*args, **kw):
+    CASES.append(Case(*args, **kw))
+
+
+def seed_of(name):
+    return zlib.crc32(name.encode()) & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------- data helpers
+
+def f32(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def onehot(rng, n, k):
+    y = np.zeros((n, k), np.float32)
+    y[np.arange(n), rng.integers(0, k, n)] = 1.0
+    return y
+
+
+def sparse(rng, n, k):
+    return rng.integers(0, k, n).astype(np.int32)
+
+
+def tokens(rng, n, t, vocab):
+    return rng.integers(0, vocab, (n, t)).astype(np.int32)
+
+
+def dense_data(n_in, ty, n_pred=10, n_train=24, out=None, xscale=1.0):
+    """x ~ N(0, xscale) float32; ty(rng, n) builds the targets."""
+    def make(rng):
+        x = f32(rng, n_pred, *n_in, scale=xscale) if isinstance(n_in, tuple) else f32(rng, n_pred, n_in, scale=xscale)
+        tx = (f32(rng, n_train, *n_in, scale=xscale) if isinstance(n_in, tuple)
+              else f32(rng, n_train, n_in, scale=xscale))
+        return [x], None, [tx], [ty(rng, n_train)]
+    return make
+
+
+def reg(k, scale=0.8):
+    return lambda rng, n: f32(rng, n, k, scale=scale)
+
+
+def cat(k):
+    return lambda rng, n: onehot(rng, n, k)
+
+
+def spc(k):
+    return lambda rng, n: sparse(rng, n, k)
+
+
+def binary(k):
+    return lambda rng, n: rng.integers(0, 2, (n, k)).astype(np.float32)
+
+
+# ---------------------------------------------------------------- compile helpers
+
+def sgd(lr=0.1, **kw):
+    return lambda: keras.optimizers.SGD(learning_rate=lr, **kw)
+
+
+def comp(loss, opt, **kw):
+    return lambda: dict(loss=loss() if callable(loss) else loss, optimizer=opt(), **kw)
+
+
+def seq(input_shape, *layer_fns, input_dtype=None):
+    def build():
+        ls = [keras.Input(input_shape, dtype=input_dtype)] + [f() for f in layer_fns]
+        return keras.Sequential(ls)
+    return build
+
+
+# ================================================================= A. layers
+
+# --- pooling / conv
+case("avgpool2d",
+     ["Conv2D", "Conv2D:valid", "Conv2D:relu", "AveragePooling2D", "AveragePooling2D:odd_input",
+      "Flatten", "Dense:softmax", "loss:categorical_crossentropy", "optimizer:SGD", "api:Sequential"],
+     seq((9, 9, 1), lambda: L.Conv2D(4, 3, activation="relu"), lambda: L.AveragePooling2D(2),
+         lambda: L.Flatten(), lambda: L.Dense(3, activation="softmax")),
+     comp("categorical_crossentropy", sgd(0.05)),
+     dense_data((9, 9, 1), cat(3), n_pred=8, n_train=20),
+     scenario="7x7 feature map average-pooled 2x2 (valid) drops the last row and column")
+
+case("avgpool2d_same_strides",
+     ["Conv2D", "Conv2D:same", "Conv2D:tanh", "AveragePooling2D", "AveragePooling2D:same",
+      "AveragePooling2D:strides", "MaxPooling2D", "MaxPooling2D:same", "Flatten", "Dense",
+      "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((10, 9, 2), lambda: L.Conv2D(4, 3, padding="same", activation="tanh"),
+         lambda: L.AveragePooling2D(pool_size=3, strides=2, padding="same"),
+         lambda: L.MaxPooling2D(2, padding="same"),
+         lambda: L.Flatten(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data((10, 9, 2), reg(2), n_pred=8, n_train=20),
+     scenario="AveragePooling2D(3, strides 2, 'same') on 10x9 gives 5x5 and averages only the "
+              "real (unpadded) cells of border windows; MaxPooling2D(2, 'same') on 5x5 gives 3x3")
+
+case("global_avgpool",
+     ["Conv2D", "Conv2D:valid", "Conv2D:relu", "GlobalAveragePooling2D", "Dense:softmax",
+      "loss:categorical_crossentropy", "optimizer:SGD", "api:Sequential"],
+     seq((8, 7, 2), lambda: L.Conv2D(5, 3, activation="relu"), lambda: L.GlobalAveragePooling2D(),
+         lambda: L.Dense(3, activation="softmax")),
+     comp("categorical_crossentropy", sgd(0.1)),
+     dense_data((8, 7, 2), cat(3), n_pred=8, n_train=20))
+
+case("global_maxpool",
+     ["Conv2D", "Conv2D:same", "Conv2D:tanh", "GlobalMaxPooling2D", "Dense",
+      "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((7, 8, 1), lambda: L.Conv2D(4, 3, padding="same", activation="tanh"),
+         lambda: L.GlobalMaxPooling2D(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((7, 8, 1), reg(2), n_pred=8, n_train=20))
+
+case("conv2d_same_strides_bias",
+     ["Conv2D", "Conv2D:same", "Conv2D:strides", "Conv2D:linear", "Conv2D:sigmoid",
+      "Conv2D:odd_input", "Flatten", "Dense", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((9, 8, 2), lambda: L.Conv2D(3, 3, strides=2, padding="same"),
+         lambda: L.Conv2D(4, 2, strides=2, padding="same", activation="sigmoid"),
+         lambda: L.Flatten(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data((9, 8, 2), reg(2), n_pred=8, n_train=20),
+     scenario="stride-2 'same' 3x3 conv on 9 rows pads 1+1 and on 8 columns 0+1 (output 5x4); "
+              "then a 2x2 stride-2 'same' sigmoid conv on 5x4 pads rows 0+1, columns 0+0 (output 3x2)")
+
+case("conv2d_same_even_kernel",
+     ["Conv2D", "Conv2D:same", "Conv2D:strides", "Conv2D:relu", "Conv2D:odd_input", "Flatten",
+      "Dense", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((7, 7, 1), lambda: L.Conv2D(2, 4, strides=3, padding="same", activation="relu"),
+         lambda: L.Flatten(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data((7, 7, 1), reg(2), n_pred=8, n_train=20),
+     scenario="4x4 kernel, stride 3, 'same' on 7x7: output 3x3, padding 1 before and 2 after")
+
+
+# --- functional
+def build_concat_add():
+    a = keras.Input((5,), name="a")
+    b = keras.Input((4,), name="b")
+    da = L.Dense(6, activation="relu")(a)
+    db = L.Dense(6, activation="tanh")(b)
+    h = L.Concatenate(axis=-1)([da, db])
+    h2 = L.Dense(6)(h)
+    s = L.Add()([h2, da])
+    out = L.Dense(2)(s)
+    return keras.Model([a, b], out)
+
+
+def two_input_data(rng):
+    x = [f32(rng, 10, 5), f32(rng, 10, 4)]
+    tx = [f32(rng, 22, 5), f32(rng, 22, 4)]
+    return x, None, tx, [f32(rng, 22, 2, scale=0.8)]
+
+
+case("functional_concat_add",
+     ["Dense", "Dense:relu", "Dense:tanh", "Dense:linear", "Concatenate", "Add", "input:multiple",
+      "loss:mse", "optimizer:SGD", "api:Functional"],
+     build_concat_add, comp("mse", sgd(0.05)), two_input_data,
+     scenario="two inputs; the relu branch feeds both the Concatenate and the Add (a skip connection)")
+
+
+def build_two_outputs():
+    x = keras.Input((6,))
+    h = L.Dense(8, activation="relu")(x)
+    cls = L.Dense(3, activation="softmax", name="cls")(h)
+    r = L.Dense(1, name="reg")(h)
+    return keras.Model(x, [cls, r])
+
+
+def two_output_data(rng):
+    x = [f32(rng, 10, 6)]
+    tx = [f32(rng, 22, 6)]
+    return x, None, tx, [onehot(rng, 22, 3), f32(rng, 22, 1, scale=0.8)]
+
+
+case("functional_two_outputs",
+     ["Dense", "Dense:relu", "Dense:softmax", "Dense:linear", "output:multiple", "loss:dict",
+      "loss:categorical_crossentropy", "loss:mse", "optimizer:SGD", "api:Functional"],
+     build_two_outputs,
+     comp({"cls": "categorical_crossentropy", "reg": "mse"}, sgd(0.1)),
+     two_output_data,
+     metrics_keys=["cls_loss", "reg_loss"],
+     scenario="two outputs with a loss dict keyed by output layer name; the reported loss is the sum "
+              "of the per-output losses")
+
+case("functional_two_outputs_weighted",
+     ["Dense", "Dense:relu", "Dense:softmax", "Dense:linear", "output:multiple", "loss:list",
+      "loss_weights", "loss:categorical_crossentropy", "loss:mse", "optimizer:SGD",
+      "api:Functional"],
+     build_two_outputs,
+     comp(["categorical_crossentropy", "mse"], sgd(0.1), loss_weights=[1.0, 0.5]),
+     two_output_data,
+     metrics_keys=["cls_loss", "reg_loss"],
+     scenario="two outputs with a loss list and loss_weights [1.0, 0.5]: loss = cce + 0.5 * mse")
+
+
+# --- activations by name
+ACTS = ["elu", "selu", "softplus", "softsign", "swish", "gelu", "exponential", "hard_sigmoid",
+        "hard_silu", "leaky_relu", "relu6", "log_softmax", "mish", "linear", "relu", "sigmoid",
+        "tanh", "softmax",
+        # further names Keras 3 resolves ("glu" is left out: Keras 3.15 infers Dense(activation="glu")'s
+        # output shape without halving the last axis, so a model using it does not run; "threshold"
+        # needs arguments, so it cannot be used by name)
+        "celu", "log_sigmoid", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink",
+        "sparse_plus", "squareplus", "sparsemax"]
+SAVED_AS = {"swish": "silu"}
+
+
+def act_case(name):
+    saved = SAVED_AS.get(name, name)
+    units1, units2 = 8, 3
+    second = name
+    scale = 1.0
+    if name == "exponential":
+        second, scale = "linear", 0.5
+    xscale = 2.0 if name in ("relu6", "hard_sigmoid", "hard_silu", "hard_tanh", "hard_shrink",
+                             "soft_shrink", "sparse_plus") else 1.0
+    out_units = units2
+    covers = ["Dense", "Dense:" + saved]
+    if second != name:
+        covers.append("Dense:" + second)
+    covers += ["loss:mse", "optimizer:SGD", "api:Sequential"]
+    scen = "activation given by name %r" % name
+    if saved != name:
+        scen += " (saved in the config as %r)" % saved
+    case("act_" + name, covers,
+         seq((5,), lambda: L.Dense(units1, activation=name),
+             lambda: L.Dense(units2, activation=second)),
+         comp("mse", sgd(0.05)),
+         dense_data(5, reg(out_units, 0.5), n_pred=10, n_train=22, xscale=xscale),
+         scenario=scen, wscale=scale)
+
+
+for _a in ACTS:
+    act_case(_a)
+
+# --- activation layers
+case("act_layer_activation",
+     ["Dense", "Dense:linear", "Activation:relu", "Activation:softmax", "loss:categorical_crossentropy",
+      "optimizer:SGD", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8), lambda: L.Activation("relu"), lambda: L.Dense(3),
+         lambda: L.Activation("softmax")),
+     comp("categorical_crossentropy", sgd(0.2)),
+     dense_data(5, cat(3), n_train=22))
+
+case("act_layer_relu",
+     ["Dense", "Dense:linear", "ReLU", "ReLU:max_value", "ReLU:negative_slope", "ReLU:threshold",
+      "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8), lambda: L.ReLU(), lambda: L.Dense(6),
+         lambda: L.ReLU(max_value=1.0, negative_slope=0.1, threshold=0.2), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data(5, reg(2), n_train=22, xscale=1.5),
+     scenario="ReLU() then ReLU(max_value=1, negative_slope=0.1, threshold=0.2): "
+              "x >= max_value -> max_value; threshold <= x < max_value -> x; x < threshold -> 0.1*(x - threshold)")
+
+case("act_layer_leaky_relu",
+     ["Dense", "Dense:linear", "LeakyReLU", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8), lambda: L.LeakyReLU(negative_slope=0.2), lambda: L.Dense(6),
+         lambda: L.LeakyReLU(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data(5, reg(2), n_train=22),
+     scenario="LeakyReLU(negative_slope=0.2) and LeakyReLU() (default slope 0.3)")
+
+case("act_layer_softmax",
+     ["Dense", "Dense:linear", "Softmax", "Dense:tanh", "loss:categorical_crossentropy",
+      "optimizer:SGD", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8, activation="tanh"), lambda: L.Dense(4), lambda: L.Softmax()),
+     comp("categorical_crossentropy", sgd(0.2)),
+     dense_data(5, cat(4), n_train=22))
+
+case("act_layer_elu",
+     ["Dense", "Dense:linear", "ELU", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8), lambda: L.ELU(alpha=0.5), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data(5, reg(2), n_train=22),
+     scenario="ELU(alpha=0.5)")
+
+case("act_layer_prelu",
+     ["Dense", "Dense:linear", "PReLU", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8), lambda: L.PReLU(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.05)),
+     dense_data(5, reg(2), n_train=22),
+     scenario="PReLU has a trainable alpha per unit (shape (8,)), set to random positive values")
+
+
+# --- embeddings
+def emb_data(vocab, t, ty, n_pred=10, n_train=24):
+    def make(rng):
+        return ([tokens(rng, n_pred, t, vocab)], None, [tokens(rng, n_train, t, vocab)],
+                [ty(rng, n_train)])
+    return make
+
+
+case("embedding_reshape_dense",
+     ["Embedding", "Reshape", "Dense", "Dense:3d", "Dense:tanh", "Dense:softmax", "input:int32",
+      "loss:sparse_categorical_crossentropy", "optimizer:SGD", "api:Sequential"],
+     seq((6,), lambda: L.Embedding(20, 4), lambda: L.Reshape((3, 8)),
+         lambda: L.Dense(5, activation="tanh"), lambda: L.Reshape((15,)),
+         lambda: L.Dense(3, activation="softmax"), input_dtype="int32"),
+     comp("sparse_categorical_crossentropy", sgd(0.3)),
+     emb_data(20, 6, spc(3), n_train=21),
+     scenario="(6 tokens, 4 dims) reshaped to (3, 8): pairs of consecutive token vectors are "
+              "concatenated; Dense on a 3-D tensor acts on the last axis")
+
+case("embedding_frozen",
+     ["Embedding", "Embedding:trainable_false", "Flatten", "Dense:sigmoid",
+      "loss:binary_crossentropy", "optimizer:SGD", "input:int32", "api:Sequential"],
+     seq((6,), lambda: L.Embedding(20, 4, trainable=False), lambda: L.Flatten(),
+         lambda: L.Dense(1, activation="sigmoid"), input_dtype="int32"),
+     comp("binary_crossentropy", sgd(0.5)),
+     emb_data(20, 6, binary(1), n_train=21),
+     scenario="Embedding(trainable=False): its table keeps its place in get_weights() and comes "
+              "back unchanged after fit")
+
+
+# ================================================================= B. optimizers, losses, metrics
+
+def mlp():
+    return seq((5,), lambda: L.Dense(8, activation="tanh"), lambda: L.Dense(2))
+
+
+def opt_case(name, tag, opt, scenario=None):
+    case("opt_" + name,
+         ["Dense", "Dense:tanh", "Dense:linear", "loss:mse", "optimizer:" + tag,
+          "fit:partial_last_batch", "api:Sequential"],
+         mlp(), comp("mse", opt), dense_data(5, reg(2), n_pred=8, n_train=22),
+         scenario=scenario)
+
+
+O = keras.optimizers
+opt_case("sgd_momentum", "SGD:momentum", lambda: O.SGD(learning_rate=0.05, momentum=0.9),
+         "SGD(momentum=0.9) without Nesterov: m = 0.9 m - lr g; w += m")
+opt_case("sgd_clipnorm", "SGD:clipnorm", lambda: O.SGD(learning_rate=0.1, clipnorm=0.3),
+         "clipnorm=0.3 clips each variable's gradient to L2 norm <= 0.3 separately")
+opt_case("sgd_clipvalue", "SGD:clipvalue", lambda: O.SGD(learning_rate=0.1, clipvalue=0.2),
+         "clipvalue=0.2 clips every gradient element to [-0.2, 0.2] (some are clipped, some not)")
+opt_case("sgd_weight_decay", "SGD:weight_decay",
+         lambda: O.SGD(learning_rate=0.1, weight_decay=0.05),
+         "decoupled weight decay: w -= lr * weight_decay * w before the gradient step (biases too)")
+opt_case("adam_global_clipnorm", "Adam:global_clipnorm",
+         lambda: O.Adam(learning_rate=0.01, global_clipnorm=0.3),
+         "global_clipnorm=0.3 scales all gradients together so their joint L2 norm is <= 0.3")
+opt_case("adam_amsgrad", "Adam:amsgrad", lambda: O.Adam(learning_rate=0.01, amsgrad=True),
+         "Adam(amsgrad=True) keeps the running maximum of v")
+opt_case("adamw", "AdamW", lambda: O.AdamW(learning_rate=0.01, weight_decay=0.05),
+         "AdamW = Adam with decoupled weight decay (w -= lr * wd * w), applied to biases too")
+opt_case("rmsprop_centered_momentum", "RMSprop:centered",
+         lambda: O.RMSprop(learning_rate=0.01, rho=0.8, momentum=0.9, centered=True),
+         "RMSprop(rho=0.8, momentum=0.9, centered=True)")
+opt_case("nadam_betas", "Nadam", lambda: O.Nadam(learning_rate=0.02, beta_1=0.8, beta_2=0.99),
+         "Nadam(beta_1=0.8, beta_2=0.99) with the 0.96 momentum schedule")
+opt_case("adadelta_rho", "Adadelta",
+         lambda: O.Adadelta(learning_rate=0.5, rho=0.9, epsilon=1e-6),
+         "Adadelta(learning_rate=0.5, rho=0.9, epsilon=1e-6)")
+opt_case("adagrad_init", "Adagrad",
+         lambda: O.Adagrad(learning_rate=0.05, initial_accumulator_value=0.5, epsilon=1e-6),
+         "Adagrad(initial_accumulator_value=0.5, epsilon=1e-6)")
+
+
+def lin_head(units, act=None):
+    return seq((4,), lambda: L.Dense(6, activation="tanh"), lambda: L.Dense(units, activation=act))
+
+
+LOSS_SCEN = "plain SGD(learning_rate=0.5): weights_after - weights is minus 0.5 x the summed gradients"
+case("loss_bce_from_logits",
+     ["Dense", "Dense:tanh", "Dense:linear", "loss:binary_crossentropy:from_logits",
+      "optimizer:SGD", "api:Sequential"],
+     lin_head(2),
+     comp(lambda: keras.losses.BinaryCrossentropy(from_logits=True), sgd(0.5)),
+     dense_data(4, binary(2), n_pred=8, n_train=16),
+     scenario=LOSS_SCEN + "; logits (no sigmoid), two independent binary labels; from_logits is "
+                          "not clipped")
+case("loss_cce_from_logits",
+     ["Dense", "Dense:tanh", "Dense:linear", "loss:categorical_crossentropy:from_logits",
+      "optimizer:SGD", "api:Sequential"],
+     lin_head(4),
+     comp(lambda: keras.losses.CategoricalCrossentropy(from_logits=True), sgd(0.5)),
+     dense_data(4, cat(4), n_pred=8, n_train=16), scenario=LOSS_SCEN + "; logits, one-hot labels")
+case("loss_scce_from_logits",
+     ["Dense", "Dense:tanh", "Dense:linear", "loss:sparse_categorical_crossentropy:from_logits",
+      "optimizer:SGD", "api:Sequential"],
+     lin_head(4),
+     comp(lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True), sgd(0.5)),
+     dense_data(4, spc(4), n_pred=8, n_train=19),
+     scenario=LOSS_SCEN + "; logits, int32 class ids of shape (N,)")
+case("loss_cce_label_smoothing",
+     ["Dense", "Dense:tanh", "Dense:softmax", "loss:categorical_crossentropy:label_smoothing",
+      "optimizer:SGD", "api:Sequential"],
+     lin_head(4, "softmax"),
+     comp(lambda: keras.losses.CategoricalCrossentropy(label_smoothing=0.1), sgd(0.5)),
+     dense_data(4, cat(4), n_pred=8, n_train=16),
+     scenario=LOSS_SCEN + "; label_smoothing=0.1: y = y * 0.9 + 0.1 / 4")
+case("loss_bce_label_smoothing",
+     ["Dense", "Dense:tanh", "Dense:sigmoid", "loss:binary_crossentropy:label_smoothing",
+      "optimizer:SGD", "api:Sequential"],
+     lin_head(2, "sigmoid"),
+     comp(lambda: keras.losses.BinaryCrossentropy(label_smoothing=0.2), sgd(0.5)),
+     dense_data(4, binary(2), n_pred=8, n_train=16),
+     scenario=LOSS_SCEN + "; label_smoothing=0.2: y = y * 0.8 + 0.1")
+
+case("metrics_accuracy",
+     ["Dense", "Dense:relu", "Dense:softmax", "loss:categorical_crossentropy", "metric:accuracy",
+      "optimizer:SGD", "fit:partial_last_batch", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8, activation="relu"), lambda: L.Dense(3, activation="softmax")),
+     comp("categorical_crossentropy", sgd(0.3), metrics=["accuracy"]),
+     dense_data(5, cat(3), n_train=29),
+     metrics_keys=["accuracy"],
+     scenario="metrics=['accuracy'] with one-hot labels (categorical accuracy); case.json "
+              "'metrics' holds the per-epoch accuracy from history")
+case("metrics_accuracy_sparse",
+     ["Dense", "Dense:relu", "Dense:softmax", "loss:sparse_categorical_crossentropy",
+      "metric:accuracy", "optimizer:Adam", "fit:partial_last_batch", "api:Sequential"],
+     seq((5,), lambda: L.Dense(8, activation="relu"), lambda: L.Dense(3, activation="softmax")),
+     comp("sparse_categorical_crossentropy", lambda: O.Adam(learning_rate=0.02),
+          metrics=["accuracy"]),
+     dense_data(5, spc(3), n_train=29),
+     metrics_keys=["accuracy"],
+     scenario="metrics=['accuracy'] with int32 labels (sparse categorical accuracy)")
+
+
+# ---------------------------------------------------------------- weights
+
+def randomize(model, rng, wscale):
+    vals = []
+    for v in model.weights:
+        shape = tuple(v.shape)
+        path = v.path
+        if path.endswith("embeddings"):
+            a = rng.uniform(-1.0, 1.0, shape)
+        elif path.endswith("alpha"):          # PReLU
+            a = rng.uniform(0.05, 0.4, shape)
+        elif len(shape) >= 2:
+            fan_in = int(np.prod(shape[:-1]))
+            lim = np.sqrt(3.0 / fan_in) * wscale
+            a = rng.uniform(-lim, lim, shape)
+        else:
+            a = rng.uniform(-0.4, 0.4, shape) * wscale
+        vals.append(a.astype(np.float32))
+    # get_weights() order equals model.weights order
+    model.set_weights(vals)
+
+
+def save_arrays(dirname, arrays):
+    os.makedirs(dirname, exist_ok=True)
+    for i, a in enumerate(arrays):
+        np.save(os.path.join(dirname, "%03d.npy" % i), a)
+
+
+def as_list(p):
+    return list(p) if isinstance(p, (list, tuple)) else [p]
+
+
+# ---------------------------------------------------------------- float32 pass
+
+def make_case(c):
+    d = os.path.join(CASES_DIR, c.name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    keras.backend.clear_session()
+    seed = seed_of(c.name)
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = c.build()
+    randomize(model, rng, c.wscale)
+    x, _, tx, ty = c.data(rng)
+    model.compile(**c.compile_args())
+    model.save(os.path.join(d, "model.keras"))
+    w0 = model.get_weights()
+    save_arrays(os.path.join(d, "weights"), w0)
+    names_x = []
+    for i, a in enumerate(x):
+        np.save(os.path.join(d, "x%d.npy" % i), a)
+        names_x.append("x%d.npy" % i)
+    pred = as_list(model.predict(x if len(x) > 1 else x[0], verbose=0))
+    names_p = []
+    for i, p in enumerate(pred):
+        np.save(os.path.join(d, "p%d.npy" % i), np.asarray(p))
+        names_p.append("p%d.npy" % i)
+    info = {"name": c.name, "covers": list(c.covers)}
+    if c.scenario:
+        info["seed_scenario"] = c.scenario
+    info.update({"inputs": names_x, "predict": names_p})
+    train = None
+    extra = None
+    if c.train:
+        for i, a in enumerate(tx):
+            np.save(os.path.join(d, "train_x%d.npy" % i), a)
+        for i, a in enumerate(ty):
+            np.save(os.path.join(d, "train_y%d.npy" % i), a)
+        n = len(tx[0])
+        if n % c.batch_size and "fit:partial_last_batch" not in info["covers"]:
+            info["covers"].insert(len(info["covers"]) - 1, "fit:partial_last_batch")
+        h = model.fit(tx if len(tx) > 1 else tx[0], ty if len(ty) > 1 else ty[0],
+                      epochs=c.epochs, batch_size=c.batch_size, shuffle=False, verbose=0)
+        save_arrays(os.path.join(d, "weights_after"), model.get_weights())
+        train = {"x": ["train_x%d.npy" % i for i in range(len(tx))],
+                 "y": ["train_y%d.npy" % i for i in range(len(ty))],
+                 "epochs": c.epochs, "batch_size": c.batch_size, "shuffle": False,
+                 "loss": [float(v) for v in h.history["loss"]],
+                 "weights_after": "weights_after"}
+        if c.metrics_keys:
+            extra = {k: [float(v) for v in h.history[k]] for k in c.metrics_keys}
+    info["train"] = train
+    if extra:
+        info["metrics"] = extra
+    return info
+
+
+# ---------------------------------------------------------------- float64 worker
+
+def check_f64_trace(model, x):
+    """Fail unless the forward pass and its gradient trace without any float32 value."""
+    import jax
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+
+    def f(tv):
+        out, _ = model.stateless_call(tv, ntv, x if len(x) > 1 else x[0])
+        return sum(keras.ops.sum(o) for o in as_list(out))
+
+    jaxpr = str(jax.make_jaxpr(jax.value_and_grad(f))(tv))
+    assert "f32" not in jaxpr, "float32 values in the float64 trace"
+
+
+def f64_worker(names, out_dir):
+    by_name = {c.name: c for c in CASES}
+    for name in names:
+        c = by_name[name]
+        d = os.path.join(CASES_DIR, name)
+        try:
+            with open(os.path.join(d, "pending.json")) as f:
+                info = json.load(f)
+
+            def ld(fn):
+                a = np.load(os.path.join(d, fn))
+                return a.astype(np.float64) if a.dtype.kind == "f" else a
+
+            keras.backend.clear_session()
+            keras.utils.set_random_seed(seed_of(name))
+            model = c.build()
+            wdir = os.path.join(d, "weights")
+            w = [np.load(os.path.join(wdir, f)).astype(np.float64) for f in sorted(os.listdir(wdir))]
+            model.set_weights(w)
+            for v in model.weights:
+                assert "float64" in str(v.dtype), "%s is %s" % (v.path, v.dtype)
+            model.compile(**c.compile_args())
+            x = [ld(f) for f in info["inputs"]]
+            check_f64_trace(model, x)
+            pred = as_list(model.predict(x if len(x) > 1 else x[0], verbose=0))
+            res = {"p%d" % i: np.asarray(p) for i, p in enumerate(pred)}
+            t = info.get("train")
+            if t:
+                tx = [ld(f) for f in t["x"]]
+                ty = [ld(f) for f in t["y"]]
+                h = model.fit(tx if len(tx) > 1 else tx[0], ty if len(ty) > 1 else ty[0],
+                              epochs=t["epochs"], batch_size=t["batch_size"], shuffle=False,
+                              verbose=0)
+                for i, a in enumerate(model.get_weights()):
+                    res["w%03d" % i] = a
+                res["loss"] = np.array(h.history["loss"], np.float64)
+                for v in model.optimizer.variables:
+                    assert "float32" not in str(v.dtype), "optimizer %s is %s" % (v.path, v.dtype)
+            for k, a in res.items():
+                if a.dtype.kind == "f":
+                    assert a.dtype == np.float64, "%s computed in %s" % (k, a.dtype)
+            np.savez(os.path.join(out_dir, name + ".npz"), **res)
+        except Exception as e:  # noqa: BLE001
+            with open(os.path.join(out_dir, name + ".err"), "w") as f:
+                f.write("%s: %s" % (type(e).__name__, e))
+        print("f64 %s" % name, flush=True)
+
+
+# ---------------------------------------------------------------- tolerances
+
+def ladder_step(pairs, floor):
+    """Smallest atol on the 1-2-5 ladder (rtol = 10 atol, atol >= floor) such that
+    10 * |want - ref| <= atol + rtol * |want| for every value."""
+    need = 0.0
+    for want, ref in pairs:
+        want = np.asarray(want, np.float64).ravel()
+        ref = np.asarray(ref, np.float64).ravel()
+        if want.shape != ref.shape:
+            raise ValueError("shape mismatch %s vs %s" % (want.shape, ref.shape))
+        if not (np.all(np.isfinite(want)) and np.all(np.isfinite(ref))):
+            raise ValueError("non-finite values")
+        if want.size:
+            need = max(need, float(np.max(10.0 * np.abs(want - ref) / (1.0 + 10.0 * np.abs(want)))))
+    for step in LADDER:
+        if step >= floor * (1 - 1e-9) and step >= need * (1 - 1e-12):
+            return step, need
+    raise ValueError("float32 error too large (needs atol %.3g)" % need)
+
+
+def finish(info, res_path, err_path, notes):
+    d = os.path.join(CASES_DIR, info["name"])
+    pa, pr = PRED_FLOOR, 10 * PRED_FLOOR
+    ta, tr = TRAIN_FLOOR, 10 * TRAIN_FLOOR
+    why = None
+    if os.path.isfile(res_path):
+        r = np.load(res_path)
+        try:
+            pairs = [(np.load(os.path.join(d, p)), r["p%d" % i]) for i, p in enumerate(info["predict"])]
+            pa, need_p = ladder_step(pairs, PRED_FLOOR)
+            pr = 10 * pa
+            msg = "predict err %.2g -> atol %g" % (need_p / 10, pa)
+            t = info["train"]
+            if t:
+                wd = os.path.join(d, t["weights_after"])
+                wf = sorted(os.listdir(wd))
+                pairs = [(np.load(os.path.join(wd, f)), r["w%03d" % i]) for i, f in enumerate(wf)]
+                pairs.append((np.array(t["loss"]), r["loss"]))
+                ta, need_t = ladder_step(pairs, TRAIN_FLOOR)
+                tr = 10 * ta
+                msg += "; train err %.2g -> atol %g" % (need_t / 10, ta)
+            print("  %-34s %s" % (info["name"], msg))
+        except Exception as e:  # noqa: BLE001
+            why = "%s: %s" % (type(e).__name__, e)
+    else:
+        why = open(err_path).read() if os.path.isfile(err_path) else "float64 worker wrote nothing"
+    if why:
+        notes.append("%s: floors used (%s)" % (info["name"], why))
+        print("  %-34s FLOORS (%s)" % (info["name"], why))
+    out = {}
+    for k, v in info.items():
+        if k == "train":
+            out["rtol"], out["atol"] = pr, pa
+            if v:
+                v = dict(v)
+                v["rtol"], v["atol"] = tr, ta
+        out[k] = v
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+    os.remove(os.path.join(d, "pending.json"))
+
+
+# ---------------------------------------------------------------- invalid model
+
+def make_invalid():
+    """The classic mistake: Reshape((56*14,)) after convs that leave (26, 5, 32).
+    Keras refuses to build it, so save a valid model (Reshape((4160,))) and rewrite
+    target_shape in config.json to (784,), keeping the weights file."""
+    d = os.path.join(INVALID_DIR, "reshape_mismatch")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed_of("reshape_mismatch"))
+    model = keras.Sequential([keras.Input((56, 14, 1)), L.Conv2D(32, 3, activation="relu"),
+                              L.Conv2D(32, 3, activation="relu"), L.MaxPooling2D(2),
+                              L.Reshape((26 * 5 * 32,), name="reshape"), L.Dense(10, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    tmp = os.path.join(d, "valid.keras")
+    model.save(tmp)
+    # Keras itself must refuse the edited shape
+    try:
+        keras.Sequential([keras.Input((56, 14, 1)), L.Conv2D(32, 3), L.Conv2D(32, 3),
+                          L.MaxPooling2D(2), L.Reshape((56 * 14,))])
+        keras_msg = None
+    except ValueError as e:
+        lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
+        keras_msg = next((ln for ln in lines if "total size" in ln), lines[0] if lines else str(e))
+    zin = zipfile.ZipFile(tmp)
+    target = os.path.join(d, "model.keras")
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                n = 0
+                for layer in cfg["config"]["layers"]:
+                    if layer["class_name"] == "Reshape":
+                        assert layer["config"]["target_shape"] in ([4160], (4160,))
+                        layer["config"]["target_shape"] = [784]
+                        n += 1
+                assert n == 1
+                data = json.dumps(cfg).encode()
+            zout.writestr(item, data)
+    zin.close()
+    os.remove(tmp)
+    info = {"name": "reshape_mismatch",
+            "covers": ["Conv2D", "MaxPooling2D", "Reshape", "error:shape"],
+            "seed_scenario": "Input (56,14,1) -> Conv2D(32,3) -> Conv2D(32,3) -> MaxPooling2D(2) gives "
+                             "(26, 5, 32) = 4160 values; Reshape((56*14,)) asks for 784. config.json "
+                             "was edited by hand (Keras will not build it); the weights are valid.",
+            "expect_error": ["reshape", "4160", "784", "(26, 5, 32)"],
+            "expect_error_note": "kiln summary and kiln compile must exit 1 with one message "
+                                 "containing every string of expect_error (layer name, the two "
+                                 "sizes, the incoming shape)",
+            "keras_error": keras_msg}
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    print("invalid reshape_mismatch (keras: %s)" % keras_msg)
+
+
+# ---------------------------------------------------------------- demo sample
+
+def bars(rng, labels):
+    """Synthetic 28x28 'digits' (no download): class k is a bright horizontal bar at rows
+    2 + 2k .. 3 + 2k, at a random horizontal offset, on faint noise."""
+    n = len(labels)
+    x = rng.uniform(0.0, 0.2, (n, 28, 28, 1))
+    for i, k in enumerate(labels):
+        c0 = rng.integers(0, 10)
+        x[i, 2 + 2 * k: 4 + 2 * k, c0: c0 + 18, 0] = rng.uniform(0.7, 1.0)
+    return x.astype(np.float32)
+
+
+def make_sample():
+    """The demo model: a small MNIST-style CNN, trained for a few epochs on synthetic bars
+    so that its predictions mean something. It is saved after fit, optimizer state included,
+    as users do."""
+    os.makedirs(SAMPLES_DIR, exist_ok=True)
+    keras.backend.clear_session()
+    seed = seed_of("mnist_cnn")
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(8, 3, activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+        L.Flatten(), L.Dropout(0.25), L.Dense(10, activation="softmax")], name="mnist_cnn")
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    ty = rng.integers(0, 10, 300)
+    h = model.fit(bars(rng, ty), np.eye(10, dtype=np.float32)[ty], epochs=4, batch_size=32, verbose=0)
+    model.save(os.path.join(SAMPLES_DIR, "mnist_cnn.keras"))
+    labels = np.array([3, 7, 0, 9])
+    x = bars(rng, labels)
+    p = np.asarray(model.predict(x, verbose=0), np.float32)
+    np.save(os.path.join(SAMPLES_DIR, "mnist_cnn_x.npy"), x)
+    np.save(os.path.join(SAMPLES_DIR, "mnist_cnn_p.npy"), p)
+    print("sample samples/models/mnist_cnn.keras: train accuracy %.2f; classes %s -> argmax %s"
+          % (h.history["accuracy"][-1], labels.tolist(), np.argmax(p, -1).tolist()))
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", help="comma-separated substrings: generate only matching cases "
+                                   "(skips the invalid case and the sample)")
+    ap.add_argument("--list", action="store_true", help="list case names and exit")
+    ap.add_argument("--f64-worker", nargs=2, metavar=("OUT_DIR", "NAMES_FILE"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+
+    if a.f64_worker:
+        with open(a.f64_worker[1]) as f:
+            f64_worker(f.read().split(), a.f64_worker[0])
+        return 0
+    if a.list:
+        print("\n".join(c.name for c in CASES))
+        return 0
+
+    import jax
+    print("keras %s, jax %s, numpy %s, backend %s"
+          % (keras.__version__, jax.__version__, np.__version__, keras.backend.backend()))
+    pats = a.only.split(",") if a.only else []
+    todo = [c for c in CASES if not pats or any(p in c.name for p in pats)]
+    os.makedirs(CASES_DIR, exist_ok=True)
+    if not pats:   # a full run also removes case folders of cases no longer defined
+        known = {c.name for c in CASES}
+        for n in os.listdir(CASES_DIR):
+            if n not in known and os.path.isfile(os.path.join(CASES_DIR, n, "case.json")):
+                shutil.rmtree(os.path.join(CASES_DIR, n))
+    infos = []
+    for c in todo:
+        info = make_case(c)
+        with open(os.path.join(CASES_DIR, c.name, "pending.json"), "w") as f:
+            json.dump(info, f)
+        infos.append(info)
+        print("f32 %s" % c.name, flush=True)
+
+    tmp = tempfile.mkdtemp(prefix="kiln-gen-f64-")
+    notes = []
+    try:
+        names_file = os.path.join(tmp, "names.txt")
+        with open(names_file, "w") as f:
+            f.write("\n".join(i["name"] for i in infos))
+        env = dict(os.environ)
+        env["JAX_ENABLE_X64"] = "1"
+        rc = subprocess.call([sys.executable, os.path.abspath(__file__), "--f64-worker", tmp, names_file],
+                             env=env)
+        if rc != 0:
+            print("warning: float64 worker exited %d" % rc)
+        print("tolerances:")
+        for info in infos:
+            finish(info, os.path.join(tmp, info["name"] + ".npz"),
+                   os.path.join(tmp, info["name"] + ".err"), notes)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if not a.only:
+        make_invalid()
+        make_sample()
+    print("%d cases written to %s" % (len(infos), os.path.relpath(CASES_DIR, ROOT)))
+    if notes:
+        print("cases on floor tolerances (no float64 reference):")
+        for n in notes:
+            print("  " + n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
