@@ -129,6 +129,8 @@ public enum PrimOp: Hashable, Sendable {
     case concat(axis: Int)
     /// Slice [start, start+length) along an axis.
     case slice(axis: Int, start: Int, length: Int)
+    /// 0, 1, ..., n-1 as f32[n].
+    case iota(Int)
     /// Uniform [0, 1) random numbers of the given type, from the step seed and an op salt.
     case randomUniform(salt: Int)
     /// Fused elementwise chain: one output computed by an expression over the inputs.

@@ -58,6 +58,7 @@ extension PrimOp: CustomStringConvertible {
         case .scatterAdd(let r): return "scatter_add<\(r)>"
         case .concat(let a): return "concat<\(a)>"
         case let .slice(a, s, l): return "slice<axis=\(a), \(s)..<\(s + l)>"
+        case .iota(let k): return "iota<\(k)>"
         case .randomUniform(let salt): return "random_uniform<\(salt)>"
         case .fused(let e): return "fused{\(e)}"
         case let .convBiasAct(w, _, _, act): return "conv2d_bias<\(w)>" + (act.map { "{\($0)}" } ?? "")

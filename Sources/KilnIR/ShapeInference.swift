@@ -275,6 +275,9 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
         }
         var out = ins[0].shape; out[axis] = .fixed(length)
         return [TensorType(ins[0].dtype, out)]
+    case .iota(let k):
+        try expectArity(ins, 0...0, layer)
+        return [.f32([.fixed(k)])]
     case .randomUniform:
         try expectArity(ins, 1...1, layer)
         return [.f32(ins[0].shape)]

@@ -208,7 +208,7 @@ public enum LibraryGlue {
     /// The public header NAME.h.
     public static func header(_ m: GlueModel) -> String {
         let n = m.name
-        let guardName = "KILN_" + n.uppercased() + "_H"
+        let guardName = "KILN_\(n)_H"   // not uppercased: models "a" and "A" may meet
         let p = parameterNames([("in_", m.inputs), ("out_", m.outputs)])
         let t = parameterNames([("in_", m.inputs), ("target_", m.targets)])
         let predictParams = zip(m.inputs, p[0]).map { "const \(cType($0.dtype)) *\($1)" }
@@ -245,9 +245,9 @@ public enum LibraryGlue {
         s += "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         s += "typedef struct \(n)_model \(n)_model;\n"
         s += "struct kiln_api;\n\n"
-        s += "#define \(n.uppercased())_NUM_INPUTS \(m.inputs.count)\n"
-        s += "#define \(n.uppercased())_NUM_OUTPUTS \(m.outputs.count)\n"
-        s += "#define \(n.uppercased())_NUM_WEIGHTS \(m.weights.count)\n\n"
+        s += "#define \(n)_NUM_INPUTS \(m.inputs.count)\n"
+        s += "#define \(n)_NUM_OUTPUTS \(m.outputs.count)\n"
+        s += "#define \(n)_NUM_WEIGHTS \(m.weights.count)\n\n"
         s += """
         /* A new instance holding the weights embedded in the library; NULL when
          * out of memory (\(n)_last_error(NULL) says why). */

@@ -205,6 +205,8 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let k = LoopKernel(buffers: bufs, loops: extents(out.shape), body: .load(buffer: 0, at: linearIndex(ins[0].shape, at)),
                            output: 1, outputIndex: linearIndex(out.shape, (0..<out.rank).map(idx)))
         return [.loop(k, args: args)]
+    case .iota(let k):
+        return [.loop(LoopKernel(buffers: bufs, loops: [.int(k)], body: .toReal(idx(0)), output: 0, outputIndex: idx(0)), args: args)]
     case .randomUniform(let salt):
         let out = g.type(n.outputs[0])
         let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)

@@ -1,10 +1,60 @@
 import KilnIR
 
-/// Builds the training-step and evaluation graphs.
+/// Builds the training-step and evaluation graphs from a layer graph:
+/// forward (dropout on) -> loss -> autodiff -> optimizer update -> assigns.
 public enum TrainingBuilder {
-    public static let enabled = false
-    public struct Result { public var graph: Graph; public var loss: Value; public var targets: [(String, TensorType)] }
-    public static func build(_ g: Graph, _ cfg: TrainingConfig, observe: (String, Graph) -> Void) throws -> (Result, Result) {
-        throw ShapeError(layer: g.name, "training is not implemented yet")
+    public static let enabled = true
+
+    public struct Result {
+        public var graph: Graph
+        public var loss: Value
+        /// One target per model output: name and type.
+        public var targets: [(String, TensorType)]
+    }
+
+    public static func build(_ g: Graph, _ cfg: TrainingConfig, observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
+        let train = try step(g, cfg, training: true, observe: observe)
+        let eval = try step(g, cfg, training: false, observe: { _, _ in })
+        return (train, eval)
+    }
+
+    static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, observe: (String, Graph) -> Void) throws -> Result {
+        let lowered = try Pipeline.run([verify, lowerLayers(training: training)], g)
+        var b = PrimBuilder(graph: lowered, layer: "loss")
+        var targets: [(String, TensorType)] = []
+        var total: Value? = nil
+        for (k, out) in lowered.outputs.enumerated() {
+            let lc = cfg.losses[k]
+            let tt = Losses.targetType(lc, output: b.type(out))
+            let name = "target_" + lowered.outputNames[k]
+            let t = b.graph.addInput(name, tt)
+            targets.append((name, tt))
+            b.layer = "loss/" + lowered.outputNames[k]
+            let per = try Losses.perSample(lc, yTrue: t, yPred: out, &b)
+            var l = try b.reduce(.mean, per, axes: Array(0..<b.type(per).rank))
+            if let w = cfg.lossWeights, k < w.count, w[k] != 1 { l = try b.mul(l, w[k]) }
+            total = try total.map { try b.add($0, l) } ?? l
+        }
+        guard let loss = total else { throw ShapeError(layer: g.name, "the model has no outputs to train") }
+        if training {
+            let trainable = b.graph.params.filter { $0.trainable && $0.role == .weight }.map(\.value)
+            let grads = try differentiate(&b, loss: loss, wrt: trainable)
+            var pairs: [(Value, Value)] = []
+            for (w, gr) in zip(trainable, grads) {
+                // A weight the loss does not reach gets a zero gradient, as in Keras.
+                pairs.append((w, try gr ?? b.mul(w, 0)))
+            }
+            let assigns = try Optimizers.update(cfg.optimizer, params: pairs.map(\.0), grads: pairs.map(\.1), &b)
+            // All state writes come last, after every read of the old state.
+            b.layer = "optimizer"
+            for (p, v) in assigns { try b.graph.add(.prim(.assign), [p, v], layer: "optimizer") }
+        }
+        b.graph.outputs = [loss]
+        b.graph.outputNames = ["loss"]
+        observe(training ? "autodiff" : "evaluate", b.graph)
+        let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, deadCode], b.graph) { name, gr in
+            observe("train-" + name, gr)
+        }
+        return Result(graph: optimized, loss: loss, targets: targets)
     }
 }

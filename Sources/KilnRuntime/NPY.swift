@@ -127,7 +127,7 @@ public enum NPY {
         // multiple of 64, and end with '\n' (as numpy does).
         var major: UInt8 = 1
         var prefix = 10
-        if dict.utf8.count + 1 + prefix > 65535 + 10 { major = 2; prefix = 12 }
+        if dict.utf8.count + 64 > 65535 { major = 2; prefix = 12 }  // v1 lengths are 16-bit
         let unpadded = prefix + dict.utf8.count + 1
         let pad = (64 - unpadded % 64) % 64
         dict += String(repeating: " ", count: pad) + "\n"

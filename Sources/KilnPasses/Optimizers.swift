@@ -1,0 +1,156 @@
+import KilnIR
+
+/// Keras 3 optimizers as primitives: given each trainable weight and its
+/// gradient, appends the update and returns (state param, new value) pairs
+/// for the caller to assign once everything is computed.
+public enum Optimizers {
+    public static func update(_ cfg: OptimizerConfig, params: [Value], grads: [Value], _ b: inout PrimBuilder) throws -> [(Value, Value)] {
+        b.layer = "optimizer"
+        var grads = try clip(cfg, grads, &b)
+        var assigns: [(Value, Value)] = []
+        let lr = cfg.learningRate
+        func slot(_ w: Value, _ suffix: String, _ initial: Float = 0) -> Value {
+            let t = b.type(w)
+            let name = b.graph.info(w).name
+            return b.graph.addParam("optimizer/\(name)/\(suffix)", t, initial: Array(repeating: initial, count: t.staticCount),
+                                    trainable: false, role: .slot)
+        }
+        func scalarSlot(_ name: String, _ initial: Float) -> Value {
+            b.graph.addParam("optimizer/\(name)", .f32([]), initial: [initial], trainable: false, role: .slot)
+        }
+        let t = try b.p(.iteration)
+        // Nadam's running product of momentum-schedule values, updated once per step.
+        var nadam: (uT: Value, uT1: Value, prodT: Value, prodT1: Value)? = nil
+        if cfg.name == "Nadam" {
+            let beta1 = cfg.setting("beta_1", 0.9)
+            func u(_ step: Value) throws -> Value {
+                try b.mul(try b.sub(try b.const(1), try b.mul(try b.binary(.pow, try b.const(0.96), step), 0.5)), beta1)
+            }
+            let prod = scalarSlot("u_product", 1)
+            let uT = try u(t), uT1 = try u(try b.add(t, 1))
+            let prodT = try b.mul(prod, uT)
+            assigns.append((prod, prodT))
+            nadam = (uT, uT1, prodT, try b.mul(prodT, uT1))
+        }
+        for (k, (w, g0)) in zip(params, grads).enumerated() {
+            let g = g0
+            _ = k
+            switch cfg.name {
+            case "SGD":
+                let mom = cfg.setting("momentum", 0)
+                if mom == 0 {
+                    assigns.append((w, try b.sub(w, try b.mul(g, lr))))
+                } else {
+                    let m = slot(w, "momentum")
+                    let mNew = try b.sub(try b.mul(m, mom), try b.mul(g, lr))
+                    assigns.append((m, mNew))
+                    if cfg.flag("nesterov") {
+                        assigns.append((w, try b.add(w, try b.sub(try b.mul(mNew, mom), try b.mul(g, lr)))))
+                    } else {
+                        assigns.append((w, try b.add(w, mNew)))
+                    }
+                }
+            case "RMSprop":
+                let rho = cfg.setting("rho", 0.9), eps = cfg.setting("epsilon", 1e-7), mom = cfg.setting("momentum", 0)
+                let v = slot(w, "velocity")
+                let vNew = try b.add(try b.mul(v, rho), try b.mul(try b.unary(.square, g), 1 - rho))
+                assigns.append((v, vNew))
+                var denom = try b.add(vNew, eps)
+                if cfg.flag("centered") {
+                    let a = slot(w, "average_gradient")
+                    let aNew = try b.add(try b.mul(a, rho), try b.mul(g, 1 - rho))
+                    assigns.append((a, aNew))
+                    denom = try b.add(try b.sub(vNew, try b.unary(.square, aNew)), eps)
+                }
+                let inc = try b.div(try b.mul(g, lr), try b.unary(.sqrt, denom))
+                if mom > 0 {
+                    let m = slot(w, "momentum")
+                    let mNew = try b.add(try b.mul(m, mom), inc)
+                    assigns.append((m, mNew))
+                    assigns.append((w, try b.sub(w, mNew)))
+                } else {
+                    assigns.append((w, try b.sub(w, inc)))
+                }
+            case "Adagrad":
+                let eps = cfg.setting("epsilon", 1e-7)
+                let acc = slot(w, "accumulator", cfg.setting("initial_accumulator_value", 0.1))
+                let accNew = try b.add(acc, try b.unary(.square, g))
+                assigns.append((acc, accNew))
+                assigns.append((w, try b.sub(w, try b.div(try b.mul(g, lr), try b.unary(.sqrt, try b.add(accNew, eps))))))
+            case "Adadelta":
+                let rho = cfg.setting("rho", 0.95), eps = cfg.setting("epsilon", 1e-7)
+                let ag = slot(w, "accumulated_grad"), ad = slot(w, "accumulated_delta_var")
+                let agNew = try b.add(try b.mul(ag, rho), try b.mul(try b.unary(.square, g), 1 - rho))
+                assigns.append((ag, agNew))
+                let delta = try b.unary(.neg, try b.div(try b.mul(try b.unary(.sqrt, try b.add(ad, eps)), g),
+                                                       try b.unary(.sqrt, try b.add(agNew, eps))))
+                assigns.append((ad, try b.add(try b.mul(ad, rho), try b.mul(try b.unary(.square, delta), 1 - rho))))
+                assigns.append((w, try b.add(w, try b.mul(delta, lr))))
+            case "Adam":
+                let b1 = cfg.setting("beta_1", 0.9), b2 = cfg.setting("beta_2", 0.999), eps = cfg.setting("epsilon", 1e-7)
+                let m = slot(w, "momentum"), v = slot(w, "velocity")
+                let p1 = try b.binary(.pow, try b.const(b1), t), p2 = try b.binary(.pow, try b.const(b2), t)
+                let alpha = try b.div(try b.mul(try b.unary(.sqrt, try b.sub(try b.const(1), p2)), lr), try b.sub(try b.const(1), p1))
+                let mNew = try b.add(m, try b.mul(try b.sub(g, m), 1 - b1))
+                var vNew = try b.add(v, try b.mul(try b.sub(try b.unary(.square, g), v), 1 - b2))
+                assigns.append((m, mNew)); assigns.append((v, vNew))
+                if cfg.flag("amsgrad") {
+                    let vh = slot(w, "velocity_hat")
+                    vNew = try b.binary(.max, vh, vNew)
+                    assigns.append((vh, vNew))
+                }
+                assigns.append((w, try b.sub(w, try b.div(try b.mul(mNew, alpha), try b.add(try b.unary(.sqrt, vNew), eps)))))
+            case "Adamax":
+                let b1 = cfg.setting("beta_1", 0.9), b2 = cfg.setting("beta_2", 0.999), eps = cfg.setting("epsilon", 1e-7)
+                let m = slot(w, "m"), u = slot(w, "u")
+                let p1 = try b.binary(.pow, try b.const(b1), t)
+                let mNew = try b.add(m, try b.mul(try b.sub(g, m), 1 - b1))
+                let uNew = try b.binary(.max, try b.mul(u, b2), try b.unary(.abs, g))
+                assigns.append((m, mNew)); assigns.append((u, uNew))
+                let den = try b.mul(try b.sub(try b.const(1), p1), try b.add(uNew, eps))
+                assigns.append((w, try b.sub(w, try b.div(try b.mul(mNew, lr), den))))
+            case "Nadam":
+                let (uT, uT1, prodT, prodT1) = nadam!
+                let b1 = cfg.setting("beta_1", 0.9), b2 = cfg.setting("beta_2", 0.999), eps = cfg.setting("epsilon", 1e-7)
+                _ = b1
+                let m = slot(w, "momentum"), v = slot(w, "velocity")
+                let mNew = try b.add(m, try b.mul(try b.sub(g, m), 1 - b1))
+                let vNew = try b.add(v, try b.mul(try b.sub(try b.unary(.square, g), v), 1 - b2))
+                assigns.append((m, mNew)); assigns.append((v, vNew))
+                let one = try b.const(1)
+                let mHat = try b.add(try b.div(try b.mul(uT1, mNew), try b.sub(one, prodT1)),
+                                     try b.div(try b.mul(try b.sub(one, uT), g), try b.sub(one, prodT)))
+                let vHat = try b.div(vNew, try b.sub(one, try b.binary(.pow, try b.const(b2), t)))
+                assigns.append((w, try b.sub(w, try b.div(try b.mul(mHat, lr), try b.add(try b.unary(.sqrt, vHat), eps)))))
+            default:
+                throw ShapeError(layer: "optimizer", "optimizer '\(cfg.name)' is not supported")
+            }
+        }
+        grads = []
+        return assigns
+    }
+
+    /// clipnorm (per gradient), global_clipnorm, clipvalue: Keras applies the first that is set.
+    static func clip(_ cfg: OptimizerConfig, _ grads: [Value], _ b: inout PrimBuilder) throws -> [Value] {
+        func sumSquares(_ g: Value) throws -> Value {
+            try b.reduce(.sum, try b.unary(.square, g), axes: Array(0..<b.type(g).rank))
+        }
+        if let c = cfg.clipnorm, c > 0 {
+            return try grads.map { g in
+                let norm = try b.unary(.sqrt, try sumSquares(g))
+                return try b.div(try b.mul(g, c), try b.binary(.max, norm, try b.const(c)))
+            }
+        }
+        if let c = cfg.globalClipnorm, c > 0 {
+            var total = try sumSquares(grads[0])
+            for g in grads.dropFirst() { total = try b.add(total, try sumSquares(g)) }
+            let norm = try b.unary(.sqrt, total)
+            let scale = try b.mul(try b.binary(.min, try b.unary(.reciprocal, norm), try b.const(1 / c)), c)
+            return try grads.map { try b.mul($0, scale) }
+        }
+        if let v = cfg.clipvalue, v > 0 {
+            return try grads.map { try b.binary(.min, try b.binary(.max, $0, try b.const(-v)), try b.const(v)) }
+        }
+        return grads
+    }
+}
