@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "KilnIR"),
         // Graph -> Graph passes and the pipeline that orders them.
         .target(name: "KilnPasses", dependencies: ["KilnIR"]),
+        // A naive float64 interpreter of primitive graphs: the tests' numerical reference.
+        .target(name: "KilnReference", dependencies: ["KilnIR"]),
         // Loop kernels -> LLVM IR -> object file -> libNAME.so + NAME.h.
         .target(
             name: "KilnLLVM",
@@ -55,7 +57,7 @@ let package = Package(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-        .testTarget(name: "KilnIRTests", dependencies: ["KilnIR", "KilnPasses"]),
+        .testTarget(name: "KilnIRTests", dependencies: ["KilnIR", "KilnPasses", "KilnReference"]),
         .testTarget(name: "KilnLLVMTests", dependencies: ["Kiln"]),
         .testTarget(name: "KilnKerasTests", dependencies: ["KilnKeras", "Kiln"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnRuntime"]),

@@ -38,6 +38,8 @@ public struct OptimizerConfig: Sendable, Equatable {
     public var clipnorm: Float?
     public var clipvalue: Float?
     public var globalClipnorm: Float?
+    /// Decoupled weight decay: w -= w * weight_decay * lr before each update.
+    public var weightDecay: Float? = nil
     public init(name: String, learningRate: Float, settings: [String: Float] = [:], flags: [String: Bool] = [:],
                 clipnorm: Float? = nil, clipvalue: Float? = nil, globalClipnorm: Float? = nil) {
         self.name = name; self.learningRate = learningRate; self.settings = settings; self.flags = flags

@@ -9,6 +9,9 @@ public enum Activation: String, Sendable, Hashable, CaseIterable {
     case swish = "silu", gelu, exponential
     case hardSigmoid = "hard_sigmoid", hardSilu = "hard_silu"
     case leakyRelu = "leaky_relu", relu6, logSoftmax = "log_softmax", mish
+    case celu, hardShrink = "hard_shrink", hardTanh = "hard_tanh", logSigmoid = "log_sigmoid"
+    case softShrink = "soft_shrink", sparsePlus = "sparse_plus", squareplus, tanhShrink = "tanh_shrink"
+    case sparsemax
 }
 
 public enum Padding: String, Sendable, Hashable { case valid, same }
@@ -48,6 +51,12 @@ public enum LayerOp: Hashable, Sendable {
     case avgPool2D(pool: [Int], strides: [Int], padding: Padding)
     /// GlobalAveragePooling2D: (N, H, W, C) -> (N, C).
     case globalAvgPool2D
+    /// GlobalMaxPooling2D: (N, H, W, C) -> (N, C).
+    case globalMaxPool2D
+    /// ReLU layer: clip to max_value, slope below threshold.
+    case relu(maxValue: Float?, negativeSlope: Float, threshold: Float)
+    /// PReLU: x (…), alpha (per-sample shape, 1 on shared axes) -> relu(x) - alpha * relu(-x).
+    case prelu
     /// Flatten: (N, …) -> (N, prod(…)).
     case flatten
     /// Reshape to a per-sample target shape (one entry may be -1).

@@ -9,6 +9,9 @@ extension LayerOp {
         case .maxPool2D: return "MaxPooling2D"
         case .avgPool2D: return "AveragePooling2D"
         case .globalAvgPool2D: return "GlobalAveragePooling2D"
+        case .globalMaxPool2D: return "GlobalMaxPooling2D"
+        case .relu: return "ReLU"
+        case .prelu: return "PReLU"
         case .flatten: return "Flatten"
         case .reshape: return "Reshape"
         case .dropout: return "Dropout"
@@ -99,7 +102,7 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
                              hint: "the input is smaller than the pool window")
         }
         return .f32([.n, .fixed(oh), .fixed(ow), x.shape[3]])
-    case .globalAvgPool2D:
+    case .globalAvgPool2D, .globalMaxPool2D:
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, rank: 4, layer, what: "an input")
         return .f32([.n, x.shape[3]])
@@ -126,8 +129,14 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
                              hint: "did a convolution or pooling change the size? see `kiln summary`")
         }
         return TensorType(x.dtype, [.n] + dims.map { .fixed($0) })
-    case .dropout, .activation:
+    case .dropout, .activation, .relu:
         try expectArity(ins, 1...1, layer)
+        return x
+    case .prelu:
+        try expectArity(ins, 2...2, layer)
+        guard broadcastShapes(Array(x.shape.dropFirst()), ins[1].shape) == Array(x.shape.dropFirst()) else {
+            throw ShapeError(layer: layer, "alpha of shape \(ins[1].kerasDescription) does not fit input \(x.kerasDescription)")
+        }
         return x
     case let .embedding(inputDim, outputDim, _):
         try expectArity(ins, 2...2, layer)

@@ -24,7 +24,7 @@ public enum KerasCompileConfig {
         return m
     }()
 
-    public static let optimizerNames = ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "Adamax", "Nadam"]
+    public static let optimizerNames = ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam"]
 
     public static func parse(_ cc: JSON, outputs: Int, file: String) throws -> TrainingConfig? {
         guard let lossJSON = cc["loss"], !lossJSON.isNull else { return nil }
@@ -76,9 +76,7 @@ public enum KerasCompileConfig {
             o.learningRate = v
         }
         if cfg["use_ema"]?.bool == true { throw KerasImportError("\(file): optimizer \(cls) uses EMA, which Kiln does not support") }
-        if let wd = cfg["weight_decay"]?.float, wd != 0 {
-            throw KerasImportError("\(file): optimizer \(cls) uses weight_decay, which Kiln does not support yet")
-        }
+        o.weightDecay = cfg["weight_decay"]?.float ?? o.weightDecay
         if let g = cfg["gradient_accumulation_steps"]?.int, g > 1 {
             throw KerasImportError("\(file): optimizer \(cls) uses gradient accumulation, which Kiln does not support")
         }
@@ -102,6 +100,10 @@ extension OptimizerConfig {
         case "Adagrad": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["initial_accumulator_value": 0.1, "epsilon": 1e-7])
         case "Adadelta": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["rho": 0.95, "epsilon": 1e-7])
         case "Adam": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7], flags: ["amsgrad": false])
+        case "AdamW":
+            var o = OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7], flags: ["amsgrad": false])
+            o.weightDecay = 0.004
+            return o
         case "Adamax": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7])
         case "Nadam": return OptimizerConfig(name: name, learningRate: 0.001, settings: ["beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7])
         default: return OptimizerConfig(name: name, learningRate: 0.01)

@@ -89,6 +89,12 @@ public enum KerasGraphBuilder {
             if c.config["keepdims"]?.bool == true { throw c.fail("uses keepdims=True; Kiln supports keepdims=False") }
             return (.globalAvgPool2D, [])
         },
+        "GlobalMaxPooling2D": { c in
+            try c.channelsLast()
+            if c.config["keepdims"]?.bool == true { throw c.fail("uses keepdims=True; Kiln supports keepdims=False") }
+            return (.globalMaxPool2D, [])
+        },
+        "PReLU": { _ in (.prelu, ["alpha"]) },
         "Flatten": { c in try c.channelsLast(); return (.flatten, []) },
         "Reshape": { c in
             guard let t = c.config["target_shape"]?.ints else { throw c.fail("has no 'target_shape' list") }
@@ -97,13 +103,8 @@ public enum KerasGraphBuilder {
         "Dropout": { c in (.dropout(rate: try c.float("rate")), []) },
         "Activation": { c in (.activation(try c.activation(), alpha: 0), []) },
         "ReLU": { c in
-            let slope = try c.float("negative_slope", 0)
-            if c.config["max_value"]?.isNull == false {
-                guard try c.float("max_value") == 6, slope == 0 else { throw c.fail("uses max_value; Kiln supports ReLU(max_value=6) only") }
-                return (.activation(.relu6, alpha: 0), [])
-            }
-            if try c.float("threshold", 0) != 0 { throw c.fail("uses a threshold; Kiln supports threshold=0") }
-            return (slope == 0 ? .activation(.relu, alpha: 0) : .activation(.leakyRelu, alpha: slope), [])
+            let maxValue: Float? = c.config["max_value"]?.isNull == false ? try c.float("max_value") : nil
+            return (.relu(maxValue: maxValue, negativeSlope: try c.float("negative_slope", 0), threshold: try c.float("threshold", 0)), [])
         },
         "LeakyReLU": { c in
             let slope = try c.config["negative_slope"].map { _ in try c.float("negative_slope") } ?? c.float("alpha", 0.3)

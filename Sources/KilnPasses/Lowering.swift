@@ -91,6 +91,43 @@ public struct PrimBuilder {
             return try binary(.min, try unary(.relu, x), try const(6))
         case .mish:
             return try mul(x, try unary(.tanh, try unary(.softplus, x)))
+        case .celu:
+            let a = alpha == 0 ? 1 : alpha
+            let neg = try mul(try add(try unary(.exp, try mul(x, 1 / a)), -1), a)
+            return try select(try compare(.gt, x, try const(0)), x, neg)
+        case .hardShrink:
+            return try select(try compare(.gt, try unary(.abs, x), try const(0.5)), x, try const(0))
+        case .hardTanh:
+            return try binary(.min, try binary(.max, x, try const(-1)), try const(1))
+        case .logSigmoid:
+            return try unary(.neg, try unary(.softplus, try unary(.neg, x)))
+        case .softShrink:
+            let zero = try const(0)
+            let lower = try select(try compare(.lt, x, try const(-0.5)), try add(x, 0.5), zero)
+            return try select(try compare(.gt, x, try const(0.5)), try add(x, -0.5), lower)
+        case .sparsePlus:
+            let mid = try mul(try unary(.square, try add(x, 1)), 0.25)
+            let upper = try select(try compare(.ge, x, try const(1)), x, mid)
+            return try select(try compare(.le, x, try const(-1)), try const(0), upper)
+        case .squareplus:
+            return try mul(try add(x, try unary(.sqrt, try add(try unary(.square, x), 4))), 0.5)
+        case .tanhShrink:
+            return try sub(x, try unary(.tanh, x))
+        case .sparsemax:
+            // Without sorting: z_i is in the support when 1 + c_i z_i > s_i, where c_i counts the
+            // z_j >= z_i and s_i sums them (s_i is the cumulative sum at z_i's rank). As Keras' JAX
+            // backend computes it, tau = (sum of those cumulative sums over the support - 1) / its size.
+            let shape = type(x).shape
+            let last = shape.count - 1
+            let zi = try reshape(x, shape + [.fixed(1)])
+            let zj = try reshape(x, Array(shape.dropLast()) + [.fixed(1), shape[last]])
+            let ge = try cast(try compare(.ge, zj, zi), .f32)
+            let c = try reduce(.sum, ge, axes: [last + 1])
+            let s = try reduce(.sum, try mul(ge, zj), axes: [last + 1])
+            let support = try cast(try compare(.gt, try add(try mul(c, x), 1), s), .f32)
+            let k = try reduce(.sum, support, axes: [last], keepDims: true)
+            let tau = try div(try add(try reduce(.sum, try mul(support, s), axes: [last], keepDims: true), -1), k)
+            return try unary(.relu, try sub(x, tau))
         case .softmax, .logSoftmax:
             let last = type(x).rank - 1
             let m = try reduce(.max, x, axes: [last], keepDims: true)
@@ -130,6 +167,25 @@ public struct PrimBuilder {
             return try p(.pool2D(kind, win, outH: oh, outW: ow), x)
         case .globalAvgPool2D:
             return try reduce(.mean, x, axes: [1, 2])
+        case .globalMaxPool2D:
+            return try reduce(.max, x, axes: [1, 2])
+        case let .relu(maxValue, slope, threshold):
+            // As Keras' relu(x, negative_slope, max_value, threshold).
+            if slope != 0 && maxValue == nil && threshold == 0 { return try activation(.leakyRelu, x, alpha: slope) }
+            let negPart = slope != 0 ? try unary(.relu, try add(try unary(.neg, x), threshold)) : nil
+            var y: Value
+            if threshold != 0 {
+                y = try mul(x, try cast(try compare(.gt, x, try const(threshold)), .f32))
+            } else {
+                y = try unary(.relu, x)
+            }
+            if let m = maxValue { y = try binary(.min, try binary(.max, y, try const(0)), try const(m)) }
+            if let n = negPart { y = try sub(y, try mul(n, slope)) }
+            return y
+        case .prelu:
+            let pos = try unary(.relu, x)
+            let neg = try mul(ins[1], try unary(.relu, try unary(.neg, x)))
+            return try sub(pos, neg)
         case .flatten, .reshape:
             let out = try inferLayer(op, [xt], layer: layer)
             return try reshape(x, out.shape)

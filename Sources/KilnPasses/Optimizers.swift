@@ -32,96 +32,100 @@ public enum Optimizers {
             assigns.append((prod, prodT))
             nadam = (uT, uT1, prodT, try b.mul(prodT, uT1))
         }
-        for (k, (w, g0)) in zip(params, grads).enumerated() {
-            let g = g0
-            _ = k
-            switch cfg.name {
+        for (wState, g) in zip(params, grads) {
+            // Keras decays the variable (w -= w * wd * lr) before the update proper.
+            var w = wState
+            if let wd = cfg.weightDecay, wd != 0 { w = try b.sub(w, try b.mul(w, wd * lr)) }
+            var pending: [(Value, Value)] = []
+            defer { assigns.append(contentsOf: pending.map { $0.0 == w ? (wState, $0.1) : $0 }) }
+            func assign(_ p: Value, _ v: Value) { pending.append((p, v)) }
+            switch cfg.name == "AdamW" ? "Adam" : cfg.name {
             case "SGD":
                 let mom = cfg.setting("momentum", 0)
                 if mom == 0 {
-                    assigns.append((w, try b.sub(w, try b.mul(g, lr))))
+                    assign(w, try b.sub(w, try b.mul(g, lr)))
                 } else {
-                    let m = slot(w, "momentum")
+                    let m = slot(wState, "momentum")
                     let mNew = try b.sub(try b.mul(m, mom), try b.mul(g, lr))
-                    assigns.append((m, mNew))
+                    assign(m, mNew)
                     if cfg.flag("nesterov") {
-                        assigns.append((w, try b.add(w, try b.sub(try b.mul(mNew, mom), try b.mul(g, lr)))))
+                        assign(w, try b.add(w, try b.sub(try b.mul(mNew, mom), try b.mul(g, lr))))
                     } else {
-                        assigns.append((w, try b.add(w, mNew)))
+                        assign(w, try b.add(w, mNew))
                     }
                 }
             case "RMSprop":
                 let rho = cfg.setting("rho", 0.9), eps = cfg.setting("epsilon", 1e-7), mom = cfg.setting("momentum", 0)
-                let v = slot(w, "velocity")
+                let v = slot(wState, "velocity")
                 let vNew = try b.add(try b.mul(v, rho), try b.mul(try b.unary(.square, g), 1 - rho))
-                assigns.append((v, vNew))
+                assign(v, vNew)
                 var denom = try b.add(vNew, eps)
                 if cfg.flag("centered") {
-                    let a = slot(w, "average_gradient")
+                    let a = slot(wState, "average_gradient")
                     let aNew = try b.add(try b.mul(a, rho), try b.mul(g, 1 - rho))
-                    assigns.append((a, aNew))
+                    assign(a, aNew)
                     denom = try b.add(try b.sub(vNew, try b.unary(.square, aNew)), eps)
                 }
                 let inc = try b.div(try b.mul(g, lr), try b.unary(.sqrt, denom))
                 if mom > 0 {
-                    let m = slot(w, "momentum")
+                    let m = slot(wState, "momentum")
                     let mNew = try b.add(try b.mul(m, mom), inc)
-                    assigns.append((m, mNew))
-                    assigns.append((w, try b.sub(w, mNew)))
+                    assign(m, mNew)
+                    assign(w, try b.sub(w, mNew))
                 } else {
-                    assigns.append((w, try b.sub(w, inc)))
+                    assign(w, try b.sub(w, inc))
                 }
             case "Adagrad":
                 let eps = cfg.setting("epsilon", 1e-7)
-                let acc = slot(w, "accumulator", cfg.setting("initial_accumulator_value", 0.1))
+                let acc = slot(wState, "accumulator", cfg.setting("initial_accumulator_value", 0.1))
                 let accNew = try b.add(acc, try b.unary(.square, g))
-                assigns.append((acc, accNew))
-                assigns.append((w, try b.sub(w, try b.div(try b.mul(g, lr), try b.unary(.sqrt, try b.add(accNew, eps))))))
+                assign(acc, accNew)
+                assign(w, try b.sub(w, try b.div(try b.mul(g, lr), try b.unary(.sqrt, try b.add(accNew, eps)))))
             case "Adadelta":
                 let rho = cfg.setting("rho", 0.95), eps = cfg.setting("epsilon", 1e-7)
-                let ag = slot(w, "accumulated_grad"), ad = slot(w, "accumulated_delta_var")
+                let ag = slot(wState, "accumulated_grad"), ad = slot(wState, "accumulated_delta_var")
                 let agNew = try b.add(try b.mul(ag, rho), try b.mul(try b.unary(.square, g), 1 - rho))
-                assigns.append((ag, agNew))
+                assign(ag, agNew)
                 let delta = try b.unary(.neg, try b.div(try b.mul(try b.unary(.sqrt, try b.add(ad, eps)), g),
                                                        try b.unary(.sqrt, try b.add(agNew, eps))))
-                assigns.append((ad, try b.add(try b.mul(ad, rho), try b.mul(try b.unary(.square, delta), 1 - rho))))
-                assigns.append((w, try b.add(w, try b.mul(delta, lr))))
+                assign(ad, try b.add(try b.mul(ad, rho), try b.mul(try b.unary(.square, delta), 1 - rho)))
+                assign(w, try b.add(w, try b.mul(delta, lr)))
             case "Adam":
                 let b1 = cfg.setting("beta_1", 0.9), b2 = cfg.setting("beta_2", 0.999), eps = cfg.setting("epsilon", 1e-7)
-                let m = slot(w, "momentum"), v = slot(w, "velocity")
+                let m = slot(wState, "momentum"), v = slot(wState, "velocity")
                 let p1 = try b.binary(.pow, try b.const(b1), t), p2 = try b.binary(.pow, try b.const(b2), t)
                 let alpha = try b.div(try b.mul(try b.unary(.sqrt, try b.sub(try b.const(1), p2)), lr), try b.sub(try b.const(1), p1))
                 let mNew = try b.add(m, try b.mul(try b.sub(g, m), 1 - b1))
                 var vNew = try b.add(v, try b.mul(try b.sub(try b.unary(.square, g), v), 1 - b2))
-                assigns.append((m, mNew)); assigns.append((v, vNew))
+                assign(m, mNew); assign(v, vNew)
                 if cfg.flag("amsgrad") {
-                    let vh = slot(w, "velocity_hat")
+                    let vh = slot(wState, "velocity_hat")
                     vNew = try b.binary(.max, vh, vNew)
-                    assigns.append((vh, vNew))
+                    assign(vh, vNew)
                 }
-                assigns.append((w, try b.sub(w, try b.div(try b.mul(mNew, alpha), try b.add(try b.unary(.sqrt, vNew), eps)))))
+                assign(w, try b.sub(w, try b.div(try b.mul(mNew, alpha), try b.add(try b.unary(.sqrt, vNew), eps))))
             case "Adamax":
                 let b1 = cfg.setting("beta_1", 0.9), b2 = cfg.setting("beta_2", 0.999), eps = cfg.setting("epsilon", 1e-7)
-                let m = slot(w, "m"), u = slot(w, "u")
+                let m = slot(wState, "m"), u = slot(wState, "u")
                 let p1 = try b.binary(.pow, try b.const(b1), t)
                 let mNew = try b.add(m, try b.mul(try b.sub(g, m), 1 - b1))
                 let uNew = try b.binary(.max, try b.mul(u, b2), try b.unary(.abs, g))
-                assigns.append((m, mNew)); assigns.append((u, uNew))
+                assign(m, mNew); assign(u, uNew)
                 let den = try b.mul(try b.sub(try b.const(1), p1), try b.add(uNew, eps))
-                assigns.append((w, try b.sub(w, try b.div(try b.mul(mNew, lr), den))))
+                assign(w, try b.sub(w, try b.div(try b.mul(mNew, lr), den)))
             case "Nadam":
                 let (uT, uT1, prodT, prodT1) = nadam!
                 let b1 = cfg.setting("beta_1", 0.9), b2 = cfg.setting("beta_2", 0.999), eps = cfg.setting("epsilon", 1e-7)
                 _ = b1
-                let m = slot(w, "momentum"), v = slot(w, "velocity")
+                let m = slot(wState, "momentum"), v = slot(wState, "velocity")
                 let mNew = try b.add(m, try b.mul(try b.sub(g, m), 1 - b1))
                 let vNew = try b.add(v, try b.mul(try b.sub(try b.unary(.square, g), v), 1 - b2))
-                assigns.append((m, mNew)); assigns.append((v, vNew))
+                assign(m, mNew); assign(v, vNew)
                 let one = try b.const(1)
                 let mHat = try b.add(try b.div(try b.mul(uT1, mNew), try b.sub(one, prodT1)),
                                      try b.div(try b.mul(try b.sub(one, uT), g), try b.sub(one, prodT)))
                 let vHat = try b.div(vNew, try b.sub(one, try b.binary(.pow, try b.const(b2), t)))
-                assigns.append((w, try b.sub(w, try b.div(try b.mul(mHat, lr), try b.add(try b.unary(.sqrt, vHat), eps)))))
+                assign(w, try b.sub(w, try b.div(try b.mul(mHat, lr), try b.add(try b.unary(.sqrt, vHat), eps))))
             default:
                 throw ShapeError(layer: "optimizer", "optimizer '\(cfg.name)' is not supported")
             }
