@@ -39,7 +39,7 @@ demo: deps
 
 bench: deps
 	$(SWIFT) build -c release --product kiln
-	python3 tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench
+	$(if $(wildcard /opt/kerasvenv/bin/python),KERAS_BACKEND=jax /opt/kerasvenv/bin/python,python3) tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench
 
 clean:
 	rm -rf .build $(OUT)

@@ -58,7 +58,8 @@ typedef struct {
 typedef struct {
     int64_t iteration;             /* optimizer steps taken before this one */
     uint64_t seed;                 /* dropout RNG seed for this step */
-    int64_t reserved[6];
+    float *metrics;                /* where the step writes its metric values (num_metrics floats; batch means) */
+    int64_t reserved[5];
 } kiln_step_info;
 
 typedef void (*kiln_predict_fn)(float *arena, float *state, const void *const *inputs,
@@ -83,6 +84,8 @@ typedef struct kiln_model_desc {
     kiln_train_fn evaluate;             /* NULL if the model cannot train */
     const char *loss;                   /* e.g. "mean_squared_error" */
     const char *optimizer;              /* e.g. "SGD" */
+    int32_t num_metrics;                /* metrics a train/evaluate step reports (e.g. accuracy) */
+    const char *const *metric_names;    /* their Keras history names */
 } kiln_model_desc;
 
 /* The generic, name-free entry: every libNAME.so exports
@@ -118,6 +121,8 @@ typedef struct kiln_api {
     void (*set_seed)(kiln_instance *inst, uint64_t seed);
     int64_t (*iterations)(const kiln_instance *inst);
     const char *(*last_error)(const kiln_instance *inst);
+    /* Copies the metric values of the last train/evaluate step (count must be desc->num_metrics). */
+    int (*last_metrics)(const kiln_instance *inst, float *dst, int count);
 } kiln_api;
 
 #ifdef __cplusplus

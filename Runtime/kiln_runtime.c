@@ -52,6 +52,7 @@ struct kiln_instance {
     int rows_known;                /* every input/output row size is known */
     const void **io_ptrs;          /* num_inputs + num_outputs scratch pointers */
     void **out_ptrs;               /* num_outputs scratch pointers */
+    float metrics[KILN_MAX_METRICS];  /* of the last train/evaluate step */
     char error[KILN_ERROR_SIZE];
 };
 
@@ -365,9 +366,19 @@ static int run_step(kiln_instance *inst, const void *const *x, const void *const
     memset(&info, 0, sizeof info);
     info.iteration = inst->iteration;
     info.seed = kiln_step_seed(inst->seed, inst->iteration);
+    info.metrics = inst->metrics;
     float l = fn(inst->train_arena, inst->state, inst->io_ptrs, n, &info);
     if (update) inst->iteration++;
     if (loss) *loss = l;
+    return 0;
+}
+
+int kiln_last_metrics(const kiln_instance *inst, float *dst, int count) {
+    if (!inst) return fail(NULL, "kiln_last_metrics was given a NULL model instance.");
+    if (count != inst->d->num_metrics || (count > 0 && !dst))
+        return fail((kiln_instance *)inst, "model '%s' reports %d metrics; %d were asked for.", model_name((kiln_instance *)inst),
+                    inst->d->num_metrics, count);
+    for (int i = 0; i < count; i++) dst[i] = inst->metrics[i];
     return 0;
 }
 

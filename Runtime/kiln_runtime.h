@@ -39,6 +39,7 @@ extern "C" {
  * default capacity is then lowered (to 1 row at least). kiln_reserve raises
  * it. */
 #define KILN_DEFAULT_CAPACITY 256
+#define KILN_MAX_METRICS 16
 #define KILN_DEFAULT_ARENA_BUDGET ((int64_t)64 << 20)
 
 /* Allocates an instance: state copied from d->init_state, iteration 0,
@@ -79,6 +80,7 @@ KILN_HIDDEN int kiln_load_weights(kiln_instance *inst, const char *path);
 KILN_HIDDEN void kiln_set_seed(kiln_instance *inst, uint64_t seed);
 KILN_HIDDEN int64_t kiln_iterations(const kiln_instance *inst);
 KILN_HIDDEN const char *kiln_last_error(const kiln_instance *inst);
+KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int count);
 
 /* The seed train/evaluate receive for a step: splitmix64 of the instance seed
  * and the iteration. Exposed for tests. */
@@ -91,7 +93,7 @@ KILN_HIDDEN uint64_t kiln_step_seed(uint64_t seed, int64_t iteration);
     kiln_create, kiln_destroy, kiln_predict, kiln_reserve,                  \
     kiln_train_step, kiln_evaluate, kiln_num_weights,                       \
     kiln_get_weight, kiln_set_weight, kiln_save_weights, kiln_load_weights, \
-    kiln_set_seed, kiln_iterations, kiln_last_error }
+    kiln_set_seed, kiln_iterations, kiln_last_error, kiln_last_metrics }
 
 #ifdef __cplusplus
 }

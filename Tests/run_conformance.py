@@ -46,6 +46,44 @@ def invalid_cases(kiln):
     return failed
 
 
+def metric_cases(kiln, tmp):
+    """Cases whose case.json carries Keras' per-epoch metrics (accuracy, per-output
+    losses): fit as the runner does and compare the history beside the loss."""
+    import numpy as np
+    failed = 0
+    root = os.path.join(HERE, "cases")
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name, "case.json")
+        if not os.path.exists(path):
+            continue
+        case = json.load(open(path))
+        if not case.get("metrics") or not case.get("train"):
+            continue
+        d, tr = os.path.join(root, name), case["train"]
+        out = os.path.join(tmp, "metrics_" + name)
+        r = subprocess.run([kiln, "compile", os.path.join(d, "model.keras"), "-o", out], capture_output=True, text=True)
+        lib = [f for f in os.listdir(out) if f.startswith("lib") and f.endswith(".so")] if r.returncode == 0 else []
+        if not lib:
+            print(f"FAIL metrics/{name}: compile: {r.stderr.strip()}"); failed += 1; continue
+        cmd = [kiln, "fit", os.path.join(out, lib[0]), "--epochs", str(tr["epochs"]), "--batch-size", str(tr["batch_size"]),
+               "--no-shuffle", "--history", os.path.join(out, "h.json")]
+        for x in tr["x"]: cmd += ["--x", os.path.join(d, x)]
+        for y in tr["y"]: cmd += ["--y", os.path.join(d, y)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"FAIL metrics/{name}: fit: {r.stderr.strip()}"); failed += 1; continue
+        hist = json.load(open(os.path.join(out, "h.json")))
+        bad = [k for k, want in case["metrics"].items()
+               if k not in hist or not np.allclose(hist[k], want, rtol=tr["rtol"], atol=tr["atol"])]
+        if bad:
+            detail = "; ".join(f"{k}: got {hist.get(k)}, want {case['metrics'][k]}" for k in bad)
+            print(f"FAIL metrics/{name}: {detail}")
+            failed += 1
+        else:
+            print(f"PASS metrics/{name} ({', '.join(case['metrics'])})")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", required=True)
@@ -65,6 +103,7 @@ def main():
             r = subprocess.run([sys.executable, os.path.join(HERE, "conformance", "run"), "--kiln", kiln,
                                 "--cases", link_dir, "--timeout", args.timeout])
             total_fail += r.returncode != 0
+        total_fail += metric_cases(kiln, tmp)
     total_fail += invalid_cases(kiln)
     sys.exit(1 if total_fail else 0)
 

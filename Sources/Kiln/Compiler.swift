@@ -59,11 +59,13 @@ public enum Compiler {
 
         var train: Program? = nil, evaluate: Program? = nil
         var targets: [GlueTensor] = []
+        var metricNames: [String] = []
         var stateParams = predictGraph.params
         if let cfg = model.training, TrainingBuilder.enabled {
             let (tg, eg) = try TrainingBuilder.build(model.graph, cfg, observe: observe)
-            train = try schedule(tg.graph, result: tg.loss)
-            evaluate = try schedule(eg.graph, result: eg.loss)
+            train = try schedule(tg.graph, result: tg.loss, metrics: tg.metrics)
+            evaluate = try schedule(eg.graph, result: eg.loss, metrics: eg.metrics)
+            metricNames = tg.metricNames
             targets = tg.targets.map { GlueTensor(name: $0.0, dtype: $0.1.dtype == .i32 ? "i32" : "f32", shape: $0.1.externalShape) }
             stateParams = tg.graph.params
         }
@@ -88,7 +90,7 @@ public enum Compiler {
             }
         }
 
-        let glue = GlueModel(
+        var glue = GlueModel(
             name: name,
             inputs: zip(predictGraph.inputs, predictGraph.inputNames).map { v, n in
                 GlueTensor(name: n, dtype: predictGraph.type(v).dtype == .i32 ? "i32" : "f32", shape: predictGraph.type(v).externalShape) },
@@ -101,6 +103,7 @@ public enum Compiler {
             hasTraining: train != nil,
             loss: model.training?.losses.map(\.name).joined(separator: ",") ?? "",
             optimizer: model.training?.optimizer.name ?? "")
+        glue.metrics = metricNames
 
         let fm = FileManager.default
         let work = fm.temporaryDirectory.appendingPathComponent("kiln-\(getpid())-\(UUID().uuidString)").path

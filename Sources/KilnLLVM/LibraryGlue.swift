@@ -61,6 +61,8 @@ public struct GlueModel: Sendable, Equatable {
     public var loss: String
     /// e.g. "SGD".
     public var optimizer: String
+    /// Metrics a training step reports (Keras history names, e.g. "accuracy").
+    public var metrics: [String] = []
 
     public init(name: String, inputs: [GlueTensor], outputs: [GlueTensor], targets: [GlueTensor] = [],
                 weights: [GlueWeight], stateBytes: Int,
@@ -295,6 +297,8 @@ public enum LibraryGlue {
         /* The last error of m ("" after a successful call); with m == NULL, the
          * last error of this thread that had no instance (e.g. from create). */
         const char *\(n)_last_error(const \(n)_model *m);
+        /* Copies the \(m.metrics.count) metric value(s) of the last train/evaluate step\(m.metrics.isEmpty ? "" : " (" + m.metrics.joined(separator: ", ") + ", batch means)"). */
+        int \(n)_last_metrics(const \(n)_model *m, float *dst, int count);
 
         /* The name-free description and call table (see kiln_abi.h); the same
          * table as kiln_entry(). */
@@ -359,6 +363,9 @@ public enum LibraryGlue {
             }
             s += "};\n\n"
         }
+        if !m.metrics.isEmpty {
+            s += "static const char *const \(n)__metric_names[] = { " + m.metrics.map(cString).joined(separator: ", ") + " };\n\n"
+        }
         s += """
         static const kiln_model_desc \(n)__desc = {
             .abi_version = KILN_ABI_VERSION,
@@ -381,6 +388,8 @@ public enum LibraryGlue {
             .evaluate = \(m.hasTraining ? "\(n)__evaluate" : "NULL"),
             .loss = \(cString(m.loss)),
             .optimizer = \(cString(m.optimizer)),
+            .num_metrics = \(m.metrics.count),
+            .metric_names = \(m.metrics.isEmpty ? "NULL" : "\(n)__metric_names"),
         };
 
         static const kiln_api \(n)__api = KILN_API_INIT(&\(n)__desc);
@@ -435,6 +444,7 @@ public enum LibraryGlue {
         KILN_EXPORT void \(n)_set_seed(\(n)_model *m, uint64_t seed) { kiln_set_seed(KILN_I(m), seed); }
         KILN_EXPORT int64_t \(n)_iterations(const \(n)_model *m) { return kiln_iterations(KILN_CI(m)); }
         KILN_EXPORT const char *\(n)_last_error(const \(n)_model *m) { return kiln_last_error(KILN_CI(m)); }
+        KILN_EXPORT int \(n)_last_metrics(const \(n)_model *m, float *dst, int count) { return kiln_last_metrics(KILN_CI(m), dst, count); }
 
         """
         return s

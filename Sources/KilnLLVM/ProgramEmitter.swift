@@ -56,6 +56,22 @@ final class ProgramEmitter {
         let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
                           n: LLVMGetParam(f.0, 3), seed: seed, iteration: iteration)
         body(p, frame)
+        if !p.metrics.isEmpty {
+            // info->metrics (offset 16), when the caller gave one.
+            let dst = LLVMBuildLoad2(m.b, m.ptr, m.gep(info, m.i64, m.constI(2)), "")!
+            let have = LLVMBuildIsNotNull(m.b, dst, "")!
+            let fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(m.b))
+            let store = LLVMAppendBasicBlockInContext(m.ctx, fn, "metrics")
+            let done = LLVMAppendBasicBlockInContext(m.ctx, fn, "ret")
+            LLVMBuildCondBr(m.b, have, store, done)
+            LLVMPositionBuilderAtEnd(m.b, store)
+            for (k, v) in p.metrics.enumerated() {
+                let value = LLVMBuildLoad2(m.b, m.f32, address(p, v, frame), "")!
+                LLVMBuildStore(m.b, value, m.gep(dst, m.f32, m.constI(k)))
+            }
+            LLVMBuildBr(m.b, done)
+            LLVMPositionBuilderAtEnd(m.b, done)
+        }
         if let r = p.result {
             LLVMBuildRet(m.b, LLVMBuildLoad2(m.b, m.f32, address(p, r, frame), ""))
         } else {

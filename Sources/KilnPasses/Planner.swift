@@ -3,7 +3,7 @@ import KilnIR
 /// Turns a primitive graph into steps and plans memory: inputs stay in the
 /// caller's arrays, parameters in the state block, everything else in one
 /// arena whose offsets are fixed now, scaled by N at run time.
-public func schedule(_ g: Graph, result: Value? = nil) throws -> Program {
+public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) throws -> Program {
     var steps: [Step] = []
     var alias: [Value: Value] = [:]
     for n in g.nodes {
@@ -60,7 +60,7 @@ public func schedule(_ g: Graph, result: Value? = nil) throws -> Program {
     for (a, r) in alias { homes[a] = homes[r] }
 
     return Program(name: g.name, graph: g, steps: steps, homes: homes, arenaPerSample: perSampleTotal, arenaFixed: fixedTotal,
-                   outputs: g.outputs.map(root), result: result.map(root))
+                   outputs: g.outputs.map(root), result: result.map(root), metrics: metrics.map(root))
 }
 
 /// Byte offset of a fixed arena value: after the per-sample part (perSample * N).

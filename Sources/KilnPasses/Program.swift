@@ -58,6 +58,8 @@ public struct Program: Sendable {
     public var outputs: [Value]
     /// The scalar returned (the loss of a training step), if any.
     public var result: Value?
+    /// Scalars written to the step's metrics array, in order.
+    public var metrics: [Value] = []
 
     public var description: String {
         var s = ""

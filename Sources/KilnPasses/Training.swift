@@ -10,6 +10,9 @@ public enum TrainingBuilder {
         public var loss: Value
         /// One target per model output: name and type.
         public var targets: [(String, TensorType)]
+        /// Metric values (batch means) and their Keras history names.
+        public var metrics: [Value] = []
+        public var metricNames: [String] = []
     }
 
     public static func build(_ g: Graph, _ cfg: TrainingConfig, observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
@@ -23,6 +26,7 @@ public enum TrainingBuilder {
         var b = PrimBuilder(graph: lowered, layer: "loss")
         var targets: [(String, TensorType)] = []
         var total: Value? = nil
+        var metrics: [Value] = [], metricNames: [String] = []
         for (k, out) in lowered.outputs.enumerated() {
             let lc = cfg.losses[k]
             let tt = Losses.targetType(lc, output: b.type(out))
@@ -32,8 +36,18 @@ public enum TrainingBuilder {
             b.layer = "loss/" + lowered.outputNames[k]
             let per = try Losses.perSample(lc, yTrue: t, yPred: out, &b)
             var l = try b.reduce(.mean, per, axes: Array(0..<b.type(per).rank))
+            if lowered.outputs.count > 1 {
+                // Keras reports each output's loss too, as "<output>_loss".
+                metrics.append(l)
+                metricNames.append(lowered.outputNames[k] + "_loss")
+            }
             if let w = cfg.lossWeights, k < w.count, w[k] != 1 { l = try b.mul(l, w[k]) }
             total = try total.map { try b.add($0, l) } ?? l
+            for m in cfg.metrics {
+                let prefix = lowered.outputs.count > 1 ? lowered.outputNames[k] + "_" : ""
+                metrics.append(try Metrics.value(m, yTrue: t, yPred: out, &b))
+                metricNames.append(prefix + m)
+            }
         }
         guard let loss = total else { throw ShapeError(layer: g.name, "the model has no outputs to train") }
         if training {
@@ -49,12 +63,12 @@ public enum TrainingBuilder {
             b.layer = "optimizer"
             for (p, v) in assigns { try b.graph.add(.prim(.assign), [p, v], layer: "optimizer") }
         }
-        b.graph.outputs = [loss]
-        b.graph.outputNames = ["loss"]
+        b.graph.outputs = [loss] + metrics
+        b.graph.outputNames = ["loss"] + metricNames
         observe(training ? "autodiff" : "evaluate", b.graph)
         let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, deadCode], b.graph) { name, gr in
             observe("train-" + name, gr)
         }
-        return Result(graph: optimized, loss: loss, targets: targets)
+        return Result(graph: optimized, loss: loss, targets: targets, metrics: metrics, metricNames: metricNames)
     }
 }

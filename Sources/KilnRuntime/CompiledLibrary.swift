@@ -73,13 +73,14 @@ enum ABI {
     enum ModelDesc {    // kiln_model_desc
         static let abiVersion = 0, name = 8, numInputs = 16, numOutputs = 20, numWeights = 24
         static let inputs = 32, outputs = 40, targets = 48, weights = 56, stateBytes = 64, initState = 72
-        static let predict = 112, train = 120, evaluate = 128, loss = 136, optimizer = 144, size = 152
+        static let predict = 112, train = 120, evaluate = 128, loss = 136, optimizer = 144
+        static let numMetrics = 152, metricNames = 160, size = 168
     }
     enum API {          // kiln_api
         static let abiVersion = 0, structSize = 4, desc = 8, create = 16, destroy = 24, predict = 32
         static let reserve = 40, trainStep = 48, evaluate = 56, numWeights = 64, getWeight = 72
         static let setWeight = 80, saveWeights = 88, loadWeights = 96, setSeed = 104, iterations = 112
-        static let lastError = 120, size = 128
+        static let lastError = 120, lastMetrics = 128, size = 136
     }
 }
 
@@ -99,10 +100,12 @@ struct RuntimeFunctions {
     typealias PathFn = @convention(c) (OpaquePointer?, UnsafePointer<CChar>?) -> Int32
     typealias SetSeed = @convention(c) (OpaquePointer?, UInt64) -> Void
     typealias LastError = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>?
+    typealias LastMetrics = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Float>?, Int32) -> Int32
 
     var create: Create, destroy: Destroy, predict: Predict, reserve: Reserve
     var trainStep: Step, evaluate: Step, numWeights: Count, getWeight: GetWeight, setWeight: SetWeight
     var saveWeights: PathFn, loadWeights: PathFn, setSeed: SetSeed, iterations: Count, lastError: LastError
+    var lastMetrics: LastMetrics?
 
     /// nil when a slot of the table is empty.
     init?(api: UnsafeRawPointer) {
@@ -124,6 +127,9 @@ struct RuntimeFunctions {
         self.getWeight = getWeight; self.setWeight = setWeight; self.saveWeights = saveWeights
         self.loadWeights = loadWeights; self.setSeed = setSeed; self.iterations = iterations
         self.lastError = lastError
+        if api.load(fromByteOffset: A.structSize, as: Int32.self) >= Int32(A.size) {
+            self.lastMetrics = fn(A.lastMetrics, LastMetrics.self)
+        }
     }
 }
 
@@ -171,6 +177,16 @@ public final class CompiledLibrary {
     public let loss: String
     public let optimizer: String
     public let canTrain: Bool
+    /// Metrics each train/evaluate step reports (Keras history names).
+    public let metrics: [String]
+
+    /// The metric values (batch means) of the last train/evaluate step, in `metrics` order.
+    public func lastMetrics() -> [Float] {
+        guard !metrics.isEmpty, let f = fns.lastMetrics else { return [] }
+        var out = [Float](repeating: .nan, count: metrics.count)
+        _ = out.withUnsafeMutableBufferPointer { f(instance, $0.baseAddress, Int32(metrics.count)) }
+        return out
+    }
 
     private let handle: UnsafeMutableRawPointer
     /// The runtime instance and functions (internal for tests).
@@ -255,6 +271,12 @@ public final class CompiledLibrary {
         self.weights = weights
         self.loss = string(desc, M.loss)
         self.optimizer = string(desc, M.optimizer)
+        let numMetrics = Int(desc.load(fromByteOffset: M.numMetrics, as: Int32.self))
+        var metricNames: [String] = []
+        if numMetrics > 0, let names = desc.load(fromByteOffset: M.metricNames, as: UnsafePointer<UnsafePointer<CChar>?>?.self) {
+            metricNames = (0..<numMetrics).map { names[$0].map { String(cString: $0) } ?? "metric_\($0)" }
+        }
+        self.metrics = metricNames
         self.canTrain = canTrain
         self.handle = h
         self.instance = inst

@@ -32,12 +32,16 @@ public struct History: Sendable, Equatable {
     /// Per epoch, the batch-size-weighted mean of the batch losses, each
     /// computed before that batch's update (as Keras reports it).
     public var loss: [Double]
+    /// Per epoch, each compiled metric (e.g. "accuracy"), weighted like the loss.
+    public var metrics: [String: [Double]] = [:]
+    public var metricNames: [String] = []
 
     public init(loss: [Double] = []) { self.loss = loss }
 
     /// `{"loss": [0.5, 0.25]}`, each number written so that it reads back exactly.
     public func json() -> String {
-        "{\"loss\": [" + loss.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ", ") + "]}"
+        func list(_ v: [Double]) -> String { "[" + v.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ", ") + "]" }
+        return "{\"loss\": " + list(loss) + metricNames.map { ", \"\($0)\": " + list(metrics[$0] ?? []) }.joined() + "}"
     }
 }
 
@@ -67,6 +71,7 @@ public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], option
     try lib.reserve(rows: min(options.batchSize, rows))
     let batches = (rows + options.batchSize - 1) / options.batchSize
     var history = History()
+    history.metricNames = lib.metrics
     var order = Array(0..<rows)
     var bar = ProgressBar(batches: batches, isTerminal: isTerminal)
     func emit(_ text: String) { if options.verbose && !text.isEmpty { progress(text) } }
@@ -75,6 +80,7 @@ public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], option
         if options.shuffle { order = shuffledRows(rows, seed: options.seed, epoch: epoch) }
         emit(bar.startEpoch(epoch, of: options.epochs))
         var weighted = 0.0
+        var metricSums = [Double](repeating: 0, count: lib.metrics.count)
         for b in 0..<batches {
             let lo = b * options.batchSize, hi = min(lo + options.batchSize, rows)
             let idx = options.shuffle ? Array(order[lo..<hi]) : nil
@@ -85,10 +91,12 @@ public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], option
                 throw KilnRuntimeError("loss became \(loss.isNaN ? "NaN" : "infinite") at epoch \(epoch), batch \(b + 1); training stopped: lower the learning rate or look for NaN or extreme values in the data.")
             }
             weighted += Double(loss) * Double(hi - lo)
+            for (k, v) in lib.lastMetrics().enumerated() { metricSums[k] += Double(v) * Double(hi - lo) }
             emit(bar.update(batch: b + 1, meanLoss: weighted / Double(hi)))
         }
         let epochLoss = weighted / Double(rows)
         history.loss.append(epochLoss)
+        for (k, name) in lib.metrics.enumerated() { history.metrics[name, default: []].append(metricSums[k] / Double(rows)) }
         emit(bar.endEpoch(meanLoss: epochLoss))
     }
     return history
