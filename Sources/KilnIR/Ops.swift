@@ -126,6 +126,10 @@ public enum PrimOp: Hashable, Sendable {
     case conv2DGradInput(Window2D, inH: Int, inW: Int)
     /// Gradient of conv2d with respect to w: (x, dy) -> w's shape.
     case conv2DGradFilter(Window2D)
+    /// Patches of a convolution as rows: x (N,H,W,C) -> (N*OH*OW, KH*KW*C), zeros where padded.
+    case im2col(Window2D, outH: Int, outW: Int)
+    /// Sums patch rows back into the image: (N*OH*OW, KH*KW*C) -> (N,H,W,C); the adjoint of im2col.
+    case col2im(Window2D, inH: Int, inW: Int, channels: Int, outH: Int, outW: Int)
     /// Pooling (N,H,W,C) -> (N,OH,OW,C); padded cells are ignored (avg counts valid cells only).
     case pool2D(PoolKind, Window2D, outH: Int, outW: Int)
     /// Gradient of pooling: (x, y, dy) -> x's shape.

@@ -55,6 +55,8 @@ extension PrimOp: CustomStringConvertible {
         case let .conv2D(w, _, _): return "conv2d<\(w)>"
         case let .conv2DGradInput(w, _, _): return "conv2d_grad_input<\(w)>"
         case .conv2DGradFilter(let w): return "conv2d_grad_filter<\(w)>"
+        case let .im2col(w, _, _): return "im2col<\(w)>"
+        case let .col2im(w, _, _, _, _, _): return "col2im<\(w)>"
         case let .pool2D(k, w, _, _): return "\(k.rawValue)_pool2d<\(w)>"
         case let .pool2DGrad(k, w): return "\(k.rawValue)_pool2d_grad<\(w)>"
         case .gather: return "gather"

@@ -256,6 +256,16 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
     case .conv2DGradFilter(let win):
         try expectArity(ins, 2...2, layer)
         return [.f32([.fixed(win.kh), .fixed(win.kw), ins[0].shape[3], ins[1].shape[3]])]
+    case let .im2col(win, oh, ow):
+        try expectArity(ins, 1...1, layer)
+        guard ins[0].rank == 4 else { throw fail("needs rank 4, got \(ins[0])") }
+        return [.f32([.batch(oh * ow), .fixed(win.kh * win.kw * ins[0].shape[3].factor)])]
+    case let .col2im(win, h, w, c, oh, ow):
+        try expectArity(ins, 1...1, layer)
+        guard ins[0].shape == [.batch(oh * ow), .fixed(win.kh * win.kw * c)] else {
+            throw fail("patches \(ins[0]) do not fit a \(win) window over \(c) channels")
+        }
+        return [.f32([.n, .fixed(h), .fixed(w), .fixed(c)])]
     case let .pool2D(_, _, oh, ow):
         try expectArity(ins, 1...1, layer)
         let x = ins[0]

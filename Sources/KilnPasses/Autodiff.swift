@@ -138,7 +138,7 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
             start += len
         }
         return out
-    case .slice, .fused, .convBiasAct, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
+    case .slice, .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
         throw ShapeError(layer: n.layer, "\(op) has no gradient rule (it should not appear before autodiff)")
     }
 }

@@ -127,6 +127,28 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let k = LoopKernel(buffers: bufs, loops: extents(out.shape), reduceLoops: [.n, .int(dy.shape[1].factor), .int(dy.shape[2].factor)],
                            body: body, output: 2, outputIndex: linearIndex(out.shape, (0..<4).map(idx)))
         return [.loop(k, args: args)]
+    case let .im2col(win, oh, ow):
+        // p[(n,oh,ow), (i,j,c)] = x[n, oh*sh+i-pt, ow*sw+j-pl, c]: loops n, oh, ow, i, j, c.
+        let x = ins[0]
+        let (h, w, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
+        let xh = idx(1) * .int(win.sh) + idx(3) - .int(win.padTop)
+        let xw = idx(2) * .int(win.sw) + idx(4) - .int(win.padLeft)
+        let shape6: [Dim] = [.n, .fixed(oh), .fixed(ow), .fixed(win.kh), .fixed(win.kw), .fixed(c)]
+        let k = LoopKernel(buffers: bufs, loops: extents(shape6),
+                           body: .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(5)]), valid: inRange(xh, h, xw, w), otherwise: 0),
+                           output: 1, outputIndex: linearIndex(shape6, (0..<6).map(idx)))
+        return [.loop(k, args: args)]
+    case let .col2im(win, h, w, c, oh, ow):
+        // x[n,h,w,c] = sum_{i,j} p[(n,(h+pt-i)/sh,(w+pl-j)/sw), (i,j,c)] where divisible and in range.
+        let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
+        let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
+        let shape6: [Dim] = [.n, .fixed(oh), .fixed(ow), .fixed(win.kh), .fixed(win.kw), .fixed(c)]
+        let at = linearIndex(shape6, [idx(0), yh, yw, idx(4), idx(5), idx(3)])
+        let outShape: [Dim] = [.n, .fixed(h), .fixed(w), .fixed(c)]
+        let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw)],
+                           body: .guardedLoad(buffer: 0, at: at, valid: windowValid(th, win.sh, oh, tw, win.sw, ow), otherwise: 0),
+                           output: 1, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
+        return [.loop(k, args: args)]
     case let .pool2D(kind, win, oh, ow):
         let x = ins[0]
         let (h, w) = (x.shape[1].factor, x.shape[2].factor)

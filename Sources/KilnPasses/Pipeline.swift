@@ -9,6 +9,7 @@ public enum Pipeline {
         lowerLayers(training: false), // layers -> primitives; dropout is the identity
         fuseConvBiasActivation,     // conv2d + bias |> activation -> one kernel
         fuseElementwise,            // chains of elementwise ops -> one loop each
+        convToGemm,                 // convolutions -> im2col + sgemm (+ fused bias/activation)
         deadCode,                   // drop what no output needs
     ]
 

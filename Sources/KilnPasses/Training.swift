@@ -66,9 +66,11 @@ public enum TrainingBuilder {
         b.graph.outputs = [loss] + metrics
         b.graph.outputNames = ["loss"] + metricNames
         observe(training ? "autodiff" : "evaluate", b.graph)
-        let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, deadCode], b.graph) { name, gr in
+        let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, convToGemm, deadCode], b.graph) { name, gr in
             observe("train-" + name, gr)
         }
-        return Result(graph: optimized, loss: loss, targets: targets, metrics: metrics, metricNames: metricNames)
+        // Passes may renumber values: the loss and metrics are the optimized graph's outputs.
+        return Result(graph: optimized, loss: optimized.outputs[0], targets: targets, metrics: Array(optimized.outputs.dropFirst()),
+                      metricNames: metricNames)
     }
 }
