@@ -47,6 +47,10 @@ func evalPrim(_ op: PrimOp, _ ins: [Tensor], _ outDims: [Int], _ ctx: Context) t
         return conv2DGradInput(ins[0], ins[1], win, h, w)
     case .conv2DGradFilter(let win):
         return conv2DGradFilter(ins[0], ins[1], win)
+    case let .im2col(win, oh, ow):
+        return im2col(ins[0], win, oh, ow)
+    case let .col2im(win, h, w, c, oh, ow):
+        return col2im(ins[0], win, h, w, c, oh, ow)
     case let .pool2D(kind, win, oh, ow):
         return pool2D(kind, ins[0], win, oh, ow)
     case let .pool2DGrad(kind, win):
@@ -194,6 +198,54 @@ func conv2DGradFilter(_ x: Tensor, _ dy: Tensor, _ win: Window2D) -> [Double] {
         }
     }
     return dw
+}
+
+/// Patch rows: p[(b,oy,ox), (i,j,c)] = x[b, oy*sh+i-pt, ox*sw+j-pl, c], zero outside x.
+func im2col(_ x: Tensor, _ win: Window2D, _ oh: Int, _ ow: Int) -> [Double] {
+    let (nb, h, wd, c) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
+    let cols = win.kh * win.kw * c
+    var p = [Double](repeating: 0, count: nb * oh * ow * cols)
+    for b in 0..<nb {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                let row = (b * oh + oy) * ow + ox
+                for i in 0..<win.kh {
+                    for j in 0..<win.kw {
+                        let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
+                        if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
+                        for cc in 0..<c {
+                            p[row * cols + (i * win.kw + j) * c + cc] = x.data[((b * h + iy) * wd + ix) * c + cc]
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return p
+}
+
+/// The adjoint of im2col: every patch entry is added back to the x cell it was read from.
+func col2im(_ p: Tensor, _ win: Window2D, _ h: Int, _ wd: Int, _ c: Int, _ oh: Int, _ ow: Int) -> [Double] {
+    let cols = win.kh * win.kw * c
+    let nb = p.dims[0] / (oh * ow)
+    var x = [Double](repeating: 0, count: nb * h * wd * c)
+    for b in 0..<nb {
+        for oy in 0..<oh {
+            for ox in 0..<ow {
+                let row = (b * oh + oy) * ow + ox
+                for i in 0..<win.kh {
+                    for j in 0..<win.kw {
+                        let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
+                        if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
+                        for cc in 0..<c {
+                            x[((b * h + iy) * wd + ix) * c + cc] += p.data[row * cols + (i * win.kw + j) * c + cc]
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return x
 }
 
 /// The input cells (iy, ix) of pooling window (oy, ox) that lie inside the input.

@@ -97,7 +97,7 @@ public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], option
         let epochLoss = weighted / Double(rows)
         history.loss.append(epochLoss)
         for (k, name) in lib.metrics.enumerated() { history.metrics[name, default: []].append(metricSums[k] / Double(rows)) }
-        emit(bar.endEpoch(meanLoss: epochLoss))
+        emit(bar.endEpoch(meanLoss: epochLoss, metrics: lib.metrics.map { ($0, history.metrics[$0]?.last ?? .nan) }))
     }
     return history
 }
@@ -174,9 +174,11 @@ struct ProgressBar {
         return "\r" + line(batch: batch, loss: meanLoss)
     }
 
-    func endEpoch(meanLoss: Double) -> String {
-        isTerminal ? "\r" + line(batch: batches, loss: meanLoss) + "\n"
-            : epochText + " - loss: " + fixed(meanLoss, 6) + "\n"
+    /// The epoch's closing line; metrics follow the loss as " - name: value".
+    func endEpoch(meanLoss: Double, metrics: [(String, Double)] = []) -> String {
+        let extra = metrics.map { " - \($0.0): " + fixed($0.1, isTerminal ? 4 : 6) }.joined()
+        return isTerminal ? "\r" + line(batch: batches, loss: meanLoss) + extra + "\n"
+            : epochText + " - loss: " + fixed(meanLoss, 6) + extra + "\n"
     }
 
     func abort() -> String { isTerminal && drawn ? "\n" : "" }

@@ -2,13 +2,18 @@ import ArgumentParser
 import Foundation
 import Kiln
 import KilnIR
+import KilnLLVM
 import KilnRuntime
 
 /// Exit 1 with one clear sentence on a user error.
 struct UserError: Error, CustomStringConvertible { var description: String }
 
 func fail(_ e: Error) -> Never {
-    let text = String(describing: e)
+    // Our errors describe themselves in one sentence; Foundation's get their localized text.
+    var text = String(describing: e)
+    if !(e is CustomStringConvertible) || e is CocoaError || type(of: e) == NSError.self {
+        text = (e as NSError).localizedDescription
+    }
     FileHandle.standardError.write(("kiln: " + text + "\n").data(using: .utf8)!)
     exit(1)
 }
@@ -42,6 +47,7 @@ struct Compile: ParsableCommand {
     @Option(name: .customLong("print-after"), help: "Print the graph after a pass (e.g. lower, fuse-conv, fuse-elementwise, dce; 'all').")
     var printAfter: [String] = []
     @Flag(name: .customLong("emit-llvm"), help: "Also write NAME.ll, the optimized LLVM IR.") var emitLLVM = false
+    @Flag(name: .customLong("swift-module"), help: "Also write DIR/module.modulemap so that Swift code can `import NAME`.") var swiftModule = false
 
     func run() throws {
         do {
@@ -53,6 +59,7 @@ struct Compile: ParsableCommand {
             o.emitLLVM = emitLLVM
             let n = name.map { Compiler.identifier($0) } ?? Compiler.defaultName(model)
             let a = try Compiler.compile(m, name: n, to: output, options: o) { print($0) }
+            if swiftModule { try SwiftModuleWriter.write(name: n, outDir: output) }
             print("wrote \(a.library) and \(a.header)")
         } catch { fail(error) }
     }
