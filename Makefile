@@ -17,12 +17,10 @@ build: deps
 
 # The whole suite: unit tests, the Keras conformance corpus, the samples.
 test: build
-	$(SWIFT) test --skip-build
-	python3 Tests/run_conformance.py --kiln $(KILN)
-	bash samples/run.sh $(KILN) $(OUT)/samples
+	bash tools/test-all.sh $(KILN) $(OUT)
 
 unit: build
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 conformance: build
 	python3 Tests/run_conformance.py --kiln $(KILN)
@@ -34,7 +32,6 @@ samples: build
 demo: deps
 	$(SWIFT) build --product kiln
 	$(KILN) summary samples/models/mnist_cnn.keras
-	$(KILN) compile samples/models/mnist_cnn.keras -o $(OUT)/demo --swift-module
 	bash samples/run.sh $(KILN) $(OUT)/demo
 
 bench: deps

@@ -121,12 +121,17 @@ public struct PrimBuilder {
             let last = shape.count - 1
             let zi = try reshape(x, shape + [.fixed(1)])
             let zj = try reshape(x, Array(shape.dropLast()) + [.fixed(1), shape[last]])
-            let ge = try cast(try compare(.ge, zj, zi), .f32)
+            // z_j comes before z_i in a descending stable sort: greater, or equal and earlier.
+            let k = shape[last].factor
+            let iota = try p(.iota(k))
+            let jIdx = try reshape(iota, [.fixed(1), .fixed(k)]), iIdx = try reshape(iota, [.fixed(k), .fixed(1)])
+            let earlier = try cast(try compare(.le, jIdx, iIdx), .f32)
+            let ge = try add(try cast(try compare(.gt, zj, zi), .f32), try mul(try cast(try compare(.eq, zj, zi), .f32), earlier))
             let c = try reduce(.sum, ge, axes: [last + 1])
             let s = try reduce(.sum, try mul(ge, zj), axes: [last + 1])
             let support = try cast(try compare(.gt, try add(try mul(c, x), 1), s), .f32)
-            let k = try reduce(.sum, support, axes: [last], keepDims: true)
-            let tau = try div(try add(try reduce(.sum, try mul(support, s), axes: [last], keepDims: true), -1), k)
+            let size = try reduce(.sum, support, axes: [last], keepDims: true)
+            let tau = try div(try add(try reduce(.sum, try mul(support, s), axes: [last], keepDims: true), -1), size)
             return try unary(.relu, try sub(x, tau))
         case .softmax, .logSoftmax:
             let last = type(x).rank - 1

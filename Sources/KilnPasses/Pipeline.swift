@@ -10,6 +10,7 @@ public enum Pipeline {
         fuseConvBiasActivation,     // conv2d + bias |> activation -> one kernel
         fuseElementwise,            // chains of elementwise ops -> one loop each
         convToGemm,                 // convolutions -> im2col + sgemm (+ fused bias/activation)
+        commonSubexpressions,       // compute each (op, inputs) once
         deadCode,                   // drop what no output needs
     ]
 

@@ -39,55 +39,58 @@ enum Ref {
     }
 
     static func activationIfKnown(_ a: Activation, _ x: [Double], last: Int, alpha: Double = 0) -> [Double]? {
-        switch a {
-        case .linear: return x
-        case .relu: return alpha == 0 ? x.map { max($0, 0) } : x.map { $0 >= 0 ? $0 : alpha * $0 }
-        case .sigmoid: return x.map(sigmoid)
-        case .tanh: return x.map { Foundation.tanh($0) }
-        case .elu:
+        // By Keras name, so that activations added to the enum later show up as "no reference".
+        switch a.rawValue {
+        case "linear": return x
+        case "relu": return alpha == 0 ? x.map { max($0, 0) } : x.map { $0 >= 0 ? $0 : alpha * $0 }
+        case "sigmoid": return x.map(sigmoid)
+        case "tanh": return x.map { Foundation.tanh($0) }
+        case "elu":
             let al = alpha == 0 ? 1 : alpha
             return x.map { $0 > 0 ? $0 : al * (exp($0) - 1) }
-        case .selu:
+        case "selu":
             let al = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946
             return x.map { scale * ($0 > 0 ? $0 : al * (exp($0) - 1)) }
-        case .softplus: return x.map(softplus)
-        case .softsign: return x.map { $0 / (1 + abs($0)) }
-        case .swish: return x.map { $0 * sigmoid($0) }
-        case .gelu: return x.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
-        case .exponential: return x.map { exp($0) }
-        case .hardSigmoid: return x.map { min(max($0 / 6 + 0.5, 0), 1) }
-        case .hardSilu: return x.map { $0 * min(max($0 / 6 + 0.5, 0), 1) }
-        case .leakyRelu:
+        case "softplus": return x.map(softplus)
+        case "softsign": return x.map { $0 / (1 + abs($0)) }
+        case "silu": return x.map { $0 * sigmoid($0) }
+        case "gelu": return x.map { 0.5 * $0 * (1 + erf($0 / 2.0.squareRoot())) }
+        case "exponential": return x.map { exp($0) }
+        case "hard_sigmoid": return x.map { min(max($0 / 6 + 0.5, 0), 1) }
+        case "hard_silu": return x.map { $0 * min(max($0 / 6 + 0.5, 0), 1) }
+        case "leaky_relu":
             let slope = alpha == 0 ? 0.2 : alpha
             return x.map { $0 >= 0 ? $0 : slope * $0 }
-        case .relu6: return x.map { min(max($0, 0), 6) }
-        case .mish: return x.map { $0 * Foundation.tanh(softplus($0)) }
-        case .celu:
+        case "relu6": return x.map { min(max($0, 0), 6) }
+        case "mish": return x.map { $0 * Foundation.tanh(softplus($0)) }
+        case "celu":
             let al = alpha == 0 ? 1 : alpha
             return x.map { max($0, 0) + min(0, al * (exp($0 / al) - 1)) }
-        case .hardShrink: return x.map { abs($0) > 0.5 ? $0 : 0 }
-        case .hardTanh: return x.map { min(max($0, -1), 1) }
-        case .logSigmoid: return x.map { -softplus(-$0) }
-        case .softShrink: return x.map { $0 > 0.5 ? $0 - 0.5 : ($0 < -0.5 ? $0 + 0.5 : 0) }
-        case .sparsePlus: return x.map { $0 <= -1 ? 0 : ($0 >= 1 ? $0 : ($0 + 1) * ($0 + 1) / 4) }
-        case .squareplus: return x.map { ($0 + ($0 * $0 + 4).squareRoot()) / 2 }
-        case .tanhShrink: return x.map { $0 - Foundation.tanh($0) }
-        case .sparsemax:
-            // Martins & Astudillo: sort descending, the support is the largest k with 1 + k z_(k) > sum_{j<=k} z_(j).
+        case "hard_shrink": return x.map { abs($0) > 0.5 ? $0 : 0 }
+        case "hard_tanh": return x.map { min(max($0, -1), 1) }
+        case "log_sigmoid": return x.map { -softplus(-$0) }
+        case "soft_shrink": return x.map { $0 > 0.5 ? $0 - 0.5 : ($0 < -0.5 ? $0 + 0.5 : 0) }
+        case "sparse_plus": return x.map { $0 <= -1 ? 0 : ($0 >= 1 ? $0 : ($0 + 1) * ($0 + 1) / 4) }
+        case "squareplus": return x.map { ($0 + ($0 * $0 + 4).squareRoot()) / 2 }
+        case "tanh_shrink": return x.map { $0 - Foundation.tanh($0) }
+        case "sparsemax":
+            // As keras/src/backend/*/nn.py computes it (all backends): sort descending, cumsum,
+            // support = z_(r) - (cumsum_r - 1) / r > 0, tau = (sum of cumsum over the support - 1) / k.
+            // (The paper's tau uses cumsum_k alone; the two agree only when k == 1.)
             var y = x
             for start in stride(from: 0, to: x.count, by: last) {
                 let z = Array(x[start..<start + last])
                 let sorted = z.sorted(by: >)
-                var cum = 0.0, k = 0, support = 0.0
+                var cum = 0.0, k = 0.0, cumSum = 0.0
                 for (j, v) in sorted.enumerated() {
                     cum += v
-                    if 1 + Double(j + 1) * v > cum { k = j + 1; support = cum }
+                    if v - (cum - 1) / Double(j + 1) > 0 { k += 1; cumSum += cum }
                 }
-                let tau = (support - 1) / Double(k)
+                let tau = (cumSum - 1) / k
                 for i in 0..<last { y[start + i] = max(z[i] - tau, 0) }
             }
             return y
-        case .softmax, .logSoftmax:
+        case "softmax", "log_softmax":
             var y = x
             for start in stride(from: 0, to: x.count, by: last) {
                 let row = x[start..<start + last]
@@ -226,21 +229,37 @@ final class KernelTests: XCTestCase {
         var m = GraphMaker("acts")
         let x = m.input("x", [3, 5])
         var cases: [(Activation, Float)] = Activation.allCases.map { ($0, 0) }
-        cases += [(.elu, 0.5), (.leakyRelu, 0.3), (.relu, 0.1)]
+        cases += [(.elu, 0.5), (.leakyRelu, 0.3), (.relu, 0.1), (.celu, 0.5)]
         for (i, (a, alpha)) in cases.enumerated() {
             m.output(try m.layer(.activation(a, alpha: alpha), [x], "act\(i)"), "\(a.rawValue)_\(alpha)")
         }
         let lib = try compileAndLoad(m.model(), name: "acts", dir: dir)
         try check(lib, seed: 12, inputs: { n, r in
             var v = r.floats(n * 15, -5, 5)
-            // Row 0: large magnitudes (softmax/log_softmax stability, saturation), exact zeros, and the hard_sigmoid kinks.
-            let special: [Float] = [40, -40, 0, 3, -3, 20, -20, 6, -6, 0.5, 1e-3, -1e-3, 12, -12, 30]
+            // Row 0: large magnitudes (softmax stability, saturation), 0, and the kinks of hard_sigmoid, relu6, the shrinks and sparse_plus.
+            let special: [Float] = [40, -40, 0, 3, -3, 1, -1, 6, -6, 0.5, 1e-3, -1e-3, -0.5, -12, 30]
             for i in 0..<15 { v[i] = special[i] }
             return [HostTensor(shape: [n, 3, 5], floats: v)]
         }, reference: { xs in
             let v = xs[0].doubles
             return cases.map { a, alpha in (Ref.activation(a, v, last: 5, alpha: Double(alpha)), xs[0].shape) }
         })
+    }
+
+    /// The activations over the last axis on inputs with ties (equal maxima, equal support members).
+    func testLastAxisActivationsWithTies() throws {
+        let dir = try makeTempDir(self)
+        var m = GraphMaker("ties")
+        let x = m.input("x", [4, 5])
+        let acts: [Activation] = [.softmax, .logSoftmax, .sparsemax]
+        for a in acts { m.output(try m.layer(.activation(a, alpha: 0), [x], a.rawValue), a.rawValue) }
+        let lib = try compileAndLoad(m.model(), name: "ties", dir: dir)
+        let ties: [Float] = [0.5, 0.5, -1, -2, -3,  0.25, -0.25, 0.25, -0.25, 0,  -2, -2, -2, -2, -2,  1, 3, 3, 0.5, 3]
+        try check(lib, seed: 19, inputs: { n, r in
+            var v = r.floats(n * 20, -2, 2)
+            for i in 0..<20 { v[i] = ties[i] }
+            return [HostTensor(shape: [n, 4, 5], floats: v)]
+        }, reference: { xs in acts.map { (Ref.activation($0, xs[0].doubles, last: 5), xs[0].shape) } })
     }
 
     /// Conv2D valid/same, strides (1,1), (2,2), (2,1), on an odd (7x9) and an even (8x6) input;

@@ -63,8 +63,7 @@ final class LayerNode {
 ///   - name: the input's name (default `input_layer`, `input_layer_1`, ...).
 /// - Returns: a symbolic tensor of shape `(None, ...shape)`.
 public func Input(shape: [Int], dtype: HostDType = .float32, name: String? = nil) -> KerasTensor {
-    let layer = InputLayer(shape: shape, dtype: dtype, name: name)
-    return layer.output
+    InputLayer(shape: shape, dtype: dtype, name: name).makeOutput()
 }
 
 /// An error from the Swift model API; the message is one sentence.

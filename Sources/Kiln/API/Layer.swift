@@ -1,0 +1,149 @@
+// The base layer: a name, weights made on the first call, `callAsFunction` on
+// symbolic tensors. A concrete layer says only which LayerOp it is and which
+// weights it needs for given inputs.
+
+import KilnIR
+
+/// A Keras layer. Call it on a ``KerasTensor`` (or a list, for merge layers)
+/// to add it to a model; its weights are made on the first call, from the
+/// input's shape, and shared by later calls.
+public class Layer {
+    /// The layer's name, unique by default like Keras' (`dense`, `dense_1`, ...).
+    public let name: String
+    /// Whether training updates this layer's weights. Like Keras, set it
+    /// before `compile`.
+    public var trainable = true
+    /// Keras' variable names of the weights, in `get_weights()` order
+    /// ("kernel", "bias", "embeddings"); empty until the first call.
+    public private(set) var weightNames: [String] = []
+    /// Shapes of the weights, in `get_weights()` order.
+    public private(set) var weightShapes: [[Int]] = []
+    var weightValues: [[Float]] = []
+    /// Bumped by every `setWeights`, so a loaded model knows what to push.
+    var version = 0
+    /// Whether the weights exist (the layer has been called once).
+    public private(set) var isBuilt = false
+
+    init(name: String?, prefix: String) {
+        self.name = name ?? Keras.uniqueName(prefix)
+    }
+
+    /// The Keras class name, as `summary()` shows it.
+    public var className: String { "Layer" }
+
+    /// The layer op this layer adds to the graph.
+    var op: LayerOp? { nil }
+
+    /// How many inputs a call takes.
+    var arity: ClosedRange<Int> { 1...1 }
+
+    /// The weights a first call on inputs of these types makes: Keras name, shape, initialiser.
+    func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] { [] }
+
+    /// Applies the layer to one tensor.
+    /// - Parameters:
+    ///   - x: a symbolic tensor from ``Input`` or another layer.
+    /// - Returns: the symbolic output. A shape error is kept in it and thrown
+    ///   when a model is made from it.
+    public func callAsFunction(_ x: KerasTensor) -> KerasTensor { call([x]) }
+
+    /// Applies the layer to several tensors (``Concatenate``, ``Add``).
+    /// - Parameters:
+    ///   - xs: the symbolic inputs, in order.
+    public func callAsFunction(_ xs: [KerasTensor]) -> KerasTensor { call(xs) }
+
+    func call(_ xs: [KerasTensor]) -> KerasTensor {
+        let node = LayerNode(layer: self, inputs: xs, op: op)
+        if let failed = xs.first(where: { $0.error != nil }), let e = failed.error {
+            return KerasTensor(node: node, error: e)
+        }
+        guard let op, arity.contains(xs.count) else {
+            let want = arity.lowerBound == arity.upperBound ? "\(arity.lowerBound)" : "\(arity.lowerBound) or more"
+            return KerasTensor(node: node, error: KerasAPIError("\(className) '\(name)' takes \(want) input\(arity.upperBound == 1 ? "" : "s"), but was called on \(xs.count)."))
+        }
+        let types = xs.compactMap(\.type)
+        do {
+            var shapes = weightShapes
+            var specs: [(String, [Int], Initializer)] = []
+            if !isBuilt {
+                specs = try weightSpecs(types)
+                shapes = specs.map(\.1)
+            }
+            let out = try inferTypes(.layer(op), types + shapes.map { TensorType.f32($0.map { .fixed($0) }) }, layer: name)[0]
+            if !isBuilt {
+                weightNames = specs.map(\.0)
+                weightShapes = shapes
+                weightValues = specs.map { $0.2.values($0.1) }
+                isBuilt = true
+            }
+            return KerasTensor(node: node, type: out)
+        } catch {
+            return KerasTensor(node: node, error: error)
+        }
+    }
+
+    /// The weights in Keras `get_weights()` order, each flattened row-major.
+    public var weights: [[Float]] { weightValues }
+
+    /// The weights as shaped arrays, in `get_weights()` order.
+    public func getWeights() -> [HostTensor] {
+        zip(weightShapes, weightValues).map { HostTensor(shape: $0, floats: $1) }
+    }
+
+    /// Replaces the weights, as Keras' `set_weights`.
+    /// - Parameters:
+    ///   - values: one flat row-major array per weight, in `get_weights()` order.
+    /// - Throws: ``KerasAPIError`` when the count or a size does not match.
+    public func setWeights(_ values: [[Float]]) throws {
+        guard values.count == weightShapes.count else {
+            throw KerasAPIError("layer '\(name)' has \(weightShapes.count) weights\(isBuilt ? "" : " (it has not been called yet)"), but \(values.count) were given.")
+        }
+        for (i, (v, shape)) in zip(values, weightShapes).enumerated() where v.count != shape.reduce(1, *) {
+            throw KerasAPIError("weight '\(name)/\(weightNames[i])' has shape \(formatShape(shape)) (\(shape.reduce(1, *)) values), but \(v.count) values were given.")
+        }
+        weightValues = values
+        version += 1
+    }
+
+    /// Replaces the weights from shaped arrays (e.g. read with `NPY.read`).
+    /// - Parameters:
+    ///   - values: one array per weight, in `get_weights()` order, with the weight's exact shape.
+    public func setWeights(_ values: [HostTensor]) throws {
+        for (i, (t, shape)) in zip(values, weightShapes).enumerated() where t.shape != shape {
+            throw KerasAPIError("weight '\(name)/\(weightNames[i])' has shape \(formatShape(shape)), but the array given has shape \(formatShape(t.shape)).")
+        }
+        try setWeights(values.map { $0.dtype == .float32 ? $0.floats : $0.ints.map(Float.init) })
+    }
+
+    /// Number of weight values (Keras' `count_params()`).
+    public func countParams() -> Int { weightShapes.reduce(0) { $0 + $1.reduce(1, *) } }
+
+    /// Sets the weights without counting it as a user change (a pull from a library).
+    func syncWeights(_ values: [[Float]]) { weightValues = values }
+}
+
+/// A model input's layer, made by ``Input(shape:dtype:name:)``.
+public final class InputLayer: Layer {
+    /// The per-sample shape.
+    public let inputShape: [Int]
+    public let dtype: HostDType
+
+    init(shape: [Int], dtype: HostDType, name: String?) {
+        self.inputShape = shape
+        self.dtype = dtype
+        super.init(name: name, prefix: "input_layer")
+    }
+
+    public override var className: String { "InputLayer" }
+
+    func makeOutput() -> KerasTensor {
+        let node = LayerNode(layer: self, inputs: [], op: nil)
+        let t: KerasTensor
+        if inputShape.isEmpty || inputShape.contains(where: { $0 <= 0 }) {
+            t = KerasTensor(node: node, error: KerasAPIError("Input '\(name)' has shape \(formatShape(inputShape)); Kiln needs one or more fixed, positive sizes after the batch dimension."), dtype: dtype)
+        } else {
+            t = KerasTensor(node: node, type: TensorType(dtype == .int32 ? .i32 : .f32, [.n] + inputShape.map { .fixed($0) }))
+        }
+        return t
+    }
+}

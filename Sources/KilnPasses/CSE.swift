@@ -1,0 +1,29 @@
+import KilnIR
+
+/// Common-subexpression elimination: a node computing the same op on the
+/// same inputs as an earlier one reuses its result.
+///   // a = im2col(x); ...; b = im2col(x)   ->  b replaced by a
+/// Random draws and state writes are never merged.
+public let commonSubexpressions = Pass("cse") { g in
+    var g = g
+    struct Key: Hashable { var op: Op; var inputs: [Value] }
+    var seen: [Key: [Value]] = [:]
+    var rename: [Value: Value] = [:]
+    var keep = [Bool](repeating: true, count: g.nodes.count)
+    for i in g.nodes.indices {
+        g.nodes[i].inputs = g.nodes[i].inputs.map { rename[$0] ?? $0 }
+        let n = g.nodes[i]
+        if case .prim(.randomUniform) = n.op { continue }
+        if case .prim(.assign) = n.op { continue }
+        let key = Key(op: n.op, inputs: n.inputs)
+        if let earlier = seen[key] {
+            for (o, e) in zip(n.outputs, earlier) { rename[o] = e }
+            keep[i] = false
+        } else {
+            seen[key] = n.outputs
+        }
+    }
+    g.outputs = g.outputs.map { rename[$0] ?? $0 }
+    g.retainNodes(keep)
+    return g
+}

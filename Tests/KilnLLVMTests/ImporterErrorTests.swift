@@ -1,0 +1,201 @@
+// Bad model files through Compiler.load, and the `kiln` command's exit status
+// and messages for a bad model and for a wrongly shaped input.
+
+import Foundation
+import XCTest
+import ZIPFoundation
+import Kiln
+import KilnIR
+import KilnRuntime
+
+final class ImporterErrorTests: XCTestCase {
+    static let denseRelu = packageRoot.appendingPathComponent("Tests/conformance/cases/dense_relu/model.keras").path
+    static let reshapeCase = packageRoot.appendingPathComponent("Tests/cases_invalid/reshape_mismatch")
+
+    /// Compiler.load(path) must throw an error whose message contains every part.
+    func expectLoadError(_ path: String, _ parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        assertThrows(parts, "Compiler.load(\((path as NSString).lastPathComponent))", file: file, line: line) {
+            _ = try Compiler.load(path)
+        }
+    }
+
+    /// The entries of a .keras file, in order.
+    func entries(_ path: String) throws -> [(String, Data)] {
+        let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        return try archive.map { e in
+            var out = Data()
+            _ = try archive.extract(e) { out.append($0) }
+            return (e.path, out)
+        }
+    }
+
+    func writeZip(_ entries: [(String, Data)], to path: String) throws {
+        let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create)
+        for (name, data) in entries {
+            try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .deflate) { pos, size in
+                data.subdata(in: Int(pos)..<(Int(pos) + size))
+            }
+        }
+    }
+
+    /// dense_relu's model.keras with a layer appended to its (Sequential) config.json.
+    func kerasWithExtraLayer(_ layer: [String: Any], at path: String) throws {
+        var list = try entries(Self.denseRelu)
+        guard let k = list.firstIndex(where: { $0.0 == "config.json" }),
+              var root = try JSONSerialization.jsonObject(with: list[k].1) as? [String: Any],
+              var config = root["config"] as? [String: Any], var layers = config["layers"] as? [[String: Any]] else {
+            return XCTFail("dense_relu's config.json is not a Sequential config")
+        }
+        layers.append(layer)
+        config["layers"] = layers
+        root["config"] = config
+        list[k].1 = try JSONSerialization.data(withJSONObject: root)
+        try writeZip(list, to: path)
+    }
+
+    // MARK: - Damaged files
+
+    func testTheUnmodifiedCopyLoads() throws {
+        // The baseline the other tests edit: copied through ZIPFoundation it still loads.
+        let dir = try makeTempDir(self)
+        let path = dir + "/copy.keras"
+        try writeZip(try entries(Self.denseRelu), to: path)
+        let m = try Compiler.load(path)
+        XCTAssertEqual(m.graph.outputs.count, 1)
+    }
+
+    func testTruncatedKeras() throws {
+        let dir = try makeTempDir(self)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.denseRelu))
+        for (i, keep) in [bytes.count / 2, bytes.count - 30, 200].enumerated() {
+            let path = dir + "/truncated\(i).keras"
+            try bytes.prefix(keep).write(to: URL(fileURLWithPath: path))
+            expectLoadError(path, ["truncated\(i).keras", "truncated or damaged"])
+        }
+        let empty = dir + "/empty.keras"
+        try Data().write(to: URL(fileURLWithPath: empty))
+        expectLoadError(empty, ["empty.keras", "empty"])
+    }
+
+    func testCorruptedWeightsEntry() throws {
+        let dir = try makeTempDir(self)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: Self.denseRelu)))
+        let sig: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+        guard let at = (0..<(bytes.count - 8)).first(where: { Array(bytes[$0..<$0 + 8]) == sig }) else {
+            return XCTFail("model.weights.h5 is not stored uncompressed in dense_relu's model.keras")
+        }
+        bytes[at + 4000] ^= 0xFF
+        let path = dir + "/flipped.keras"
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        expectLoadError(path, ["flipped.keras", "model.weights.h5", "damaged"])
+    }
+
+    func testNotAZip() throws {
+        let dir = try makeTempDir(self)
+        let path = dir + "/notes.keras"
+        try "this is a text file, not a model\n".write(toFile: path, atomically: true, encoding: .utf8)
+        expectLoadError(path, ["notes.keras", "not a zip archive"])
+        expectLoadError(dir + "/missing.keras", ["missing.keras", "no such file"])
+    }
+
+    // MARK: - Config errors
+
+    func testUnsupportedLayerClassNamesClassLayerAndSupportedOnes() throws {
+        let dir = try makeTempDir(self)
+        let path = dir + "/noise.keras"
+        try kerasWithExtraLayer(["module": "keras.layers", "class_name": "GaussianNoise", "registered_name": NSNull(),
+                                 "config": ["name": "my_noise", "trainable": true, "dtype": "float32", "stddev": 0.1, "seed": NSNull()]], at: path)
+        expectLoadError(path, ["GaussianNoise", "'my_noise'", "not support", "supported:", "Dense", "Conv2D", "Embedding", "MaxPooling2D"])
+    }
+
+    func testLambdaLayerIsRefused() throws {
+        let dir = try makeTempDir(self)
+        let path = dir + "/lambda.keras"
+        try kerasWithExtraLayer(["module": "keras.layers", "class_name": "Lambda", "registered_name": NSNull(),
+                                 "config": ["name": "my_lambda", "trainable": true, "dtype": "float32",
+                                            "function": ["class_name": "__lambda__", "config": ["code": "4wEAAAAAAAAA", "defaults": NSNull(), "closure": NSNull()]],
+                                            "arguments": [String: Any]()]], at: path)
+        expectLoadError(path, ["'my_lambda'", "Lambda", "refuses"])
+    }
+
+    func testReshapeMismatchMessage() throws {
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.reshapeCase.appendingPathComponent("case.json"))) as? [String: Any]
+        let expected = try XCTUnwrap(json?["expect_error"] as? [String])
+        XCTAssertFalse(expected.isEmpty)
+        expectLoadError(Self.reshapeCase.appendingPathComponent("model.keras").path, expected)
+    }
+
+    // MARK: - The kiln command
+
+    /// The most recently built `kiln` among the package's build directories.
+    func kilnBinary() throws -> String {
+        let fm = FileManager.default
+        let dirs = (try? fm.contentsOfDirectory(atPath: packageRoot.path)) ?? []
+        var best: (String, Date)? = nil
+        for d in dirs where d.hasPrefix(".build") {
+            let p = packageRoot.appendingPathComponent(d).appendingPathComponent("debug/kiln").path
+            guard fm.isExecutableFile(atPath: p),
+                  let date = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date else { continue }
+            if best == nil || date > best!.1 { best = (p, date) }
+        }
+        guard let b = best else { throw XCTSkip("no built kiln binary under \(packageRoot.path)/.build*/debug/") }
+        return b.0
+    }
+
+    func run(_ exe: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        // Read before waiting so that a full pipe cannot block the child.
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    func testCLISummaryOfReshapeMismatchExitsOne() throws {
+        let kiln = try kilnBinary()
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.reshapeCase.appendingPathComponent("case.json"))) as? [String: Any]
+        let expected = try XCTUnwrap(json?["expect_error"] as? [String])
+        let r = try run(kiln, ["summary", Self.reshapeCase.appendingPathComponent("model.keras").path])
+        XCTAssertEqual(r.status, 1, "stderr: \(r.stderr)")
+        for part in expected {
+            XCTAssertTrue(r.stderr.contains(part), "kiln summary's stderr '\(r.stderr)' lacks '\(part)'")
+        }
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+    }
+
+    func testCLIPredictWithWronglyShapedInput() throws {
+        let kiln = try kilnBinary()
+        let dir = try makeTempDir(self)
+        var m = GraphMaker("cli")
+        let x = m.input("features", [3])
+        var r = TestRNG(101)
+        m.output(try m.layer(.dense(units: 2, activation: .relu, useBias: true),
+                             [x, m.param("dense/kernel", [3, 2], r.floats(6)), m.param("dense/bias", [2], r.floats(2))], "dense"), "dense")
+        let a = try Compiler.compile(m.model(), name: "cli", to: dir, log: { _ in })
+
+        // A wrongly shaped input: exit 1, a message naming the input and both shapes, no output file.
+        let bad = dir + "/bad.npy", out = dir + "/out.npy"
+        try NPY.write(HostTensor(shape: [4, 5], floats: r.floats(20)), path: bad)
+        let res = try run(kiln, ["predict", a.library, "--input", bad, "--output", out])
+        XCTAssertEqual(res.status, 1, "stderr: \(res.stderr)")
+        for part in ["input 'features'", "(-1, 3)", "(4, 5)"] {
+            XCTAssertTrue(res.stderr.contains(part), "kiln predict's stderr '\(res.stderr)' lacks '\(part)'")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out), "kiln predict wrote \(out) despite the error")
+
+        // The same call with a good input works and agrees with CompiledLibrary.
+        let good = dir + "/good.npy"
+        let gx = HostTensor(shape: [5, 3], floats: r.floats(15))
+        try NPY.write(gx, path: good)
+        let ok = try run(kiln, ["predict", a.library, "--input", good, "--output", out])
+        XCTAssertEqual(ok.status, 0, "stderr: \(ok.stderr)")
+        let y = try NPY.read(path: out)
+        XCTAssertEqual(y, try CompiledLibrary(path: a.library).predict([gx])[0])
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole suite, as `make test` runs it: unit tests (XCTest), the Keras
+# conformance cases, the C and Swift samples. Ends with one summary line.
+set -uo pipefail
+kiln=${1:-.build/debug/kiln}
+out=${2:-out}
+passed=0 failed=0
+status=0
+
+log=$(mktemp)
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -1)
+n=$(echo "$line" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
+f=$(echo "$line" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
+if [ -z "$line" ]; then n=0; f=1; fi
+[ "$rc" -ne 0 ] && [ "$f" = 0 ] && f=1
+passed=$((passed + n - f)); failed=$((failed + f))
+[ "$rc" -ne 0 ] && status=1
+
+python3 Tests/run_conformance.py --kiln "$kiln" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
+[ "$rc" -ne 0 ] && [ "$f" = 0 ] && f=1
+passed=$((passed + p)); failed=$((failed + f))
+[ "$rc" -ne 0 ] && status=1
+
+if bash samples/run.sh "$kiln" "$out/samples"; then passed=$((passed + 2)); else failed=$((failed + 1)); status=1; fi
+rm -f "$log"
+
+echo
+echo "unit tests, conformance cases and samples together:"
+echo "$passed passed, $failed failed"
+exit $status
