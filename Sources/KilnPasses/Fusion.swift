@@ -6,77 +6,83 @@ import KilnIR
 /// A producer is folded into its consumer when the consumer is its only user
 /// and both have the same shape (scalar constants are folded everywhere).
 public let fuseElementwise = Pass("fuse-elementwise") { g in
-    var g = g
-    var changed = true
-    while changed {
-        changed = false
-        let uses = g.useCounts()
-        for i in g.nodes.indices {
-            let node = g.nodes[i]
-            guard case .prim(let op) = node.op, isFusable(op), let expr = elementwiseExpr(op, arity: node.inputs.count),
-                  let out = node.outputs.first else { continue }
-            for (k, v) in node.inputs.enumerated() {
-                guard let p = g.producer(v), case .prim(let pop) = p.op, isFusable(pop),
-                      let pe = elementwiseExpr(pop, arity: p.inputs.count) else { continue }
-                let isConst: Bool = { if case .constant = pop { return true }; if case .batchSize = pop { return true }; if case .iteration = pop { return true }; return false }()
-                guard isConst || (uses[v.id] == 1 && g.type(v).shape == g.type(out).shape) else { continue }
-                let inner = p.inputs.count
-                let shifted = expr.mapArgs { j in
-                    j < k ? .arg(j) : j == k ? pe.mapArgs { .arg(k + $0) } : .arg(j + inner - 1)
-                }
-                var inputs = node.inputs
-                inputs.replaceSubrange(k...k, with: p.inputs)
-                let (e2, ins2) = dedupe(shifted, inputs)
-                g.nodes[i].op = .prim(.fused(e2))
-                g.nodes[i].inputs = ins2
-                changed = true
-                break
-            }
+    try rewriteUntilStable(g) { g, i, uses in
+        let node = g.nodes[i]
+        guard case .prim(let op) = node.op, isFusable(op), let expr = elementwiseExpr(op, arity: node.inputs.count),
+              let out = node.outputs.first else { return false }
+        for (k, v) in node.inputs.enumerated() {
+            guard let p = g.producer(v), case .prim(let pop) = p.op, isFusable(pop),
+                  let pe = elementwiseExpr(pop, arity: p.inputs.count) else { continue }
+            let isConst: Bool
+        switch pop {
+        case .constant, .batchSize, .iteration: isConst = true
+        default: isConst = false
         }
-        if changed { g = try deadCode.run(g) }
+            guard isConst || (uses[v.id] == 1 && g.type(v).shape == g.type(out).shape) else { continue }
+            let inner = p.inputs.count
+            let shifted = expr.mapArgs { j in
+                j < k ? .arg(j) : j == k ? pe.mapArgs { .arg(k + $0) } : .arg(j + inner - 1)
+            }
+            var inputs = node.inputs
+            inputs.replaceSubrange(k...k, with: p.inputs)
+            let (e2, ins2) = dedupe(shifted, inputs)
+            g.nodes[i].op = .prim(.fused(e2))
+            g.nodes[i].inputs = ins2
+            return true
+        }
+        return false
     }
-    return g
 }
 
 /// Folds bias and activation into convolutions:
 ///   // conv2d(x, w) + b            ->  conv2d_bias(x, w, b)
 ///   // conv2d_bias(x, w, b) |> act ->  conv2d_bias{act}(x, w, b)
 public let fuseConvBiasActivation = Pass("fuse-conv") { g in
+    try rewriteUntilStable(g) { g, i, uses in
+        let node = g.nodes[i]
+        guard case .prim(let op) = node.op, node.outputs.count == 1 else { return false }
+        // conv + bias
+        if case .binary(.add) = op {
+            for (k, v) in node.inputs.enumerated() {
+                guard uses[v.id] == 1, let p = g.producer(v), case let .prim(.conv2D(win, oh, ow)) = p.op else { continue }
+                let b = node.inputs[1 - k]
+                guard g.type(b).shape == [g.type(v).shape[3]] else { continue }
+                g.nodes[i].op = .prim(.convBiasAct(win, outH: oh, outW: ow, act: nil))
+                g.nodes[i].inputs = p.inputs + [b]
+                return true
+            }
+            return false
+        }
+        // conv_bias |> act: an elementwise op of one single-use conv_bias result and scalar constants.
+        guard isFusable(op), let e = elementwiseExpr(op, arity: node.inputs.count), g.type(node.outputs[0]).dtype == .f32 else { return false }
+        var conv: (index: Int, node: Node)? = nil
+        var constants: [Int: Float] = [:]
+        for (k, v) in node.inputs.enumerated() {
+            guard let p = g.producer(v), case .prim(let pop) = p.op else { return false }
+            if case .convBiasAct(_, _, _, nil) = pop, uses[v.id] == 1, conv == nil {
+                conv = (k, p)
+            } else if case .constant(let c) = pop {
+                constants[k] = c
+            } else {
+                return false
+            }
+        }
+        guard let (ci, p) = conv, case let .prim(.convBiasAct(win, oh, ow, nil)) = p.op else { return false }
+        g.nodes[i].op = .prim(.convBiasAct(win, outH: oh, outW: ow, act: e.mapArgs { $0 == ci ? .arg(0) : .const(constants[$0]!) }))
+        g.nodes[i].inputs = p.inputs
+        return true
+    }
+}
+
+/// Applies a rewrite rule to node i (given use counts) until no node changes;
+/// dead code is removed after each sweep that changed something.
+func rewriteUntilStable(_ g: Graph, _ rule: (inout Graph, Int, [Int]) -> Bool) throws -> Graph {
     var g = g
     var changed = true
     while changed {
         changed = false
         let uses = g.useCounts()
-        for i in g.nodes.indices {
-            let node = g.nodes[i]
-            guard case .prim(let op) = node.op, node.outputs.count == 1 else { continue }
-            // conv + bias
-            if case .binary(.add) = op {
-                for (k, v) in node.inputs.enumerated() {
-                    guard uses[v.id] == 1, let p = g.producer(v), case let .prim(.conv2D(win, oh, ow)) = p.op else { continue }
-                    let b = node.inputs[1 - k]
-                    guard g.type(b).shape == [g.type(v).shape[3]] else { continue }
-                    g.nodes[i].op = .prim(.convBiasAct(win, outH: oh, outW: ow, act: nil))
-                    g.nodes[i].inputs = p.inputs + [b]
-                    changed = true
-                    break
-                }
-            }
-            // conv_bias + activation: an elementwise op of the conv result and constants only.
-            if !changed, let e = elementwiseExpr(op, arity: node.inputs.count), isFusable(op) {
-                let convArgs = node.inputs.enumerated().filter { _, v in
-                    if let p = g.producer(v), case .prim(.convBiasAct(_, _, _, nil)) = p.op, uses[v.id] == 1 { return true }
-                    return false
-                }
-                if convArgs.count == 1 && node.inputs.count == 1, let p = g.producer(node.inputs[0]),
-                   case let .prim(.convBiasAct(win, oh, ow, nil)) = p.op, g.type(node.outputs[0]).dtype == .f32 {
-                    g.nodes[i].op = .prim(.convBiasAct(win, outH: oh, outW: ow, act: e))
-                    g.nodes[i].inputs = p.inputs
-                    changed = true
-                }
-            }
-            if changed { break }
-        }
+        for i in g.nodes.indices where rule(&g, i, uses) { changed = true; break }
         if changed { g = try deadCode.run(g) }
     }
     return g

@@ -9,6 +9,7 @@ public enum Pipeline {
         lowerLayers(training: false), // layers -> primitives; dropout is the identity
         fuseConvBiasActivation,     // conv2d + bias |> activation -> one kernel
         fuseElementwise,            // chains of elementwise ops -> one loop each
+        fuseConvBiasActivation,     // again: multi-op activations are one fused op now
         convToGemm,                 // convolutions -> im2col + sgemm (+ fused bias/activation)
         commonSubexpressions,       // compute each (op, inputs) once
         deadCode,                   // drop what no output needs

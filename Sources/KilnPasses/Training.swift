@@ -66,7 +66,7 @@ public enum TrainingBuilder {
         b.graph.outputs = [loss] + metrics
         b.graph.outputNames = ["loss"] + metricNames
         observe(training ? "autodiff" : "evaluate", b.graph)
-        let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, convToGemm, commonSubexpressions, deadCode], b.graph) { name, gr in
+        let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, fuseConvBiasActivation, convToGemm, commonSubexpressions, deadCode], b.graph) { name, gr in
             observe("train-" + name, gr)
         }
         // Passes may renumber values: the loss and metrics are the optimized graph's outputs.
