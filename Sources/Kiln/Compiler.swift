@@ -109,7 +109,11 @@ public enum Compiler {
         let work = fm.temporaryDirectory.appendingPathComponent("kiln-\(getpid())-\(UUID().uuidString)").path
         try fm.createDirectory(atPath: work, withIntermediateDirectories: true)
         defer { try? fm.removeItem(atPath: work) }
-        try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        do {
+            try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        } catch {
+            throw BackendError("cannot create the output directory \(outDir): \((error as NSError).localizedDescription)")
+        }
         let obj = work + "/\(name).o"
         try ObjectEmitter.emit(LibraryPrograms(name: name, predict: predict, train: train, evaluate: evaluate, initialState: image),
                                to: obj, llvmIR: options.emitLLVM ? outDir + "/\(name).ll" : nil)

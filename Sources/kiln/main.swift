@@ -10,10 +10,7 @@ struct UserError: Error, CustomStringConvertible { var description: String }
 
 func fail(_ e: Error) -> Never {
     // Our errors describe themselves in one sentence; Foundation's get their localized text.
-    var text = String(describing: e)
-    if !(e is CustomStringConvertible) || e is CocoaError || type(of: e) == NSError.self {
-        text = (e as NSError).localizedDescription
-    }
+    let text = e is CocoaError || type(of: e) == NSError.self ? (e as NSError).localizedDescription : String(describing: e)
     FileHandle.standardError.write(("kiln: " + text + "\n").data(using: .utf8)!)
     exit(1)
 }
@@ -142,4 +139,17 @@ struct Plot: ParsableCommand {
     }
 }
 
-KilnCommand.main()
+// Usage errors exit 2 (the contract), user errors 1, success 0.
+do {
+    var command = try KilnCommand.parseAsRoot()
+    try command.run()
+} catch {
+    let code = KilnCommand.exitCode(for: error)
+    let message = KilnCommand.fullMessage(for: error)
+    if code == .success {
+        print(message)
+        exit(0)
+    }
+    FileHandle.standardError.write((message + "\n").data(using: .utf8)!)
+    exit(2)
+}
