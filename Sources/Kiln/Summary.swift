@@ -9,7 +9,7 @@ public enum ModelSummary {
         for l in m.layers where !(m.isSequential && l.className == "InputLayer") {
             let shape = l.outputs.map { g.type($0).kerasDescription }.joined(separator: ", ")
             var row = ["\(l.name) (\(l.className))", shape, formatCount(l.paramCount)]
-            if functional { row.append(l.inbound.map { "\($0)[0][0]" }.joined(separator: ", ")) }
+            if functional { row.append(l.inbound.isEmpty ? "-" : l.inbound.map { "\($0)[0][0]" }.joined(separator: ", ")) }
             rows.append(row)
         }
         var headers = ["Layer (type)", "Output Shape", "Param #"]
@@ -17,7 +17,6 @@ public enum ModelSummary {
         var widths = headers.map(\.count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
         widths = widths.map { $0 + 2 }
-        let total = widths.reduce(0, +) + widths.count + 1
         func line(_ l: Character, _ m: Character, _ r: Character, _ fill: Character) -> String {
             String(l) + widths.map { String(repeating: fill, count: $0) }.joined(separator: String(m)) + String(r)
         }
@@ -37,12 +36,15 @@ public enum ModelSummary {
             out += row(r) + "\n"
             out += (i == rows.count - 1 ? line("└", "┴", "┘", "─") : line("├", "┼", "┤", "─")) + "\n"
         }
-        _ = total
         let params = m.layers.reduce(0) { $0 + $1.paramCount }
         let trainable = m.layers.reduce(0) { $0 + $1.trainableCount }
-        out += " Total params: \(formatCount(params)) (\(formatBytes(params * 4)))\n"
+        let total = params + m.optimizerParamCount
+        out += " Total params: \(formatCount(total)) (\(formatBytes(total * 4)))\n"
         out += " Trainable params: \(formatCount(trainable)) (\(formatBytes(trainable * 4)))\n"
         out += " Non-trainable params: \(formatCount(params - trainable)) (\(formatBytes((params - trainable) * 4)))\n"
+        if m.optimizerParamCount > 0 {
+            out += " Optimizer params: \(formatCount(m.optimizerParamCount)) (\(formatBytes(m.optimizerParamCount * 4)))\n"
+        }
         return out
     }
 

@@ -66,6 +66,8 @@ public struct Model: Sendable {
     public var layers: [LayerInfo]
     public var training: TrainingConfig?
     public var isSequential: Bool
+    /// Optimizer variables saved with the model (shown by the summary, as Keras does).
+    public var optimizerParamCount = 0
     public init(graph: Graph, layers: [LayerInfo], training: TrainingConfig?, isSequential: Bool) {
         self.graph = graph; self.layers = layers; self.training = training; self.isSequential = isSequential
     }

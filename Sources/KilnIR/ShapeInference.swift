@@ -48,6 +48,28 @@ public func inferTypes(_ op: Op, _ ins: [TensorType], layer: String) throws -> [
     }
 }
 
+/// Sizes that must be positive (a zero stride would divide by zero).
+private func checkAttributes(_ op: LayerOp, layer: String) throws {
+    func sizes(_ name: String, _ v: [Int]) throws {
+        guard v.count == 2, v.allSatisfy({ $0 >= 1 }) else { throw ShapeError(layer: layer, "\(name) \(v) must be two positive integers") }
+    }
+    switch op {
+    case let .dense(units, _, _):
+        guard units >= 1 else { throw ShapeError(layer: layer, "units=\(units) must be positive") }
+    case let .conv2D(filters, kernel, strides, _, _, _):
+        guard filters >= 1 else { throw ShapeError(layer: layer, "filters=\(filters) must be positive") }
+        try sizes("kernel size", kernel); try sizes("strides", strides)
+    case let .maxPool2D(pool, strides, _), let .avgPool2D(pool, strides, _):
+        try sizes("pool size", pool); try sizes("strides", strides)
+    case let .embedding(i, o, _):
+        guard i >= 1, o >= 1 else { throw ShapeError(layer: layer, "input_dim=\(i) and output_dim=\(o) must be positive") }
+    case .dropout(let rate):
+        guard rate >= 0 && rate < 1 else { throw ShapeError(layer: layer, "rate=\(rate) must be in [0, 1)") }
+    default:
+        break
+    }
+}
+
 private func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
     if !counts.contains(ins.count) {
         throw ShapeError(layer: layer, "takes \(counts.lowerBound == counts.upperBound ? "\(counts.lowerBound)" : "\(counts.lowerBound) to \(counts.upperBound)") inputs, got \(ins.count)")
@@ -66,6 +88,7 @@ private func expectBatched(_ t: TensorType, rank: Int? = nil, _ layer: String, w
 
 public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
     guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
+    try checkAttributes(op, layer: layer)
     switch op {
     case let .dense(units, _, useBias):
         try expectArity(ins, useBias ? 3...3 : 2...2, layer)

@@ -11,7 +11,9 @@ public enum KerasGraphBuilder {
         var b = Builder(file: file, graph: Graph(name: spec.name))
         try b.run(spec)
         let training = try spec.compileConfig.flatMap { try KerasCompileConfig.parse($0, outputs: b.graph.outputs.count, file: file) }
-        return Model(graph: b.graph, layers: b.layers, training: training, isSequential: spec.kind == .sequential)
+        var model = Model(graph: b.graph, layers: b.layers, training: training, isSequential: spec.kind == .sequential)
+        model.optimizerParamCount = spec.optimizerParamCount
+        return model
     }
 
     /// What a layer function gets: its config and weights, and the graph to extend.
@@ -32,11 +34,21 @@ public enum KerasGraphBuilder {
             if let f = fallback { return f }
             throw fail("has no number '\(key)' in its config")
         }
+        /// A 2-D size (kernel, strides, pool): one or two positive integers.
         func pair(_ key: String, _ fallback: [Int]? = nil) throws -> [Int] {
-            if let v = config[key]?.ints { return v.count == 1 ? [v[0], v[0]] : v }
-            if let v = config[key]?.int { return [v, v] }
-            if let f = fallback { return f }
-            throw fail("has no '\(key)' in its config")
+            var v: [Int]
+            if let list = config[key]?.ints { v = list.count == 1 ? [list[0], list[0]] : list }
+            else if let one = config[key]?.int { v = [one, one] }
+            else if let f = fallback { v = f }
+            else { throw fail("has no '\(key)' in its config") }
+            guard v.count == 2, v.allSatisfy({ $0 >= 1 }) else { throw fail("has \(key) \(v); expected two positive integers") }
+            return v
+        }
+        /// A size that must be at least 1 (units, filters, vocabulary size).
+        func positive(_ key: String) throws -> Int {
+            let v = try int(key)
+            guard v >= 1 else { throw fail("has \(key)=\(v); expected a positive integer") }
+            return v
         }
         func padding() throws -> Padding {
             guard let p = Padding(rawValue: config["padding"]?.string ?? "valid") else {
@@ -64,14 +76,14 @@ public enum KerasGraphBuilder {
     static let table: [String: LayerFn] = [
         "Dense": { c in
             let bias = c.config["use_bias"]?.bool ?? true
-            return (.dense(units: try c.int("units"), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
+            return (.dense(units: try c.positive("units"), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
         },
         "Conv2D": { c in
             try c.channelsLast()
             if try c.pair("dilation_rate", [1, 1]) != [1, 1] { throw c.fail("uses dilation_rate \(try c.pair("dilation_rate")); Kiln supports dilation 1") }
             if try c.int("groups", 1) != 1 { throw c.fail("uses groups=\(try c.int("groups")); Kiln supports groups=1") }
             let bias = c.config["use_bias"]?.bool ?? true
-            return (.conv2D(filters: try c.int("filters"), kernel: try c.pair("kernel_size"), strides: try c.pair("strides", [1, 1]),
+            return (.conv2D(filters: try c.positive("filters"), kernel: try c.pair("kernel_size"), strides: try c.pair("strides", [1, 1]),
                             padding: try c.padding(), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
         },
         "MaxPooling2D": { c in
@@ -100,7 +112,11 @@ public enum KerasGraphBuilder {
             guard let t = c.config["target_shape"]?.ints else { throw c.fail("has no 'target_shape' list") }
             return (.reshape(target: t), [])
         },
-        "Dropout": { c in (.dropout(rate: try c.float("rate")), []) },
+        "Dropout": { c in
+            let rate = try c.float("rate")
+            guard rate >= 0 && rate < 1 else { throw c.fail("has rate \(rate); expected 0 <= rate < 1") }
+            return (.dropout(rate: rate), [])
+        },
         "Activation": { c in (.activation(try c.activation(), alpha: 0), []) },
         "ReLU": { c in
             let maxValue: Float? = c.config["max_value"]?.isNull == false ? try c.float("max_value") : nil
@@ -116,7 +132,7 @@ public enum KerasGraphBuilder {
             return (.activation(.softmax, alpha: 0), [])
         },
         "Embedding": { c in
-            (.embedding(inputDim: try c.int("input_dim"), outputDim: try c.int("output_dim"), maskZero: c.config["mask_zero"]?.bool ?? false),
+            (.embedding(inputDim: try c.positive("input_dim"), outputDim: try c.positive("output_dim"), maskZero: c.config["mask_zero"]?.bool ?? false),
              ["embeddings"])
         },
         "Concatenate": { c in (.concatenate(axis: try c.int("axis", -1)), []) },

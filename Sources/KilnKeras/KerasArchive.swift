@@ -101,7 +101,12 @@ public enum KerasArchive {
             throw KerasImportError("\(display): model.weights.h5 \(f.message).")
         }
         var builder = SpecBuilder(display: display, weights: h5)
-        return try builder.build(root: json)
+        var spec = try builder.build(root: json)
+        // The saved optimizer's variables (iterations, learning rate, slots), which Keras' summary counts.
+        spec.optimizerParamCount = h5.children("optimizer/vars").reduce(0) { total, child in
+            total + ((try? h5.readFloats("optimizer/vars/" + child))?.values.count ?? 0)
+        }
+        return spec
     }
 
     static func entryBytes(_ archive: Archive, _ entryName: String, display: String) throws -> [UInt8] {

@@ -83,6 +83,8 @@ public struct KerasModelSpec: Sendable {
     public var outputs: [KerasTensorRef]
     /// The `compile_config` object, if the model was saved after compile().
     public var compileConfig: JSON?
+    /// Elements of the optimizer variables saved in the file (Keras' "Optimizer params").
+    public var optimizerParamCount = 0
     public init(kind: Kind, name: String, layers: [KerasLayerSpec], inputs: [KerasTensorRef],
                 outputs: [KerasTensorRef], compileConfig: JSON?) {
         self.kind = kind; self.name = name; self.layers = layers; self.inputs = inputs
