@@ -69,6 +69,11 @@ public enum Compiler {
             targets = tg.targets.map { GlueTensor(name: $0.0, dtype: $0.1.dtype == .i32 ? "i32" : "f32", shape: $0.1.externalShape) }
             stateParams = tg.graph.params
         }
+        let showSchedule = options.printAll || options.printAfter.contains("schedule")
+        if showSchedule {
+            log("// schedule of predict (arena: \(predict.arenaPerSample) bytes per row + \(predict.arenaFixed))\n\(predict.description)")
+            if let t = train { log("// schedule of the training step (arena: \(t.arenaPerSample) bytes per row + \(t.arenaFixed))\n\(t.description)") }
+        }
         // One state layout for all programs: the training graph's params (weights, then optimizer slots).
         let layoutProgram = train ?? predict
         var image = [UInt8](repeating: 0, count: layoutProgram.stateBytes)

@@ -108,6 +108,8 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
     /// Output buffer and the element written at each parallel point.
     public var output: Int
     public var outputIndex: KExpr
+    /// The output buffer may also be an input (an in-place update): buffers may alias.
+    public var inPlace = false
 
     public init(buffers: [KBuffer], loops: [KExpr], reduceLoops: [KExpr] = [], reduceOp: KReduce = .sum,
                 body: KExpr, epilogue: KExpr? = nil, output: Int, outputIndex: KExpr) {

@@ -29,7 +29,7 @@ struct KernelEmitter {
         fn = f.0
         for k in 0..<kernel.buffers.count {
             buffers.append(LLVMGetParam(fn, UInt32(k)))
-            m.addAttribute(fn, index: UInt32(k + 1), "noalias")
+            if !kernel.inPlace { m.addAttribute(fn, index: UInt32(k + 1), "noalias") }
             m.addAttribute(fn, index: UInt32(k + 1), "nocapture")
         }
         n = LLVMGetParam(fn, UInt32(kernel.buffers.count))

@@ -49,11 +49,12 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
 
     if let e = elementwiseExpr(op, arity: n.inputs.count) {
         let out = g.type(n.outputs[0])
-        // Same shape everywhere: one flat loop.
-        if ins.allSatisfy({ $0.shape == out.shape }) {
+        // Same shape everywhere (or a single element, broadcast): one flat loop.
+        func isScalar(_ t: TensorType) -> Bool { !t.scalesWithBatch && t.staticCount == 1 }
+        if ins.allSatisfy({ $0.shape == out.shape || isScalar($0) }) {
             let i = KExpr.index(0)
             let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)
-            let k = LoopKernel(buffers: bufs, loops: [total], body: kexpr(e) { .load(buffer: $0, at: i) },
+            let k = LoopKernel(buffers: bufs, loops: [total], body: kexpr(e) { .load(buffer: $0, at: ins[$0].shape == out.shape ? i : .int(0)) },
                                output: outBuf, outputIndex: i)
             return [.loop(k, args: args)]
         }

@@ -18,6 +18,7 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
     }
     func root(_ v: Value) -> Value { alias[v] ?? v }
     steps = steps.map { remap($0, root) }
+    steps = writeUpdatesInPlace(steps, g, aliased: Set(alias.values), kept: Set(g.outputs.map(root) + (result.map { [root($0)] } ?? []) + metrics.map(root)))
 
     var homes: [Value: Home] = [:]
     for (k, v) in g.inputs.enumerated() { homes[v] = .input(k) }
@@ -71,6 +72,32 @@ extension Program {
 }
 
 public func align(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+
+/// An optimizer update `v = f(p, ...); assign(p, v)` writes straight into p's
+/// state when f is a flat elementwise loop (element i of p is read before it is
+/// written, by the same iteration) and nothing after f reads the old p; later
+/// readers of v read p's memory, which holds v. The copy of the assign goes away.
+func writeUpdatesInPlace(_ steps: [Step], _ g: Graph, aliased: Set<Value>, kept: Set<Value>) -> [Step] {
+    var steps = steps
+    var drop = Set<Int>()
+    let params = Set(g.params.map(\.value))
+    for (ai, st) in steps.enumerated() {
+        guard case let .loop(k, args) = st, args.count == 2, k.buffers[0].written, params.contains(args[0]) else { continue }
+        let (p, v) = (args[0], args[1])
+        guard !aliased.contains(v), !kept.contains(v) else { continue }
+        let writers = steps.indices.filter { steps[$0].writes.contains(v) }
+        guard writers.count == 1, let fi = writers.first, fi < ai,
+              case let .loop(fk, fargs) = steps[fi], fk.loops.count == 1, fk.reduceLoops.isEmpty, fk.outputIndex == .index(0),
+              g.type(p).staticCount == g.type(v).staticCount,
+              !steps.indices.contains(where: { $0 > fi && $0 != ai && steps[$0].reads.contains(p) }) else { continue }
+        var inPlace = fk
+        inPlace.inPlace = true
+        steps[fi] = .loop(inPlace, args: fargs.map { $0 == v ? p : $0 })
+        for j in steps.indices where j > fi && j != ai { steps[j] = remap(steps[j]) { $0 == v ? p : $0 } }
+        drop.insert(ai)
+    }
+    return steps.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
+}
 
 private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
     switch s {

@@ -41,7 +41,7 @@ struct Compile: ParsableCommand {
     @Option(help: "Loss, overriding the file's compile_config.") var loss: String?
     @Option(help: "Optimizer, overriding the file's compile_config.") var optimizer: String?
     @Option(name: .customLong("learning-rate"), help: "Learning rate, overriding the file's.") var learningRate: Float?
-    @Option(name: .customLong("print-after"), help: "Print the graph after a pass (e.g. lower, fuse-conv, fuse-elementwise, dce; 'all').")
+    @Option(name: .customLong("print-after"), help: "Print the graph after a pass (lower, fuse-conv, fuse-elementwise, conv-gemm, cse, dce, autodiff, train-...), the kernel schedule ('schedule'), or 'all'.")
     var printAfter: [String] = []
     @Flag(name: .customLong("emit-llvm"), help: "Also write NAME.ll, the optimized LLVM IR.") var emitLLVM = false
     @Flag(name: .customLong("swift-module"), help: "Also write DIR/module.modulemap so that Swift code can `import NAME`.") var swiftModule = false

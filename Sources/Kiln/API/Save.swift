@@ -1,0 +1,216 @@
+// Saving a Swift-API model as a Keras 3 `.keras` file: the layers as Keras
+// configs (Keras' class names, keys and defaults), the current weights and,
+// after `compile`, the loss and optimizer as Keras' `compile_config`. The file
+// is read back by `kiln compile` / `Compiler.load` and by Keras'
+// `keras.saving.load_model`.
+
+import Foundation
+import KilnIR
+import KilnKeras
+
+extension KerasModel {
+    /// Saves the model, with its current weights and its `compile` settings,
+    /// as a Keras 3 `.keras` file, as Keras' `model.save(path)`. The file
+    /// appears whole or not at all.
+    /// - Parameters:
+    ///   - path: the file to write (replaced when it exists), e.g. "model.keras".
+    /// - Throws: ``KerasAPIError`` for a layer Kiln cannot save, or
+    ///   `KerasSaveError` when the file cannot be written.
+    public func save(_ path: String) throws {
+        try KerasArchiveWriter.write(try kerasSpec(), to: path)
+    }
+
+    /// The model as the neutral form `.keras` files are read into: what
+    /// ``save(_:)`` writes.
+    public func kerasSpec() throws -> KerasModelSpec {
+        pullFromLibrary()
+        // Each call's index among its layer's calls in this model (Keras' node index).
+        var nodeIndex: [ObjectIdentifier: Int] = [:]
+        var callsOf: [ObjectIdentifier: [LayerNode]] = [:]
+        for n in nodes {
+            let lid = ObjectIdentifier(n.layer)
+            nodeIndex[ObjectIdentifier(n)] = callsOf[lid, default: []].count
+            callsOf[lid, default: []].append(n)
+        }
+        func ref(_ t: KerasTensor) -> KerasTensorRef {
+            KerasTensorRef(layer: t.layer.name, nodeIndex: nodeIndex[ObjectIdentifier(t.node)] ?? 0, tensorIndex: 0)
+        }
+        // h5 keys, as Keras gives them over `model.layers`.
+        var used: [String: Int] = [:]
+        var layers: [KerasLayerSpec] = []
+        for l in operations {
+            var key: String? = nil
+            if !(isSequential && l is InputLayer) {
+                let base = KerasArchive.snakeCase(l.className)
+                if let n = used[base] { used[base] = n + 1; key = "\(base)_\(n + 1)" } else { used[base] = 0; key = base }
+            }
+            let weights = zip(l.weightShapes, l.weights).enumerated().map { i, sw in
+                KerasWeight(path: "layers/\(key ?? "")/vars/\(i)", shape: sw.0, values: sw.1)
+            }
+            let calls = isSequential ? [] : (callsOf[ObjectIdentifier(l)] ?? []).map { KerasNodeCall(inputs: $0.inputs.map(ref)) }
+            layers.append(KerasLayerSpec(className: l.className, name: l.name, config: try l.kerasConfig(),
+                                         calls: calls, weights: weights))
+        }
+        return KerasModelSpec(kind: isSequential ? .sequential : .functional, name: name, layers: layers,
+                              inputs: isSequential ? [] : inputs.map(ref), outputs: isSequential ? [] : outputs.map(ref),
+                              compileConfig: training.map { $0.kerasCompileConfig() })
+    }
+}
+
+// MARK: - Layer configs
+
+/// A Float as Keras writes a Python float: its shortest decimal form.
+func kerasNumber(_ f: Float) -> JSON { .number(Double("\(f)") ?? Double(f)) }
+
+private func ints(_ v: [Int]) -> JSON { .array(v.map { .number(Double($0)) }) }
+
+private let dtypePolicy = JSON.object([("module", .string("keras")), ("class_name", .string("DTypePolicy")),
+                                       ("config", .object([("name", .string("float32"))])), ("registered_name", .null)])
+
+private func initializer(_ cls: String, _ config: [(String, JSON)]) -> JSON {
+    .object([("module", .string("keras.initializers")), ("class_name", .string(cls)), ("config", .object(config)),
+             ("registered_name", .null)])
+}
+
+private let glorotUniform = initializer("GlorotUniform", [("seed", .null), ("input_axes", .null), ("output_axes", .null)])
+private let zerosInit = initializer("Zeros", [])
+
+extension Layer {
+    /// The layer's Keras config (keys in Keras' order, Keras' defaults for
+    /// what Kiln does not model).
+    func kerasConfig() throws -> JSON {
+        let head: [(String, JSON)] = [("name", .string(name)), ("trainable", .bool(trainable)), ("dtype", dtypePolicy)]
+        switch self {
+        case let l as InputLayer:
+            return .object([("batch_shape", .array([.null] + l.inputShape.map { .number(Double($0)) })),
+                            ("dtype", .string(l.dtype == .int32 ? "int32" : "float32")), ("sparse", .bool(false)),
+                            ("ragged", .bool(false)), ("name", .string(name)), ("optional", .bool(false))])
+        case let l as Dense:
+            return .object(head + [("units", .number(Double(l.units))), ("activation", .string(l.activation.rawValue)),
+                                   ("use_bias", .bool(l.useBias)), ("kernel_initializer", glorotUniform),
+                                   ("bias_initializer", zerosInit), ("kernel_regularizer", .null), ("bias_regularizer", .null),
+                                   ("kernel_constraint", .null), ("bias_constraint", .null), ("quantization_config", .null)])
+        case let l as Conv2D:
+            return .object(head + [("filters", .number(Double(l.filters))), ("kernel_size", ints(l.kernelSize.list)),
+                                   ("strides", ints(l.strides.list)), ("padding", .string(l.padding.rawValue)),
+                                   ("data_format", .string("channels_last")), ("dilation_rate", ints([1, 1])),
+                                   ("groups", .number(1)), ("activation", .string(l.activation.rawValue)),
+                                   ("use_bias", .bool(l.useBias)), ("kernel_initializer", glorotUniform),
+                                   ("bias_initializer", zerosInit), ("kernel_regularizer", .null), ("bias_regularizer", .null),
+                                   ("activity_regularizer", .null), ("kernel_constraint", .null), ("bias_constraint", .null)])
+        case let l as MaxPooling2D:
+            return .object(head + [("pool_size", ints(l.poolSize.list)), ("padding", .string(l.padding.rawValue)),
+                                   ("strides", ints(l.strides.list)), ("data_format", .string("channels_last"))])
+        case let l as AveragePooling2D:
+            return .object(head + [("pool_size", ints(l.poolSize.list)), ("padding", .string(l.padding.rawValue)),
+                                   ("strides", ints(l.strides.list)), ("data_format", .string("channels_last"))])
+        case is GlobalAveragePooling2D:
+            return .object(head + [("data_format", .string("channels_last")), ("keepdims", .bool(false))])
+        case is Flatten:
+            return .object(head + [("data_format", .string("channels_last"))])
+        case let l as Reshape:
+            return .object(head + [("target_shape", ints(l.targetShape))])
+        case let l as Dropout:
+            return .object(head + [("rate", kerasNumber(l.rate)), ("seed", .null), ("noise_shape", .null)])
+        case let l as Embedding:
+            let uniform = initializer("RandomUniform", [("seed", .null), ("minval", .number(-0.05)), ("maxval", .number(0.05))])
+            return .object(head + [("input_dim", .number(Double(l.inputDim))), ("output_dim", .number(Double(l.outputDim))),
+                                   ("embeddings_initializer", uniform), ("embeddings_regularizer", .null),
+                                   ("activity_regularizer", .null), ("embeddings_constraint", .null),
+                                   ("mask_zero", .bool(l.maskZero)), ("quantization_config", .null)])
+        case let l as Concatenate:
+            return .object(head + [("axis", .number(Double(l.axis)))])
+        case is Add:
+            return .object(head)
+        case let l as ActivationLayer:
+            switch l.className {
+            case "Activation": return .object(head + [("activation", .string(l.activation.rawValue))])
+            case "ReLU": return .object(head + [("max_value", .null), ("negative_slope", .number(0)), ("threshold", .number(0))])
+            case "LeakyReLU": return .object(head + [("negative_slope", kerasNumber(l.alpha))])
+            case "ELU":
+                return .object([("name", .string(name)), ("alpha", kerasNumber(l.alpha)), ("trainable", .bool(trainable)),
+                                ("dtype", dtypePolicy)])
+            case "Softmax": return .object(head + [("axis", .number(-1))])
+            default: break
+            }
+        default: break
+        }
+        throw KerasAPIError("layer '\(name)' (\(className)) cannot be saved as a Keras file yet.")
+    }
+}
+
+// MARK: - compile_config
+
+extension TrainingConfig {
+    /// Keras' `compile_config` for these settings.
+    func kerasCompileConfig() -> JSON {
+        let lossJSON = losses.map { $0.kerasJSON() }
+        let loss: JSON = lossJSON.isEmpty ? .null : (lossJSON.allSatisfy { $0 == lossJSON[0] } ? lossJSON[0] : .array(lossJSON))
+        return .object([
+            ("optimizer", optimizer.kerasJSON()),
+            ("loss", loss),
+            ("loss_weights", lossWeights.map { .array($0.map(kerasNumber)) } ?? .null),
+            ("metrics", metrics.isEmpty ? .null : .array(metrics.map { .string($0) })),
+            ("weighted_metrics", .null),
+            ("run_eagerly", .bool(false)),
+            ("steps_per_execution", .number(1)),
+            ("jit_compile", .bool(true)),
+        ])
+    }
+}
+
+extension LossConfig {
+    /// The loss's name, or Keras' serialized loss object when it has options.
+    func kerasJSON() -> JSON {
+        let classes = ["categorical_crossentropy": "CategoricalCrossentropy", "binary_crossentropy": "BinaryCrossentropy",
+                       "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"]
+        guard fromLogits || labelSmoothing != 0, let cls = classes[name] else { return .string(name) }
+        var config: [(String, JSON)] = [("name", .string(name)), ("reduction", .string("sum_over_batch_size")),
+                                        ("from_logits", .bool(fromLogits))]
+        if name == "sparse_categorical_crossentropy" {
+            config.append(("ignore_class", .null))
+        } else {
+            config += [("label_smoothing", kerasNumber(labelSmoothing)), ("axis", .number(-1))]
+        }
+        return .object([("module", .string("keras.losses")), ("class_name", .string(cls)), ("config", .object(config)),
+                        ("registered_name", .null)])
+    }
+}
+
+extension OptimizerConfig {
+    /// Keras' serialized optimizer.
+    func kerasJSON() -> JSON {
+        func opt(_ v: Float?) -> JSON { v.map(kerasNumber) ?? .null }
+        var config: [(String, JSON)] = [
+            ("name", .string(KerasArchive.snakeCase(name))),
+            ("learning_rate", kerasNumber(learningRate)),
+            ("weight_decay", opt(weightDecay)),
+            ("clipnorm", opt(clipnorm)),
+            ("global_clipnorm", opt(globalClipnorm)),
+            ("clipvalue", opt(clipvalue)),
+            ("use_ema", .bool(false)),
+            ("ema_momentum", .number(0.99)),
+            ("ema_overwrite_frequency", .null),
+            ("loss_scale_factor", .null),
+            ("gradient_accumulation_steps", .null),
+        ]
+        // Each class's own keys, in Keras' order.
+        let order: [String: [String]] = [
+            "SGD": ["momentum", "nesterov"],
+            "RMSprop": ["rho", "momentum", "epsilon", "centered"],
+            "Adagrad": ["initial_accumulator_value", "epsilon"],
+            "Adadelta": ["rho", "epsilon"],
+            "Adam": ["beta_1", "beta_2", "epsilon", "amsgrad"],
+            "AdamW": ["beta_1", "beta_2", "epsilon", "amsgrad"],
+            "Adamax": ["beta_1", "beta_2", "epsilon"],
+            "Nadam": ["beta_1", "beta_2", "epsilon"],
+        ]
+        let keys = order[name] ?? []
+        let rest = Set(settings.keys).union(flags.keys).subtracting(keys).sorted()
+        for k in keys + rest {
+            if let v = settings[k] { config.append((k, kerasNumber(v))) } else if let b = flags[k] { config.append((k, .bool(b))) }
+        }
+        return .object([("module", .string("keras.optimizers")), ("class_name", .string(name)), ("config", .object(config)),
+                        ("registered_name", .null)])
+    }
+}
