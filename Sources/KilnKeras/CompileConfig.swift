@@ -26,13 +26,24 @@ public enum KerasCompileConfig {
 
     public static let optimizerNames = ["SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam"]
 
-    public static func parse(_ cc: JSON, outputs: Int, file: String) throws -> TrainingConfig? {
+    /// - Parameter outputNames: the model's outputs, in order (a loss dict is keyed by them).
+    public static func parse(_ cc: JSON, outputNames: [String], file: String) throws -> TrainingConfig? {
+        let outputs = outputNames.count
         guard let lossJSON = cc["loss"], !lossJSON.isNull else { return nil }
+        /// A per-output value given as a list (in output order) or a dict keyed by output name.
+        func perOutput(_ j: JSON, _ what: String) throws -> [JSON]? {
+            if let list = j.array { return list }
+            guard let obj = j.object, j["class_name"] == nil else { return nil }
+            return try outputNames.map { name in
+                guard let v = obj.first(where: { $0.0 == name })?.1 else {
+                    throw KerasImportError("\(file): compile_config's \(what) has no entry for output '\(name)' (it has \(obj.map(\.0).joined(separator: ", ")))")
+                }
+                return v
+            }
+        }
         var losses: [LossConfig] = []
-        if let list = lossJSON.array {
+        if let list = try perOutput(lossJSON, "loss") {
             losses = try list.map { try loss($0, file: file) }
-        } else if let obj = lossJSON.object, lossJSON["class_name"] == nil {
-            losses = try obj.map { try loss($0.1, file: file) }
         } else {
             losses = [try loss(lossJSON, file: file)]
         }
@@ -41,7 +52,12 @@ public enum KerasCompileConfig {
             throw KerasImportError("\(file): compile_config has \(losses.count) losses for \(outputs) outputs")
         }
         var weights: [Float]? = nil
-        if let lw = cc["loss_weights"]?.array { weights = lw.compactMap(\.float) }
+        if let lw = cc["loss_weights"], !lw.isNull, let list = try perOutput(lw, "loss_weights") {
+            weights = try list.map { w in
+                guard let f = w.float else { throw KerasImportError("\(file): compile_config's loss_weights holds a value that is not a number") }
+                return f
+            }
+        }
         guard let opt = cc["optimizer"] else { throw KerasImportError("\(file): compile_config has a loss but no optimizer") }
         var metrics: [String] = []
         if let ms = cc["metrics"]?.array { metrics = ms.compactMap { $0.string ?? $0["config"]?["name"]?.string } }

@@ -10,7 +10,7 @@ public enum KerasGraphBuilder {
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
         var b = Builder(file: file, graph: Graph(name: spec.name))
         try b.run(spec)
-        let training = try spec.compileConfig.flatMap { try KerasCompileConfig.parse($0, outputs: b.graph.outputs.count, file: file) }
+        let training = try spec.compileConfig.flatMap { try KerasCompileConfig.parse($0, outputNames: b.graph.outputNames, file: file) }
         var model = Model(graph: b.graph, layers: b.layers, training: training, isSequential: spec.kind == .sequential)
         model.optimizerParamCount = spec.optimizerParamCount
         return model
