@@ -77,7 +77,7 @@ private func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ laye
 }
 
 private func expectBatched(_ t: TensorType, rank: Int? = nil, _ layer: String, what: String) throws {
-    guard t.shape.first == .n, !t.shape.dropFirst().contains(where: \.isBatch) else {
+    guard let first = t.shape.first, first.isBatch, !t.shape.dropFirst().contains(where: \.isBatch) else {
         throw ShapeError(layer: layer, "expects a batched input (None, ...), got \(t.kerasDescription)")
     }
     if let rank, t.rank != rank {
@@ -114,7 +114,7 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
             throw ShapeError(layer: layer, "a \(kernel[0])x\(kernel[1]) '\(padding.rawValue)' convolution does not fit input \(x.kerasDescription)",
                              hint: "the input is smaller than the kernel; use padding='same' or a smaller kernel")
         }
-        return .f32([.n, .fixed(oh), .fixed(ow), .fixed(filters)])
+        return .f32([x.shape[0], .fixed(oh), .fixed(ow), .fixed(filters)])
     case let .maxPool2D(pool, strides, padding), let .avgPool2D(pool, strides, padding):
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, rank: 4, layer, what: "an input")
@@ -124,15 +124,15 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
             throw ShapeError(layer: layer, "a \(pool[0])x\(pool[1]) pool does not fit input \(x.kerasDescription)",
                              hint: "the input is smaller than the pool window")
         }
-        return .f32([.n, .fixed(oh), .fixed(ow), x.shape[3]])
+        return .f32([x.shape[0], .fixed(oh), .fixed(ow), x.shape[3]])
     case .globalAvgPool2D, .globalMaxPool2D:
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, rank: 4, layer, what: "an input")
-        return .f32([.n, x.shape[3]])
+        return .f32([x.shape[0], x.shape[3]])
     case .flatten:
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, layer, what: "an input")
-        return TensorType(x.dtype, [.n, .fixed(perSample(x).reduce(1, *))])
+        return TensorType(x.dtype, [x.shape[0], .fixed(perSample(x).reduce(1, *))])
     case .reshape(let target):
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, layer, what: "an input")
@@ -151,7 +151,7 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
             throw ShapeError(layer: layer, "input of shape \(formatShape(perSample(x))) has \(have) elements per sample, but target shape \(formatShape(target)) needs \(known)",
                              hint: "did a convolution or pooling change the size? see `kiln summary`")
         }
-        return TensorType(x.dtype, [.n] + dims.map { .fixed($0) })
+        return TensorType(x.dtype, [x.shape[0]] + dims.map { .fixed($0) })
     case .dropout, .activation, .relu:
         try expectArity(ins, 1...1, layer)
         return x
@@ -282,13 +282,14 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
     case let .im2col(win, oh, ow):
         try expectArity(ins, 1...1, layer)
         guard ins[0].rank == 4 else { throw fail("needs rank 4, got \(ins[0])") }
-        return [.f32([.batch(oh * ow), .fixed(win.kh * win.kw * ins[0].shape[3].factor)])]
+        return [.f32([.batch(oh * ow * ins[0].shape[0].factor), .fixed(win.kh * win.kw * ins[0].shape[3].factor)])]
     case let .col2im(win, h, w, c, oh, ow):
         try expectArity(ins, 1...1, layer)
-        guard ins[0].shape == [.batch(oh * ow), .fixed(win.kh * win.kw * c)] else {
+        guard ins[0].rank == 2, case .batch(let rows) = ins[0].shape[0], rows % (oh * ow) == 0,
+              ins[0].shape[1] == .fixed(win.kh * win.kw * c) else {
             throw fail("patches \(ins[0]) do not fit a \(win) window over \(c) channels")
         }
-        return [.f32([.n, .fixed(h), .fixed(w), .fixed(c)])]
+        return [.f32([.batch(rows / (oh * ow)), .fixed(h), .fixed(w), .fixed(c)])]
     case let .pool2D(_, _, oh, ow):
         try expectArity(ins, 1...1, layer)
         let x = ins[0]

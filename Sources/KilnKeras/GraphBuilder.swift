@@ -252,8 +252,14 @@ public enum KerasGraphBuilder {
             }
             do {
                 let out = try graph.add(.layer(op), inputs + params, layer: c.layer.name)[0]
-                layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: [out], paramCount: count,
-                                        trainableCount: trainable ? count : 0, inbound: inbound))
+                if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
+                    // A shared layer: one summary row, as Keras shows it.
+                    layers[k].outputs.append(out)
+                    layers[k].inbound += inbound
+                } else {
+                    layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: [out], paramCount: count,
+                                            trainableCount: trainable ? count : 0, inbound: inbound))
+                }
                 return out
             } catch let e as ShapeError {
                 if case .reshape = op {

@@ -23,7 +23,7 @@ public let convToGemm = Pass("conv-gemm") { g in
         case let .conv2D(win, oh, ow), let .convBiasAct(win, oh, ow, _):
             let patches = try b.p(.im2col(win, outH: oh, outW: ow), ins[0])
             let f = b.type(ins[1]).shape[3]
-            var y = try b.reshape(try b.p(.matmul(transA: false, transB: false), patches, try flatFilter(ins[1])), [.n, .fixed(oh), .fixed(ow), f])
+            var y = try b.reshape(try b.p(.matmul(transA: false, transB: false), patches, try flatFilter(ins[1])), [b.type(ins[0]).shape[0], .fixed(oh), .fixed(ow), f])
             if case let .convBiasAct(_, _, _, act) = op {
                 let e: FusedExpr = act.map { a in a.mapArgs { _ in .binary(.add, .arg(0), .arg(1)) } } ?? .binary(.add, .arg(0), .arg(1))
                 y = try b.p(.fused(e), y, ins[2])
@@ -33,13 +33,13 @@ public let convToGemm = Pass("conv-gemm") { g in
             let (x, dy) = (ins[0], ins[1])
             let ds = b.type(dy).shape
             let patches = try b.p(.im2col(win, outH: ds[1].factor, outW: ds[2].factor), x)
-            let dy2 = try b.reshape(dy, [.batch(ds[1].factor * ds[2].factor), ds[3]])
+            let dy2 = try b.reshape(dy, [.batch(ds[0].factor * ds[1].factor * ds[2].factor), ds[3]])
             let dw = try b.p(.matmul(transA: true, transB: false), patches, dy2)
             return [try b.reshape(dw, r.old.type(n.outputs[0]).shape)]
         case let .conv2DGradInput(win, h, w):
             let (dy, wt) = (ins[0], ins[1])
             let ds = b.type(dy).shape
-            let dy2 = try b.reshape(dy, [.batch(ds[1].factor * ds[2].factor), ds[3]])
+            let dy2 = try b.reshape(dy, [.batch(ds[0].factor * ds[1].factor * ds[2].factor), ds[3]])
             let dp = try b.p(.matmul(transA: false, transB: true), dy2, try flatFilter(wt))
             let c = b.type(wt).shape[2].factor
             return [try b.p(.col2im(win, inH: h, inW: w, channels: c, outH: ds[1].factor, outW: ds[2].factor), dp)]

@@ -111,7 +111,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let dyAt = linearIndex(dy.shape, [idx(0), yh, yw, idx(6)])
         let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: dyAt, valid: valid, otherwise: 0),
                                 .load(buffer: 1, at: linearIndex(wt.shape, [idx(4), idx(5), idx(3), idx(6)])))
-        let outShape: [Dim] = [.n, .fixed(h), .fixed(w), .fixed(c)]
+        let outShape: [Dim] = [dy.shape[0], .fixed(h), .fixed(w), .fixed(c)]
         let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(f)],
                            body: body, output: 2, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
         return [.loop(k, args: args)]
@@ -125,7 +125,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(4), xh, xw, idx(2)]), valid: valid, otherwise: 0),
                                 .load(buffer: 1, at: linearIndex(dy.shape, [idx(4), idx(5), idx(6), idx(3)])))
         let out = g.type(n.outputs[0])
-        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), reduceLoops: [.n, .int(dy.shape[1].factor), .int(dy.shape[2].factor)],
+        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), reduceLoops: [extents(dy.shape)[0], .int(dy.shape[1].factor), .int(dy.shape[2].factor)],
                            body: body, output: 2, outputIndex: linearIndex(out.shape, (0..<4).map(idx)))
         return [.loop(k, args: args)]
     case let .im2col(win, oh, ow):
@@ -134,7 +134,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let (h, w, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
         let xh = idx(1) * .int(win.sh) + idx(3) - .int(win.padTop)
         let xw = idx(2) * .int(win.sw) + idx(4) - .int(win.padLeft)
-        let shape6: [Dim] = [.n, .fixed(oh), .fixed(ow), .fixed(win.kh), .fixed(win.kw), .fixed(c)]
+        let shape6: [Dim] = [x.shape[0], .fixed(oh), .fixed(ow), .fixed(win.kh), .fixed(win.kw), .fixed(c)]
         let k = LoopKernel(buffers: bufs, loops: extents(shape6),
                            body: .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(5)]), valid: inRange(xh, h, xw, w), otherwise: 0),
                            output: 1, outputIndex: linearIndex(shape6, (0..<6).map(idx)))
@@ -143,9 +143,9 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         // x[n,h,w,c] = sum_{i,j} p[(n,(h+pt-i)/sh,(w+pl-j)/sw), (i,j,c)] where divisible and in range.
         let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
         let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
-        let shape6: [Dim] = [.n, .fixed(oh), .fixed(ow), .fixed(win.kh), .fixed(win.kw), .fixed(c)]
+        let outShape = g.type(n.outputs[0]).shape
+        let shape6: [Dim] = [outShape[0], .fixed(oh), .fixed(ow), .fixed(win.kh), .fixed(win.kw), .fixed(c)]
         let at = linearIndex(shape6, [idx(0), yh, yw, idx(4), idx(5), idx(3)])
-        let outShape: [Dim] = [.n, .fixed(h), .fixed(w), .fixed(c)]
         let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw)],
                            body: .guardedLoad(buffer: 0, at: at, valid: windowValid(th, win.sh, oh, tw, win.sw, ow), otherwise: 0),
                            output: 1, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
@@ -157,7 +157,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let xw = idx(2) * .int(win.sw) + idx(5) - .int(win.padLeft)
         let load = KExpr.guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(3)]), valid: inRange(xh, h, xw, w),
                                      otherwise: kind == .max ? -Float.infinity : 0)
-        let outShape: [Dim] = [.n, .fixed(oh), .fixed(ow), x.shape[3]]
+        let outShape: [Dim] = [x.shape[0], .fixed(oh), .fixed(ow), x.shape[3]]
         let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw)],
                            reduceOp: kind == .max ? .max : .sum, body: load,
                            epilogue: kind == .avg ? .binary(.div, .acc, .toReal(poolCount(win, h: h, w: w))) : nil,
@@ -261,7 +261,7 @@ func convKernel(_ win: Window2D, x: TensorType, w: TensorType, oh: Int, ow: Int,
         let pre = KExpr.binary(.add, .acc, .load(buffer: 2, at: idx(3)))
         epi = act.map { a in kexpr(a) { _ in pre } } ?? pre
     }
-    let outShape: [Dim] = [.n, .fixed(oh), .fixed(ow), w.shape[3]]
+    let outShape: [Dim] = [x.shape[0], .fixed(oh), .fixed(ow), w.shape[3]]
     return LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(c)],
                       body: body, epilogue: epi, output: bufs.count - 1, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
 }
