@@ -42,7 +42,7 @@ let package = Package(
         // Keras 3 .keras importer (zip + config.json + model.weights.h5).
         .target(
             name: "KilnKeras",
-            dependencies: ["KilnIR", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            dependencies: ["KilnIR", "KilnPasses", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             swiftSettings: [.unsafeFlags(["-Xcc", "-I\(hdf5Include)"])],
             linkerSettings: [
                 .unsafeFlags(["-L\(hdf5Lib)", "-Xlinker", "-rpath", "-Xlinker", hdf5Lib]),

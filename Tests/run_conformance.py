@@ -12,7 +12,7 @@ import argparse, json, os, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Tags of features not yet in Kiln (recurrent layers and masks come next).
-NOT_YET = ("LSTM", "GRU", "SimpleRNN", "Bidirectional", "TimeDistributed", "Masking", "Embedding:mask_zero")
+NOT_YET = ()
 
 
 def selected(cases_dir):

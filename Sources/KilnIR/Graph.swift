@@ -53,6 +53,8 @@ public struct Graph: Sendable {
     public var params: [Param] = []
     public var outputs: [Value] = []
     public var outputNames: [String] = []
+    /// Per output, its Keras mask (bool, batch and time), when mask propagation found one.
+    public var outputMasks: [Value?] = []
 
     public init(name: String) { self.name = name }
 

@@ -71,6 +71,14 @@ public enum LayerOp: Hashable, Sendable {
     case concatenate(axis: Int)
     /// Elementwise sum of any number of same-shaped inputs.
     case add
+    /// LSTM / GRU / SimpleRNN: x (N, T, F), kernel, recurrent_kernel, [bias], [mask (N, T) bool].
+    case recurrent(RecurrentSpec, masked: Bool)
+    /// Bidirectional: x, forward weights, backward weights, [mask].
+    case bidirectional(RecurrentSpec, RecurrentSpec, merge: MergeMode, masked: Bool)
+    /// TimeDistributed: the wrapped layer on every time step; x (N, T, ...), the layer's weights.
+    case timeDistributed(Wrapped)
+    /// Masking: zeroes steps whose features all equal the value (and masks them).
+    case masking(Float)
 }
 
 /// Elementwise unary functions on f32.

@@ -19,6 +19,10 @@ extension LayerOp {
         case .embedding: return "Embedding"
         case .concatenate: return "Concatenate"
         case .add: return "Add"
+        case let .recurrent(s, _): return s.kind.rawValue
+        case .bidirectional: return "Bidirectional"
+        case .timeDistributed: return "TimeDistributed"
+        case .masking: return "Masking"
         }
     }
 }
@@ -90,6 +94,8 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
     try checkAttributes(op, layer: layer)
     switch op {
+    case .recurrent, .bidirectional, .timeDistributed, .masking:
+        return try inferRecurrent(op, ins, layer: layer)
     case let .dense(units, _, useBias):
         try expectArity(ins, useBias ? 3...3 : 2...2, layer)
         guard x.rank >= 2, let last = x.shape.last?.fixedValue else {

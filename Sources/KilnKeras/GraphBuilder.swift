@@ -1,4 +1,5 @@
 import KilnIR
+import KilnPasses
 
 /// Builds Kiln's layer graph from a Keras model file's spec: a table from
 /// Keras class name to a small function reading that layer's config keys.
@@ -6,6 +7,9 @@ import KilnIR
 public enum KerasGraphBuilder {
     /// Keras classes Kiln imports.
     public static var supported: [String] { table.keys.sorted() }
+
+    /// Keras classes whose call carries a mask argument Kiln passes on.
+    static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
         var b = Builder(file: file, graph: Graph(name: spec.name))
@@ -73,7 +77,8 @@ public enum KerasGraphBuilder {
 
     typealias LayerFn = (Context) throws -> (LayerOp, [String])
     // Each entry: the layer op and the names of its weights, in Keras order.
-    static let table: [String: LayerFn] = [
+    static let table: [String: LayerFn] = coreTable.merging(recurrentTable) { a, _ in a }
+    static let coreTable: [String: LayerFn] = [
         "Dense": { c in
             let bias = c.config["use_bias"]?.bool ?? true
             return (.dense(units: try c.positive("units"), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
@@ -171,11 +176,17 @@ public enum KerasGraphBuilder {
                     last = out; lastName = layer.name
                 } else {
                     for (k, call) in layer.calls.enumerated() {
-                        if !call.kwargs.isEmpty {
-                            throw c.fail("is called with \(call.kwargs.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
+                        let other = call.kwargs.filter { $0.0 != "mask" || !KerasGraphBuilder.masked.contains(layer.className) }
+                        if !other.isEmpty {
+                            throw c.fail("is called with \(other.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
                         }
                         let ins = try call.inputs.map { try resolve($0, c) }
-                        let out = try apply(c, inputs: ins, inbound: call.inputs.map(\.layer))
+                        if let out = try maskOp(c, call: k, inputs: ins) {
+                            tensors["\(layer.name):\(k)"] = [out]
+                            continue
+                        }
+                        let mask = try call.kwargs.first { $0.0 == "mask" }.map { try resolve($0.1, c) }
+                        let out = try apply(c, inputs: ins, inbound: call.inputs.map(\.layer), mask: mask)
                         tensors["\(layer.name):\(k)"] = [out]
                     }
                 }
@@ -227,11 +238,38 @@ public enum KerasGraphBuilder {
             return graph.addInput(name, TensorType(t, [.n] + dims))
         }
 
-        mutating func apply(_ c: Context, inputs: [Value], inbound: [String]) throws -> Value {
+        /// Keras ops that a Functional model saves for its masks: NotEqual(x, c), Any(x, axis).
+        mutating func maskOp(_ c: Context, call: Int, inputs: [Value]) throws -> Value? {
+            guard ["NotEqual", "Any"].contains(c.layer.className) else { return nil }
+            guard let x = inputs.first, let raw = c.layer.rawCallArguments(call) else { throw c.fail("has no arguments") }
+            var b = PrimBuilder(graph: graph, layer: c.layer.name)
+            defer { graph = b.graph }
+            if c.layer.className == "NotEqual" {
+                guard raw.args.count == 2, let value = raw.args[1].float else {
+                    throw c.fail("compares with something other than a constant; Kiln supports NotEqual(x, number)")
+                }
+                return try b.compare(.ne, x, try b.const(value))
+            }
+            let axisJSON = raw.args.count > 1 ? raw.args[1] : raw.kwargs.first { $0.0 == "axis" }?.1
+            let rank = b.type(x).rank
+            guard let a = axisJSON?.int, a == -1 || a == rank - 1, raw.kwargs.first(where: { $0.0 == "keepdims" })?.1.bool != true else {
+                throw c.fail("reduces over an axis other than the last; Kiln supports Any(x, axis=-1)")
+            }
+            return try b.compare(.gt, try b.reduce(.max, try b.cast(x, .f32), axes: [rank - 1]), try b.const(0))
+        }
+
+        mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> Value {
             guard let fn = KerasGraphBuilder.table[c.layer.className] else {
                 throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
             }
-            let (op, weightNames) = try fn(c)
+            var (op, weightNames) = try fn(c)
+            if mask != nil {
+                switch op {
+                case let .recurrent(s, _): op = .recurrent(s, masked: true)
+                case let .bidirectional(f, b, m, _): op = .bidirectional(f, b, merge: m, masked: true)
+                default: throw c.fail("is given a mask, which Kiln supports for recurrent layers only")
+                }
+            }
             let trainable = c.config["trainable"]?.bool ?? true
             // Weights are created once per layer (shared layers reuse them).
             var params: [Value] = []
@@ -251,7 +289,7 @@ public enum KerasGraphBuilder {
                 }
             }
             do {
-                let out = try graph.add(.layer(op), inputs + params, layer: c.layer.name)[0]
+                let out = try graph.add(.layer(op), inputs + params + (mask.map { [$0] } ?? []), layer: c.layer.name)[0]
                 if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
                     // A shared layer: one summary row, as Keras shows it.
                     layers[k].outputs.append(out)

@@ -138,7 +138,20 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
             start += len
         }
         return out
-    case .slice, .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
+    case let .slice(axis, start, length):
+        // Pad the gradient with zeros back to the input's size along the axis.
+        let xs = shape(x!)
+        var parts: [Value] = []
+        func zeros(_ n: Int) throws -> Value {
+            var s = xs; s[axis] = .fixed(n)
+            return try b.p(.broadcast(s), try b.const(0))
+        }
+        if start > 0 { parts.append(try zeros(start)) }
+        parts.append(dy)
+        let rest = xs[axis].factor - start - length
+        if rest > 0 { parts.append(try zeros(rest)) }
+        return [parts.count == 1 ? dy : try b.graph.add(.prim(.concat(axis: axis)), parts, layer: b.layer)[0]]
+    case .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
         throw ShapeError(layer: n.layer, "\(op) has no gradient rule (it should not appear before autodiff)")
     }
 }

@@ -3,7 +3,7 @@ import KilnIR
 /// Removes nodes whose results nobody uses (assignments to state are kept).
 public let deadCode = Pass("dce") { g in
     var g = g
-    var live = Set(g.outputs)
+    var live = Set(g.outputs).union(g.outputMasks.compactMap { $0 })
     var keep = [Bool](repeating: false, count: g.nodes.count)
     for i in g.nodes.indices.reversed() {
         let n = g.nodes[i]

@@ -211,6 +211,8 @@ public struct PrimBuilder {
             var acc = x
             for v in ins.dropFirst() { acc = try add(acc, v) }
             return acc
+        case .recurrent, .bidirectional, .timeDistributed, .masking:
+            return try lowerRecurrent(op, ins, training: training, salt: &salt)
         }
     }
 }

@@ -32,6 +32,7 @@ public struct GraphRebuilder {
             for (o, v) in zip(n.outputs, outs) { map[o] = v }
         }
         for (v, name) in zip(old.outputs, old.outputNames) { new.addOutput(map[v]!, name: name) }
+        new.outputMasks = old.outputMasks.map { $0.flatMap { map[$0] } }
         return new
     }
 

@@ -6,6 +6,7 @@ public enum Pipeline {
     /// Inference: what `NAME__predict` runs.
     public static let predict: [Pass] = [
         verify,                     // structural and shape checks on the layer graph
+        propagateMasks,             // Embedding(mask_zero) / Masking masks -> recurrent layers, outputs
         lowerLayers(training: false), // layers -> primitives; dropout is the identity
         fuseConvBiasActivation,     // conv2d + bias |> activation -> one kernel
         fuseElementwise,            // chains of elementwise ops -> one loop each

@@ -22,7 +22,7 @@ public enum TrainingBuilder {
     }
 
     static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, observe: (String, Graph) -> Void) throws -> Result {
-        let lowered = try Pipeline.run([verify, lowerLayers(training: training)], g)
+        let lowered = try Pipeline.run([verify, propagateMasks, lowerLayers(training: training)], g)
         var b = PrimBuilder(graph: lowered, layer: "loss")
         var targets: [(String, TensorType)] = []
         var total: Value? = nil
@@ -35,7 +35,16 @@ public enum TrainingBuilder {
             targets.append((name, tt))
             b.layer = "loss/" + lowered.outputNames[k]
             let per = try Losses.perSample(lc, yTrue: t, yPred: out, &b)
-            var l = try b.reduce(.mean, per, axes: Array(0..<b.type(per).rank))
+            var l: Value
+            if k < lowered.outputMasks.count, let mask = lowered.outputMasks[k], b.type(mask).shape == b.type(per).shape {
+                // Masked steps weigh nothing: the sum over unmasked steps over their number.
+                let m = try b.cast(mask, .f32)
+                let all = Array(0..<b.type(per).rank)
+                let count = try b.binary(.max, try b.reduce(.sum, m, axes: all), try b.const(1))
+                l = try b.div(try b.reduce(.sum, try b.mul(per, m), axes: all), count)
+            } else {
+                l = try b.reduce(.mean, per, axes: Array(0..<b.type(per).rank))
+            }
             if lowered.outputs.count > 1 {
                 // Keras reports each output's loss too, as "<output>_loss".
                 metrics.append(l)

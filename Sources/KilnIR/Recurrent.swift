@@ -1,0 +1,116 @@
+// Recurrent layers (LSTM, GRU, SimpleRNN), their bidirectional wrapper and
+// TimeDistributed: settings and shape rules. Lowering unrolls them over the
+// fixed number of time steps (Lowering+Recurrent.swift).
+
+public enum RecurrentKind: String, Hashable, Sendable {
+    case lstm = "LSTM", gru = "GRU", simpleRNN = "SimpleRNN"
+    /// Gate blocks in the kernel: i, f, c, o (LSTM); z, r, h (GRU); one (SimpleRNN).
+    public var gates: Int { self == .lstm ? 4 : self == .gru ? 3 : 1 }
+}
+
+/// One recurrent layer's settings, as Keras names them.
+public struct RecurrentSpec: Hashable, Sendable {
+    public var kind: RecurrentKind
+    public var units: Int
+    public var activation: Activation
+    public var recurrentActivation: Activation
+    public var useBias: Bool
+    public var returnSequences: Bool
+    public var goBackwards: Bool
+    /// GRU only: apply the reset gate after the recurrent product (Keras' default).
+    public var resetAfter: Bool
+    /// Masked steps output zeros instead of repeating the previous output.
+    public var zeroOutputForMask: Bool
+    /// Training-time dropout rates (not supported in the training step yet).
+    public var dropout: Float
+    public var recurrentDropout: Float
+
+    public init(kind: RecurrentKind, units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
+                useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, resetAfter: Bool = true,
+                zeroOutputForMask: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0) {
+        self.kind = kind; self.units = units; self.activation = activation; self.recurrentActivation = recurrentActivation
+        self.useBias = useBias; self.returnSequences = returnSequences; self.goBackwards = goBackwards
+        self.resetAfter = resetAfter; self.zeroOutputForMask = zeroOutputForMask
+        self.dropout = dropout; self.recurrentDropout = recurrentDropout
+    }
+
+    /// Weight shapes in Keras order: kernel, recurrent_kernel, [bias].
+    public func weightShapes(features: Int) -> [[Int]] {
+        let g = kind.gates * units
+        var shapes = [[features, g], [units, g]]
+        if useBias { shapes.append(kind == .gru && resetAfter ? [2, g] : [g]) }
+        return shapes
+    }
+    public var weightCount: Int { useBias ? 3 : 2 }
+}
+
+/// A layer op inside a wrapper (TimeDistributed), held by reference so that
+/// LayerOp stays a plain (non-indirect) enum.
+public final class Wrapped: Hashable, Sendable, CustomStringConvertible {
+    public let op: LayerOp
+    public init(_ op: LayerOp) { self.op = op }
+    public static func == (a: Wrapped, b: Wrapped) -> Bool { a.op == b.op }
+    public func hash(into h: inout Hasher) { h.combine(op) }
+    public var description: String { op.description }
+}
+
+/// How Bidirectional merges the forward and backward outputs.
+public enum MergeMode: String, Hashable, Sendable { case concat, sum, mul, ave }
+
+/// Shape rules of the recurrent layer ops. Inputs: x (N, T, F), weights, then the mask (N, T) if masked.
+func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
+    let x = ins[0]
+    func sequence() throws -> (t: Int, f: Int) {
+        guard x.rank == 3, x.shape[0] == .n, let t = x.shape[1].fixedValue, let f = x.shape[2].fixedValue else {
+            throw ShapeError(layer: layer, "expects a sequence (batch, timesteps, features), got \(x.kerasDescription)",
+                             hint: "recurrent layers take 3-D input; use Reshape or TimeDistributed(Flatten) before them")
+        }
+        return (t, f)
+    }
+    func checkWeights(_ spec: RecurrentSpec, _ ws: ArraySlice<TensorType>, features: Int) throws {
+        for (w, shape) in zip(ws, spec.weightShapes(features: features)) where w.shape != shape.map({ .fixed($0) }) {
+            throw ShapeError(layer: layer, "weight of shape \(w.kerasDescription) does not fit input \(x.kerasDescription)",
+                             hint: "expected \(formatShape(shape))")
+        }
+    }
+    func checkMask(_ masked: Bool, expected count: Int, t: Int) throws {
+        guard masked else { return }
+        guard ins.count == count + 1, ins[count].shape == [.n, .fixed(t)] else {
+            throw ShapeError(layer: layer, "expects a mask of shape (None, \(t)), got \(ins.count > count ? ins[count].kerasDescription : "none")")
+        }
+    }
+    switch op {
+    case let .recurrent(spec, masked):
+        let (t, f) = try sequence()
+        guard ins.count == 1 + spec.weightCount + (masked ? 1 : 0) else {
+            throw ShapeError(layer: layer, "takes \(1 + spec.weightCount) inputs and weights, got \(ins.count)")
+        }
+        try checkWeights(spec, ins[1...spec.weightCount], features: f)
+        try checkMask(masked, expected: 1 + spec.weightCount, t: t)
+        return .f32(spec.returnSequences ? [.n, .fixed(t), .fixed(spec.units)] : [.n, .fixed(spec.units)])
+    case let .bidirectional(fw, bw, merge, masked):
+        let (t, f) = try sequence()
+        let n = 1 + fw.weightCount + bw.weightCount
+        guard ins.count == n + (masked ? 1 : 0) else { throw ShapeError(layer: layer, "takes \(n) inputs and weights, got \(ins.count)") }
+        try checkWeights(fw, ins[1...fw.weightCount], features: f)
+        try checkWeights(bw, ins[(1 + fw.weightCount)..<n], features: f)
+        try checkMask(masked, expected: n, t: t)
+        guard fw.units == bw.units, fw.returnSequences == bw.returnSequences else {
+            throw ShapeError(layer: layer, "forward and backward layers differ in units or return_sequences")
+        }
+        let u = merge == .concat ? 2 * fw.units : fw.units
+        return .f32(fw.returnSequences ? [.n, .fixed(t), .fixed(u)] : [.n, .fixed(u)])
+    case .timeDistributed(let inner):
+        guard x.rank >= 3, x.shape[0] == .n, let t = x.shape[1].fixedValue else {
+            throw ShapeError(layer: layer, "expects (batch, timesteps, ...), got \(x.kerasDescription)")
+        }
+        // The wrapped layer sees (batch * timesteps, ...).
+        let inside = TensorType(x.dtype, [.n] + Array(x.shape.dropFirst(2)))
+        let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: layer)
+        return TensorType(out.dtype, [.n, .fixed(t)] + Array(out.shape.dropFirst()))
+    case .masking:
+        return x
+    default:
+        fatalError("inferRecurrent: \(op) is not a recurrent op")
+    }
+}

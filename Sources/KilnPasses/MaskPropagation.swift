@@ -1,0 +1,46 @@
+import KilnIR
+
+/// Mask propagation on the layer graph, as Keras carries `_keras_mask`:
+/// Embedding(mask_zero) and Masking make a boolean (N, T) mask; layers that
+/// support masking pass it on; recurrent layers consume it (and pass it on with
+/// return_sequences). Masks become ordinary values: recurrent ops get the mask
+/// as an extra input, and each graph output records its mask for the loss.
+public let propagateMasks = Pass("masks") { g in
+    var r = GraphRebuilder(g)
+    var masks: [Value: Value] = [:]   // new value -> its mask
+    var result = try r.run { r, n in
+        let ins = n.inputs.map { r[$0] }
+        let inMask = ins.first.flatMap { masks[$0] }
+        var b = PrimBuilder(graph: r.new, layer: n.layer)
+        defer { r.new = b.graph }
+        guard case .layer(let op) = n.op else {
+            return try b.graph.add(n.op, ins, layer: n.layer)
+        }
+        var op2 = op, ins2 = ins
+        switch op {
+        case let .recurrent(spec, false) where inMask != nil:
+            op2 = .recurrent(spec, masked: true); ins2.append(inMask!)
+        case let .bidirectional(f, bw, merge, false) where inMask != nil:
+            op2 = .bidirectional(f, bw, merge: merge, masked: true); ins2.append(inMask!)
+        default: break
+        }
+        let out = try b.graph.add(.layer(op2), ins2, layer: n.layer)[0]
+        switch op2 {
+        case .embedding(_, _, true):
+            masks[out] = try b.compare(.ne, ins[0], try b.const(0))
+        case .masking(let v):
+            masks[out] = try b.maskOf(masking: ins[0], value: v)
+        case let .recurrent(spec, true):
+            if spec.returnSequences { masks[out] = ins2.last }
+        case let .bidirectional(f, _, _, true):
+            if f.returnSequences { masks[out] = ins2.last }
+        case .dense, .dropout, .activation, .relu, .timeDistributed:
+            if let m = inMask, b.type(out).rank >= 3 { masks[out] = m }
+        default:
+            break
+        }
+        return [out]
+    }
+    result.outputMasks = result.outputs.map { masks[$0] }
+    return result
+}
