@@ -1,0 +1,189 @@
+// Recurrent layers against a naive float64 reference written here from Keras'
+// definitions: LSTM (gates i, f, c, o), GRU (z, r, h; reset after or before the
+// recurrent product), SimpleRNN; return_sequences, go_backwards, masks (a masked
+// step keeps the state and repeats the previous output, or outputs zeros), and
+// Bidirectional merges.
+
+import Foundation
+import XCTest
+import Kiln
+import KilnIR
+import KilnRuntime
+
+final class RecurrentTests: XCTestCase {
+    typealias Seq = [[Double]]   // [t][feature] for one sample
+
+    static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
+
+    /// One layer over one sample: outputs in processing order and the last output.
+    static func reference(_ s: RecurrentSpec, x: Seq, mask: [Bool]?, w: [Double], u: [Double], b: [Double]?) -> (steps: Seq, last: [Double]) {
+        let n = s.units, g = s.kind.gates * n, f = x[0].count
+        var h = [Double](repeating: 0, count: n), c = h, prevOut = h
+        var outs: Seq = []
+        let order = s.goBackwards ? Array((0..<x.count).reversed()) : Array(0..<x.count)
+        func rowTimes(_ v: [Double], _ m: [Double], cols: Int, from: Int, count: Int) -> [Double] {
+            (0..<count).map { j in (0..<v.count).reduce(0) { $0 + v[$1] * m[$1 * cols + from + j] } }
+        }
+        for t in order {
+            var xp = rowTimes(x[t], w, cols: g, from: 0, count: g)
+            let rb: [Double]?
+            if let b {
+                if s.kind == .gru && s.resetAfter { for j in 0..<g { xp[j] += b[j] }; rb = Array(b[g..<(2 * g)]) }
+                else { for j in 0..<g { xp[j] += b[j] }; rb = nil }
+            } else { rb = nil }
+            var hNew = h, cNew = c
+            switch s.kind {
+            case .lstm:
+                let r = rowTimes(h, u, cols: g, from: 0, count: g)
+                for j in 0..<n {
+                    let i = sigmoid(xp[j] + r[j]), fg = sigmoid(xp[n + j] + r[n + j])
+                    let cc = tanh(xp[2 * n + j] + r[2 * n + j]), o = sigmoid(xp[3 * n + j] + r[3 * n + j])
+                    cNew[j] = fg * c[j] + i * cc
+                    hNew[j] = o * tanh(cNew[j])
+                }
+            case .gru:
+                if s.resetAfter {
+                    var inner = rowTimes(h, u, cols: g, from: 0, count: g)
+                    if let rb { for j in 0..<g { inner[j] += rb[j] } }
+                    for j in 0..<n {
+                        let z = sigmoid(xp[j] + inner[j]), r = sigmoid(xp[n + j] + inner[n + j])
+                        let hh = tanh(xp[2 * n + j] + r * inner[2 * n + j])
+                        hNew[j] = z * h[j] + (1 - z) * hh
+                    }
+                } else {
+                    let inner = rowTimes(h, u, cols: g, from: 0, count: 2 * n)
+                    let z = (0..<n).map { sigmoid(xp[$0] + inner[$0]) }, r = (0..<n).map { sigmoid(xp[n + $0] + inner[n + $0]) }
+                    let rh = (0..<n).map { r[$0] * h[$0] }
+                    let rec = rowTimes(rh, u, cols: g, from: 2 * n, count: n)
+                    for j in 0..<n { hNew[j] = z[j] * h[j] + (1 - z[j]) * tanh(xp[2 * n + j] + rec[j]) }
+                }
+            case .simpleRNN:
+                let r = rowTimes(h, u, cols: g, from: 0, count: n)
+                for j in 0..<n { hNew[j] = tanh(xp[j] + r[j]) }
+            }
+            _ = f
+            var out = hNew
+            if let mask, !mask[t] {
+                out = s.zeroOutputForMask ? [Double](repeating: 0, count: n) : prevOut
+            } else {
+                h = hNew; c = cNew
+            }
+            prevOut = out
+            outs.append(out)
+        }
+        return (outs, outs.last!)
+    }
+
+    struct Setup {
+        var spec: RecurrentSpec
+        var weights: [[Float]]
+    }
+
+    func makeWeights(_ s: RecurrentSpec, features: Int, _ r: inout TestRNG) -> [[Float]] {
+        s.weightShapes(features: features).map { r.floats($0.reduce(1, *), -0.6, 0.6) }
+    }
+
+    /// Builds x -> [Masking-like mask from zero rows] -> layer, compiles, predicts, compares.
+    func run(_ specs: [RecurrentSpec], bidirectional merge: MergeMode? = nil, masked: Bool, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (t, f, rows) = (5, 3, 7)
+        var r = TestRNG(seed)
+        var m = GraphMaker("rnn")
+        let x = m.input("x", [t, f])
+        var weights: [[Float]] = []
+        var params: [Value] = []
+        for (k, s) in specs.enumerated() {
+            for (j, shape) in s.weightShapes(features: f).enumerated() {
+                let w = r.floats(shape.reduce(1, *), -0.6, 0.6)
+                weights.append(w)
+                params.append(m.param("l\(k)/w\(j)", shape, w))
+            }
+        }
+        var input = x
+        if masked { input = try m.layer(.masking(0), [x], "masking") }
+        let op: LayerOp = merge.map { .bidirectional(specs[0], specs[1], merge: $0, masked: false) } ?? .recurrent(specs[0], masked: false)
+        m.output(try m.layer(op, [input] + params, "rnn"), "rnn")
+        let dir = try makeTempDir(self)
+        let lib = try compileAndLoad(m.model(), name: "rnn", dir: dir)
+
+        // Data: some steps all zero (masked when masking is on): trailing, leading and middle ones.
+        var data = r.floats(rows * t * f)
+        let zeroSteps: [(Int, Int)] = [(0, 4), (1, 0), (2, 2), (3, 3), (3, 4), (5, 0), (5, 1), (5, 2), (5, 3), (5, 4)]
+        for (row, step) in zeroSteps { for j in 0..<f { data[(row * t + step) * f + j] = 0 } }
+        let y = try lib.predict([HostTensor(shape: [rows, t, f], floats: data)])[0]
+
+        var want: [Double] = []
+        for row in 0..<rows {
+            let seq: Seq = (0..<t).map { s in (0..<f).map { Double(data[(row * t + s) * f + $0]) } }
+            let mask: [Bool]? = masked ? (0..<t).map { s in seq[s].contains { $0 != 0 } } : nil
+            var offset = 0
+            var results: [(Seq, [Double])] = []
+            for s in specs {
+                let ws = weights[offset..<(offset + s.weightCount)].map { $0.map(Double.init) }
+                offset += s.weightCount
+                results.append(Self.reference(s, x: seq, mask: mask, w: ws[0], u: ws[1], b: s.useBias ? ws[2] : nil))
+            }
+            let s0 = specs[0]
+            if let merge {
+                let (fw, bw) = (results[0], results[1])
+                func combine(_ a: [Double], _ b: [Double]) -> [Double] {
+                    switch merge {
+                    case .concat: return a + b
+                    case .sum: return zip(a, b).map(+)
+                    case .mul: return zip(a, b).map(*)
+                    case .ave: return zip(a, b).map { ($0 + $1) / 2 }
+                    }
+                }
+                if s0.returnSequences {
+                    let back = Array(bw.0.reversed())
+                    for s in 0..<t { want += combine(fw.0[s], back[s]) }
+                } else {
+                    want += combine(fw.1, bw.1)
+                }
+            } else {
+                want += s0.returnSequences ? results[0].0.flatMap { $0 } : results[0].1
+            }
+        }
+        assertClose(y.floats, want, rtol: 1e-5, atol: 2e-6, "\(specs[0].kind.rawValue) \(merge.map { "bidirectional \($0.rawValue)" } ?? "") masked=\(masked)", file: file, line: line)
+    }
+
+    func testLSTM() throws {
+        for (k, (seqs, back)) in [(false, false), (true, false), (false, true), (true, true)].enumerated() {
+            for masked in [false, true] {
+                try run([RecurrentSpec(kind: .lstm, units: 4, returnSequences: seqs, goBackwards: back)], masked: masked, seed: UInt64(10 + k))
+            }
+        }
+        try run([RecurrentSpec(kind: .lstm, units: 3, useBias: false, returnSequences: true)], masked: false, seed: 19)
+    }
+
+    func testGRUBothResetModes() throws {
+        for resetAfter in [true, false] {
+            for (seqs, back) in [(false, false), (true, true)] {
+                for masked in [false, true] {
+                    try run([RecurrentSpec(kind: .gru, units: 4, returnSequences: seqs, goBackwards: back, resetAfter: resetAfter)],
+                            masked: masked, seed: resetAfter ? 20 : 21)
+                }
+            }
+        }
+    }
+
+    func testSimpleRNN() throws {
+        for masked in [false, true] {
+            try run([RecurrentSpec(kind: .simpleRNN, units: 5, returnSequences: true)], masked: masked, seed: 30)
+            try run([RecurrentSpec(kind: .simpleRNN, units: 5, goBackwards: true)], masked: masked, seed: 31)
+        }
+    }
+
+    func testBidirectionalMerges() throws {
+        for merge in [MergeMode.concat, .sum, .mul, .ave] {
+            for seqs in [false, true] {
+                for masked in [false, true] {
+                    // Inside Bidirectional, masked steps output zeros (zero_output_for_mask).
+                    let fw = RecurrentSpec(kind: .lstm, units: 3, returnSequences: seqs, zeroOutputForMask: true)
+                    var bw = fw
+                    bw.goBackwards = true
+                    try run([fw, bw], bidirectional: merge, masked: masked, seed: 40)
+                }
+            }
+        }
+    }
+}
