@@ -501,6 +501,301 @@ case("metrics_accuracy_sparse",
      scenario="metrics=['accuracy'] with int32 labels (sparse categorical accuracy)")
 
 
+# ================================================================= C. recurrent layers and masks
+
+def keep_pattern(rng, n, t, kinds):
+    """(n, t) bool: which steps are real. Row i follows kinds[i % len(kinds)]:
+    "full" no padding; "end" trailing padding (2..t-1 real steps); "mid" two padded steps
+    inside the sequence; "endmid" trailing padding (3..t-1 real steps) and one inner padded
+    step; "first" only the first step is real."""
+    keep = np.ones((n, t), bool)
+    for i in range(n):
+        k = kinds[i % len(kinds)]
+        if k in ("end", "endmid"):
+            keep[i, rng.integers(2 if k == "end" else 3, t):] = False
+        if k in ("mid", "endmid"):
+            last = int(np.max(np.nonzero(keep[i])[0]))
+            pos = rng.choice(np.arange(1, last), size=min(2, last - 1) if k == "mid" else 1,
+                             replace=False)
+            keep[i, pos] = False
+        if k == "first":
+            keep[i, 1:] = False
+    return keep
+
+
+def masked_tokens(rng, n, t, vocab, kinds):
+    """int32 ids in 1..vocab-1 with 0 (mask_zero padding) where keep_pattern says so."""
+    return (rng.integers(1, vocab, (n, t)) * keep_pattern(rng, n, t, kinds)).astype(np.int32)
+
+
+def masked_floats(rng, n, t, feat, kinds, scale=1.0):
+    """N(0, scale) steps, with all-zero steps (Masking(mask_value=0.0)) where keep_pattern says so."""
+    x = f32(rng, n, t, feat, scale=scale)
+    return (x * keep_pattern(rng, n, t, kinds)[:, :, None]).astype(np.float32)
+
+
+def seq_reg(t, k, scale=0.8):
+    return lambda rng, n: f32(rng, n, t, k, scale=scale)
+
+
+def seq_spc(t, k):
+    return lambda rng, n: rng.integers(0, k, (n, t)).astype(np.int32)
+
+
+def tok_data(vocab, t, kinds, ty, n_pred=10, n_train=24):
+    def make(rng):
+        return ([masked_tokens(rng, n_pred, t, vocab, kinds)], None,
+                [masked_tokens(rng, n_train, t, vocab, kinds)], [ty(rng, n_train)])
+    return make
+
+
+def maskf_data(t, feat, kinds, ty, n_pred=10, n_train=24):
+    def make(rng):
+        return ([masked_floats(rng, n_pred, t, feat, kinds)], None,
+                [masked_floats(rng, n_train, t, feat, kinds)], [ty(rng, n_train)])
+    return make
+
+
+def adam(lr=0.01):
+    return lambda: keras.optimizers.Adam(learning_rate=lr)
+
+
+TRAIL = ["end", "full", "end", "end"]           # trailing padding only
+TRAIL_MID = ["end", "mid", "full", "endmid"]    # trailing and inner padding
+
+# --- GRU
+case("gru_reset_before",
+     ["GRU", "GRU:reset_before", "Dense", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((6, 4), lambda: L.GRU(5, reset_after=False), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((6, 4), reg(2), n_pred=10, n_train=24),
+     scenario="GRU(reset_after=False): bias (3u,), r is applied to h before the recurrent "
+              "kernel: hh = tanh(x W_h + (r * h) U_h + b_h)")
+
+case("gru_sequences_backwards",
+     ["GRU", "GRU:reset_after", "GRU:return_sequences", "GRU:go_backwards", "Dense", "Dense:3d",
+      "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((7, 3), lambda: L.GRU(4, return_sequences=True, go_backwards=True), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((7, 3), seq_reg(7, 2), n_pred=10, n_train=22),
+     scenario="GRU(return_sequences=True, go_backwards=True) alone: reads the sequence from the "
+              "last step and returns its outputs in processing order (output 0 belongs to input "
+              "step T-1)")
+
+case("gru_stacked_masked",
+     ["Embedding", "Embedding:mask_zero", "GRU", "GRU:reset_after", "GRU:return_sequences",
+      "GRU:stacked", "GRU:masked", "Dense", "loss:mse", "optimizer:Adam", "input:int32",
+      "api:Sequential"],
+     seq((7,), lambda: L.Embedding(12, 4, mask_zero=True),
+         lambda: L.GRU(5, return_sequences=True), lambda: L.GRU(3), lambda: L.Dense(2),
+         input_dtype="int32"),
+     comp("mse", adam(0.01)),
+     tok_data(12, 7, TRAIL_MID, reg(2)),
+     scenario="Embedding(mask_zero) -> GRU(seq) -> GRU: the mask passes through the first GRU "
+              "(which repeats its previous output on masked steps) to the second; padding at the "
+              "end and inside sequences")
+
+# --- SimpleRNN
+case("simple_rnn_relu_sequences",
+     ["SimpleRNN", "SimpleRNN:relu", "SimpleRNN:return_sequences", "Dense", "Dense:3d",
+      "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((6, 3), lambda: L.SimpleRNN(5, activation="relu", return_sequences=True),
+         lambda: L.Dense(3)),
+     comp("mse", sgd(0.05)),
+     dense_data((6, 3), seq_reg(6, 3), n_pred=10, n_train=24),
+     scenario="SimpleRNN(activation='relu', return_sequences=True) followed by a Dense on every step")
+
+case("simple_rnn_masked",
+     ["Masking", "SimpleRNN", "SimpleRNN:masked", "Dense", "loss:mse", "optimizer:SGD",
+      "api:Sequential"],
+     seq((7, 3), lambda: L.Masking(0.0), lambda: L.SimpleRNN(4), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     maskf_data(7, 3, ["end", "mid", "full", "mid", "end", "endmid"], reg(2), n_train=26),
+     scenario="Masking(0.0) -> SimpleRNN (last output): all-zero steps at the end of some rows and "
+              "in the middle of others keep the state unchanged")
+
+# --- LSTM
+case("lstm_go_backwards",
+     ["LSTM", "LSTM:go_backwards", "Dense", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((6, 3), lambda: L.LSTM(5, go_backwards=True), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((6, 3), reg(2), n_pred=10, n_train=24),
+     scenario="LSTM(go_backwards=True): the last output is the state after reading input step 0")
+
+case("lstm_backwards_sequences",
+     ["LSTM", "LSTM:go_backwards", "LSTM:return_sequences", "Dense", "Dense:3d", "loss:mse",
+      "optimizer:SGD", "api:Sequential"],
+     seq((5, 3), lambda: L.LSTM(4, return_sequences=True, go_backwards=True), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((5, 3), seq_reg(5, 2), n_pred=10, n_train=21),
+     scenario="LSTM(return_sequences=True, go_backwards=True) alone returns its outputs in reversed "
+              "order (not flipped back)")
+
+case("lstm_no_bias",
+     ["LSTM", "LSTM:no_bias", "Dense", "loss:mse", "optimizer:Adam", "api:Sequential"],
+     seq((6, 4), lambda: L.LSTM(5, use_bias=False), lambda: L.Dense(2)),
+     comp("mse", adam(0.01)),
+     dense_data((6, 4), reg(2), n_pred=10, n_train=24),
+     scenario="LSTM(use_bias=False): only kernel and recurrent_kernel in get_weights()")
+
+case("lstm_hard_sigmoid",
+     ["LSTM", "LSTM:hard_sigmoid", "Dense", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((6, 3), lambda: L.LSTM(4, recurrent_activation="hard_sigmoid"), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((6, 3), reg(2), n_pred=10, n_train=24, xscale=2.5),
+     scenario="LSTM(recurrent_activation='hard_sigmoid'): Keras 3 hard_sigmoid is relu6(x + 3) / 6; "
+              "inputs scaled by 2.5 so some gate pre-activations saturate")
+
+case("lstm_masked_last",
+     ["Embedding", "Embedding:mask_zero", "LSTM", "LSTM:masked", "Dense", "loss:mse",
+      "optimizer:SGD", "input:int32", "api:Sequential"],
+     seq((7,), lambda: L.Embedding(15, 4, mask_zero=True), lambda: L.LSTM(5), lambda: L.Dense(2),
+         input_dtype="int32"),
+     comp("mse", sgd(0.1)),
+     tok_data(15, 7, ["end", "full", "first", "end", "end", "full", "end", "end"], reg(2)),
+     scenario="Embedding(mask_zero) -> LSTM (last output): rows with trailing padding of several "
+              "lengths and, in every batch, one row whose only real token is the first; the "
+              "output is the one at the last unmasked step")
+
+# --- Bidirectional
+case("bidir_gru_concat",
+     ["Bidirectional", "Bidirectional:concat", "GRU", "GRU:reset_after", "Dense", "loss:mse",
+      "optimizer:SGD", "api:Sequential"],
+     seq((6, 3), lambda: L.Bidirectional(L.GRU(4)), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((6, 3), reg(2), n_pred=10, n_train=24),
+     scenario="Bidirectional(GRU(4)) concat of the two last outputs: [forward, backward]")
+
+case("bidir_masked_concat_seq",
+     ["Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:concat",
+      "Bidirectional:masked", "LSTM", "LSTM:return_sequences", "LSTM:masked", "TimeDistributed",
+      "TimeDistributed:Dense", "loss:mse", "loss:masked", "optimizer:SGD", "input:int32",
+      "api:Sequential"],
+     seq((6,), lambda: L.Embedding(12, 4, mask_zero=True),
+         lambda: L.Bidirectional(L.LSTM(4, return_sequences=True)),
+         lambda: L.TimeDistributed(L.Dense(2)), input_dtype="int32"),
+     comp("mse", sgd(0.1)),
+     tok_data(12, 6, TRAIL_MID, seq_reg(6, 2)),
+     scenario="Embedding(mask_zero) -> Bidirectional(LSTM(seq)) concat -> TimeDistributed(Dense): "
+              "zeros on masked steps from both directions, the mask reaches the loss")
+
+case("bidir_masked_last_sum",
+     ["Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:sum",
+      "Bidirectional:masked", "LSTM", "LSTM:masked", "Dense", "loss:mse", "optimizer:SGD",
+      "input:int32", "api:Sequential"],
+     seq((7,), lambda: L.Embedding(12, 4, mask_zero=True),
+         lambda: L.Bidirectional(L.LSTM(4), merge_mode="sum"), lambda: L.Dense(2),
+         input_dtype="int32"),
+     comp("mse", sgd(0.1)),
+     tok_data(12, 7, TRAIL, reg(2)),
+     scenario="Bidirectional(LSTM, merge_mode='sum', last output) with trailing padding: forward "
+              "gives its output at the last real step, backward (padding first) its output after "
+              "reading step 0")
+
+case("bidir_masked_ave_seq",
+     ["Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:ave",
+      "Bidirectional:masked", "LSTM", "LSTM:return_sequences", "LSTM:masked", "Dense",
+      "Dense:3d", "loss:mse", "loss:masked", "optimizer:Adam", "input:int32", "api:Sequential"],
+     seq((6,), lambda: L.Embedding(10, 3, mask_zero=True),
+         lambda: L.Bidirectional(L.LSTM(4, return_sequences=True), merge_mode="ave"),
+         lambda: L.Dense(2), input_dtype="int32"),
+     comp("mse", adam(0.01)),
+     tok_data(10, 6, TRAIL_MID, seq_reg(6, 2)),
+     scenario="Bidirectional(LSTM(seq), merge_mode='ave') on a masked sequence, masked mse loss")
+
+case("bidir_masked_mul_seq",
+     ["Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:mul",
+      "Bidirectional:masked", "GRU", "GRU:reset_after", "GRU:return_sequences", "GRU:masked",
+      "Dense", "Dense:3d", "loss:mse", "loss:masked", "optimizer:SGD", "input:int32",
+      "api:Sequential"],
+     seq((6,), lambda: L.Embedding(10, 3, mask_zero=True),
+         lambda: L.Bidirectional(L.GRU(4, return_sequences=True), merge_mode="mul"),
+         lambda: L.Dense(2), input_dtype="int32"),
+     comp("mse", sgd(0.1)),
+     tok_data(10, 6, TRAIL_MID, seq_reg(6, 2)),
+     scenario="Bidirectional(GRU(seq), merge_mode='mul') on a masked sequence, masked mse loss")
+
+# --- TimeDistributed
+case("td_dense_after_lstm_masked",
+     ["Embedding", "Embedding:mask_zero", "LSTM", "LSTM:return_sequences", "LSTM:masked",
+      "TimeDistributed", "TimeDistributed:Dense", "Dense:softmax",
+      "loss:sparse_categorical_crossentropy", "loss:masked", "optimizer:Adam", "input:int32",
+      "api:Sequential"],
+     seq((7,), lambda: L.Embedding(14, 4, mask_zero=True), lambda: L.LSTM(5, return_sequences=True),
+         lambda: L.TimeDistributed(L.Dense(3, activation="softmax")), input_dtype="int32"),
+     comp("sparse_categorical_crossentropy", adam(0.02)),
+     tok_data(14, 7, TRAIL_MID, seq_spc(7, 3), n_train=26),
+     scenario="a sequence tagger: int32 labels of shape (N, T); the loss averages over unmasked "
+              "steps only")
+
+case("td_conv_pool_flatten_gru",
+     ["TimeDistributed", "TimeDistributed:Conv2D", "TimeDistributed:MaxPooling2D",
+      "TimeDistributed:Flatten", "Conv2D:relu", "GRU", "GRU:reset_after", "Dense:softmax",
+      "loss:categorical_crossentropy", "optimizer:SGD", "api:Sequential"],
+     seq((5, 6, 6, 1), lambda: L.TimeDistributed(L.Conv2D(3, 3, activation="relu")),
+         lambda: L.TimeDistributed(L.MaxPooling2D(2)), lambda: L.TimeDistributed(L.Flatten()),
+         lambda: L.GRU(4), lambda: L.Dense(3, activation="softmax")),
+     comp("categorical_crossentropy", sgd(0.1)),
+     dense_data((5, 6, 6, 1), cat(3), n_pred=8, n_train=20),
+     scenario="5 frames of 6x6: per-frame Conv2D(3, 3) -> MaxPooling2D(2) -> Flatten (12) -> GRU")
+
+
+# --- Functional
+def build_functional_masking_lstm():
+    x = keras.Input((6, 3))
+    h = L.Masking(0.0)(x)
+    h = L.LSTM(4, return_sequences=True)(h)
+    return keras.Model(x, L.Dense(2)(h))
+
+
+case("functional_masking_lstm",
+     ["Masking", "LSTM", "LSTM:return_sequences", "LSTM:masked", "Dense", "Dense:3d", "loss:mse",
+      "loss:masked", "optimizer:SGD", "api:Functional"],
+     build_functional_masking_lstm, comp("mse", sgd(0.1)),
+     maskf_data(6, 3, TRAIL_MID, seq_reg(6, 2)),
+     scenario="Functional Input -> Masking -> LSTM(seq) -> Dense: the mask travels as graph ops to "
+              "the LSTM, the Dense and the loss")
+
+
+def build_functional_bidir_tagger():
+    x = keras.Input((7,), dtype="int32")
+    h = L.Embedding(13, 4, mask_zero=True)(x)
+    h = L.Bidirectional(L.GRU(4, return_sequences=True), merge_mode="concat")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax")(h))
+
+
+case("functional_bidir_tagger",
+     ["Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:concat",
+      "Bidirectional:masked", "GRU", "GRU:reset_after", "GRU:return_sequences", "GRU:masked",
+      "Dense", "Dense:3d", "Dense:softmax", "loss:sparse_categorical_crossentropy", "loss:masked",
+      "optimizer:Adam", "input:int32", "api:Functional"],
+     build_functional_bidir_tagger, comp("sparse_categorical_crossentropy", adam(0.02)),
+     tok_data(13, 7, TRAIL_MID, seq_spc(7, 3), n_train=26),
+     scenario="a Functional bidirectional tagger: tokens -> Embedding(mask_zero) -> "
+              "Bidirectional(GRU(seq)) -> Dense(softmax), int32 (N, T) labels, masked loss")
+
+
+def build_two_lstm_branches():
+    a = keras.Input((6, 3), name="a")
+    b = keras.Input((5, 2), name="b")
+    ha = L.LSTM(4)(a)
+    hb = L.LSTM(3)(b)
+    return keras.Model([a, b], L.Dense(2)(L.Concatenate()([ha, hb])))
+
+
+def two_seq_data(rng):
+    x = [f32(rng, 10, 6, 3), f32(rng, 10, 5, 2)]
+    tx = [f32(rng, 22, 6, 3), f32(rng, 22, 5, 2)]
+    return x, None, tx, [f32(rng, 22, 2, scale=0.8)]
+
+
+case("functional_two_lstm_branches_concat",
+     ["LSTM", "Concatenate", "Dense", "input:multiple", "loss:mse", "optimizer:SGD",
+      "api:Functional"],
+     build_two_lstm_branches, comp("mse", sgd(0.1)), two_seq_data,
+     scenario="two sequence inputs of different lengths, an LSTM each, Concatenate, Dense")
+
+
 # ---------------------------------------------------------------- weights
 
 def randomize(model, rng, wscale):

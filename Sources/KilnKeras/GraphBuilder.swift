@@ -250,9 +250,11 @@ public enum KerasGraphBuilder {
                 }
                 return try b.compare(.ne, x, try b.const(value))
             }
-            let axisJSON = raw.args.count > 1 ? raw.args[1] : raw.kwargs.first { $0.0 == "axis" }?.1
+            // The axis may sit in the op's config, its call's positional arguments or its keywords.
+            let axisJSON = c.config["axis"] ?? (raw.args.count > 1 ? raw.args[1] : raw.kwargs.first { $0.0 == "axis" }?.1)
+            let keep = c.config["keepdims"]?.bool ?? raw.kwargs.first(where: { $0.0 == "keepdims" })?.1.bool ?? false
             let rank = b.type(x).rank
-            guard let a = axisJSON?.int, a == -1 || a == rank - 1, raw.kwargs.first(where: { $0.0 == "keepdims" })?.1.bool != true else {
+            guard let a = axisJSON?.int, a == -1 || a == rank - 1, !keep else {
                 throw c.fail("reduces over an axis other than the last; Kiln supports Any(x, axis=-1)")
             }
             return try b.compare(.gt, try b.reduce(.max, try b.cast(x, .f32), axes: [rank - 1]), try b.const(0))
