@@ -51,11 +51,20 @@ public enum Compiler {
         if options.loss != nil || options.optimizer != nil || options.learningRate != nil {
             model.training = try overrideTraining(model, options)
         }
+        // KILN_TIMING=1 prints how long each pass and phase takes, with the graph's size.
+        let timing = ProcessInfo.processInfo.environment["KILN_TIMING"] != nil
+        var clock = Date()
+        func lap(_ what: String) {
+            if timing { log(String(format: "// %-28@ %8.3f s", what as NSString, Date().timeIntervalSince(clock))) }
+            clock = Date()
+        }
         let observe: (String, Graph) -> Void = { pass, g in
+            lap("\(pass) (\(g.nodes.count) nodes)")
             if options.printAll || options.printAfter.contains(pass) { log("// after \(pass)\n\(g)") }
         }
         let predictGraph = try Pipeline.run(Pipeline.predict, model.graph, observe: observe)
         let predict = try schedule(predictGraph)
+        lap("schedule predict (\(predict.steps.count) steps)")
 
         var train: Program? = nil, evaluate: Program? = nil
         var targets: [GlueTensor] = []
@@ -65,6 +74,7 @@ public enum Compiler {
             let (tg, eg) = try TrainingBuilder.build(model.graph, cfg, observe: observe)
             train = try schedule(tg.graph, result: tg.loss, metrics: tg.metrics)
             evaluate = try schedule(eg.graph, result: eg.loss, metrics: eg.metrics)
+            lap("schedule train (\(train!.steps.count) steps)")
             metricNames = tg.metricNames
             targets = tg.targets.map { GlueTensor(name: $0.0, dtype: $0.1.dtype == .i32 ? "i32" : "f32", shape: $0.1.externalShape) }
             stateParams = tg.graph.params
@@ -122,7 +132,9 @@ public enum Compiler {
         let obj = work + "/\(name).o"
         try ObjectEmitter.emit(LibraryPrograms(name: name, predict: predict, train: train, evaluate: evaluate, initialState: image),
                                to: obj, llvmIR: options.emitLLVM ? outDir + "/\(name).ll" : nil)
+        lap("LLVM")
         try LibraryLinker.link(objectPath: obj, glue: glue, runtimeDir: try LibraryLinker.runtimeDirectory(), outDir: outDir)
+        lap("link")
         return CompiledArtifacts(library: outDir + "/lib\(name).so", header: outDir + "/\(name).h", name: name)
     }
 

@@ -27,6 +27,9 @@ struct KernelEmitter {
         let params = KernelEmitter.signature(m, buffers: kernel.buffers.count)
         let f = m.function(name, m.void, params, local: true)
         fn = f.0
+        // Kernels stay functions: an unrolled recurrence calls the same few kernels thousands of
+        // times, and inlining them all would make one enormous entry function for LLVM to optimize.
+        m.addAttribute(fn, index: UInt32(bitPattern: -1), "noinline")
         for k in 0..<kernel.buffers.count {
             buffers.append(LLVMGetParam(fn, UInt32(k)))
             if !kernel.inPlace { m.addAttribute(fn, index: UInt32(k + 1), "noalias") }

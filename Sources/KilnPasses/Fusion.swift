@@ -74,18 +74,31 @@ public let fuseConvBiasActivation = Pass("fuse-conv") { g in
     }
 }
 
-/// Applies a rewrite rule to node i (given use counts) until no node changes;
-/// dead code is removed after each sweep that changed something.
+/// Applies a rewrite rule in one forward sweep: node i is rewritten until the
+/// rule no longer applies, then the sweep moves on (a node's producers come
+/// before it, so they are final by then). Use counts are kept up to date as
+/// producers fold into node i and die; dead producers are removed once, at the end.
 func rewriteUntilStable(_ g: Graph, _ rule: (inout Graph, Int, [Int]) -> Bool) throws -> Graph {
     var g = g
-    var changed = true
-    while changed {
-        changed = false
-        let uses = g.useCounts()
-        for i in g.nodes.indices where rule(&g, i, uses) { changed = true; break }
-        if changed { g = try deadCode.run(g) }
+    var uses = g.useCounts()
+    var changed = false
+    for i in g.nodes.indices {
+        var before = g.nodes[i].inputs
+        while rule(&g, i, uses) {
+            changed = true
+            let after = Set(g.nodes[i].inputs)
+            for v in after where !before.contains(v) { uses[v.id] += 1 }
+            for v in before where !after.contains(v) {
+                uses[v.id] -= 1
+                // A producer nobody uses any more gives up its own uses.
+                if uses[v.id] == 0, let p = g.producer(v), !g.outputs.contains(v) {
+                    for w in p.inputs { uses[w.id] -= 1 }
+                }
+            }
+            before = g.nodes[i].inputs
+        }
     }
-    return g
+    return changed ? try deadCode.run(g) : g
 }
 
 /// Ops the elementwise fuser may merge (broadcast stays separate: it changes shape).
