@@ -40,7 +40,9 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
         last[v] = end
     }
 
-    // First-fit over live intervals, per pool (per-sample and fixed).
+    // First-fit over live intervals, per pool (per-sample and fixed). Values are placed in
+    // order of their first step, so a block whose last step is before the current value's
+    // first can never overlap a later one: the pools hold only the blocks still live.
     struct Block { var offset: Int; var size: Int; var from: Int; var to: Int }
     var pools: [Bool: [Block]] = [true: [], false: []]
     var perSampleTotal = 0, fixedTotal = 0
@@ -50,7 +52,8 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
         let scaled = t.scalesWithBatch
         let size = align(t.staticCount * t.dtype.byteSize)
         let (from, to) = (first[v]!, last[v]!)
-        let busy = pools[scaled]!.filter { $0.from <= to && from <= $0.to }.sorted { $0.offset < $1.offset }
+        pools[scaled]!.removeAll { $0.to < from }
+        let busy = pools[scaled]!.sorted { $0.offset < $1.offset }
         var offset = 0
         for b in busy where offset + size > b.offset && b.offset + b.size > offset { offset = max(offset, b.offset + b.size) }
         pools[scaled]!.append(Block(offset: offset, size: size, from: from, to: to))
