@@ -1,1 +1,1 @@
-#include <hdf5.h>
+#include "/usr/include/hdf5/serial/hdf5.h"

@@ -4,7 +4,7 @@
 // is written to disk. libhdf5 is not assumed thread-safe: every call holds a
 // process-wide lock.
 
-@_implementationOnly @preconcurrency import CHDF5
+@preconcurrency internal import CHDF5
 import Foundation
 
 /// A failure inside the HDF5 reader; the archive reader turns it into a

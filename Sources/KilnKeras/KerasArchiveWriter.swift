@@ -18,7 +18,7 @@
 // appears atomically: it is written to a temporary file in the destination
 // folder and renamed; on error nothing is left behind.
 
-@_implementationOnly @preconcurrency import CHDF5
+@preconcurrency internal import CHDF5
 import Foundation
 import KilnIR
 import ZIPFoundation
