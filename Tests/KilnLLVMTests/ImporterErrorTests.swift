@@ -127,41 +127,12 @@ final class ImporterErrorTests: XCTestCase {
 
     // MARK: - The kiln command
 
-    /// The most recently built `kiln` among the package's build directories.
-    func kilnBinary() throws -> String {
-        let fm = FileManager.default
-        let dirs = (try? fm.contentsOfDirectory(atPath: packageRoot.path)) ?? []
-        var best: (String, Date)? = nil
-        for d in dirs where d.hasPrefix(".build") {
-            let p = packageRoot.appendingPathComponent(d).appendingPathComponent("debug/kiln").path
-            guard fm.isExecutableFile(atPath: p),
-                  let date = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date else { continue }
-            if best == nil || date > best!.1 { best = (p, date) }
-        }
-        guard let b = best else { throw XCTSkip("no built kiln binary under \(packageRoot.path)/.build*/debug/") }
-        return b.0
-    }
-
-    func run(_ exe: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        // Read before waiting so that a full pipe cannot block the child.
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
 
     func testCLISummaryOfReshapeMismatchExitsOne() throws {
         let kiln = try kilnBinary()
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.reshapeCase.appendingPathComponent("case.json"))) as? [String: Any]
         let expected = try XCTUnwrap(json?["expect_error"] as? [String])
-        let r = try run(kiln, ["summary", Self.reshapeCase.appendingPathComponent("model.keras").path])
+        let r = try runProgram(kiln, ["summary", Self.reshapeCase.appendingPathComponent("model.keras").path])
         XCTAssertEqual(r.status, 1, "stderr: \(r.stderr)")
         for part in expected {
             XCTAssertTrue(r.stderr.contains(part), "kiln summary's stderr '\(r.stderr)' lacks '\(part)'")
@@ -182,7 +153,7 @@ final class ImporterErrorTests: XCTestCase {
         // A wrongly shaped input: exit 1, a message naming the input and both shapes, no output file.
         let bad = dir + "/bad.npy", out = dir + "/out.npy"
         try NPY.write(HostTensor(shape: [4, 5], floats: r.floats(20)), path: bad)
-        let res = try run(kiln, ["predict", a.library, "--input", bad, "--output", out])
+        let res = try runProgram(kiln, ["predict", a.library, "--input", bad, "--output", out])
         XCTAssertEqual(res.status, 1, "stderr: \(res.stderr)")
         for part in ["input 'features'", "(-1, 3)", "(4, 5)"] {
             XCTAssertTrue(res.stderr.contains(part), "kiln predict's stderr '\(res.stderr)' lacks '\(part)'")
@@ -193,7 +164,7 @@ final class ImporterErrorTests: XCTestCase {
         let good = dir + "/good.npy"
         let gx = HostTensor(shape: [5, 3], floats: r.floats(15))
         try NPY.write(gx, path: good)
-        let ok = try run(kiln, ["predict", a.library, "--input", good, "--output", out])
+        let ok = try runProgram(kiln, ["predict", a.library, "--input", good, "--output", out])
         XCTAssertEqual(ok.status, 0, "stderr: \(ok.stderr)")
         let y = try NPY.read(path: out)
         XCTAssertEqual(y, try CompiledLibrary(path: a.library).predict([gx])[0])

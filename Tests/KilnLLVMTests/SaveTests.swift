@@ -239,7 +239,7 @@ final class SaveTests: XCTestCase {
         for (m, tag) in [(try cnn() as KerasModel, "cnn"), (try twoInputs(), "two_inputs")] {
             let path = dir + "/\(tag).keras"
             try m.save(path)
-            let r = try run(kiln, ["compile", path, "-o", dir + "/out"])
+            let r = try runProgram(kiln, ["compile", path, "-o", dir + "/out"])
             XCTAssertEqual(r.status, 0, "kiln compile \(tag): \(r.stderr)")
             let lib = try CompiledLibrary(path: dir + "/out/lib\(tag).so")
             let x = inputs(m, rows: 5, seed: 17)
@@ -291,34 +291,4 @@ final class SaveTests: XCTestCase {
         XCTAssertEqual(spec2.layers.flatMap(\.weights).map { bits($0.values) }, m.weights.map { bits($0) })
     }
 
-    // MARK: - The kiln command
-
-    /// The most recently built `kiln` among the package's build directories.
-    func kilnBinary() throws -> String {
-        let fm = FileManager.default
-        let dirs = (try? fm.contentsOfDirectory(atPath: packageRoot.path)) ?? []
-        var best: (String, Date)? = nil
-        for d in dirs where d.hasPrefix(".build") {
-            let p = packageRoot.appendingPathComponent(d).appendingPathComponent("debug/kiln").path
-            guard fm.isExecutableFile(atPath: p),
-                  let date = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date else { continue }
-            if best == nil || date > best!.1 { best = (p, date) }
-        }
-        guard let b = best else { throw XCTSkip("no built kiln binary under \(packageRoot.path)/.build*/debug/") }
-        return b.0
-    }
-
-    func run(_ exe: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
-    }
 }

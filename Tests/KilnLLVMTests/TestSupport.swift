@@ -119,3 +119,34 @@ func assertThrows(_ parts: [String], _ what: String, file: StaticString = #fileP
 /// The bit patterns of floats (for exact comparisons that treat NaN sanely).
 func bits(_ a: [Float]) -> [UInt32] { a.map(\.bitPattern) }
 func bits(_ ts: [HostTensor]) -> [[UInt32]] { ts.map { bits($0.floats) } }
+
+/// The most recently built `kiln` among the package's build directories (skips the test if none).
+func kilnBinary() throws -> String {
+    let fm = FileManager.default
+    let dirs = (try? fm.contentsOfDirectory(atPath: packageRoot.path)) ?? []
+    var best: (String, Date)? = nil
+    for d in dirs where d.hasPrefix(".build") {
+        let p = packageRoot.appendingPathComponent(d).appendingPathComponent("debug/kiln").path
+        guard fm.isExecutableFile(atPath: p),
+              let date = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date else { continue }
+        if best == nil || date > best!.1 { best = (p, date) }
+    }
+    guard let b = best else { throw XCTSkip("no built kiln binary under \(packageRoot.path)/.build*/debug/") }
+    return b.0
+}
+
+/// Runs a program and returns its exit status and output.
+func runProgram(_ exe: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: exe)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    // Read before waiting so that a full pipe cannot block the child.
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
