@@ -26,6 +26,12 @@ public struct LibraryPrograms {
 /// NAME__evaluate and NAME__init_state, optimized for the host CPU.
 public enum ObjectEmitter {
     public static func emit(_ lib: LibraryPrograms, to path: String, llvmIR: String? = nil) throws {
+        let timing = ProcessInfo.processInfo.environment["KILN_TIMING"] != nil
+        var clock = Date()
+        func lap(_ what: String) {
+            if timing { FileHandle.standardError.write(String(format: "//   %@ %.3f s\n", what, Date().timeIntervalSince(clock)).data(using: .utf8)!) }
+            clock = Date()
+        }
         let m = ModuleBuilder(name: lib.name)
         let emitter = ProgramEmitter(m)
         emitter.emitPredict(lib.predict, name: "\(lib.name)__predict")
@@ -33,6 +39,7 @@ public enum ObjectEmitter {
         if let e = lib.evaluate { emitter.emitTrain(e, name: "\(lib.name)__evaluate") }
         emitter.emitBlob(lib.initialState, name: "\(lib.name)__init_state")
 
+        lap("LLVM IR built")
         var err: UnsafeMutablePointer<CChar>? = nil
         if LLVMVerifyModule(m.module, LLVMReturnStatusAction, &err) != 0 {
             let msg = err.map { String(cString: $0) } ?? "unknown"
@@ -59,6 +66,7 @@ public enum ObjectEmitter {
             LLVMDisposeErrorMessage(msg)
             throw BackendError("internal error: LLVM optimization failed: \(s)")
         }
+        lap("LLVM optimized")
         if let irPath = llvmIR {
             var e2: UnsafeMutablePointer<CChar>? = nil
             _ = LLVMPrintModuleToFile(m.module, irPath, &e2)
@@ -72,6 +80,7 @@ public enum ObjectEmitter {
             LLVMDisposeMessage(emitErr)
             throw BackendError("could not write object file \(path): \(msg)")
         }
+        lap("machine code")
     }
 
     static func targetMachine() throws -> LLVMTargetMachineRef {

@@ -28,6 +28,7 @@ final class ProgramEmitter {
     /// void NAME__predict(ptr arena, ptr state, ptr inputs, ptr outputs, i64 n)
     func emitPredict(_ p: Program, name: String) {
         let f = m.function(name, m.void, [m.ptr, m.ptr, m.ptr, m.ptr, m.i64])
+        markLarge(f.0, p)
         let entry = LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
@@ -47,6 +48,7 @@ final class ProgramEmitter {
     /// info: { i64 iteration (steps before this one); u64 seed; ... }
     func emitTrain(_ p: Program, name: String) {
         let f = m.function(name, m.f32, [m.ptr, m.ptr, m.ptr, m.i64, m.ptr])
+        markLarge(f.0, p)
         let entry = LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         let info = LLVMGetParam(f.0, 4)!
@@ -77,6 +79,14 @@ final class ProgramEmitter {
         } else {
             LLVMBuildRet(m.b, m.constF(0))
         }
+    }
+
+    /// An entry function of thousands of kernel calls (an unrolled recurrence) is only address
+    /// arithmetic and calls: optimizing it costs LLVM far more time than it saves, so it is left as is.
+    func markLarge(_ fn: LLVMValueRef, _ p: Program) {
+        guard p.steps.count > 512 else { return }
+        m.addAttribute(fn, index: UInt32(bitPattern: -1), "noinline")
+        m.addAttribute(fn, index: UInt32(bitPattern: -1), "optnone")
     }
 
     func body(_ p: Program, _ frame: Frame) {
