@@ -148,6 +148,8 @@ public enum PrimOp: Hashable, Sendable {
     case scatterAdd(rows: Int)
     /// Concatenate along an axis.
     case concat(axis: Int)
+    /// Splits along an axis into consecutive pieces of the given sizes (one output each).
+    case split(axis: Int, sizes: [Int])
     /// Slice [start, start+length) along an axis.
     case slice(axis: Int, start: Int, length: Int)
     /// 0, 1, ..., n-1 as f32[n].

@@ -66,6 +66,7 @@ extension PrimOp: CustomStringConvertible {
         case .gather: return "gather"
         case .scatterAdd(let r): return "scatter_add<\(r)>"
         case .concat(let a): return "concat<\(a)>"
+        case let .split(a, sizes): return "split<axis=\(a), \(sizes)>"
         case let .slice(a, s, l): return "slice<axis=\(a), \(s)..<\(s + l)>"
         case .iota(let k): return "iota<\(k)>"
         case .randomUniform(let salt): return "random_uniform<\(salt)>"

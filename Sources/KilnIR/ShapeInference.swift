@@ -317,6 +317,16 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
         var out = x.shape
         out[axis] = .fixed(ins.reduce(0) { $0 + $1.shape[axis].factor })
         return [TensorType(x.dtype, out)]
+    case let .split(axis, sizes):
+        try expectArity(ins, 1...1, layer)
+        guard axis < ins[0].rank, !ins[0].shape[axis].isBatch, sizes.allSatisfy({ $0 >= 1 }),
+              sizes.reduce(0, +) == ins[0].shape[axis].factor else {
+            throw fail("sizes \(sizes) do not split axis \(axis) of \(ins[0])")
+        }
+        return sizes.map { s in
+            var out = ins[0].shape; out[axis] = .fixed(s)
+            return TensorType(ins[0].dtype, out)
+        }
     case let .slice(axis, start, length):
         try expectArity(ins, 1...1, layer)
         guard axis < ins[0].rank, !ins[0].shape[axis].isBatch, start >= 0, start + length <= ins[0].shape[axis].factor else {

@@ -11,6 +11,15 @@ public func differentiate(_ b: inout PrimBuilder, loss: Value, wrt targets: [Val
         if let old = adjoint[v] { adjoint[v] = try b.add(old, g) } else { adjoint[v] = g }
     }
     for node in forward.reversed() {
+        if case let .prim(.split(axis, _)) = node.op {
+            // The adjoint of a split is the concatenation of its pieces' adjoints (zeros where none).
+            guard node.outputs.contains(where: { adjoint[$0] != nil }) else { continue }
+            b.layer = node.layer + "/grad"
+            let pieces = try node.outputs.map { o in try adjoint[o] ?? b.p(.broadcast(b.type(o).shape), try b.const(0)) }
+            let g = pieces.count == 1 ? pieces[0] : try b.graph.add(.prim(.concat(axis: axis)), pieces, layer: b.layer)[0]
+            if b.graph.type(node.inputs[0]).dtype == .f32 { try accumulate(node.inputs[0], g, &b) }
+            continue
+        }
         guard let out = node.outputs.first, let dy = adjoint[out] else { continue }
         b.layer = node.layer + "/grad"
         let grads = try gradient(node, dy, &b)
@@ -151,7 +160,7 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
         let rest = xs[axis].factor - start - length
         if rest > 0 { parts.append(try zeros(rest)) }
         return [parts.count == 1 ? dy : try b.graph.add(.prim(.concat(axis: axis)), parts, layer: b.layer)[0]]
-    case .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
+    case .split, .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
         throw ShapeError(layer: n.layer, "\(op) has no gradient rule (it should not appear before autodiff)")
     }
 }

@@ -221,6 +221,21 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
             offset += t.shape[axis].factor
         }
         return steps
+    case let .split(axis, sizes):
+        // One copy per piece, each like a slice.
+        var start = 0
+        var steps: [Step] = []
+        for (k, size) in sizes.enumerated() {
+            let out = g.type(n.outputs[k])
+            var at = (0..<out.rank).map(idx)
+            at[axis] = at[axis] + .int(start)
+            let kern = LoopKernel(buffers: [KBuffer(ins[0].dtype), KBuffer(out.dtype, written: true)], loops: extents(out.shape),
+                                  body: .load(buffer: 0, at: linearIndex(ins[0].shape, at)),
+                                  output: 1, outputIndex: linearIndex(out.shape, (0..<out.rank).map(idx)))
+            steps.append(.loop(kern, args: [n.inputs[0], n.outputs[k]]))
+            start += size
+        }
+        return steps
     case let .slice(axis, start, _):
         let out = g.type(n.outputs[0])
         var at = (0..<out.rank).map(idx)

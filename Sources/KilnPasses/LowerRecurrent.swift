@@ -46,28 +46,36 @@ extension PrimBuilder {
         var previousOutput = h
         var outputs: [Value] = []
         let order = spec.goBackwards ? Array((0..<t).reversed()) : Array(0..<t)
+        // One split into time steps (its gradient is one concatenation, not T padded copies).
+        let perStep = t == 1 ? [proj] : try graph.add(.prim(.split(axis: 1, sizes: Array(repeating: 1, count: t))), [proj], layer: layer)
+        let maskSteps = try mask.map { m in t == 1 ? [m] : try graph.add(.prim(.split(axis: 1, sizes: Array(repeating: 1, count: t))), [m], layer: layer) }
+        func gates(_ v: Value, _ count: Int) throws -> [Value] {
+            count == 1 ? [v] : try graph.add(.prim(.split(axis: 1, sizes: Array(repeating: u, count: count))), [v], layer: layer)
+        }
         for step in order {
-            let xt = try reshape(try slice(proj, axis: 1, step, 1), [.n, .fixed(g)])
+            let xt = try reshape(perStep[step], [.n, .fixed(g)])
             var hNew: Value, cNew = c
             switch spec.kind {
             case .lstm:
-                let z = try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent))
-                let i = try act(spec.recurrentActivation, try slice(z, axis: 1, 0, u))
-                let fg = try act(spec.recurrentActivation, try slice(z, axis: 1, u, u))
-                let cc = try act(spec.activation, try slice(z, axis: 1, 2 * u, u))
-                let o = try act(spec.recurrentActivation, try slice(z, axis: 1, 3 * u, u))
+                let z = try gates(try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)), 4)
+                let i = try act(spec.recurrentActivation, z[0])
+                let fg = try act(spec.recurrentActivation, z[1])
+                let cc = try act(spec.activation, z[2])
+                let o = try act(spec.recurrentActivation, z[3])
                 cNew = try add(try mul(fg, c), try mul(i, cc))
                 hNew = try mul(o, try act(spec.activation, cNew))
             case .gru:
-                let (xz, xr, xh) = (try slice(xt, axis: 1, 0, u), try slice(xt, axis: 1, u, u), try slice(xt, axis: 1, 2 * u, u))
+                let xg = try gates(xt, 3)
+                let (xz, xr, xh) = (xg[0], xg[1], xg[2])
                 let hh: Value
                 let z: Value, r: Value
                 if spec.resetAfter {
-                    var inner = try p(.matmul(transA: false, transB: false), h, recurrent)
-                    if let rb = recurrentBias { inner = try add(inner, rb) }
-                    z = try act(spec.recurrentActivation, try add(xz, try slice(inner, axis: 1, 0, u)))
-                    r = try act(spec.recurrentActivation, try add(xr, try slice(inner, axis: 1, u, u)))
-                    hh = try act(spec.activation, try add(xh, try mul(r, try slice(inner, axis: 1, 2 * u, u))))
+                    var innerAll = try p(.matmul(transA: false, transB: false), h, recurrent)
+                    if let rb = recurrentBias { innerAll = try add(innerAll, rb) }
+                    let inner = try gates(innerAll, 3)
+                    z = try act(spec.recurrentActivation, try add(xz, inner[0]))
+                    r = try act(spec.recurrentActivation, try add(xr, inner[1]))
+                    hh = try act(spec.activation, try add(xh, try mul(r, inner[2])))
                 } else {
                     let uzr = try slice(recurrent, axis: 1, 0, 2 * u), uh = try slice(recurrent, axis: 1, 2 * u, u)
                     let inner = try p(.matmul(transA: false, transB: false), h, uzr)
@@ -82,7 +90,7 @@ extension PrimBuilder {
             }
             var out = hNew
             if let mask {
-                let m = try reshape(try slice(mask, axis: 1, step, 1), [.n, .fixed(1)])
+                let m = try reshape(maskSteps![step], [.n, .fixed(1)])
                 out = try select(m, hNew, spec.zeroOutputForMask ? try zeros([.n, .fixed(u)]) : previousOutput)
                 h = try select(m, hNew, h)
                 if spec.kind == .lstm { cNew = try select(m, cNew, c) }

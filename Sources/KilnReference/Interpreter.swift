@@ -78,6 +78,14 @@ public enum Interpreter {
                 assigned[node.inputs[0]] = ins[1].data
                 continue
             }
+            if case let .split(axis, sizes) = op {
+                var start = 0
+                for (o, size) in zip(node.outputs, sizes) {
+                    env[o] = slice(ins[0], axis: axis, start: start, length: size)
+                    start += size
+                }
+                continue
+            }
             let out = try evalPrim(op, ins, outDims.first ?? [], ctx)
             guard let v = node.outputs.first else { continue }
             let want = outDims[0].reduce(1, *)

@@ -63,6 +63,8 @@ func evalPrim(_ op: PrimOp, _ ins: [Tensor], _ outDims: [Int], _ ctx: Context) t
         return concat(ins, axis: axis, outDims)
     case let .slice(axis, start, length):
         return slice(ins[0], axis: axis, start: start, length: length)
+    case .split:
+        throw InterpreterError("split has several outputs; the interpreter evaluates it itself")
     case .fused(let e):
         return try elementwise(ins, outDims) { evalFused(e, $0, ctx) }
     case .randomUniform:
