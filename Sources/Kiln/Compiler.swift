@@ -16,6 +16,8 @@ public struct CompileOptions {
     public var learningRate: Float?
     /// Also write NAME.ll (the optimized LLVM IR) beside the library.
     public var emitLLVM = false
+    /// Which recurrent scans become straight-line code (the unroll pass).
+    public var unroll: UnrollPolicy = .auto
     public init() {}
 }
 
@@ -62,7 +64,7 @@ public enum Compiler {
             lap("\(pass) (\(g.nodes.count) nodes)")
             if options.printAll || options.printAfter.contains(pass) { log("// after \(pass)\n\(g)") }
         }
-        let predictGraph = try Pipeline.run(Pipeline.predict, model.graph, observe: observe)
+        let predictGraph = try Pipeline.run(Pipeline.predict(unroll: options.unroll), model.graph, observe: observe)
         let predict = try schedule(predictGraph)
         lap("schedule predict (\(predict.steps.count) steps)")
 
@@ -71,7 +73,7 @@ public enum Compiler {
         var metricNames: [String] = []
         var stateParams = predictGraph.params
         if let cfg = model.training, TrainingBuilder.enabled {
-            let (tg, eg) = try TrainingBuilder.build(model.graph, cfg, observe: observe)
+            let (tg, eg) = try TrainingBuilder.build(model.graph, cfg, unroll: options.unroll, observe: observe)
             train = try schedule(tg.graph, result: tg.loss, metrics: tg.metrics)
             evaluate = try schedule(eg.graph, result: eg.loss, metrics: eg.metrics)
             lap("schedule train (\(train!.steps.count) steps)")

@@ -34,6 +34,9 @@ public indirect enum KExpr: Hashable, Sendable, CustomStringConvertible {
     case acc
     /// Uniform [0, 1) from the step seed, the salt and an element index.
     case random(salt: Int, at: KExpr)
+    /// Inside a scan's step kernel: the input step t, the input step of the previous
+    /// processing step (-1 at the first), and the output position of this step.
+    case scanStep, scanPrevious, scanOutput
 
     public var description: String {
         switch self {
@@ -58,6 +61,9 @@ public indirect enum KExpr: Hashable, Sendable, CustomStringConvertible {
         case .toInt(let a): return "int(\(a))"
         case .acc: return "acc"
         case let .random(s, at): return "random<\(s)>(\(at))"
+        case .scanStep: return "t"
+        case .scanPrevious: return "t_prev"
+        case .scanOutput: return "t_out"
         }
     }
 
@@ -81,6 +87,14 @@ public indirect enum KExpr: Hashable, Sendable, CustomStringConvertible {
         if case let .int(x) = a, case let .int(y) = b { return .int(x * y) }
         return .imul(a, b)
     }
+}
+
+/// One store of a multi-output kernel.
+public struct KStore: Hashable, Sendable {
+    public var buffer: Int
+    public var index: KExpr
+    public var value: KExpr
+    public init(_ buffer: Int, _ index: KExpr, _ value: KExpr) { self.buffer = buffer; self.index = index; self.value = value }
 }
 
 /// How a reduction combines.
@@ -110,6 +124,9 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
     public var outputIndex: KExpr
     /// The output buffer may also be an input (an in-place update): buffers may alias.
     public var inPlace = false
+    /// Further stores at each parallel point (kernels without reduction loops): every value
+    /// is computed before any store, so a buffer may be read and written at the same element.
+    public var extraStores: [KStore] = []
 
     public init(buffers: [KBuffer], loops: [KExpr], reduceLoops: [KExpr] = [], reduceOp: KReduce = .sum,
                 body: KExpr, epilogue: KExpr? = nil, output: Int, outputIndex: KExpr) {
@@ -124,6 +141,7 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
         }
         s += ": b\(output)[\(outputIndex)] = \(body)"
         if let epilogue { s += " then \(epilogue)" }
+        for st in extraStores { s += "; b\(st.buffer)[\(st.index)] = \(st.value)" }
         return s
     }
 }

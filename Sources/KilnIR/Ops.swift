@@ -160,6 +160,11 @@ public enum PrimOp: Hashable, Sendable {
     case fused(FusedExpr)
     /// Conv2D with bias and activation folded in: (x, w, b) -> act(conv(x, w) + b).
     case convBiasAct(Window2D, outH: Int, outW: Int, act: FusedExpr?)
+    /// A recurrent cell over the time steps (Scan.swift): (proj, U, [rb], [mask]) ->
+    /// (sequence, final h, final c, scratch, [records]).
+    case scan(ScanCell)
+    /// The reverse scan (backprop through time) of a recording scan (Scan.swift).
+    case scanGrad(ScanCell)
     /// Writes the value (second input) into the state buffer of the parameter
     /// (first input); produces nothing. Training's optimizer update.
     case assign

@@ -72,6 +72,8 @@ extension PrimOp: CustomStringConvertible {
         case .randomUniform(let salt): return "random_uniform<\(salt)>"
         case .fused(let e): return "fused{\(e)}"
         case let .convBiasAct(w, _, _, act): return "conv2d_bias<\(w)>" + (act.map { "{\($0)}" } ?? "")
+        case .scan(let c): return "scan<\(c)>"
+        case .scanGrad(let c): return "scan_grad<\(c)>"
         case .assign: return "assign"
         }
     }

@@ -347,6 +347,10 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
             shape = s
         }
         return [TensorType(e.resultType(ins.map(\.dtype)), shape)]
+    case .scan(let cell):
+        return try cell.inferScan(ins, layer: layer)
+    case .scanGrad(let cell):
+        return try cell.inferScanGrad(ins, layer: layer)
     case .assign:
         try expectArity(ins, 2...2, layer)
         guard ins[0].shape == ins[1].shape else { throw fail("assigns \(ins[1]) to \(ins[0])") }

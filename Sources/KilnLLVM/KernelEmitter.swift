@@ -2,7 +2,8 @@ import CLLVM
 import KilnIR
 
 /// Emits one loop kernel as an LLVM function
-///   void kernel(ptr b0, ..., ptr bk, i64 n, i64 seed, i64 iteration)
+///   void kernel(ptr b0, ..., ptr bk, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out)
+/// (the last three are a scan step's indices, 0 outside scans)
 /// of nested counted loops; LLVM's optimizer vectorizes the innermost ones.
 struct KernelEmitter {
     let m: ModuleBuilder
@@ -12,6 +13,10 @@ struct KernelEmitter {
     var n: LLVMValueRef! = nil
     var seed: LLVMValueRef! = nil
     var iteration: LLVMValueRef! = nil
+    /// A scan step's t, t_prev and t_out.
+    var scan: [LLVMValueRef] = []
+    /// Values already emitted at the current point (kernels with several stores).
+    var memo: [KExpr: (LLVMValueRef, Kind)] = [:]
     var indices: [LLVMValueRef] = []
     var acc: LLVMValueRef? = nil
 
@@ -20,7 +25,7 @@ struct KernelEmitter {
     init(_ m: ModuleBuilder, _ kernel: LoopKernel) { self.m = m; self.kernel = kernel }
 
     static func signature(_ m: ModuleBuilder, buffers: Int) -> [LLVMTypeRef] {
-        Array(repeating: m.ptr, count: buffers) + [m.i64, m.i64, m.i64]
+        Array(repeating: m.ptr, count: buffers) + [m.i64, m.i64, m.i64, m.i64, m.i64, m.i64]
     }
 
     mutating func emit(name: String) -> (LLVMValueRef, LLVMTypeRef) {
@@ -38,6 +43,7 @@ struct KernelEmitter {
         n = LLVMGetParam(fn, UInt32(kernel.buffers.count))
         seed = LLVMGetParam(fn, UInt32(kernel.buffers.count + 1))
         iteration = LLVMGetParam(fn, UInt32(kernel.buffers.count + 2))
+        scan = (3..<6).map { LLVMGetParam(fn, UInt32(kernel.buffers.count + $0)) }
         let entry = LLVMAppendBasicBlockInContext(m.ctx, fn, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         if !kernel.reduceLoops.isEmpty { acc = LLVMBuildAlloca(m.b, m.f32, "acc") }
@@ -99,6 +105,15 @@ struct KernelEmitter {
             } else {
                 value = total
             }
+        } else if !kernel.extraStores.isEmpty {
+            // Every value first (shared parts once), then the stores: a buffer may be read and
+            // written at the same element.
+            memo = [:]
+            let all = [KStore(kernel.output, kernel.outputIndex, kernel.body)] + kernel.extraStores
+            let values = all.map { coerce(emitAny($0.value), to: kernel.buffers[$0.buffer].dtype) }
+            for (st, v) in zip(all, values) { store(v, into: st.buffer, at: st.index) }
+            memo = [:]
+            return
         } else {
             store(coerce(emitAny(kernel.body), to: kernel.buffers[kernel.output].dtype))
             return
@@ -108,9 +123,10 @@ struct KernelEmitter {
 
     var accValue: LLVMValueRef? = nil
 
-    mutating func store(_ v: LLVMValueRef) {
-        let out = kernel.output
-        let idx = emitInt(kernel.outputIndex)
+    mutating func store(_ v: LLVMValueRef) { store(v, into: kernel.output, at: kernel.outputIndex) }
+
+    mutating func store(_ v: LLVMValueRef, into out: Int, at index: KExpr) {
+        let idx = emitInt(index)
         let ty = elementType(kernel.buffers[out].dtype)
         let p = m.gep(buffers[out], ty, idx)
         LLVMBuildStore(m.b, v, p)
@@ -167,6 +183,16 @@ struct KernelEmitter {
     }
 
     mutating func emitAny(_ e: KExpr) -> (LLVMValueRef, Kind) {
+        if !kernel.extraStores.isEmpty {
+            if let v = memo[e] { return v }
+            let v = emitFresh(e)
+            memo[e] = v
+            return v
+        }
+        return emitFresh(e)
+    }
+
+    mutating func emitFresh(_ e: KExpr) -> (LLVMValueRef, Kind) {
         let b = m.b
         switch e {
         case .real(let f): return (m.constF(f), .real)
@@ -227,6 +253,9 @@ struct KernelEmitter {
         case .toInt(let x): return (emitInt(x), .int)
         case let .random(salt, at):
             return (random(salt: salt, emitInt(at)), .real)
+        case .scanStep: return (scan[0], .int)
+        case .scanPrevious: return (scan[1], .int)
+        case .scanOutput: return (scan[2], .int)
         }
     }
 

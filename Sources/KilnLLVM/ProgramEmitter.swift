@@ -95,13 +95,52 @@ final class ProgramEmitter {
             case let .loop(k, args):
                 let fn = kernelFunction(k)
                 let ptrs = args.map { address(p, $0, frame) }
-                _ = m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration])
+                _ = m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration, m.constI(0), m.constI(0), m.constI(0)])
             case let .gemm(a, b, c, ta, tb, mm, nn, kk):
                 emitGemm(p, frame, a: a, b: b, c: c, ta: ta, tb: tb, m: mm, n: nn, k: kk)
             case .zero(let v):
                 LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame.n), 4)
+            case .scan(let s):
+                emitScan(p, frame, s)
             }
         }
+    }
+
+    /// A scan: the runtime's driver (kiln_scan) runs the steps; it calls the step kernel through
+    /// a thunk that takes the buffers as an array.
+    func emitScan(_ p: Program, _ frame: Frame, _ s: ScanStep) {
+        let thunk = scanThunk(s.kernel)
+        let bufs = LLVMBuildArrayAlloca(m.b, m.ptr, m.constI(s.args.count), "")!
+        for (k, v) in s.args.enumerated() { LLVMBuildStore(m.b, address(p, v, frame), m.gep(bufs, m.ptr, m.constI(k))) }
+        func ptr(_ v: Value?) -> LLVMValueRef { v.map { address(p, $0, frame) } ?? LLVMConstNull(m.ptr) }
+        // struct kiln_scan_args: every field 8 bytes, in this order (kiln_runtime.h).
+        let fields: [LLVMValueRef] = [
+            thunk, bufs, frame.n, frame.seed, frame.iteration, m.constI(s.length),
+            m.constI(s.cell.goBackwards ? 1 : 0), m.constI(s.cell.flipOutput ? 1 : 0), m.constI(s.backward ? 1 : 0),
+            ptr(s.mask), ptr(s.a), ptr(s.b), ptr(s.c), m.constI(s.cell.units), m.constI(s.cell.gates),
+            ptr(s.carries[0]), ptr(s.carries[1]), ptr(s.initial[0]), ptr(s.initial[1]),
+        ]
+        let args = LLVMBuildArrayAlloca(m.b, m.i64, m.constI(fields.count), "")!
+        for (k, f) in fields.enumerated() { LLVMBuildStore(m.b, f, m.gep(args, m.i64, m.constI(k))) }
+        _ = m.call(m.function("kiln_scan", m.void, [m.ptr]), [args])
+    }
+
+    var thunkCache: [LoopKernel: LLVMValueRef] = [:]
+
+    /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out): calls the kernel.
+    func scanThunk(_ k: LoopKernel) -> LLVMValueRef {
+        if let f = thunkCache[k] { return f }
+        let kernel = kernelFunction(k)
+        let saved = LLVMGetInsertBlock(m.b)
+        let f = m.function("kiln_scan_step\(thunkCache.count)", m.void, [m.ptr] + Array(repeating: m.i64, count: 6), local: true)
+        LLVMPositionBuilderAtEnd(m.b, LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry"))
+        let bufs = LLVMGetParam(f.0, 0)!
+        let ptrs = (0..<k.buffers.count).map { LLVMBuildLoad2(m.b, m.ptr, m.gep(bufs, m.ptr, m.constI($0)), "")! }
+        _ = m.call(kernel, ptrs + (1...6).map { LLVMGetParam(f.0, UInt32($0))! })
+        LLVMBuildRetVoid(m.b)
+        if let saved { LLVMPositionBuilderAtEnd(m.b, saved) }
+        thunkCache[k] = f.0
+        return f.0
     }
 
     func byteCount(_ t: TensorType, _ n: LLVMValueRef) -> LLVMValueRef {

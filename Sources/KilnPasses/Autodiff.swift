@@ -20,6 +20,12 @@ public func differentiate(_ b: inout PrimBuilder, loss: Value, wrt targets: [Val
             if b.graph.type(node.inputs[0]).dtype == .f32 { try accumulate(node.inputs[0], g, &b) }
             continue
         }
+        if case let .prim(.scan(cell)) = node.op {
+            guard node.outputs.prefix(3).contains(where: { adjoint[$0] != nil }) else { continue }
+            b.layer = node.layer + "/grad"
+            try scanGradient(node, cell, adjoint: adjoint, &b) { v, g, b in try accumulate(v, g, &b) }
+            continue
+        }
         guard let out = node.outputs.first, let dy = adjoint[out] else { continue }
         b.layer = node.layer + "/grad"
         let grads = try gradient(node, dy, &b)
@@ -160,7 +166,30 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
         let rest = xs[axis].factor - start - length
         if rest > 0 { parts.append(try zeros(rest)) }
         return [parts.count == 1 ? dy : try b.graph.add(.prim(.concat(axis: axis)), parts, layer: b.layer)[0]]
-    case .split, .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
+    case .split, .scan, .scanGrad, .fused, .convBiasAct, .im2col, .col2im, .conv2DGradInput, .conv2DGradFilter, .pool2DGrad, .scatterAdd, .assign:
         throw ShapeError(layer: n.layer, "\(op) has no gradient rule (it should not appear before autodiff)")
     }
+}
+
+/// Backprop through time for a scan: a reverse scan gives d proj and the gradient of
+/// each step's recurrent product; then dU = Σ_t h_{t-1}ᵀ·dInner_t is one product over
+/// all rows and steps, and the recurrent bias's gradient one sum.
+func scanGradient(_ node: Node, _ cell: ScanCell, adjoint: [Value: Value], _ b: inout PrimBuilder,
+                  accumulate: (Value, Value, inout PrimBuilder) throws -> Void) throws {
+    guard cell.records else { throw ShapeError(layer: node.layer, "scan \(cell) was lowered for inference; it has no gradient") }
+    let outs = node.outputs
+    let given = try outs.prefix(3).map { o in try adjoint[o] ?? b.zeros(b.type(o).shape) }
+    let (u, gates) = (cell.units, cell.gates)
+    let t = b.type(node.inputs[0]).shape[1].factor
+    let recurrent = node.inputs[1]
+    let rb: Value? = cell.recurrentBias ? node.inputs[2] : nil
+    let mask: Value? = cell.masked ? node.inputs.last : nil
+    let ins = given + [recurrent] + [rb, mask].compactMap { $0 } + Array(outs[4...6])
+    let grads = try b.graph.add(.prim(.scanGrad(cell)), ins, layer: b.layer)
+    let dProj = grads[0], dInner = cell.kind == .gru ? grads[1] : grads[0]
+    try accumulate(node.inputs[0], dProj, &b)
+    let hPrev = try b.reshape(outs[6], [.batch(t), .fixed(u)])
+    let dRows = try b.reshape(dInner, [.batch(t), .fixed(gates)])
+    try accumulate(recurrent, try b.p(.matmul(transA: true, transB: false), hPrev, dRows), &b)
+    if let rb { try accumulate(rb, try b.reduce(.sum, dRows, axes: [0]), &b) }
 }

@@ -250,6 +250,8 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)
         let k = LoopKernel(buffers: bufs, loops: [total], body: .random(salt: salt, at: idx(0)), output: 1, outputIndex: idx(0))
         return [.loop(k, args: args)]
+    case .scan, .scanGrad:
+        return [.scan(scanStep(n, in: g))]
     case .assign:
         let t = ins[1]
         let k = LoopKernel(buffers: [KBuffer(t.dtype, written: true), KBuffer(t.dtype)], loops: [.int(t.staticCount)],

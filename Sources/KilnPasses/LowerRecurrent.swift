@@ -1,8 +1,9 @@
 import KilnIR
 
-// Recurrent layers lowered by unrolling over the (fixed) time steps: the input
-// projection x·W for all steps is one matrix product, then each step is a
-// small product h·U and the gate arithmetic, which fusion merges. Masked
+// Recurrent layers lowered to a scan (KilnIR/Scan.swift): the input projection
+// x·W + b for all steps is one matrix product, then a scan runs the cell over
+// the steps. The unroll pass (Unroll.swift) turns a scan into one copy of the
+// cell per step (`unroll` below) where that is needed or asked for. Masked
 // steps keep the state and repeat the previous output (or output zeros), as
 // Keras' rnn() does.
 
@@ -18,18 +19,18 @@ extension PrimBuilder {
         return try p(.slice(axis: axis, start: start, length: length), x)
     }
 
-    /// The sequence outputs and last output of one recurrent layer over x (N, T, F).
-    /// - Returns: (outputs in processing order, each (N, u); the last output).
-    mutating func unroll(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?, training: Bool) throws -> (steps: [Value], last: Value) {
+    /// One recurrent layer over x (N, T, F) as a scan: the input projection of every step
+    /// at once, (N*T, F)·(F, G) + b -> (N, T, G), then the scan over the steps.
+    /// - Returns: the output sequence (N, T, u) and the last output (N, u).
+    mutating func recurrence(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?, training: Bool,
+                             flipOutput: Bool = false) throws -> (sequence: Value, last: Value) {
         if training && (spec.dropout > 0 || spec.recurrentDropout > 0) {
             throw ShapeError(layer: layer, "\(spec.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
         }
         let xs = type(x).shape
         let (t, f) = (xs[1].factor, xs[2].factor)
-        let u = spec.units, g = spec.kind.gates * u
-        let (kernel, recurrent) = (weights[0], weights[1])
-        // Input projections for every step at once: (N*T, F)·(F, G*u) -> (N, T, G*u).
-        var proj = try reshape(try p(.matmul(transA: false, transB: false), try reshape(x, [.batch(t), .fixed(f)]), kernel),
+        let g = spec.kind.gates * spec.units
+        var proj = try reshape(try p(.matmul(transA: false, transB: false), try reshape(x, [.batch(t), .fixed(f)]), weights[0]),
                                [.n, .fixed(t), .fixed(g)])
         var recurrentBias: Value? = nil
         if spec.useBias {
@@ -40,12 +41,30 @@ extension PrimBuilder {
             }
             proj = try add(proj, inputBias)
         }
+        let cell = ScanCell(kind: spec.kind, units: spec.units, activation: spec.activation, recurrentActivation: spec.recurrentActivation,
+                            goBackwards: spec.goBackwards, flipOutput: flipOutput, zeroOutputForMask: spec.zeroOutputForMask,
+                            masked: mask != nil, recurrentBias: recurrentBias != nil, records: training, resetAfter: spec.resetAfter)
+        let outs = try graph.add(.prim(.scan(cell)), [proj, weights[1]] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
+        var last = outs[1]
+        if spec.zeroOutputForMask && mask != nil {
+            // The last output is zero when the last step is masked: take it from the sequence.
+            let at = flipOutput ? 0 : t - 1
+            last = try reshape(try slice(outs[0], axis: 1, at, 1), [.n, .fixed(spec.units)])
+        }
+        return (outs[0], last)
+    }
+
+    /// A scan as straight-line primitives, one copy of the cell per step (the unroll pass).
+    /// - Returns: the sequence (N, T, u), final h and final c.
+    mutating func unroll(_ cell: ScanCell, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?) throws -> (Value, Value, Value) {
+        let t = type(proj).shape[1].factor
+        let u = cell.units, g = cell.gates
         func act(_ a: Activation, _ v: Value) throws -> Value { try activation(a, v) }
         var h = try zeros([.n, .fixed(u)])
-        var c = spec.kind == .lstm ? try zeros([.n, .fixed(u)]) : h
+        var c = h
         var previousOutput = h
         var outputs: [Value] = []
-        let order = spec.goBackwards ? Array((0..<t).reversed()) : Array(0..<t)
+        let order = cell.goBackwards ? Array((0..<t).reversed()) : Array(0..<t)
         // One split into time steps (its gradient is one concatenation, not T padded copies).
         let perStep = t == 1 ? [proj] : try graph.add(.prim(.split(axis: 1, sizes: Array(repeating: 1, count: t))), [proj], layer: layer)
         let maskSteps = try mask.map { m in t == 1 ? [m] : try graph.add(.prim(.split(axis: 1, sizes: Array(repeating: 1, count: t))), [m], layer: layer) }
@@ -55,45 +74,45 @@ extension PrimBuilder {
         for step in order {
             let xt = try reshape(perStep[step], [.n, .fixed(g)])
             var hNew: Value, cNew = c
-            switch spec.kind {
+            switch cell.kind {
             case .lstm:
                 let z = try gates(try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)), 4)
-                let i = try act(spec.recurrentActivation, z[0])
-                let fg = try act(spec.recurrentActivation, z[1])
-                let cc = try act(spec.activation, z[2])
-                let o = try act(spec.recurrentActivation, z[3])
+                let i = try act(cell.recurrentActivation, z[0])
+                let fg = try act(cell.recurrentActivation, z[1])
+                let cc = try act(cell.activation, z[2])
+                let o = try act(cell.recurrentActivation, z[3])
                 cNew = try add(try mul(fg, c), try mul(i, cc))
-                hNew = try mul(o, try act(spec.activation, cNew))
+                hNew = try mul(o, try act(cell.activation, cNew))
             case .gru:
                 let xg = try gates(xt, 3)
                 let (xz, xr, xh) = (xg[0], xg[1], xg[2])
                 let hh: Value
                 let z: Value, r: Value
-                if spec.resetAfter {
+                if cell.resetAfter {
                     var innerAll = try p(.matmul(transA: false, transB: false), h, recurrent)
                     if let rb = recurrentBias { innerAll = try add(innerAll, rb) }
                     let inner = try gates(innerAll, 3)
-                    z = try act(spec.recurrentActivation, try add(xz, inner[0]))
-                    r = try act(spec.recurrentActivation, try add(xr, inner[1]))
-                    hh = try act(spec.activation, try add(xh, try mul(r, inner[2])))
+                    z = try act(cell.recurrentActivation, try add(xz, inner[0]))
+                    r = try act(cell.recurrentActivation, try add(xr, inner[1]))
+                    hh = try act(cell.activation, try add(xh, try mul(r, inner[2])))
                 } else {
                     let uzr = try slice(recurrent, axis: 1, 0, 2 * u), uh = try slice(recurrent, axis: 1, 2 * u, u)
                     let inner = try p(.matmul(transA: false, transB: false), h, uzr)
-                    z = try act(spec.recurrentActivation, try add(xz, try slice(inner, axis: 1, 0, u)))
-                    r = try act(spec.recurrentActivation, try add(xr, try slice(inner, axis: 1, u, u)))
-                    hh = try act(spec.activation, try add(xh, try p(.matmul(transA: false, transB: false), try mul(r, h), uh)))
+                    z = try act(cell.recurrentActivation, try add(xz, try slice(inner, axis: 1, 0, u)))
+                    r = try act(cell.recurrentActivation, try add(xr, try slice(inner, axis: 1, u, u)))
+                    hh = try act(cell.activation, try add(xh, try p(.matmul(transA: false, transB: false), try mul(r, h), uh)))
                 }
                 // h = z * h + (1 - z) * hh
                 hNew = try add(try mul(z, h), try mul(try sub(try const(1), z), hh))
             case .simpleRNN:
-                hNew = try act(spec.activation, try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)))
+                hNew = try act(cell.activation, try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)))
             }
             var out = hNew
             if let mask {
                 let m = try reshape(maskSteps![step], [.n, .fixed(1)])
-                out = try select(m, hNew, spec.zeroOutputForMask ? try zeros([.n, .fixed(u)]) : previousOutput)
+                out = try select(m, hNew, cell.zeroOutputForMask ? try zeros([.n, .fixed(u)]) : previousOutput)
                 h = try select(m, hNew, h)
-                if spec.kind == .lstm { cNew = try select(m, cNew, c) }
+                if cell.kind == .lstm { cNew = try select(m, cNew, c) }
             } else {
                 h = hNew
             }
@@ -101,7 +120,7 @@ extension PrimBuilder {
             previousOutput = out
             outputs.append(out)
         }
-        return (outputs, outputs.last!)
+        return (try stack(cell.flipOutput ? outputs.reversed() : outputs), h, c)
     }
 
     /// Stacks per-step outputs (N, u) into (N, T, u), in the given order.
@@ -115,24 +134,22 @@ extension PrimBuilder {
         switch op {
         case let .recurrent(spec, masked):
             let mask = masked ? ins.last : nil
-            let (steps, last) = try unroll(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask, training: training)
-            return spec.returnSequences ? try stack(steps) : last
+            let r = try recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask, training: training)
+            return spec.returnSequences ? r.sequence : r.last
         case let .bidirectional(fw, bw, merge, masked):
             let mask = masked ? ins.last : nil
             let n = fw.weightCount
-            let (fSteps, fLast) = try unroll(fw, x: ins[0], weights: Array(ins[1...n]), mask: mask, training: training)
-            let (bSteps, bLast) = try unroll(bw, x: ins[0], weights: Array(ins[(n + 1)...(n + bw.weightCount)]), mask: mask, training: training)
-            var a = fLast, b = bLast
-            if fw.returnSequences {
-                a = try stack(fSteps)
-                // The backward layer's outputs come in reverse time order; flip them back.
-                b = try stack(bw.goBackwards != fw.goBackwards ? bSteps.reversed() : bSteps)
-            }
+            // The backward layer's outputs come in its processing order; they are written back in
+            // time order (flipOutput) when its direction differs from the forward layer's.
+            let f = try recurrence(fw, x: ins[0], weights: Array(ins[1...n]), mask: mask, training: training)
+            let b = try recurrence(bw, x: ins[0], weights: Array(ins[(n + 1)...(n + bw.weightCount)]), mask: mask, training: training,
+                                   flipOutput: bw.goBackwards != fw.goBackwards)
+            let (x, y) = fw.returnSequences ? (f.sequence, b.sequence) : (f.last, b.last)
             switch merge {
-            case .concat: return try graph.add(.prim(.concat(axis: type(a).rank - 1)), [a, b], layer: layer)[0]
-            case .sum: return try add(a, b)
-            case .mul: return try mul(a, b)
-            case .ave: return try mul(try add(a, b), 0.5)
+            case .concat: return try graph.add(.prim(.concat(axis: type(x).rank - 1)), [x, y], layer: layer)[0]
+            case .sum: return try add(x, y)
+            case .mul: return try mul(x, y)
+            case .ave: return try mul(try add(x, y), 0.5)
             }
         case .timeDistributed(let inner):
             let x = ins[0]

@@ -4,17 +4,20 @@ import KilnIR
 /// graph after the pass of that name.
 public enum Pipeline {
     /// Inference: what `NAME__predict` runs.
-    public static let predict: [Pass] = [
+    public static let predict: [Pass] = predict(unroll: .auto)
+
+    public static func predict(unroll: UnrollPolicy) -> [Pass] { [
         verify,                     // structural and shape checks on the layer graph
         propagateMasks,             // Embedding(mask_zero) / Masking masks -> recurrent layers, outputs
-        lowerLayers(training: false), // layers -> primitives; dropout is the identity
+        lowerLayers(training: false), // layers -> primitives (recurrent layers -> scans); dropout is the identity
+        unrollScans(unroll),        // scans -> straight-line cells where the policy says so
         fuseConvBiasActivation,     // conv2d + bias |> activation -> one kernel
         fuseElementwise,            // chains of elementwise ops -> one loop each
         fuseConvBiasActivation,     // again: multi-op activations are one fused op now
         convToGemm,                 // convolutions -> im2col + sgemm (+ fused bias/activation)
         commonSubexpressions,       // compute each (op, inputs) once
         deadCode,                   // drop what no output needs
-    ]
+    ] }
 
     /// Runs passes in order, handing each result to `observe` (for --print-after).
     public static func run(_ passes: [Pass], _ g: Graph, observe: (String, Graph) -> Void = { _, _ in }) throws -> Graph {

@@ -107,5 +107,10 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
     case let .loop(k, args): return .loop(k, args: args.map(f))
     case let .gemm(a, b, c, ta, tb, m, n, k): return .gemm(a: f(a), b: f(b), c: f(c), transA: ta, transB: tb, m: m, n: n, k: k)
     case .zero(let v): return .zero(f(v))
+    case .scan(var s):
+        s.args = s.args.map(f); s.mask = s.mask.map(f)
+        (s.a, s.b, s.c) = (f(s.a), f(s.b), f(s.c))
+        s.carries = s.carries.map(f); s.initial = s.initial.map { $0.map(f) }
+        return .scan(s)
     }
 }

@@ -8,6 +8,8 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
     case gemm(a: Value, b: Value, c: Value, transA: Bool, transB: Bool, m: KExpr, n: KExpr, k: KExpr)
     /// Sets every element of a value to zero.
     case zero(Value)
+    /// A scan over the time steps (ScanKernels.swift).
+    case scan(ScanStep)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .gemm(a, b, c, ta, tb, m, n, k):
             return "gemm \(c) = \(a)\(ta ? "ᵀ" : "")·\(b)\(tb ? "ᵀ" : "") [\(m)x\(n)x\(k)]"
         case .zero(let v): return "zero \(v)"
+        case .scan(let s): return s.description
         }
     }
 
@@ -24,6 +27,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .loop(k, args): return zip(k.buffers, args).filter { !$0.0.written }.map(\.1)
         case let .gemm(a, b, _, _, _, _, _, _): return [a, b]
         case .zero: return []
+        case .scan(let s): return s.reads
         }
     }
     public var writes: [Value] {
@@ -31,6 +35,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .loop(k, args): return zip(k.buffers, args).filter { $0.0.written }.map(\.1)
         case let .gemm(_, _, c, _, _, _, _, _): return [c]
         case .zero(let v): return [v]
+        case .scan(let s): return s.writes
         }
     }
 }

@@ -15,14 +15,15 @@ public enum TrainingBuilder {
         public var metricNames: [String] = []
     }
 
-    public static func build(_ g: Graph, _ cfg: TrainingConfig, observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
-        let train = try step(g, cfg, training: true, observe: observe)
-        let eval = try step(g, cfg, training: false, observe: { _, _ in })
+    public static func build(_ g: Graph, _ cfg: TrainingConfig, unroll: UnrollPolicy = .auto,
+                             observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
+        let train = try step(g, cfg, training: true, unroll: unroll, observe: observe)
+        let eval = try step(g, cfg, training: false, unroll: unroll, observe: { _, _ in })
         return (train, eval)
     }
 
-    static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, observe: (String, Graph) -> Void) throws -> Result {
-        let lowered = try Pipeline.run([verify, propagateMasks, lowerLayers(training: training)], g)
+    static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, unroll: UnrollPolicy, observe: (String, Graph) -> Void) throws -> Result {
+        let lowered = try Pipeline.run([verify, propagateMasks, lowerLayers(training: training), unrollScans(unroll)], g)
         var b = PrimBuilder(graph: lowered, layer: "loss")
         var targets: [(String, TensorType)] = []
         var total: Value? = nil

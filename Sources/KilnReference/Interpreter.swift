@@ -78,6 +78,10 @@ public enum Interpreter {
                 assigned[node.inputs[0]] = ins[1].data
                 continue
             }
+            if case let .scan(cell) = op {
+                for (o, d) in zip(node.outputs, try evalScan(cell, ins, n: n)) { env[o] = d }
+                continue
+            }
             if case let .split(axis, sizes) = op {
                 var start = 0
                 for (o, size) in zip(node.outputs, sizes) {

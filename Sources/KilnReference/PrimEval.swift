@@ -63,8 +63,10 @@ func evalPrim(_ op: PrimOp, _ ins: [Tensor], _ outDims: [Int], _ ctx: Context) t
         return concat(ins, axis: axis, outDims)
     case let .slice(axis, start, length):
         return slice(ins[0], axis: axis, start: start, length: length)
-    case .split:
-        throw InterpreterError("split has several outputs; the interpreter evaluates it itself")
+    case .split, .scan:
+        throw InterpreterError("\(op) has several outputs; the interpreter evaluates it itself")
+    case .scanGrad:
+        throw InterpreterError("scan_grad has no float64 reference: scans' gradients are checked against finite differences of scan")
     case .fused(let e):
         return try elementwise(ins, outDims) { evalFused(e, $0, ctx) }
     case .randomUniform:

@@ -3,6 +3,7 @@ import Foundation
 import Kiln
 import KilnIR
 import KilnLLVM
+import KilnPasses
 import KilnRuntime
 
 /// Exit 1 with one clear sentence on a user error.
@@ -44,14 +45,20 @@ struct Compile: ParsableCommand {
     @Option(name: .customLong("print-after"), help: "Print the graph after a pass (lower, fuse-conv, fuse-elementwise, conv-gemm, cse, dce, autodiff, train-...), the kernel schedule ('schedule'), or 'all'.")
     var printAfter: [String] = []
     @Flag(name: .customLong("emit-llvm"), help: "Also write NAME.ll, the optimized LLVM IR.") var emitLLVM = false
+    @Option(help: "Which recurrent scans to unroll into straight-line code: auto (only those a compiled loop cannot run), always, never.")
+    var unroll: String = "auto"
     @Flag(name: .customLong("swift-module"), help: "Also write DIR/module.modulemap so that Swift code can `import NAME`.") var swiftModule = false
 
     func run() throws {
+        guard let policy = UnrollPolicy(rawValue: unroll) else {
+            throw ValidationError("--unroll takes auto, always or never, not '\(unroll)'")
+        }
         do {
             let m = try Compiler.load(model)
             var o = CompileOptions()
             o.loss = loss; o.optimizer = optimizer; o.learningRate = learningRate
             o.printAfter = Set(printAfter)
+            o.unroll = policy
             o.printAll = printAfter.contains("all")
             o.emitLLVM = emitLLVM
             let n = name.map { Compiler.identifier($0) } ?? Compiler.defaultName(model)

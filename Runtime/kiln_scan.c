@@ -1,0 +1,68 @@
+/* kiln_scan.c: the loop of a recurrent scan. The compiler emits, per scan,
+ * one step kernel (all the gate math of a cell over rows x units) and a call
+ * to kiln_scan with the scan's buffers; this file walks the time steps and
+ * makes the one matrix product of each step with OpenBLAS. Code size and
+ * compile time therefore do not depend on the number of steps.
+ *
+ * Forward, per processing step s = 0 .. T-1:
+ *     scratch = h · U            (skipped at s = 0, where h = 0: scratch = 0;
+ *                                 skipped when every row is masked at the step)
+ *     kernel(t, t_prev, t_out)   (gates, new h and c, sequence output, records)
+ * Backward (backprop through time), s = T-1 .. 0:
+ *     kernel(t, t_prev, t_out)   (d of the gate pre-activations, dh and dc carried)
+ *     dh += dInner_t · Uᵀ        (skipped at s = 0 and at fully masked steps)
+ * with t = the input step read (T-1-s when going backwards), t_prev the input
+ * step of processing step s-1 (-1 at s = 0) and t_out the output position
+ * (T-1-s when the output is flipped back into time order).
+ */
+#include <cblas.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kiln_runtime.h"
+
+/* Every field is 8 bytes; the compiler fills the struct in this order. */
+typedef struct {
+    void (*kernel)(void *const *bufs, int64_t n, int64_t seed, int64_t iteration, int64_t t, int64_t t_prev,
+                   int64_t t_out);
+    void *const *bufs;
+    int64_t n, seed, iteration, steps, go_backwards, flip_output, backward;
+    const uint8_t *mask;           /* (n, steps), or NULL */
+    const float *a, *b;            /* the product's operands: h and U; dInner (n, steps, gates) and U */
+    float *c;                      /* its result: scratch (n, gates); dh (n, units) */
+    int64_t units, gates;
+    float *h, *cell;               /* carried state: h and c; dh and dc */
+    const float *h0, *cell0;       /* their initial values, NULL for zeros */
+} kiln_scan_args;
+
+static int any_row(const uint8_t *mask, int64_t n, int64_t steps, int64_t t) {
+    for (int64_t r = 0; r < n; r++)
+        if (mask[r * steps + t]) return 1;
+    return 0;
+}
+
+KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
+    const int64_t n = a->n, T = a->steps, u = a->units, g = a->gates;
+    if (n <= 0 || T <= 0) return;
+    size_t state = (size_t)(n * u) * sizeof(float);
+    if (a->h0) memcpy(a->h, a->h0, state); else memset(a->h, 0, state);
+    if (a->cell0) memcpy(a->cell, a->cell0, state); else memset(a->cell, 0, state);
+    for (int64_t k = 0; k < T; k++) {
+        int64_t s = a->backward ? T - 1 - k : k;
+        int64_t t = a->go_backwards ? T - 1 - s : s;
+        int64_t t_prev = s == 0 ? -1 : (a->go_backwards ? t + 1 : t - 1);
+        int64_t t_out = a->flip_output ? T - 1 - s : s;
+        int active = !a->mask || any_row(a->mask, n, T, t);
+        if (!a->backward) {
+            if (s == 0)
+                memset(a->c, 0, (size_t)(n * g) * sizeof(float));
+            else if (active)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)g, (int)u, 1.0f, a->h, (int)u,
+                            a->b, (int)g, 0.0f, a->c, (int)g);
+        }
+        a->kernel(a->bufs, n, a->seed, a->iteration, t, t_prev, t_out);
+        if (a->backward && s > 0 && active)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)u, (int)g, 1.0f, a->a + t * g,
+                        (int)(T * g), a->b, (int)g, 1.0f, a->c, (int)u);
+    }
+}

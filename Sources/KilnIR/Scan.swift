@@ -1,0 +1,103 @@
+// Recurrence as a scan: one recurrent cell (LSTM, GRU with the reset gate
+// after the recurrent product, SimpleRNN) run over the time steps as a
+// compiled loop. The input projection x·W + b of every step is computed
+// before the scan (one big product); the scan reads step t of it in place,
+// carries the state (h, and c for LSTM), and per step does one product h·U
+// for all gates and one elementwise pass for the gate math, the state update
+// and the mask select. Its gradient is a reverse scan (`scanGrad`) over what
+// the forward scan recorded.
+
+/// The cell a scan runs, and how it walks the sequence.
+public struct ScanCell: Hashable, Sendable, CustomStringConvertible {
+    public var kind: RecurrentKind
+    public var units: Int
+    public var activation: Activation
+    public var recurrentActivation: Activation
+    /// Processing step s reads input step T-1-s (Keras' go_backwards).
+    public var goBackwards: Bool
+    /// Processing step s writes output position T-1-s instead of s (Bidirectional's
+    /// backward layer, whose outputs are put back in time order).
+    public var flipOutput: Bool
+    /// Masked steps output zeros instead of repeating the previous output.
+    public var zeroOutputForMask: Bool
+    /// A mask (N, T) bool is the last input.
+    public var masked: Bool
+    /// GRU: a recurrent bias (G) follows U.
+    public var recurrentBias: Bool
+    /// The scan records what its gradient needs (training).
+    public var records: Bool
+    /// GRU: the reset gate applies after the recurrent product (Keras' default). Scans run
+    /// only this form; the other is unrolled.
+    public var resetAfter: Bool
+
+    public init(kind: RecurrentKind, units: Int, activation: Activation, recurrentActivation: Activation, goBackwards: Bool,
+                flipOutput: Bool, zeroOutputForMask: Bool, masked: Bool, recurrentBias: Bool, records: Bool, resetAfter: Bool = true) {
+        self.kind = kind; self.units = units; self.activation = activation; self.recurrentActivation = recurrentActivation
+        self.goBackwards = goBackwards; self.flipOutput = flipOutput; self.zeroOutputForMask = zeroOutputForMask
+        self.masked = masked; self.recurrentBias = recurrentBias; self.records = records
+        self.resetAfter = resetAfter
+    }
+
+    /// Gate blocks: i, f, c, o (LSTM); z, r, h (GRU); one (SimpleRNN).
+    public var gates: Int { kind.gates * units }
+
+    /// Activations whose derivative the reverse scan computes from the activation's value.
+    public static let activations: Set<Activation> = [.tanh, .sigmoid, .hardSigmoid, .relu, .linear]
+
+    /// Whether the compiled scan loop can run this cell (otherwise it must be unrolled).
+    public var compilable: Bool {
+        Self.activations.contains(activation) && Self.activations.contains(recurrentActivation) && !(kind == .gru && !resetAfter)
+    }
+
+    public var description: String {
+        var s = "\(kind.rawValue.lowercased())<\(units), \(activation.rawValue)/\(recurrentActivation.rawValue)"
+        if goBackwards { s += ", backwards" }
+        if flipOutput { s += ", flip" }
+        if zeroOutputForMask { s += ", zero_masked" }
+        if masked { s += ", masked" }
+        if recurrentBias { s += ", rbias" }
+        if records { s += ", records" }
+        if kind == .gru && !resetAfter { s += ", reset_before" }
+        return s + ">"
+    }
+
+    /// Inputs of `scan`: proj (N, T, G), U (u, G), [rb (G)], [mask (N, T) bool].
+    /// Outputs: sequence (N, T, u), final h (N, u), final c (N, u), scratch h·U (N, G);
+    /// with `records`: gates (N, T, G) after activation, aux (N, T, u) (LSTM: c_t;
+    /// GRU: the recurrent product's h block with its bias), h_{t-1} (N, T, u).
+    func inferScan(_ ins: [TensorType], layer: String) throws -> [TensorType] {
+        let (u, g) = (units, gates)
+        let expected = 2 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
+        guard ins.count == expected else { throw ShapeError(layer: layer, "scan \(self) takes \(expected) inputs, got \(ins.count)") }
+        let proj = ins[0]
+        guard proj.rank == 3, proj.shape[0] == .n, let t = proj.shape[1].fixedValue, proj.shape[2] == .fixed(g) else {
+            throw ShapeError(layer: layer, "scan \(self): projection \(proj) is not (N, T, \(g))")
+        }
+        guard ins[1] == .f32([.fixed(u), .fixed(g)]) else { throw ShapeError(layer: layer, "scan \(self): recurrent kernel \(ins[1]) is not (\(u), \(g))") }
+        if recurrentBias, ins[2] != .f32([.fixed(g)]) { throw ShapeError(layer: layer, "scan \(self): recurrent bias \(ins[2]) is not (\(g))") }
+        if masked, ins.last! != TensorType(.bool, [.n, .fixed(t)]) { throw ShapeError(layer: layer, "scan \(self): mask \(ins.last!) is not (N, \(t)) bool") }
+        var outs: [TensorType] = [.f32([.n, .fixed(t), .fixed(u)]), .f32([.n, .fixed(u)]), .f32([.n, .fixed(u)]), .f32([.n, .fixed(g)])]
+        if records { outs += [.f32([.n, .fixed(t), .fixed(g)]), .f32([.n, .fixed(t), .fixed(u)]), .f32([.n, .fixed(t), .fixed(u)])] }
+        return outs
+    }
+
+    /// Inputs of `scanGrad`: d sequence (N, T, u), d final h (N, u), d final c (N, u), U, [rb], [mask],
+    /// then the forward scan's records: gates, aux, h_{t-1}.
+    /// Outputs: d proj (N, T, G), d of the recurrent product (N, T, G) (GRU's differs from
+    /// d proj in the h block), the carried dh and dc (N, u) (scratch; dh ends as d h_{-1}).
+    func inferScanGrad(_ ins: [TensorType], layer: String) throws -> [TensorType] {
+        let (u, g) = (units, gates)
+        let expected = 7 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
+        guard ins.count == expected, ins[0].rank == 3, let t = ins[0].shape[1].fixedValue else {
+            throw ShapeError(layer: layer, "scan_grad \(self) takes \(expected) inputs, got \(ins.count)")
+        }
+        let seq = TensorType.f32([.n, .fixed(t), .fixed(u)]), state = TensorType.f32([.n, .fixed(u)])
+        let gt = TensorType.f32([.n, .fixed(t), .fixed(g)])
+        let k = 3 + 1 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
+        guard ins[0] == seq, ins[1] == state, ins[2] == state, ins[3] == .f32([.fixed(u), .fixed(g)]),
+              ins[k] == gt, ins[k + 1] == seq, ins[k + 2] == seq else {
+            throw ShapeError(layer: layer, "scan_grad \(self): inputs \(ins) do not fit T = \(t)")
+        }
+        return [gt, gt, state, state]
+    }
+}
