@@ -76,7 +76,7 @@ typedef struct kiln_model_desc {
     const kiln_tensor_desc *targets;    /* one per output; NULL if no training */
     const kiln_weight_desc *weights;
     int64_t state_bytes;                /* weights + optimizer slots */
-    const unsigned char *init_state;    /* state_bytes bytes */
+    const unsigned char *init_state;    /* init_state_bytes bytes (the rest of the state is zeros) */
     int64_t predict_arena_per_sample, predict_arena_fixed;   /* bytes */
     int64_t train_arena_per_sample, train_arena_fixed;       /* bytes */
     kiln_predict_fn predict;
@@ -86,6 +86,7 @@ typedef struct kiln_model_desc {
     const char *optimizer;              /* e.g. "SGD" */
     int32_t num_metrics;                /* metrics a train/evaluate step reports (e.g. accuracy) */
     const char *const *metric_names;    /* their Keras history names */
+    int64_t init_state_bytes;           /* bytes of init_state; the rest of the state starts at zero */
 } kiln_model_desc;
 
 /* The generic, name-free entry: every libNAME.so exports

@@ -211,7 +211,8 @@ static int check_desc(const kiln_model_desc *d) {
         return fail(NULL, "the description of model '%s' has a negative count or size.", name);
     if (!d->predict) return fail(NULL, "model '%s' has no predict function.", name);
     if ((d->num_inputs > 0 && !d->inputs) || (d->num_outputs > 0 && !d->outputs) ||
-        (d->num_weights > 0 && !d->weights) || (d->state_bytes > 0 && !d->init_state))
+        (d->num_weights > 0 && !d->weights) || d->init_state_bytes < 0 || d->init_state_bytes > d->state_bytes ||
+        (d->init_state_bytes > 0 && !d->init_state))
         return fail(NULL, "the description of model '%s' lacks a table it declares.", name);
     if ((d->train || d->evaluate) && d->num_outputs > 0 && !d->targets)
         return fail(NULL, "model '%s' can train but declares no targets.", name);
@@ -238,7 +239,8 @@ kiln_instance *kiln_create(const kiln_model_desc *d) {
     inst->out_ptrs = calloc((size_t)d->num_outputs + 1, sizeof(void *));
     if (!inst->state || !inst->in_row_bytes || !inst->out_row_bytes || !inst->io_ptrs || !inst->out_ptrs)
         goto oom;
-    if (d->state_bytes > 0) memcpy(inst->state, d->init_state, (size_t)d->state_bytes);
+    /* Optimizer slots (and trailing zero weights) are not stored: the state was zeroed at allocation. */
+    if (d->init_state_bytes > 0) memcpy(inst->state, d->init_state, (size_t)d->init_state_bytes);
 
     inst->rows_known = 1;
     for (int i = 0; i < d->num_inputs; i++) {

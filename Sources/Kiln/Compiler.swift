@@ -121,6 +121,9 @@ public enum Compiler {
             loss: model.training?.losses.map(\.name).joined(separator: ",") ?? "",
             optimizer: model.training?.optimizer.name ?? "")
         glue.metrics = metricNames
+        // The optimizer slots start at zero: the library stores the image up to its last nonzero byte.
+        image.removeLast(image.count - ((image.lastIndex { $0 != 0 } ?? -1) + 1))
+        glue.initStateBytes = image.count
 
         let fm = FileManager.default
         let work = fm.temporaryDirectory.appendingPathComponent("kiln-\(getpid())-\(UUID().uuidString)").path

@@ -51,6 +51,8 @@ public struct GlueModel: Sendable, Equatable {
     public var weights: [GlueWeight]
     /// Bytes of state: weights, then optimizer slots.
     public var stateBytes: Int
+    /// Bytes of the initial state image stored in the library (its trailing zeros are not).
+    public var initStateBytes: Int
     public var predictArenaPerSample: Int
     public var predictArenaFixed: Int
     public var trainArenaPerSample: Int
@@ -70,7 +72,7 @@ public struct GlueModel: Sendable, Equatable {
                 trainArenaPerSample: Int = 0, trainArenaFixed: Int = 0,
                 hasTraining: Bool, loss: String = "", optimizer: String = "") {
         self.name = name; self.inputs = inputs; self.outputs = outputs; self.targets = targets
-        self.weights = weights; self.stateBytes = stateBytes
+        self.weights = weights; self.stateBytes = stateBytes; self.initStateBytes = stateBytes
         self.predictArenaPerSample = predictArenaPerSample; self.predictArenaFixed = predictArenaFixed
         self.trainArenaPerSample = trainArenaPerSample; self.trainArenaFixed = trainArenaFixed
         self.hasTraining = hasTraining; self.loss = loss; self.optimizer = optimizer
@@ -379,6 +381,7 @@ public enum LibraryGlue {
             .weights = \(m.weights.isEmpty ? "NULL" : "\(n)__weights"),
             .state_bytes = \(m.stateBytes),
             .init_state = \(n)__init_state,
+            .init_state_bytes = \(m.initStateBytes),
             .predict_arena_per_sample = \(m.predictArenaPerSample),
             .predict_arena_fixed = \(m.predictArenaFixed),
             .train_arena_per_sample = \(m.trainArenaPerSample),

@@ -15,6 +15,18 @@ final class RecurrentTests: XCTestCase {
 
     static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
 
+    /// The activations a recurrent cell may use here, as Keras defines them.
+    static func apply(_ a: Activation, _ x: Double) -> Double {
+        switch a {
+        case .tanh: return tanh(x)
+        case .sigmoid: return sigmoid(x)
+        case .relu: return max(x, 0)
+        case .linear: return x
+        case .hardSigmoid: return min(max(x / 6 + 0.5, 0), 1)
+        default: fatalError("no reference for \(a)")
+        }
+    }
+
     /// One layer over one sample: outputs in processing order and the last output.
     static func reference(_ s: RecurrentSpec, x: Seq, mask: [Bool]?, w: [Double], u: [Double], b: [Double]?) -> (steps: Seq, last: [Double]) {
         let n = s.units, g = s.kind.gates * n, f = x[0].count
@@ -32,34 +44,35 @@ final class RecurrentTests: XCTestCase {
                 else { for j in 0..<g { xp[j] += b[j] }; rb = nil }
             } else { rb = nil }
             var hNew = h, cNew = c
+            let ra = { (x: Double) in Self.apply(s.recurrentActivation, x) }, ca = { (x: Double) in Self.apply(s.activation, x) }
             switch s.kind {
             case .lstm:
                 let r = rowTimes(h, u, cols: g, from: 0, count: g)
                 for j in 0..<n {
-                    let i = sigmoid(xp[j] + r[j]), fg = sigmoid(xp[n + j] + r[n + j])
-                    let cc = tanh(xp[2 * n + j] + r[2 * n + j]), o = sigmoid(xp[3 * n + j] + r[3 * n + j])
+                    let i = ra(xp[j] + r[j]), fg = ra(xp[n + j] + r[n + j])
+                    let cc = ca(xp[2 * n + j] + r[2 * n + j]), o = ra(xp[3 * n + j] + r[3 * n + j])
                     cNew[j] = fg * c[j] + i * cc
-                    hNew[j] = o * tanh(cNew[j])
+                    hNew[j] = o * ca(cNew[j])
                 }
             case .gru:
                 if s.resetAfter {
                     var inner = rowTimes(h, u, cols: g, from: 0, count: g)
                     if let rb { for j in 0..<g { inner[j] += rb[j] } }
                     for j in 0..<n {
-                        let z = sigmoid(xp[j] + inner[j]), r = sigmoid(xp[n + j] + inner[n + j])
-                        let hh = tanh(xp[2 * n + j] + r * inner[2 * n + j])
+                        let z = ra(xp[j] + inner[j]), r = ra(xp[n + j] + inner[n + j])
+                        let hh = ca(xp[2 * n + j] + r * inner[2 * n + j])
                         hNew[j] = z * h[j] + (1 - z) * hh
                     }
                 } else {
                     let inner = rowTimes(h, u, cols: g, from: 0, count: 2 * n)
-                    let z = (0..<n).map { sigmoid(xp[$0] + inner[$0]) }, r = (0..<n).map { sigmoid(xp[n + $0] + inner[n + $0]) }
+                    let z = (0..<n).map { ra(xp[$0] + inner[$0]) }, r = (0..<n).map { ra(xp[n + $0] + inner[n + $0]) }
                     let rh = (0..<n).map { r[$0] * h[$0] }
                     let rec = rowTimes(rh, u, cols: g, from: 2 * n, count: n)
-                    for j in 0..<n { hNew[j] = z[j] * h[j] + (1 - z[j]) * tanh(xp[2 * n + j] + rec[j]) }
+                    for j in 0..<n { hNew[j] = z[j] * h[j] + (1 - z[j]) * ca(xp[2 * n + j] + rec[j]) }
                 }
             case .simpleRNN:
                 let r = rowTimes(h, u, cols: g, from: 0, count: n)
-                for j in 0..<n { hNew[j] = tanh(xp[j] + r[j]) }
+                for j in 0..<n { hNew[j] = ca(xp[j] + r[j]) }
             }
             _ = f
             var out = hNew

@@ -130,6 +130,7 @@ enum FakeModel {
         .weights = fake__weights,
         .state_bytes = 32,
         .init_state = fake__init_state,
+        .init_state_bytes = 32,
         .predict_arena_per_sample = 8,
         .predict_arena_fixed = 0,
         .train_arena_per_sample = 8,
