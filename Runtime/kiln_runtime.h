@@ -86,6 +86,10 @@ KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int cou
  * and the iteration. Exposed for tests. */
 KILN_HIDDEN uint64_t kiln_step_seed(uint64_t seed, int64_t iteration);
 
+/* C = op(A)·op(B) (beta 0) or C += op(A)·op(B) (beta 1), row-major (kiln_gemm.c). */
+KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, const float *A,
+                            int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
 /* The kiln_api table for a desc, as the generated glue defines it:
  *   static const kiln_api NAME__api = KILN_API_INIT(&NAME__desc); */
 #define KILN_API_INIT(desc_ptr) {                                           \

@@ -1,11 +1,11 @@
 /* kiln_scan.c: the loop of a recurrent scan. The compiler emits, per scan,
  * one step kernel (all the gate math of a cell over rows x units) and a call
  * to kiln_scan with the scan's buffers; this file walks the time steps and
- * makes the one matrix product of each step with OpenBLAS. Code size and
+ * makes the one matrix product of each step (kiln_gemm.c). Code size and
  * compile time therefore do not depend on the number of steps.
  *
  * Forward, per processing step s = 0 .. T-1:
- *     scratch = h · U            (skipped at s = 0, where h = 0: scratch = 0;
+ *     scratch = h · U            (kiln_sgemm; skipped at s = 0, where h = 0: scratch = 0;
  *                                 skipped when every row is masked at the step)
  *     kernel(t, t_prev, t_out)   (gates, new h and c, sequence output, records)
  * Backward (backprop through time), s = T-1 .. 0:
@@ -15,7 +15,6 @@
  * step of processing step s-1 (-1 at s = 0) and t_out the output position
  * (T-1-s when the output is flipped back into time order).
  */
-#include <cblas.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -57,12 +56,10 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
             if (s == 0)
                 memset(a->c, 0, (size_t)(n * g) * sizeof(float));
             else if (active)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)g, (int)u, 1.0f, a->h, (int)u,
-                            a->b, (int)g, 0.0f, a->c, (int)g);
+                kiln_sgemm(0, 0, n, g, u, a->h, u, a->b, g, 0.0f, a->c, g);
         }
         a->kernel(a->bufs, n, a->seed, a->iteration, t, t_prev, t_out);
         if (a->backward && s > 0 && active)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)u, (int)g, 1.0f, a->a + t * g,
-                        (int)(T * g), a->b, (int)g, 1.0f, a->c, (int)u);
+            kiln_sgemm(0, 1, n, u, g, a->a + t * g, T * g, a->b, g, 1.0f, a->c, u);
     }
 }

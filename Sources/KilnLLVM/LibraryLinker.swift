@@ -21,9 +21,10 @@ public enum LibraryLinker {
     public static func ccArguments(name: String, objectPath: String, gluePath: String, runtimeDir: String,
                                    output: String) -> [String] {
         let glueDir = URL(fileURLWithPath: gluePath).deletingLastPathComponent().path
-        return ["-shared", "-fPIC", "-O2", "-fvisibility=hidden",
+        // The runtime's kernels (kiln_gemm.c) are built for this machine, like the model's code.
+        return ["-shared", "-fPIC", "-O3", "-march=native", "-fvisibility=hidden",
                 "-I", runtimeDir, "-I", glueDir,
-                objectPath, gluePath, runtimeDir + "/kiln_runtime.c", runtimeDir + "/kiln_scan.c",
+                objectPath, gluePath, runtimeDir + "/kiln_runtime.c", runtimeDir + "/kiln_scan.c", runtimeDir + "/kiln_gemm.c",
                 "-lopenblas", "-lm", "-Wl,-Bsymbolic", "-Wl,-soname,lib\(name).so",
                 "-o", output]
     }
@@ -43,7 +44,7 @@ public enum LibraryLinker {
         guard fm.fileExists(atPath: objectPath) else {
             throw LibraryLinkError("cannot link lib\(name).so: the object file '\(objectPath)' does not exist.")
         }
-        for f in ["kiln_runtime.c", "kiln_scan.c", "kiln_runtime.h", "kiln_abi.h"] where !fm.fileExists(atPath: runtimeDir + "/" + f) {
+        for f in ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_runtime.h", "kiln_abi.h"] where !fm.fileExists(atPath: runtimeDir + "/" + f) {
             throw LibraryLinkError("cannot link lib\(name).so: the Kiln runtime folder '\(runtimeDir)' has no \(f).")
         }
         let cc = try findCompiler()

@@ -168,20 +168,20 @@ final class ProgramEmitter {
         }
     }
 
-    /// cblas_sgemm(RowMajor, transA, transB, M, N, K, 1, A, lda, B, ldb, 0, C, ldc)
+    /// kiln_sgemm(transA, transB, M, N, K, A, lda, B, ldb, 0, C, ldc): the runtime's kernels (kiln_gemm.c).
     func emitGemm(_ p: Program, _ frame: Frame, a: Value, b: Value, c: Value, ta: Bool, tb: Bool, m mm: KExpr, n nn: KExpr, k kk: KExpr) {
-        let i32 = m.i32
-        let fn = m.function("cblas_sgemm", m.void, [i32, i32, i32, i32, i32, i32, m.f32, m.ptr, i32, m.ptr, i32, m.f32, m.ptr, i32])
+        let (i32, i64) = (m.i32, m.i64)
+        let fn = m.function("kiln_sgemm", m.void, [i32, i32, i64, i64, i64, m.ptr, i64, m.ptr, i64, m.f32, m.ptr, i64])
         func ev(_ e: KExpr) -> LLVMValueRef {
             var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
             ke.n = frame.n
             ke.iteration = frame.iteration
-            return LLVMBuildTrunc(m.b, ke.emitInt(e), i32, "")
+            return ke.emitInt(e)
         }
         let (M, N, K) = (ev(mm), ev(nn), ev(kk))
         let lda = ta ? M : K
         let ldb = tb ? K : N
-        _ = m.call(fn, [m.constI32(101), m.constI32(ta ? 112 : 111), m.constI32(tb ? 112 : 111), M, N, K, m.constF(1),
+        _ = m.call(fn, [m.constI32(ta ? 1 : 0), m.constI32(tb ? 1 : 0), M, N, K,
                         address(p, a, frame), lda, address(p, b, frame), ldb, m.constF(0), address(p, c, frame), N])
     }
 

@@ -74,7 +74,7 @@ enum ABI {
         static let abiVersion = 0, name = 8, numInputs = 16, numOutputs = 20, numWeights = 24
         static let inputs = 32, outputs = 40, targets = 48, weights = 56, stateBytes = 64, initState = 72
         static let predict = 112, train = 120, evaluate = 128, loss = 136, optimizer = 144
-        static let numMetrics = 152, metricNames = 160, size = 168
+        static let numMetrics = 152, metricNames = 160, initStateBytes = 168, size = 176
     }
     enum API {          // kiln_api
         static let abiVersion = 0, structSize = 4, desc = 8, create = 16, destroy = 24, predict = 32

@@ -85,6 +85,7 @@ final class CompiledLibraryTests: XCTestCase {
             "kiln_model_desc.init_state": M.initState, "kiln_model_desc.predict": M.predict,
             "kiln_model_desc.train": M.train, "kiln_model_desc.evaluate": M.evaluate,
             "kiln_model_desc.loss": M.loss, "kiln_model_desc.optimizer": M.optimizer, "kiln_model_desc.size": M.size,
+            "kiln_model_desc.init_state_bytes": M.initStateBytes,
             "kiln_api.abi_version": A.abiVersion, "kiln_api.struct_size": A.structSize, "kiln_api.desc": A.desc,
             "kiln_api.create": A.create, "kiln_api.destroy": A.destroy, "kiln_api.predict": A.predict,
             "kiln_api.reserve": A.reserve, "kiln_api.train_step": A.trainStep, "kiln_api.evaluate": A.evaluate,

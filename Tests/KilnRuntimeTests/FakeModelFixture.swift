@@ -171,7 +171,7 @@ enum FakeModel {
         P(kiln_model_desc, outputs); P(kiln_model_desc, targets); P(kiln_model_desc, weights);
         P(kiln_model_desc, state_bytes); P(kiln_model_desc, init_state); P(kiln_model_desc, predict);
         P(kiln_model_desc, train); P(kiln_model_desc, evaluate); P(kiln_model_desc, loss);
-        P(kiln_model_desc, optimizer); S(kiln_model_desc);
+        P(kiln_model_desc, optimizer); P(kiln_model_desc, init_state_bytes); S(kiln_model_desc);
         P(kiln_api, abi_version); P(kiln_api, struct_size); P(kiln_api, desc); P(kiln_api, create);
         P(kiln_api, destroy); P(kiln_api, predict); P(kiln_api, reserve); P(kiln_api, train_step);
         P(kiln_api, evaluate); P(kiln_api, num_weights); P(kiln_api, get_weight); P(kiln_api, set_weight);
