@@ -219,7 +219,7 @@ struct KernelEmitter {
             case .div: return (LLVMBuildFDiv(b, p, q, "")!, .real)
             case .max: return (LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealUGE, p, q, ""), p, q, "")!, .real)
             case .min: return (LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealULE, p, q, ""), p, q, "")!, .real)
-            case .pow: return (m.intrinsic("llvm.pow", [p, q]), .real)
+            case .pow: return (m.vpow(p, q), .real)
             }
         case let .iadd(x, y): return (LLVMBuildAdd(b, emitInt(x), emitInt(y), "")!, .int)
         case let .isub(x, y): return (LLVMBuildSub(b, emitInt(x), emitInt(y), "")!, .int)
@@ -268,28 +268,21 @@ struct KernelEmitter {
         case .sign:
             let pos = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), one, zero, "")
             return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, x, zero, ""), m.constF(-1), pos, "")
-        case .exp: return m.intrinsic("llvm.exp", [x])
-        case .log: return m.intrinsic("llvm.log", [x])
-        case .log1p: return m.libm("log1pf", x)
+        // The transcendental functions are inline code the loop vectorizer can use (VectorMath.swift).
+        case .exp: return m.vexp(x)
+        case .log: return m.vlog(x)
+        case .log1p: return m.vlog1p(x)
         case .sqrt: return m.intrinsic("llvm.sqrt", [x])
         case .rsqrt: return LLVMBuildFDiv(b, one, m.intrinsic("llvm.sqrt", [x]), "")
         case .square: return LLVMBuildFMul(b, x, x, "")
         case .reciprocal: return LLVMBuildFDiv(b, one, x, "")
-        case .tanh: return m.libm("tanhf", x)
-        case .sigmoid:
-            // 1 / (1 + exp(-x))
-            let e = m.intrinsic("llvm.exp", [LLVMBuildFNeg(b, x, "")])
-            return LLVMBuildFDiv(b, one, LLVMBuildFAdd(b, one, e, ""), "")
+        case .tanh: return m.vtanh(x)
+        case .sigmoid: return m.vsigmoid(x)
         case .relu: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "")
         case .step: return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), one, zero, "")
-        case .erf: return m.libm("erff", x)
+        case .erf: return m.verf(x)
         case .floor: return m.intrinsic("llvm.floor", [x])
-        case .softplus:
-            // max(x, 0) + log1p(exp(-|x|))
-            let ax = m.intrinsic("llvm.fabs", [x])
-            let t = m.libm("log1pf", m.intrinsic("llvm.exp", [LLVMBuildFNeg(b, ax, "")]))
-            let mx = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, zero, ""), x, zero, "")
-            return LLVMBuildFAdd(b, mx, t, "")
+        case .softplus: return m.vsoftplus(x)
         }
     }
 

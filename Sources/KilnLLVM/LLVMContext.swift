@@ -6,7 +6,7 @@ final class ModuleBuilder {
     let ctx: LLVMContextRef
     let module: LLVMModuleRef
     let b: LLVMBuilderRef
-    let f32: LLVMTypeRef, i64: LLVMTypeRef, i32: LLVMTypeRef, i8: LLVMTypeRef, i1: LLVMTypeRef
+    let f32: LLVMTypeRef, f64: LLVMTypeRef, i64: LLVMTypeRef, i32: LLVMTypeRef, i8: LLVMTypeRef, i1: LLVMTypeRef
     let ptr: LLVMTypeRef, void: LLVMTypeRef
 
     init(name: String) {
@@ -14,6 +14,7 @@ final class ModuleBuilder {
         module = LLVMModuleCreateWithNameInContext(name, ctx)
         b = LLVMCreateBuilderInContext(ctx)
         f32 = LLVMFloatTypeInContext(ctx)
+        f64 = LLVMDoubleTypeInContext(ctx)
         i64 = LLVMInt64TypeInContext(ctx)
         i32 = LLVMInt32TypeInContext(ctx)
         i8 = LLVMInt8TypeInContext(ctx)
@@ -46,19 +47,13 @@ final class ModuleBuilder {
         return a.withUnsafeMutableBufferPointer { LLVMBuildCall2(b, fn.1, fn.0, $0.baseAddress, UInt32(args.count), name)! }
     }
 
-    /// An overloaded intrinsic on f32, e.g. "llvm.exp".
-    func intrinsic(_ name: String, _ args: [LLVMValueRef]) -> LLVMValueRef {
+    /// An overloaded intrinsic on f32 (or on `type`), e.g. "llvm.exp".
+    func intrinsic(_ name: String, _ args: [LLVMValueRef], type: LLVMTypeRef? = nil) -> LLVMValueRef {
         let id = LLVMLookupIntrinsicID(name, name.utf8.count)
-        var tys: [LLVMTypeRef?] = [f32]
+        var tys: [LLVMTypeRef?] = [type ?? f32]
         let decl = tys.withUnsafeMutableBufferPointer { LLVMGetIntrinsicDeclaration(module, id, $0.baseAddress, 1)! }
         let fty = tys.withUnsafeMutableBufferPointer { LLVMIntrinsicGetType(ctx, id, $0.baseAddress, 1)! }
         return call((decl, fty), args)
-    }
-
-    /// A libm function float(float).
-    func libm(_ name: String, _ x: LLVMValueRef) -> LLVMValueRef {
-        let fn = function(name, f32, [f32])
-        return call(fn, [x])
     }
 
     func gep(_ base: LLVMValueRef, _ elem: LLVMTypeRef, _ index: LLVMValueRef) -> LLVMValueRef {
