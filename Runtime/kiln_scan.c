@@ -46,6 +46,13 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
     size_t state = (size_t)(n * u) * sizeof(float);
     if (a->h0) memcpy(a->h, a->h0, state); else memset(a->h, 0, state);
     if (a->cell0) memcpy(a->cell, a->cell0, state); else memset(a->cell, 0, state);
+    /* Backward: Uᵀ once for all steps when it is small (on the stack), so each step's
+     * dInner_t·Uᵀ is a plain row-blocked product. */
+    const int small = a->backward && u * g <= 16384;
+    float ut[small ? u * g : 1];
+    if (small)
+        for (int64_t i = 0; i < u; i++)
+            for (int64_t j = 0; j < g; j++) ut[j * u + i] = a->b[i * g + j];
     for (int64_t k = 0; k < T; k++) {
         int64_t s = a->backward ? T - 1 - k : k;
         int64_t t = a->go_backwards ? T - 1 - s : s;
@@ -60,6 +67,6 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
         }
         a->kernel(a->bufs, n, a->seed, a->iteration, t, t_prev, t_out);
         if (a->backward && s > 0 && active)
-            kiln_sgemm(0, 1, n, u, g, a->a + t * g, T * g, a->b, g, 1.0f, a->c, u);
+            kiln_sgemm(0, small ? 0 : 1, n, u, g, a->a + t * g, T * g, small ? ut : a->b, small ? u : g, 1.0f, a->c, u);
     }
 }

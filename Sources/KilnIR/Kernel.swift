@@ -89,6 +89,60 @@ public indirect enum KExpr: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+extension KExpr {
+    /// The expression with every buffer number k replaced by f(k).
+    public func mapBuffers(_ f: (Int) -> Int) -> KExpr {
+        func m(_ e: KExpr) -> KExpr { e.mapBuffers(f) }
+        switch self {
+        case .real, .int, .index, .n, .iteration, .acc, .scanStep, .scanPrevious, .scanOutput: return self
+        case let .load(b, at): return .load(buffer: f(b), at: m(at))
+        case let .guardedLoad(b, at, v, o): return .guardedLoad(buffer: f(b), at: m(at), valid: m(v), otherwise: o)
+        case let .unary(op, a): return .unary(op, m(a))
+        case let .binary(op, a, b): return .binary(op, m(a), m(b))
+        case let .iadd(a, b): return .iadd(m(a), m(b))
+        case let .isub(a, b): return .isub(m(a), m(b))
+        case let .imul(a, b): return .imul(m(a), m(b))
+        case let .idiv(a, b): return .idiv(m(a), m(b))
+        case let .imod(a, b): return .imod(m(a), m(b))
+        case let .compare(op, a, b): return .compare(op, m(a), m(b))
+        case let .and(a, b): return .and(m(a), m(b))
+        case let .select(c, a, b): return .select(m(c), m(a), m(b))
+        case .toReal(let a): return .toReal(m(a))
+        case .toInt(let a): return .toInt(m(a))
+        case let .random(s, at): return .random(salt: s, at: m(at))
+        }
+    }
+}
+
+extension LoopKernel {
+    /// Binds each distinct value to one buffer: a value passed twice (an update written in
+    /// place over its input) becomes one buffer that is read and written, so every buffer
+    /// stays distinct (noalias) and the loop vectorizes without run-time overlap checks.
+    /// Only for kernels whose every access to such a value is at the output index.
+    public static func mergingDuplicateArguments<V: Hashable>(_ k: LoopKernel, _ args: [V]) -> (LoopKernel, [V]) {
+        var first: [V: Int] = [:]
+        var map: [Int] = []
+        var kept: [Int] = []
+        for (i, a) in args.enumerated() {
+            if let j = first[a] { map.append(map[j]) } else { first[a] = i; map.append(kept.count); kept.append(i) }
+        }
+        guard kept.count < args.count else { return (k, args) }
+        var out = k
+        out.buffers = kept.map { i in
+            var b = k.buffers[i]
+            b.written = args.indices.contains { args[$0] == args[i] && k.buffers[$0].written }
+            return b
+        }
+        out.body = k.body.mapBuffers { map[$0] }
+        out.epilogue = k.epilogue?.mapBuffers { map[$0] }
+        out.output = map[k.output]
+        out.outputIndex = k.outputIndex.mapBuffers { map[$0] }
+        out.extraStores = k.extraStores.map { KStore(map[$0.buffer], $0.index.mapBuffers { map[$0] }, $0.value.mapBuffers { map[$0] }) }
+        out.inPlace = false
+        return (out, kept.map { args[$0] })
+    }
+}
+
 /// One store of a multi-output kernel.
 public struct KStore: Hashable, Sendable {
     public var buffer: Int

@@ -93,9 +93,9 @@ func writeUpdatesInPlace(_ steps: [Step], _ g: Graph, aliased: Set<Value>, kept:
               case let .loop(fk, fargs) = steps[fi], fk.loops.count == 1, fk.reduceLoops.isEmpty, fk.outputIndex == .index(0),
               g.type(p).staticCount == g.type(v).staticCount,
               !steps.indices.contains(where: { $0 > fi && $0 != ai && steps[$0].reads.contains(p) }) else { continue }
-        var inPlace = fk
-        inPlace.inPlace = true
-        steps[fi] = .loop(inPlace, args: fargs.map { $0 == v ? p : $0 })
+        // The update reads p[i] and writes p[i]: one buffer, read and written.
+        let (merged, margs) = LoopKernel.mergingDuplicateArguments(fk, fargs.map { $0 == v ? p : $0 })
+        steps[fi] = .loop(merged, args: margs)
         for j in steps.indices where j > fi && j != ai { steps[j] = remap(steps[j]) { $0 == v ? p : $0 } }
         drop.insert(ai)
     }
