@@ -3,7 +3,7 @@
  *
  * Generated code (LLVM object) exports, per model NAME:
  *   void  NAME__predict(float *arena, float *state, const void *const *inputs,
- *                       void *const *outputs, int64_t n);
+ *                       void *const *outputs, int64_t n, int64_t steps);
  *   float NAME__train(float *arena, float *state, const void *const *inputs,
  *                     int64_t n, const kiln_step_info *info);       (optional)
  *   float NAME__evaluate(float *arena, float *state, const void *const *inputs,
@@ -16,7 +16,10 @@
  *
  * Memory: `state` holds weights (in Keras get_weights() order), then
  * optimizer slots; it belongs to the instance. `arena` is scratch for one
- * call: arena_per_sample * n + arena_fixed bytes, 64-byte aligned.
+ * call, 64-byte aligned: arena_per_row_step * n * steps + arena_per_sample * n
+ * + arena_per_step * steps + arena_fixed bytes. `steps` is the number of time
+ * steps T of a model whose inputs have a free (None) time axis (axis 1); it is
+ * 1 for other models.
  * `inputs` for predict: the model inputs; for train/evaluate: the model
  * inputs followed by the targets (one per output). Every pointer points to
  * row-major data of the declared dtype with n rows.
@@ -59,11 +62,12 @@ typedef struct {
     int64_t iteration;             /* optimizer steps taken before this one */
     uint64_t seed;                 /* dropout RNG seed for this step */
     float *metrics;                /* where the step writes its metric values (num_metrics floats; batch means) */
-    int64_t reserved[5];
+    int64_t steps;                 /* the number of time steps T (1 without a free time axis) */
+    int64_t reserved[4];
 } kiln_step_info;
 
 typedef void (*kiln_predict_fn)(float *arena, float *state, const void *const *inputs,
-                                void *const *outputs, int64_t n);
+                                void *const *outputs, int64_t n, int64_t steps);
 typedef float (*kiln_train_fn)(float *arena, float *state, const void *const *inputs,
                                int64_t n, const kiln_step_info *info);
 
@@ -87,6 +91,9 @@ typedef struct kiln_model_desc {
     int32_t num_metrics;                /* metrics a train/evaluate step reports (e.g. accuracy) */
     const char *const *metric_names;    /* their Keras history names */
     int64_t init_state_bytes;           /* bytes of init_state; the rest of the state starts at zero */
+    int32_t free_steps;                 /* 1: the inputs' axis 1 (time) is free; calls give the steps */
+    int64_t predict_arena_per_row_step, predict_arena_per_step;   /* bytes, see above */
+    int64_t train_arena_per_row_step, train_arena_per_step;
 } kiln_model_desc;
 
 /* The generic, name-free entry: every libNAME.so exports
@@ -124,6 +131,15 @@ typedef struct kiln_api {
     const char *(*last_error)(const kiln_instance *inst);
     /* Copies the metric values of the last train/evaluate step (count must be desc->num_metrics). */
     int (*last_metrics)(const kiln_instance *inst, float *dst, int count);
+    /* The same calls for a model with a free number of time steps (desc->free_steps):
+     * `steps` is T, the length of axis 1 of every input (and of sequence outputs and
+     * targets). For other models steps must be 0 or the model's own number of steps. */
+    int (*predict_steps)(kiln_instance *inst, const void *const *inputs, void *const *outputs,
+                         int64_t n, int64_t steps);
+    int (*train_step_steps)(kiln_instance *inst, const void *const *x, const void *const *y,
+                            int64_t n, int64_t steps, float *loss);
+    int (*evaluate_steps)(kiln_instance *inst, const void *const *x, const void *const *y,
+                          int64_t n, int64_t steps, float *loss);
 } kiln_api;
 
 #ifdef __cplusplus

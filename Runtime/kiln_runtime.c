@@ -44,12 +44,12 @@ struct kiln_instance {
     int64_t iteration;
     uint64_t seed;
     float *predict_arena;
-    int64_t predict_cap;           /* rows the predict arena holds */
+    int64_t predict_size;          /* bytes the predict arena holds */
     float *train_arena;
-    int64_t train_cap;             /* rows the train arena holds (0: none yet) */
-    int64_t *in_row_bytes;         /* per input; -1 when a free dim makes it unknown */
+    int64_t train_size;            /* bytes the train arena holds */
+    int64_t reserved_rows;         /* rows kiln_reserve asked for (predict runs in chunks of them) */
+    int64_t *in_row_bytes;         /* per input, for the steps of the current call */
     int64_t *out_row_bytes;        /* per output; likewise */
-    int rows_known;                /* every input/output row size is known */
     const void **io_ptrs;          /* num_inputs + num_outputs scratch pointers */
     void **out_ptrs;               /* num_outputs scratch pointers */
     float metrics[KILN_MAX_METRICS];  /* of the last train/evaluate step */
@@ -99,48 +99,107 @@ static void *aligned_zalloc(int64_t bytes) {
     return p;
 }
 
-/* Bytes of an arena for `rows` rows, or -1 on overflow. */
-static int64_t arena_bytes(int64_t per_sample, int64_t fixed, int64_t rows) {
-    if (per_sample < 0 || fixed < 0 || rows < 0) return -1;
-    if (per_sample > 0 && rows > (INT64_MAX - fixed - KILN_ALIGN) / per_sample) return -1;
-    return per_sample * rows + fixed;
+/* The sizes of one program's arena (see kiln_abi.h). */
+typedef struct { int64_t per_row_step, per_row, per_step, fixed; } arena_plan;
+
+static arena_plan predict_plan(const kiln_model_desc *d) {
+    return (arena_plan){d->predict_arena_per_row_step, d->predict_arena_per_sample, d->predict_arena_per_step,
+                        d->predict_arena_fixed};
+}
+static arena_plan train_plan(const kiln_model_desc *d) {
+    return (arena_plan){d->train_arena_per_row_step, d->train_arena_per_sample, d->train_arena_per_step,
+                        d->train_arena_fixed};
 }
 
-static int64_t default_capacity(int64_t per_sample) {
+/* a * b + c, or -1 when negative or past 2^62. */
+static int64_t mul_add(int64_t a, int64_t b, int64_t c) {
+    const int64_t limit = (int64_t)1 << 62;
+    if (a < 0 || b < 0 || c < 0 || (a > 0 && b > (limit - c) / a)) return -1;
+    return a * b + c;
+}
+
+/* Bytes of an arena for `rows` rows of `steps` steps, or -1 on overflow. */
+static int64_t arena_bytes(arena_plan p, int64_t rows, int64_t steps) {
+    int64_t per_row = mul_add(p.per_row_step, steps, p.per_row);
+    int64_t fixed = mul_add(p.per_step, steps, p.fixed);
+    if (per_row < 0 || fixed < 0) return -1;
+    return mul_add(per_row, rows, fixed);
+}
+
+/* Rows an arena of `size` bytes holds at `steps` steps (at least 0). */
+static int64_t arena_rows(arena_plan p, int64_t size, int64_t steps) {
+    int64_t per_row = mul_add(p.per_row_step, steps, p.per_row);
+    int64_t fixed = mul_add(p.per_step, steps, p.fixed);
+    if (per_row < 0 || fixed < 0 || size < fixed) return 0;
+    return per_row == 0 ? INT64_MAX : (size - fixed) / per_row;
+}
+
+static int64_t default_capacity(arena_plan p) {
     int64_t cap = KILN_DEFAULT_CAPACITY;
-    if (per_sample > 0 && per_sample > KILN_DEFAULT_ARENA_BUDGET / cap) {
-        cap = KILN_DEFAULT_ARENA_BUDGET / per_sample;
+    int64_t per_row = p.per_row + p.per_row_step;
+    if (per_row > 0 && per_row > KILN_DEFAULT_ARENA_BUDGET / cap) {
+        cap = KILN_DEFAULT_ARENA_BUDGET / per_row;
         if (cap < 1) cap = 1;
     }
     return cap;
 }
 
-/* Replaces *arena by one holding `rows` rows; leaves it unchanged on error. */
-static int grow_arena(kiln_instance *inst, float **arena, int64_t *cap, int64_t per_sample,
-                      int64_t fixed, int64_t rows, const char *which) {
-    if (rows <= *cap && *arena) return 0;
-    int64_t bytes = arena_bytes(per_sample, fixed, rows);
-    if (bytes < 0) return fail(inst, "the %s arena for %lld rows would overflow 64-bit sizes.", which, (long long)rows);
-    float *p = aligned_zalloc(bytes);
-    if (!p) return fail(inst, "out of memory allocating the %s arena for %lld rows (%lld bytes).", which,
+/* Makes *arena hold `rows` rows of `steps` steps; leaves it unchanged on error. */
+static int grow_arena(kiln_instance *inst, float **arena, int64_t *size, arena_plan p, int64_t rows, int64_t steps,
+                      const char *which) {
+    int64_t bytes = arena_bytes(p, rows, steps);
+    if (bytes < 0)
+        return fail(inst, "the %s arena for %lld rows of %lld steps would overflow 64-bit sizes.", which, (long long)rows,
+                    (long long)steps);
+    if (bytes <= *size && *arena) return 0;
+    float *q = aligned_zalloc(bytes);
+    if (!q) return fail(inst, "out of memory allocating the %s arena for %lld rows (%lld bytes).", which,
                         (long long)rows, (long long)bytes);
     free(*arena);
-    *arena = p;
-    *cap = rows;
+    *arena = q;
+    *size = bytes;
     return 0;
 }
 
-/* Bytes per row of a tensor with n rows: the product of the dims after the
- * first, times 4 (f32 and i32); -1 when one of them is free. */
-static int64_t row_bytes(const kiln_tensor_desc *t) {
+/* Bytes per row of a tensor: the product of the dims after the first (a free
+ * dim counts `steps`), times 4 (f32 and i32); -1 on overflow. */
+static int64_t row_bytes(const kiln_tensor_desc *t, int64_t steps) {
     if (t->rank < 1 || t->rank > KILN_MAX_RANK) return -1;
     int64_t b = 4;
     for (int k = 1; k < t->rank; k++) {
-        if (t->shape[k] < 0) return -1;
-        if (t->shape[k] > 0 && b > INT64_MAX / t->shape[k]) return -1;
-        b *= t->shape[k];
+        int64_t dim = t->shape[k] < 0 ? steps : t->shape[k];
+        if (dim < 0 || (dim > 0 && b > INT64_MAX / dim)) return -1;
+        b *= dim;
     }
     return b;
+}
+
+/* The steps of a call: the model's (1) when it has no free time axis and steps is 0 or 1. */
+static int check_steps(kiln_instance *inst, int64_t *steps, const char *fname) {
+    const kiln_model_desc *d = inst->d;
+    if (d->free_steps) {
+        if (*steps < 1)
+            return fail(inst, "model '%s' takes sequences of any length: %s needs the number of time steps (got %lld); "
+                        "use the _seq functions of its header.", model_name(inst), fname, (long long)*steps);
+        return 0;
+    }
+    if (*steps > 1)
+        return fail(inst, "model '%s' has a fixed number of time steps; %s was given %lld steps.", model_name(inst), fname,
+                    (long long)*steps);
+    *steps = 1;
+    return 0;
+}
+
+/* Sets the row sizes of the inputs, outputs (and targets) for a call of `steps` steps. */
+static int set_row_bytes(kiln_instance *inst, int64_t steps, const kiln_tensor_desc *outs) {
+    const kiln_model_desc *d = inst->d;
+    for (int i = 0; i < d->num_inputs; i++)
+        if ((inst->in_row_bytes[i] = row_bytes(&d->inputs[i], steps)) < 0)
+            return fail(inst, "input '%s' of %lld steps is too large.", input_name(d, i), (long long)steps);
+    for (int i = 0; i < d->num_outputs; i++)
+        if ((inst->out_row_bytes[i] = row_bytes(&outs[i], steps)) < 0)
+            return fail(inst, "output '%s' of %lld steps is too large.", output_name(d, i), (long long)steps);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- hashing */
@@ -207,7 +266,8 @@ static int check_desc(const kiln_model_desc *d) {
     const char *name = d->name ? d->name : "(unnamed)";
     if (d->num_inputs < 0 || d->num_outputs < 0 || d->num_weights < 0 || d->state_bytes < 0 ||
         d->predict_arena_per_sample < 0 || d->predict_arena_fixed < 0 ||
-        d->train_arena_per_sample < 0 || d->train_arena_fixed < 0)
+        d->train_arena_per_sample < 0 || d->train_arena_fixed < 0 || d->predict_arena_per_row_step < 0 ||
+        d->predict_arena_per_step < 0 || d->train_arena_per_row_step < 0 || d->train_arena_per_step < 0)
         return fail(NULL, "the description of model '%s' has a negative count or size.", name);
     if (!d->predict) return fail(NULL, "model '%s' has no predict function.", name);
     if ((d->num_inputs > 0 && !d->inputs) || (d->num_outputs > 0 && !d->outputs) ||
@@ -242,21 +302,12 @@ kiln_instance *kiln_create(const kiln_model_desc *d) {
     /* Optimizer slots (and trailing zero weights) are not stored: the state was zeroed at allocation. */
     if (d->init_state_bytes > 0) memcpy(inst->state, d->init_state, (size_t)d->init_state_bytes);
 
-    inst->rows_known = 1;
-    for (int i = 0; i < d->num_inputs; i++) {
-        inst->in_row_bytes[i] = row_bytes(&d->inputs[i]);
-        if (inst->in_row_bytes[i] < 0) inst->rows_known = 0;
-    }
-    for (int i = 0; i < d->num_outputs; i++) {
-        inst->out_row_bytes[i] = row_bytes(&d->outputs[i]);
-        if (inst->out_row_bytes[i] < 0) inst->rows_known = 0;
-    }
-    if (grow_arena(inst, &inst->predict_arena, &inst->predict_cap, d->predict_arena_per_sample,
-                   d->predict_arena_fixed, default_capacity(d->predict_arena_per_sample), "predict") != 0)
+    inst->reserved_rows = default_capacity(predict_plan(d));
+    if (grow_arena(inst, &inst->predict_arena, &inst->predict_size, predict_plan(d), inst->reserved_rows, 1, "predict") != 0)
         goto oom;
     if (d->train || d->evaluate) {
-        if (grow_arena(inst, &inst->train_arena, &inst->train_cap, d->train_arena_per_sample,
-                       d->train_arena_fixed, default_capacity(d->train_arena_per_sample), "training") != 0)
+        if (grow_arena(inst, &inst->train_arena, &inst->train_size, train_plan(d), default_capacity(train_plan(d)), 1,
+                       "training") != 0)
             goto oom;
     }
     return inst;
@@ -284,14 +335,12 @@ int kiln_reserve(kiln_instance *inst, int64_t rows) {
     clear_error(inst);
     if (rows < 0) return fail(inst, "cannot reserve a negative number of rows (%lld).", (long long)rows);
     const kiln_model_desc *d = inst->d;
-    if (rows > inst->predict_cap &&
-        grow_arena(inst, &inst->predict_arena, &inst->predict_cap, d->predict_arena_per_sample,
-                   d->predict_arena_fixed, rows, "predict") != 0)
+    if (grow_arena(inst, &inst->predict_arena, &inst->predict_size, predict_plan(d), rows, 1, "predict") != 0)
         return -1;
-    if ((d->train || d->evaluate) && rows > inst->train_cap &&
-        grow_arena(inst, &inst->train_arena, &inst->train_cap, d->train_arena_per_sample,
-                   d->train_arena_fixed, rows, "training") != 0)
+    if ((d->train || d->evaluate) && grow_arena(inst, &inst->train_arena, &inst->train_size, train_plan(d), rows, 1,
+                                                "training") != 0)
         return -1;
+    if (rows > inst->reserved_rows) inst->reserved_rows = rows;
     return 0;
 }
 
@@ -309,58 +358,56 @@ static int check_pointers(kiln_instance *inst, const void *const *p, int count, 
     return 0;
 }
 
-int kiln_predict(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n) {
+int kiln_predict_steps(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n,
+                       int64_t steps) {
     if (!inst) return fail(NULL, "kiln_predict was given a NULL model instance.");
     clear_error(inst);
     const kiln_model_desc *d = inst->d;
     if (n < 0) return fail(inst, "the number of rows must not be negative (got %lld).", (long long)n);
+    if (check_steps(inst, &steps, "predict") != 0) return -1;
     if (check_pointers(inst, inputs, d->num_inputs, n, "input", d->inputs) != 0) return -1;
     if (check_pointers(inst, (const void *const *)outputs, d->num_outputs, n, "output", d->outputs) != 0)
         return -1;
     if (n == 0) return 0;
-    if (!inst->rows_known) {
-        /* A free dimension besides the batch: rows cannot be split. */
-        if (n > inst->predict_cap) {
-            for (int i = 0; i < d->num_inputs; i++)
-                if (inst->in_row_bytes[i] < 0)
-                    return fail(inst, "input '%s' has a free dimension besides the batch, so %lld rows cannot be run in "
-                                "chunks of %lld; call reserve(%lld) first.", input_name(d, i), (long long)n,
-                                (long long)inst->predict_cap, (long long)n);
-            for (int i = 0; i < d->num_outputs; i++)
-                if (inst->out_row_bytes[i] < 0)
-                    return fail(inst, "output '%s' has a free dimension besides the batch, so %lld rows cannot be run in "
-                                "chunks of %lld; call reserve(%lld) first.", output_name(d, i), (long long)n,
-                                (long long)inst->predict_cap, (long long)n);
-        }
-        d->predict(inst->predict_arena, inst->state, inputs, outputs, n);
-        return 0;
+    if (set_row_bytes(inst, steps, d->outputs) != 0) return -1;
+    /* Rows run in chunks of what the arena holds at these steps; a sequence longer than
+     * the arena was planned for grows it once to the reserved rows. */
+    int64_t chunk = arena_rows(predict_plan(d), inst->predict_size, steps);
+    if (chunk < 1 || (chunk < inst->reserved_rows && chunk < n)) {
+        int64_t want = n < inst->reserved_rows ? n : inst->reserved_rows;
+        if (grow_arena(inst, &inst->predict_arena, &inst->predict_size, predict_plan(d), want, steps, "predict") != 0)
+            return -1;
+        chunk = arena_rows(predict_plan(d), inst->predict_size, steps);
     }
     for (int64_t done = 0; done < n;) {
-        int64_t rows = n - done < inst->predict_cap ? n - done : inst->predict_cap;
+        int64_t rows = n - done < chunk ? n - done : chunk;
         for (int i = 0; i < d->num_inputs; i++)
             inst->io_ptrs[i] = (const char *)inputs[i] + done * inst->in_row_bytes[i];
         for (int i = 0; i < d->num_outputs; i++)
             inst->out_ptrs[i] = (char *)outputs[i] + done * inst->out_row_bytes[i];
-        d->predict(inst->predict_arena, inst->state, inst->io_ptrs, inst->out_ptrs, rows);
+        d->predict(inst->predict_arena, inst->state, inst->io_ptrs, inst->out_ptrs, rows, steps);
         done += rows;
     }
     return 0;
 }
 
+int kiln_predict(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n) {
+    return kiln_predict_steps(inst, inputs, outputs, n, 0);
+}
+
 /* Shared by train_step and evaluate. */
-static int run_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss,
-                    int update, const char *fname) {
+static int run_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, int64_t steps,
+                    float *loss, int update, const char *fname) {
     if (!inst) return fail(NULL, "%s was given a NULL model instance.", fname);
     clear_error(inst);
     const kiln_model_desc *d = inst->d;
     kiln_train_fn fn = update ? d->train : d->evaluate;
     if (!fn) return fail(inst, "this library was compiled without a training step (model '%s').", model_name(inst));
     if (n < 1) return fail(inst, "a training batch needs at least 1 row (got %lld).", (long long)n);
+    if (check_steps(inst, &steps, fname) != 0) return -1;
     if (check_pointers(inst, x, d->num_inputs, n, "input", d->inputs) != 0) return -1;
     if (check_pointers(inst, y, d->num_outputs, n, "target", d->targets) != 0) return -1;
-    if (n > inst->train_cap &&
-        grow_arena(inst, &inst->train_arena, &inst->train_cap, d->train_arena_per_sample, d->train_arena_fixed, n,
-                   "training") != 0)
+    if (grow_arena(inst, &inst->train_arena, &inst->train_size, train_plan(d), n, steps, "training") != 0)
         return -1;
     for (int i = 0; i < d->num_inputs; i++) inst->io_ptrs[i] = x[i];
     for (int i = 0; i < d->num_outputs; i++) inst->io_ptrs[d->num_inputs + i] = y[i];
@@ -369,6 +416,7 @@ static int run_step(kiln_instance *inst, const void *const *x, const void *const
     info.iteration = inst->iteration;
     info.seed = kiln_step_seed(inst->seed, inst->iteration);
     info.metrics = inst->metrics;
+    info.steps = steps;
     float l = fn(inst->train_arena, inst->state, inst->io_ptrs, n, &info);
     if (update) inst->iteration++;
     if (loss) *loss = l;
@@ -385,11 +433,21 @@ int kiln_last_metrics(const kiln_instance *inst, float *dst, int count) {
 }
 
 int kiln_train_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss) {
-    return run_step(inst, x, y, n, loss, 1, "kiln_train_step");
+    return run_step(inst, x, y, n, 0, loss, 1, "kiln_train_step");
 }
 
 int kiln_evaluate(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss) {
-    return run_step(inst, x, y, n, loss, 0, "kiln_evaluate");
+    return run_step(inst, x, y, n, 0, loss, 0, "kiln_evaluate");
+}
+
+int kiln_train_step_steps(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, int64_t steps,
+                          float *loss) {
+    return run_step(inst, x, y, n, steps, loss, 1, "kiln_train_step");
+}
+
+int kiln_evaluate_steps(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, int64_t steps,
+                        float *loss) {
+    return run_step(inst, x, y, n, steps, loss, 0, "kiln_evaluate");
 }
 
 /* ---------------------------------------------------------------- weights */

@@ -15,8 +15,9 @@
  *
  * Allocation happens only in kiln_create, kiln_reserve, kiln_load_weights
  * (a read buffer) and, once, in kiln_train_step / kiln_evaluate when a batch
- * is larger than the training arena reserved so far. kiln_predict never
- * allocates: it runs the rows in chunks of the reserved capacity.
+ * (or a sequence) is larger than the training arena reserved so far.
+ * kiln_predict runs the rows in chunks of the reserved capacity; it allocates
+ * only when a sequence of more time steps than before needs a larger arena.
  */
 #ifndef KILN_RUNTIME_H
 #define KILN_RUNTIME_H
@@ -51,7 +52,16 @@ KILN_HIDDEN void kiln_destroy(kiln_instance *inst);
  * rows each. Runs in chunks of the reserved capacity; never allocates. */
 KILN_HIDDEN int kiln_predict(kiln_instance *inst, const void *const *inputs,
                              void *const *outputs, int64_t n);
-/* Grows the predict and training arenas to hold `rows` rows. */
+/* The same for a model with a free number of time steps (d->free_steps): `steps`
+ * is T, the length of axis 1 of the inputs. With steps = 0 the model must have
+ * a fixed number of steps. */
+KILN_HIDDEN int kiln_predict_steps(kiln_instance *inst, const void *const *inputs,
+                                   void *const *outputs, int64_t n, int64_t steps);
+KILN_HIDDEN int kiln_train_step_steps(kiln_instance *inst, const void *const *x,
+                                      const void *const *y, int64_t n, int64_t steps, float *loss);
+KILN_HIDDEN int kiln_evaluate_steps(kiln_instance *inst, const void *const *x,
+                                    const void *const *y, int64_t n, int64_t steps, float *loss);
+/* Grows the predict and training arenas to hold `rows` rows (of one step). */
 KILN_HIDDEN int kiln_reserve(kiln_instance *inst, int64_t rows);
 
 /* One optimizer step on one batch of n rows (x: the inputs, y: one target per
@@ -97,7 +107,8 @@ KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t
     kiln_create, kiln_destroy, kiln_predict, kiln_reserve,                  \
     kiln_train_step, kiln_evaluate, kiln_num_weights,                       \
     kiln_get_weight, kiln_set_weight, kiln_save_weights, kiln_load_weights, \
-    kiln_set_seed, kiln_iterations, kiln_last_error, kiln_last_metrics }
+    kiln_set_seed, kiln_iterations, kiln_last_error, kiln_last_metrics,     \
+    kiln_predict_steps, kiln_train_step_steps, kiln_evaluate_steps }
 
 #ifdef __cplusplus
 }

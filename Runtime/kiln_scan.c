@@ -23,7 +23,7 @@
 /* Every field is 8 bytes; the compiler fills the struct in this order. */
 typedef struct {
     void (*kernel)(void *const *bufs, int64_t n, int64_t seed, int64_t iteration, int64_t t, int64_t t_prev,
-                   int64_t t_out);
+                   int64_t t_out, int64_t steps);
     void *const *bufs;
     int64_t n, seed, iteration, steps, go_backwards, flip_output, backward;
     const uint8_t *mask;           /* (n, steps), or NULL */
@@ -65,7 +65,7 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
             else if (active)
                 kiln_sgemm(0, 0, n, g, u, a->h, u, a->b, g, 0.0f, a->c, g);
         }
-        a->kernel(a->bufs, n, a->seed, a->iteration, t, t_prev, t_out);
+        a->kernel(a->bufs, n, a->seed, a->iteration, t, t_prev, t_out, T);
         if (a->backward && s > 0 && active)
             kiln_sgemm(0, small ? 0 : 1, n, u, g, a->a + t * g, T * g, small ? ut : a->b, small ? u : g, 1.0f, a->c, u);
     }

@@ -595,6 +595,49 @@ case("gru_stacked_masked",
               "(which repeats its previous output on masked steps) to the second; padding at the "
               "end and inside sequences")
 
+# --- free sequence length: Input((None, F)) / Input((None,)); predicted on one length, trained on another
+def free_tok_data(vocab, t_pred, t_train, kinds, ty, n_pred=10, n_train=24):
+    def make(rng):
+        return ([masked_tokens(rng, n_pred, t_pred, vocab, kinds)], None,
+                [masked_tokens(rng, n_train, t_train, vocab, kinds)], [ty(t_train)(rng, n_train)])
+    return make
+
+
+def free_maskf_data(t_pred, t_train, feat, kinds, ty, n_pred=10, n_train=24):
+    def make(rng):
+        return ([masked_floats(rng, n_pred, t_pred, feat, kinds)], None,
+                [masked_floats(rng, n_train, t_train, feat, kinds)], [ty(t_train)(rng, n_train)])
+    return make
+
+
+case("free_masking_lstm",
+     ["Input:free_steps", "Masking", "LSTM", "LSTM:return_sequences", "LSTM:masked", "Dense", "Dense:3d",
+      "loss:mae", "optimizer:Adam", "api:Sequential"],
+     seq((None, 3), lambda: L.Masking(0.0), lambda: L.LSTM(4, return_sequences=True), lambda: L.Dense(1)),
+     comp("mae", adam(0.01)),
+     free_maskf_data(9, 6, 3, TRAIL_MID, lambda t: seq_reg(t, 1)),
+     scenario="Input((None, 3)): the library takes the number of steps with each call; predicted "
+              "on sequences of 9 steps, trained on sequences of 6 (trailing and inner padding)")
+
+case("free_embedding_bilstm_tagger",
+     ["Input:free_steps", "Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:concat",
+      "LSTM", "LSTM:return_sequences", "TimeDistributed", "Dense:softmax",
+      "loss:sparse_categorical_crossentropy", "optimizer:Adam", "input:int32", "api:Sequential"],
+     seq((None,), lambda: L.Embedding(15, 4, mask_zero=True),
+         lambda: L.Bidirectional(L.LSTM(3, return_sequences=True)),
+         lambda: L.TimeDistributed(L.Dense(3, activation="softmax")), input_dtype="int32"),
+     comp("sparse_categorical_crossentropy", adam(0.01)),
+     free_tok_data(15, 5, 8, TRAIL, lambda t: seq_spc(t, 3)),
+     scenario="Input((None,)) token ids: a BiLSTM tagger predicted on 5 steps and trained on 8")
+
+case("free_gru_last",
+     ["Input:free_steps", "GRU", "GRU:reset_after", "Dense", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((None, 2), lambda: L.GRU(5), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     lambda rng: ([f32(rng, 10, 4, 2)], None, [f32(rng, 24, 11, 2)], [reg(2)(rng, 24)]),
+     scenario="Input((None, 2)) without a mask: GRU's last output, predicted on 4 steps, trained on 11")
+
+
 # --- SimpleRNN
 case("simple_rnn_relu_sequences",
      ["SimpleRNN", "SimpleRNN:relu", "SimpleRNN:return_sequences", "Dense", "Dense:3d",

@@ -83,8 +83,8 @@ public enum Compiler {
         }
         let showSchedule = options.printAll || options.printAfter.contains("schedule")
         if showSchedule {
-            log("// schedule of predict (arena: \(predict.arenaPerSample) bytes per row + \(predict.arenaFixed))\n\(predict.description)")
-            if let t = train { log("// schedule of the training step (arena: \(t.arenaPerSample) bytes per row + \(t.arenaFixed))\n\(t.description)") }
+            log("// schedule of predict (arena: \(predict.arenaDescription))\n\(predict.description)")
+            if let t = train { log("// schedule of the training step (arena: \(t.arenaDescription))\n\(t.description)") }
         }
         // One state layout for all programs: the training graph's params (weights, then optimizer slots).
         let layoutProgram = train ?? predict
@@ -121,6 +121,11 @@ public enum Compiler {
             loss: model.training?.losses.map(\.name).joined(separator: ",") ?? "",
             optimizer: model.training?.optimizer.name ?? "")
         glue.metrics = metricNames
+        glue.freeSteps = predictGraph.inputs.contains { predictGraph.type($0).scalesWithSteps }
+        glue.predictArenaPerRowStep = predict.arenaPerSampleStep
+        glue.predictArenaPerStep = predict.arenaPerStep
+        glue.trainArenaPerRowStep = max(train?.arenaPerSampleStep ?? 0, evaluate?.arenaPerSampleStep ?? 0)
+        glue.trainArenaPerStep = max(train?.arenaPerStep ?? 0, evaluate?.arenaPerStep ?? 0)
         // The optimizer slots start at zero: the library stores the image up to its last nonzero byte.
         image.removeLast(image.count - ((image.lastIndex { $0 != 0 } ?? -1) + 1))
         glue.initStateBytes = image.count

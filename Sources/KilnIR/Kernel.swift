@@ -12,6 +12,8 @@ public indirect enum KExpr: Hashable, Sendable, CustomStringConvertible {
     case index(Int)
     /// The number of rows N of the call.
     case n
+    /// The number of time steps T of the call (a free sequence length).
+    case steps
     /// The 1-based optimizer step number.
     case iteration
     /// Loads element `at` of kernel argument `buffer` (f32 gives a real; i32 and
@@ -44,6 +46,7 @@ public indirect enum KExpr: Hashable, Sendable, CustomStringConvertible {
         case .int(let i): return String(i)
         case .index(let k): return "i\(k)"
         case .n: return "N"
+        case .steps: return "T"
         case .iteration: return "t"
         case let .load(b, at): return "b\(b)[\(at)]"
         case let .guardedLoad(b, at, v, o): return "(\(v) ? b\(b)[\(at)] : \(formatFloat(o)))"
@@ -94,7 +97,7 @@ extension KExpr {
     public func mapBuffers(_ f: (Int) -> Int) -> KExpr {
         func m(_ e: KExpr) -> KExpr { e.mapBuffers(f) }
         switch self {
-        case .real, .int, .index, .n, .iteration, .acc, .scanStep, .scanPrevious, .scanOutput: return self
+        case .real, .int, .index, .n, .steps, .iteration, .acc, .scanStep, .scanPrevious, .scanOutput: return self
         case let .load(b, at): return .load(buffer: f(b), at: m(at))
         case let .guardedLoad(b, at, v, o): return .guardedLoad(buffer: f(b), at: m(at), valid: m(v), otherwise: o)
         case let .unary(op, a): return .unary(op, m(a))
@@ -203,7 +206,23 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
 /// Row-major strides of a shape, as int expressions (a batch dimension's
 /// extent is k*N).
 public func extents(_ shape: [Dim]) -> [KExpr] {
-    shape.map { d in d.isBatch ? KExpr.n * .int(d.factor) : .int(d.factor) }
+    shape.map(extent)
+}
+
+/// The size of one dimension as an int expression.
+public func extent(_ d: Dim) -> KExpr {
+    var e = KExpr.int(d.factor)
+    if d.isSteps { e = .steps * e }
+    if d.isBatch { e = .n * e }
+    return e
+}
+
+/// The element count of a type as an int expression.
+public func elementCount(_ t: TensorType) -> KExpr {
+    var e = KExpr.int(t.staticCount)
+    if t.scalesWithSteps { e = .steps * e }
+    if t.scalesWithBatch { e = .n * e }
+    return e
 }
 
 /// The linear index of a multi-index into a row-major shape, with broadcasting:

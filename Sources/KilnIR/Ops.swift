@@ -116,6 +116,8 @@ public enum PrimOp: Hashable, Sendable {
     case constant(Float)
     /// The number of rows N of the call, as an f32 scalar.
     case batchSize
+    /// The free number of time steps T of the call, as an f32 scalar.
+    case stepCount
     /// The 1-based number of the optimizer step being taken, as an f32 scalar.
     case iteration
     /// Reduce over the given axes (sorted, no duplicates), optionally keeping them as size 1.
@@ -175,6 +177,7 @@ public indirect enum FusedExpr: Hashable, Sendable, CustomStringConvertible {
     case arg(Int)
     case const(Float)
     case batchSize
+    case stepCount
     case iteration
     case unary(UnaryOp, FusedExpr)
     case binary(BinaryOp, FusedExpr, FusedExpr)
@@ -187,6 +190,7 @@ public indirect enum FusedExpr: Hashable, Sendable, CustomStringConvertible {
         case .arg(let k): return "%\(k)"
         case .const(let c): return formatFloat(c)
         case .batchSize: return "N"
+        case .stepCount: return "T"
         case .iteration: return "t"
         case let .unary(op, a): return "\(op.rawValue)(\(a))"
         case let .binary(op, a, b): return "\(op.rawValue)(\(a), \(b))"

@@ -50,6 +50,7 @@ extension PrimOp: CustomStringConvertible {
         case .cast(let t): return "cast<\(t.rawValue)>"
         case .constant(let c): return "const<\(formatFloat(c))>"
         case .batchSize: return "batch_size"
+        case .stepCount: return "step_count"
         case .iteration: return "iteration"
         case let .reduce(op, axes, keep): return "reduce_\(op.rawValue)<\(axes)\(keep ? ", keep" : "")>"
         case .reshape(let s): return "reshape<\(s.map(\.description).joined(separator: ", "))>"

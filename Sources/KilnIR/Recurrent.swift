@@ -1,6 +1,6 @@
 // Recurrent layers (LSTM, GRU, SimpleRNN), their bidirectional wrapper and
-// TimeDistributed: settings and shape rules. Lowering unrolls them over the
-// fixed number of time steps (Lowering+Recurrent.swift).
+// TimeDistributed: settings and shape rules. Lowering makes them scans
+// (Scan.swift, LowerRecurrent.swift); the number of steps is fixed or free.
 
 public enum RecurrentKind: String, Hashable, Sendable {
     case lstm = "LSTM", gru = "GRU", simpleRNN = "SimpleRNN"
@@ -60,12 +60,13 @@ public enum MergeMode: String, Hashable, Sendable { case concat, sum, mul, ave }
 /// Shape rules of the recurrent layer ops. Inputs: x (N, T, F), weights, then the mask (N, T) if masked.
 func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
     let x = ins[0]
-    func sequence() throws -> (t: Int, f: Int) {
-        guard x.rank == 3, x.shape[0] == .n, let t = x.shape[1].fixedValue, let f = x.shape[2].fixedValue else {
+    // The time steps: fixed, or free (T, Keras' None).
+    func sequence() throws -> (t: Dim, f: Int) {
+        guard x.rank == 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t, let f = x.shape[2].fixedValue else {
             throw ShapeError(layer: layer, "expects a sequence (batch, timesteps, features), got \(x.kerasDescription)",
                              hint: "recurrent layers take 3-D input; use Reshape or TimeDistributed(Flatten) before them")
         }
-        return (t, f)
+        return (x.shape[1], f)
     }
     func checkWeights(_ spec: RecurrentSpec, _ ws: ArraySlice<TensorType>, features: Int) throws {
         for (w, shape) in zip(ws, spec.weightShapes(features: features)) where w.shape != shape.map({ .fixed($0) }) {
@@ -73,9 +74,9 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
                              hint: "expected \(formatShape(shape))")
         }
     }
-    func checkMask(_ masked: Bool, expected count: Int, t: Int) throws {
+    func checkMask(_ masked: Bool, expected count: Int, t: Dim) throws {
         guard masked else { return }
-        guard ins.count == count + 1, ins[count].shape == [.n, .fixed(t)] else {
+        guard ins.count == count + 1, ins[count].shape == [.n, t] else {
             throw ShapeError(layer: layer, "expects a mask of shape (None, \(t)), got \(ins.count > count ? ins[count].kerasDescription : "none")")
         }
     }
@@ -87,7 +88,7 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
         }
         try checkWeights(spec, ins[1...spec.weightCount], features: f)
         try checkMask(masked, expected: 1 + spec.weightCount, t: t)
-        return .f32(spec.returnSequences ? [.n, .fixed(t), .fixed(spec.units)] : [.n, .fixed(spec.units)])
+        return .f32(spec.returnSequences ? [.n, t, .fixed(spec.units)] : [.n, .fixed(spec.units)])
     case let .bidirectional(fw, bw, merge, masked):
         let (t, f) = try sequence()
         let n = 1 + fw.weightCount + bw.weightCount
@@ -99,15 +100,15 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
             throw ShapeError(layer: layer, "forward and backward layers differ in units or return_sequences")
         }
         let u = merge == .concat ? 2 * fw.units : fw.units
-        return .f32(fw.returnSequences ? [.n, .fixed(t), .fixed(u)] : [.n, .fixed(u)])
+        return .f32(fw.returnSequences ? [.n, t, .fixed(u)] : [.n, .fixed(u)])
     case .timeDistributed(let inner):
-        guard x.rank >= 3, x.shape[0] == .n, let t = x.shape[1].fixedValue else {
+        guard x.rank >= 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t else {
             throw ShapeError(layer: layer, "expects (batch, timesteps, ...), got \(x.kerasDescription)")
         }
         // The wrapped layer sees (batch * timesteps, ...).
         let inside = TensorType(x.dtype, [.n] + Array(x.shape.dropFirst(2)))
         let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: layer)
-        return TensorType(out.dtype, [.n, .fixed(t)] + Array(out.shape.dropFirst()))
+        return TensorType(out.dtype, [.n, x.shape[1]] + Array(out.shape.dropFirst()))
     case .masking:
         return x
     default:

@@ -61,8 +61,8 @@ public struct ScanCell: Hashable, Sendable, CustomStringConvertible {
         return s + ">"
     }
 
-    /// Inputs of `scan`: proj (N, T, G), U (u, G), [rb (G)], [mask (N, T) bool].
-    /// Outputs: sequence (N, T, u), final h (N, u), final c (N, u), scratch h·U (N, G);
+    /// Inputs of `scan`: proj (N, T, G), U (u, G), [rb (G)], [mask (N, T) bool]; T fixed or free.
+    /// Outputs: sequence (N, T, u), last output (N, u), final h (N, u), final c (N, u), scratch h·U (N, G);
     /// with `records`: gates (N, T, G) after activation, aux (N, T, u) (LSTM: c_t;
     /// GRU: the recurrent product's h block with its bias), h_{t-1} (N, T, u).
     func inferScan(_ ins: [TensorType], layer: String) throws -> [TensorType] {
@@ -70,31 +70,34 @@ public struct ScanCell: Hashable, Sendable, CustomStringConvertible {
         let expected = 2 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
         guard ins.count == expected else { throw ShapeError(layer: layer, "scan \(self) takes \(expected) inputs, got \(ins.count)") }
         let proj = ins[0]
-        guard proj.rank == 3, proj.shape[0] == .n, let t = proj.shape[1].fixedValue, proj.shape[2] == .fixed(g) else {
+        guard proj.rank == 3, proj.shape[0] == .n, proj.shape[1].fixedValue != nil || proj.shape[1] == .t, proj.shape[2] == .fixed(g) else {
             throw ShapeError(layer: layer, "scan \(self): projection \(proj) is not (N, T, \(g))")
         }
         guard ins[1] == .f32([.fixed(u), .fixed(g)]) else { throw ShapeError(layer: layer, "scan \(self): recurrent kernel \(ins[1]) is not (\(u), \(g))") }
         if recurrentBias, ins[2] != .f32([.fixed(g)]) { throw ShapeError(layer: layer, "scan \(self): recurrent bias \(ins[2]) is not (\(g))") }
-        if masked, ins.last! != TensorType(.bool, [.n, .fixed(t)]) { throw ShapeError(layer: layer, "scan \(self): mask \(ins.last!) is not (N, \(t)) bool") }
-        var outs: [TensorType] = [.f32([.n, .fixed(t), .fixed(u)]), .f32([.n, .fixed(u)]), .f32([.n, .fixed(u)]), .f32([.n, .fixed(g)])]
-        if records { outs += [.f32([.n, .fixed(t), .fixed(g)]), .f32([.n, .fixed(t), .fixed(u)]), .f32([.n, .fixed(t), .fixed(u)])] }
+        let t = proj.shape[1]
+        if masked, ins.last! != TensorType(.bool, [.n, t]) { throw ShapeError(layer: layer, "scan \(self): mask \(ins.last!) is not (N, \(t)) bool") }
+        let state = TensorType.f32([.n, .fixed(u)])
+        var outs: [TensorType] = [.f32([.n, t, .fixed(u)]), state, state, state, .f32([.n, .fixed(g)])]
+        if records { outs += [.f32([.n, t, .fixed(g)]), .f32([.n, t, .fixed(u)]), .f32([.n, t, .fixed(u)])] }
         return outs
     }
 
-    /// Inputs of `scanGrad`: d sequence (N, T, u), d final h (N, u), d final c (N, u), U, [rb], [mask],
+    /// Inputs of `scanGrad`: d sequence (N, T, u), d last output, d final h, d final c (N, u), U, [rb], [mask],
     /// then the forward scan's records: gates, aux, h_{t-1}.
     /// Outputs: d proj (N, T, G), d of the recurrent product (N, T, G) (GRU's differs from
     /// d proj in the h block), the carried dh and dc (N, u) (scratch; dh ends as d h_{-1}).
     func inferScanGrad(_ ins: [TensorType], layer: String) throws -> [TensorType] {
         let (u, g) = (units, gates)
-        let expected = 7 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
-        guard ins.count == expected, ins[0].rank == 3, let t = ins[0].shape[1].fixedValue else {
+        let expected = 8 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
+        guard ins.count == expected, ins[0].rank == 3 else {
             throw ShapeError(layer: layer, "scan_grad \(self) takes \(expected) inputs, got \(ins.count)")
         }
-        let seq = TensorType.f32([.n, .fixed(t), .fixed(u)]), state = TensorType.f32([.n, .fixed(u)])
-        let gt = TensorType.f32([.n, .fixed(t), .fixed(g)])
-        let k = 3 + 1 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
-        guard ins[0] == seq, ins[1] == state, ins[2] == state, ins[3] == .f32([.fixed(u), .fixed(g)]),
+        let t = ins[0].shape[1]
+        let seq = TensorType.f32([.n, t, .fixed(u)]), state = TensorType.f32([.n, .fixed(u)])
+        let gt = TensorType.f32([.n, t, .fixed(g)])
+        let k = 5 + (recurrentBias ? 1 : 0) + (masked ? 1 : 0)
+        guard ins[0] == seq, ins[1] == state, ins[2] == state, ins[3] == state, ins[4] == .f32([.fixed(u), .fixed(g)]),
               ins[k] == gt, ins[k + 1] == seq, ins[k + 2] == seq else {
             throw ShapeError(layer: layer, "scan_grad \(self): inputs \(ins) do not fit T = \(t)")
         }

@@ -90,6 +90,14 @@ private func expectBatched(_ t: TensorType, rank: Int? = nil, _ layer: String, w
     }
 }
 
+/// Refuses inputs with a free dimension after the batch (Flatten and Reshape need sizes).
+private func expectFixed(_ t: TensorType, _ layer: String) throws {
+    if t.shape.dropFirst().contains(where: \.isSteps) {
+        throw ShapeError(layer: layer, "cannot flatten or reshape input \(t.kerasDescription): its free (None) dimension has no size until run time",
+                         hint: "give the Input a fixed number of steps")
+    }
+}
+
 public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
     guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
     try checkAttributes(op, layer: layer)
@@ -138,10 +146,12 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     case .flatten:
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, layer, what: "an input")
+        try expectFixed(x, layer)
         return TensorType(x.dtype, [x.shape[0], .fixed(perSample(x).reduce(1, *))])
     case .reshape(let target):
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, layer, what: "an input")
+        try expectFixed(x, layer)
         let have = perSample(x).reduce(1, *)
         let known = target.filter { $0 != -1 }.reduce(1, *)
         var dims = target
@@ -184,6 +194,9 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
             var a = t.shape, b = x.shape
             guard t.rank == r else {
                 throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) have different ranks")
+            }
+            guard t.shape[ax].fixedValue != nil else {
+                throw ShapeError(layer: layer, "cannot concatenate along the free (None) dimension of \(t.kerasDescription)")
             }
             a[ax] = .fixed(0); b[ax] = .fixed(0)
             if a != b {
@@ -229,7 +242,7 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
     case .cast(let t):
         try expectArity(ins, 1...1, layer)
         return [TensorType(t, ins[0].shape)]
-    case .constant, .batchSize, .iteration:
+    case .constant, .batchSize, .stepCount, .iteration:
         try expectArity(ins, 0...0, layer)
         return [.f32([])]
     case let .reduce(_, axes, keepDims):
@@ -247,7 +260,7 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
         try expectArity(ins, 1...1, layer)
         let x = ins[0]
         let t = TensorType(x.dtype, shape)
-        if t.staticCount != x.staticCount || t.scalesWithBatch != x.scalesWithBatch {
+        if t.staticCount != x.staticCount || t.scale != x.scale {
             throw fail("cannot reshape \(x) to \(t)")
         }
         return [t]
@@ -288,14 +301,16 @@ public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -
     case let .im2col(win, oh, ow):
         try expectArity(ins, 1...1, layer)
         guard ins[0].rank == 4 else { throw fail("needs rank 4, got \(ins[0])") }
-        return [.f32([.batch(oh * ow * ins[0].shape[0].factor), .fixed(win.kh * win.kw * ins[0].shape[3].factor)])]
+        let rows = ins[0].shape[0]
+        return [.f32([Dim.make(oh * ow * rows.factor, n: rows.isBatch, t: rows.isSteps), .fixed(win.kh * win.kw * ins[0].shape[3].factor)])]
     case let .col2im(win, h, w, c, oh, ow):
         try expectArity(ins, 1...1, layer)
-        guard ins[0].rank == 2, case .batch(let rows) = ins[0].shape[0], rows % (oh * ow) == 0,
+        guard ins[0].rank == 2, ins[0].shape[0].isBatch, ins[0].shape[0].factor % (oh * ow) == 0,
               ins[0].shape[1] == .fixed(win.kh * win.kw * c) else {
             throw fail("patches \(ins[0]) do not fit a \(win) window over \(c) channels")
         }
-        return [.f32([.batch(rows / (oh * ow)), .fixed(h), .fixed(w), .fixed(c)])]
+        let rows = ins[0].shape[0]
+        return [.f32([Dim.make(rows.factor / (oh * ow), n: true, t: rows.isSteps), .fixed(h), .fixed(w), .fixed(c)])]
     case let .pool2D(_, _, oh, ow):
         try expectArity(ins, 1...1, layer)
         let x = ins[0]
@@ -363,7 +378,7 @@ extension FusedExpr {
     public func resultType(_ args: [DType]) -> DType {
         switch self {
         case .arg(let k): return args[k]
-        case .const, .batchSize, .iteration, .unary, .binary: return .f32
+        case .const, .batchSize, .stepCount, .iteration, .unary, .binary: return .f32
         case .compare: return .bool
         case let .select(_, a, _): return a.resultType(args)
         case .cast(let t, _): return t

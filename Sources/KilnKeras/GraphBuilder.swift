@@ -223,9 +223,12 @@ public enum KerasGraphBuilder {
 
         mutating func addInput(_ c: Context, name: String, shape: [Int?], dtype: String) throws -> Value {
             guard shape.count >= 2, shape[0] == nil else { throw c.fail("has input shape \(shape); Kiln needs (None, ...) with a batch dimension first") }
-            let dims = try shape.dropFirst().map { d -> Dim in
+            let text = "(" + shape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")"
+            let dims = try shape.dropFirst().enumerated().map { k, d -> Dim in
+                // Axis 1 may be free: sequences of any length (the number of time steps is given with each call).
+                if d == nil && k == 0 && shape.count <= 3 { return .t }
                 guard let d, d > 0 else {
-                    throw c.fail("has a free dimension in its input shape \(shape.map { $0.map(String.init) ?? "None" }); Kiln needs fixed sizes after the batch dimension for now")
+                    throw c.fail("has input shape \(text); Kiln takes a free (None) size only on the time axis of (None, None) token ids or (None, None, features) sequences")
                 }
                 return .fixed(d)
             }

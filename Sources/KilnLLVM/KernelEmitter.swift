@@ -2,8 +2,9 @@ import CLLVM
 import KilnIR
 
 /// Emits one loop kernel as an LLVM function
-///   void kernel(ptr b0, ..., ptr bk, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out)
-/// (the last three are a scan step's indices, 0 outside scans)
+///   void kernel(ptr b0, ..., ptr bk, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps)
+/// (t, t_prev and t_out are a scan step's indices, 0 outside scans; steps is the free number
+/// of time steps T of the call)
 /// of nested counted loops; LLVM's optimizer vectorizes the innermost ones.
 struct KernelEmitter {
     let m: ModuleBuilder
@@ -13,6 +14,8 @@ struct KernelEmitter {
     var n: LLVMValueRef! = nil
     var seed: LLVMValueRef! = nil
     var iteration: LLVMValueRef! = nil
+    /// The free number of time steps T.
+    var steps: LLVMValueRef! = nil
     /// A scan step's t, t_prev and t_out.
     var scan: [LLVMValueRef] = []
     /// Values already emitted at the current point (kernels with several stores).
@@ -25,7 +28,7 @@ struct KernelEmitter {
     init(_ m: ModuleBuilder, _ kernel: LoopKernel) { self.m = m; self.kernel = kernel }
 
     static func signature(_ m: ModuleBuilder, buffers: Int) -> [LLVMTypeRef] {
-        Array(repeating: m.ptr, count: buffers) + [m.i64, m.i64, m.i64, m.i64, m.i64, m.i64]
+        Array(repeating: m.ptr, count: buffers) + Array(repeating: m.i64, count: 7)
     }
 
     mutating func emit(name: String) -> (LLVMValueRef, LLVMTypeRef) {
@@ -44,6 +47,7 @@ struct KernelEmitter {
         seed = LLVMGetParam(fn, UInt32(kernel.buffers.count + 1))
         iteration = LLVMGetParam(fn, UInt32(kernel.buffers.count + 2))
         scan = (3..<6).map { LLVMGetParam(fn, UInt32(kernel.buffers.count + $0)) }
+        steps = LLVMGetParam(fn, UInt32(kernel.buffers.count + 6))
         let entry = LLVMAppendBasicBlockInContext(m.ctx, fn, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         if !kernel.reduceLoops.isEmpty { acc = LLVMBuildAlloca(m.b, m.f32, "acc") }
@@ -199,6 +203,7 @@ struct KernelEmitter {
         case .int(let i): return (m.constI(i), .int)
         case .index(let k): return (indices[k], .int)
         case .n: return (n, .int)
+        case .steps: return (steps, .int)
         case .iteration: return (iteration, .int)
         case .acc: return (accValue!, .real)
         case let .load(buf, at):

@@ -59,6 +59,11 @@ public struct GlueModel: Sendable, Equatable {
     public var trainArenaFixed: Int
     /// Whether the object file defines NAME__train and NAME__evaluate.
     public var hasTraining: Bool
+    /// The inputs' axis 1 is a free number of time steps, given with each call (the _seq functions).
+    public var freeSteps = false
+    /// Arena bytes per row-step and per step (free-step models).
+    public var predictArenaPerRowStep = 0, predictArenaPerStep = 0
+    public var trainArenaPerRowStep = 0, trainArenaPerStep = 0
     /// e.g. "mean_squared_error".
     public var loss: String
     /// e.g. "SGD".
@@ -260,13 +265,21 @@ public enum LibraryGlue {
         void \(n)_destroy(\(n)_model *m);
 
         /* Forward pass (inference: dropout off) over n rows, in chunks of the
-         * reserved capacity; never allocates. */
+         * reserved capacity; never allocates.\(m.freeSteps ? " This model takes sequences of any\n         * length (axis 1 of the inputs is free): use the _seq functions below." : "") */
         int \(n)_predict(\(n)_model *m, \((predictParams + ["int64_t n"]).joined(separator: ", ")));
         /* The same with arrays of \(m.inputs.count) input and \(m.outputs.count) output pointers. */
         int \(n)_predict_v(\(n)_model *m, const void *const *inputs, void *const *outputs, int64_t n);
         /* Makes predict (and train steps up to that batch size) hold `rows` rows
          * without further allocation. */
         int \(n)_reserve(\(n)_model *m, int64_t rows);
+        /* Calls for sequences of `steps` time steps (axis 1 of every input, and of sequence
+         * outputs and targets, has that length; the -1 after the batch in the shapes above).
+         * Models with a fixed number of steps accept steps = 0. A call with more steps than
+         * the arena was sized for grows it once. */
+        int \(n)_predict_seq(\(n)_model *m, \((predictParams + ["int64_t n", "int64_t steps"]).joined(separator: ", ")));
+        int \(n)_predict_seq_v(\(n)_model *m, const void *const *inputs, void *const *outputs, int64_t n, int64_t steps);
+        int \(n)_train_step_seq_v(\(n)_model *m, const void *const *x, const void *const *y, int64_t n, int64_t steps, float *loss);
+        int \(n)_evaluate_seq_v(\(n)_model *m, const void *const *x, const void *const *y, int64_t n, int64_t steps, float *loss);
 
         /* One optimizer step on one batch of n rows; *loss (may be NULL) gets
          * the batch loss computed before the update (NaN or inf as computed).
@@ -346,7 +359,7 @@ public enum LibraryGlue {
         s += "/* Generated code (the object file); hidden so that only the API below\n"
         s += " * leaves the library. */\n"
         s += "KILN_HIDDEN extern void \(n)__predict(float *arena, float *state, const void *const *inputs,\n"
-        s += "                                     void *const *outputs, int64_t n);\n"
+        s += "                                     void *const *outputs, int64_t n, int64_t steps);\n"
         if m.hasTraining {
             s += "KILN_HIDDEN extern float \(n)__train(float *arena, float *state, const void *const *inputs,\n"
             s += "                                   int64_t n, const kiln_step_info *info);\n"
@@ -386,6 +399,11 @@ public enum LibraryGlue {
             .predict_arena_fixed = \(m.predictArenaFixed),
             .train_arena_per_sample = \(m.trainArenaPerSample),
             .train_arena_fixed = \(m.trainArenaFixed),
+            .free_steps = \(m.freeSteps ? 1 : 0),
+            .predict_arena_per_row_step = \(m.predictArenaPerRowStep),
+            .predict_arena_per_step = \(m.predictArenaPerStep),
+            .train_arena_per_row_step = \(m.trainArenaPerRowStep),
+            .train_arena_per_step = \(m.trainArenaPerStep),
             .predict = \(n)__predict,
             .train = \(m.hasTraining ? "\(n)__train" : "NULL"),
             .evaluate = \(m.hasTraining ? "\(n)__evaluate" : "NULL"),
@@ -415,6 +433,14 @@ public enum LibraryGlue {
             return kiln_predict(KILN_I(m), inputs, outputs, n);
         }
         KILN_EXPORT int \(n)_reserve(\(n)_model *m, int64_t rows) { return kiln_reserve(KILN_I(m), rows); }
+        KILN_EXPORT int \(n)_predict_seq(\(n)_model *m, \(predictParams), int64_t steps) {
+            const void *const inputs[\(m.inputs.count)] = { \(p[0].joined(separator: ", ")) };
+            void *const outputs[\(m.outputs.count)] = { \(p[1].joined(separator: ", ")) };
+            return kiln_predict_steps(KILN_I(m), inputs, outputs, n, steps);
+        }
+        KILN_EXPORT int \(n)_predict_seq_v(\(n)_model *m, const void *const *inputs, void *const *outputs, int64_t n, int64_t steps) {
+            return kiln_predict_steps(KILN_I(m), inputs, outputs, n, steps);
+        }
 
 
         """
@@ -432,6 +458,8 @@ public enum LibraryGlue {
             }
             s += "KILN_EXPORT int \(n)_\(fn)_v(\(n)_model *m, const void *const *x, const void *const *y, int64_t n, float *loss) {\n"
             s += "    return \(rt)(KILN_I(m), x, y, n, loss);\n}\n"
+            s += "KILN_EXPORT int \(n)_\(fn)_seq_v(\(n)_model *m, const void *const *x, const void *const *y, int64_t n, int64_t steps, float *loss) {\n"
+            s += "    return \(rt)_steps(KILN_I(m), x, y, n, steps, loss);\n}\n"
         }
         s += """
 

@@ -23,29 +23,31 @@ final class ProgramEmitter {
     struct Frame {
         var arena: LLVMValueRef, state: LLVMValueRef, inputs: LLVMValueRef, n: LLVMValueRef
         var seed: LLVMValueRef, iteration: LLVMValueRef
+        /// The free number of time steps T of the call (1 for models without one).
+        var steps: LLVMValueRef
     }
 
-    /// void NAME__predict(ptr arena, ptr state, ptr inputs, ptr outputs, i64 n)
+    /// void NAME__predict(ptr arena, ptr state, ptr inputs, ptr outputs, i64 n, i64 steps)
     func emitPredict(_ p: Program, name: String) {
-        let f = m.function(name, m.void, [m.ptr, m.ptr, m.ptr, m.ptr, m.i64])
+        let f = m.function(name, m.void, [m.ptr, m.ptr, m.ptr, m.ptr, m.i64, m.i64])
         markLarge(f.0, p)
         let entry = LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
-                          n: LLVMGetParam(f.0, 4), seed: m.constI(0), iteration: m.constI(0))
+                          n: LLVMGetParam(f.0, 4), seed: m.constI(0), iteration: m.constI(0), steps: LLVMGetParam(f.0, 5))
         body(p, frame)
         let outputs = LLVMGetParam(f.0, 3)!
         for (k, v) in p.outputs.enumerated() {
             let dst = LLVMBuildLoad2(m.b, m.ptr, m.gep(outputs, m.ptr, m.constI(k)), "")!
             let t = p.graph.type(v)
-            let bytes = byteCount(t, frame.n)
+            let bytes = byteCount(t, frame)
             LLVMBuildMemCpy(m.b, dst, 4, address(p, v, frame), 4, bytes)
         }
         LLVMBuildRetVoid(m.b)
     }
 
     /// float NAME__train(ptr arena, ptr state, ptr inputs, i64 n, ptr info)
-    /// info: { i64 iteration (steps before this one); u64 seed; ... }
+    /// info: { i64 iteration (steps before this one); u64 seed; ptr metrics; i64 steps (T); ... }
     func emitTrain(_ p: Program, name: String) {
         let f = m.function(name, m.f32, [m.ptr, m.ptr, m.ptr, m.i64, m.ptr])
         markLarge(f.0, p)
@@ -55,8 +57,9 @@ final class ProgramEmitter {
         let before = LLVMBuildLoad2(m.b, m.i64, info, "")!
         let iteration = LLVMBuildAdd(m.b, before, m.constI(1), "")!
         let seed = LLVMBuildLoad2(m.b, m.i64, m.gep(info, m.i64, m.constI(1)), "")!
+        let steps = LLVMBuildLoad2(m.b, m.i64, m.gep(info, m.i64, m.constI(3)), "")!
         let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
-                          n: LLVMGetParam(f.0, 3), seed: seed, iteration: iteration)
+                          n: LLVMGetParam(f.0, 3), seed: seed, iteration: iteration, steps: steps)
         body(p, frame)
         if !p.metrics.isEmpty {
             // info->metrics (offset 16), when the caller gave one.
@@ -95,11 +98,11 @@ final class ProgramEmitter {
             case let .loop(k, args):
                 let fn = kernelFunction(k)
                 let ptrs = args.map { address(p, $0, frame) }
-                _ = m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration, m.constI(0), m.constI(0), m.constI(0)])
+                _ = m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration, m.constI(0), m.constI(0), m.constI(0), frame.steps])
             case let .gemm(a, b, c, ta, tb, mm, nn, kk):
                 emitGemm(p, frame, a: a, b: b, c: c, ta: ta, tb: tb, m: mm, n: nn, k: kk)
             case .zero(let v):
-                LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame.n), 4)
+                LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame), 4)
             case .scan(let s):
                 emitScan(p, frame, s)
             }
@@ -115,7 +118,7 @@ final class ProgramEmitter {
         func ptr(_ v: Value?) -> LLVMValueRef { v.map { address(p, $0, frame) } ?? LLVMConstNull(m.ptr) }
         // struct kiln_scan_args: every field 8 bytes, in this order (kiln_runtime.h).
         let fields: [LLVMValueRef] = [
-            thunk, bufs, frame.n, frame.seed, frame.iteration, m.constI(s.length),
+            thunk, bufs, frame.n, frame.seed, frame.iteration, s.length == nil ? frame.steps : m.constI(s.length!),
             m.constI(s.cell.goBackwards ? 1 : 0), m.constI(s.cell.flipOutput ? 1 : 0), m.constI(s.backward ? 1 : 0),
             ptr(s.mask), ptr(s.a), ptr(s.b), ptr(s.c), m.constI(s.cell.units), m.constI(s.cell.gates),
             ptr(s.carries[0]), ptr(s.carries[1]), ptr(s.initial[0]), ptr(s.initial[1]),
@@ -127,25 +130,32 @@ final class ProgramEmitter {
 
     var thunkCache: [LoopKernel: LLVMValueRef] = [:]
 
-    /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out): calls the kernel.
+    /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps): calls the kernel.
     func scanThunk(_ k: LoopKernel) -> LLVMValueRef {
         if let f = thunkCache[k] { return f }
         let kernel = kernelFunction(k)
         let saved = LLVMGetInsertBlock(m.b)
-        let f = m.function("kiln_scan_step\(thunkCache.count)", m.void, [m.ptr] + Array(repeating: m.i64, count: 6), local: true)
+        let f = m.function("kiln_scan_step\(thunkCache.count)", m.void, [m.ptr] + Array(repeating: m.i64, count: 7), local: true)
         LLVMPositionBuilderAtEnd(m.b, LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry"))
         let bufs = LLVMGetParam(f.0, 0)!
         let ptrs = (0..<k.buffers.count).map { LLVMBuildLoad2(m.b, m.ptr, m.gep(bufs, m.ptr, m.constI($0)), "")! }
-        _ = m.call(kernel, ptrs + (1...6).map { LLVMGetParam(f.0, UInt32($0))! })
+        _ = m.call(kernel, ptrs + (1...7).map { LLVMGetParam(f.0, UInt32($0))! })
         LLVMBuildRetVoid(m.b)
         if let saved { LLVMPositionBuilderAtEnd(m.b, saved) }
         thunkCache[k] = f.0
         return f.0
     }
 
-    func byteCount(_ t: TensorType, _ n: LLVMValueRef) -> LLVMValueRef {
-        let stat = m.constI(t.staticCount * t.dtype.byteSize)
-        return t.scalesWithBatch ? LLVMBuildMul(m.b, stat, n, "")! : stat
+    func byteCount(_ t: TensorType, _ frame: Frame) -> LLVMValueRef {
+        scaled(t.staticCount * t.dtype.byteSize, t.scale, frame)
+    }
+
+    /// k times N, T or N·T as the scale says.
+    func scaled(_ k: Int, _ s: Scale, _ frame: Frame) -> LLVMValueRef {
+        var v = m.constI(k)
+        if s.n { v = LLVMBuildMul(m.b, v, frame.n, "")! }
+        if s.t { v = LLVMBuildMul(m.b, v, frame.steps, "")! }
+        return v
     }
 
     /// Address of a value's storage.
@@ -156,15 +166,13 @@ final class ProgramEmitter {
             return LLVMBuildLoad2(m.b, m.ptr, m.gep(frame.inputs, m.ptr, m.constI(k)), "")!
         case .state(let off):
             return m.gep(frame.state, m.i8, m.constI(off))
-        case let .arena(ps, fixed):
-            var off: LLVMValueRef
-            if ps > 0 || p.graph.type(v).scalesWithBatch {
-                off = LLVMBuildMul(m.b, m.constI(ps), frame.n, "")!
-            } else {
-                // Fixed values sit after the per-sample part.
-                off = LLVMBuildAdd(m.b, LLVMBuildMul(m.b, m.constI(p.arenaPerSample), frame.n, ""), m.constI(fixed), "")!
+        case let .arena(pool, off):
+            // The pools lie one after another (Program.poolOrder), each scaled by its N, T or N·T.
+            var at = scaled(off, pool, frame)
+            for before in Program.poolOrder.prefix(while: { $0 != pool }) where (p.arena[before] ?? 0) > 0 {
+                at = LLVMBuildAdd(m.b, at, scaled(p.arena[before]!, before, frame), "")!
             }
-            return m.gep(frame.arena, m.i8, off)
+            return m.gep(frame.arena, m.i8, at)
         }
     }
 
@@ -175,6 +183,7 @@ final class ProgramEmitter {
         func ev(_ e: KExpr) -> LLVMValueRef {
             var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
             ke.n = frame.n
+            ke.steps = frame.steps
             ke.iteration = frame.iteration
             return ke.emitInt(e)
         }

@@ -21,7 +21,7 @@ public func differentiate(_ b: inout PrimBuilder, loss: Value, wrt targets: [Val
             continue
         }
         if case let .prim(.scan(cell)) = node.op {
-            guard node.outputs.prefix(3).contains(where: { adjoint[$0] != nil }) else { continue }
+            guard node.outputs.prefix(4).contains(where: { adjoint[$0] != nil }) else { continue }
             b.layer = node.layer + "/grad"
             try scanGradient(node, cell, adjoint: adjoint, &b) { v, g, b in try accumulate(v, g, &b) }
             continue
@@ -92,7 +92,7 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
         let da = try b.select(n.inputs[0], dy, zero)
         let dc = try b.select(n.inputs[0], zero, dy)
         return [nil, try b.sumTo(da, shape(n.inputs[1])), try b.sumTo(dc, shape(n.inputs[2]))]
-    case .compare, .constant, .batchSize, .iteration, .randomUniform, .iota:
+    case .compare, .constant, .batchSize, .stepCount, .iteration, .randomUniform, .iota:
         return n.inputs.map { _ in nil }
     case .cast:
         return [b.type(x!).dtype == .f32 && b.type(y).dtype == .f32 ? dy : nil]
@@ -107,10 +107,11 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
             break
         case .mean:
             var count = 1
-            var scaled = false
-            for a in axes { count *= xs[a].factor; if xs[a].isBatch { scaled = true } }
+            var (byN, byT) = (false, false)
+            for a in axes { count *= xs[a].factor; byN = byN || xs[a].isBatch; byT = byT || xs[a].isSteps }
             g = try b.mul(g, 1 / Float(count))
-            if scaled { g = try b.div(g, try b.p(.batchSize)) }
+            if byN { g = try b.div(g, try b.p(.batchSize)) }
+            if byT { g = try b.div(g, try b.p(.stepCount)) }
         case .max:
             let ym = try b.reshape(y, kept)
             let hit = try b.cast(try b.compare(.eq, x!, ym), .f32)
@@ -178,18 +179,18 @@ func scanGradient(_ node: Node, _ cell: ScanCell, adjoint: [Value: Value], _ b: 
                   accumulate: (Value, Value, inout PrimBuilder) throws -> Void) throws {
     guard cell.records else { throw ShapeError(layer: node.layer, "scan \(cell) was lowered for inference; it has no gradient") }
     let outs = node.outputs
-    let given = try outs.prefix(3).map { o in try adjoint[o] ?? b.zeros(b.type(o).shape) }
+    let given = try outs.prefix(4).map { o in try adjoint[o] ?? b.zeros(b.type(o).shape) }
     let (u, gates) = (cell.units, cell.gates)
-    let t = b.type(node.inputs[0]).shape[1].factor
+    let rows = Dim.product([.n, b.type(node.inputs[0]).shape[1]])!
     let recurrent = node.inputs[1]
     let rb: Value? = cell.recurrentBias ? node.inputs[2] : nil
     let mask: Value? = cell.masked ? node.inputs.last : nil
-    let ins = given + [recurrent] + [rb, mask].compactMap { $0 } + Array(outs[4...6])
+    let ins = given + [recurrent] + [rb, mask].compactMap { $0 } + Array(outs[5...7])
     let grads = try b.graph.add(.prim(.scanGrad(cell)), ins, layer: b.layer)
     let dProj = grads[0], dInner = cell.kind == .gru ? grads[1] : grads[0]
     try accumulate(node.inputs[0], dProj, &b)
-    let hPrev = try b.reshape(outs[6], [.batch(t), .fixed(u)])
-    let dRows = try b.reshape(dInner, [.batch(t), .fixed(gates)])
+    let hPrev = try b.reshape(outs[7], [rows, .fixed(u)])
+    let dRows = try b.reshape(dInner, [rows, .fixed(gates)])
     try accumulate(recurrent, try b.p(.matmul(transA: true, transB: false), hPrev, dRows), &b)
     if let rb { try accumulate(rb, try b.reduce(.sum, dRows, axes: [0]), &b) }
 }

@@ -33,13 +33,13 @@ public let convToGemm = Pass("conv-gemm") { g in
             let (x, dy) = (ins[0], ins[1])
             let ds = b.type(dy).shape
             let patches = try b.p(.im2col(win, outH: ds[1].factor, outW: ds[2].factor), x)
-            let dy2 = try b.reshape(dy, [.batch(ds[0].factor * ds[1].factor * ds[2].factor), ds[3]])
+            let dy2 = try b.reshape(dy, [Dim.product(Array(ds[0..<3]))!, ds[3]])
             let dw = try b.p(.matmul(transA: true, transB: false), patches, dy2)
             return [try b.reshape(dw, r.old.type(n.outputs[0]).shape)]
         case let .conv2DGradInput(win, h, w):
             let (dy, wt) = (ins[0], ins[1])
             let ds = b.type(dy).shape
-            let dy2 = try b.reshape(dy, [.batch(ds[0].factor * ds[1].factor * ds[2].factor), ds[3]])
+            let dy2 = try b.reshape(dy, [Dim.product(Array(ds[0..<3]))!, ds[3]])
             let dp = try b.p(.matmul(transA: false, transB: true), dy2, try flatFilter(wt))
             let c = b.type(wt).shape[2].factor
             return [try b.p(.col2im(win, inH: h, inW: w, channels: c, outH: ds[1].factor, outW: ds[2].factor), dp)]

@@ -15,7 +15,7 @@ public let fuseElementwise = Pass("fuse-elementwise") { g in
                   let pe = elementwiseExpr(pop, arity: p.inputs.count) else { continue }
             let isConst: Bool
         switch pop {
-        case .constant, .batchSize, .iteration: isConst = true
+        case .constant, .batchSize, .stepCount, .iteration: isConst = true
         default: isConst = false
         }
             guard isConst || (uses[v.id] == 1 && g.type(v).shape == g.type(out).shape) else { continue }
@@ -104,7 +104,7 @@ func rewriteUntilStable(_ g: Graph, _ rule: (inout Graph, Int, [Int]) -> Bool) t
 /// Ops the elementwise fuser may merge (broadcast stays separate: it changes shape).
 func isFusable(_ op: PrimOp) -> Bool {
     switch op {
-    case .unary, .binary, .compare, .select, .cast, .constant, .batchSize, .iteration, .fused: return true
+    case .unary, .binary, .compare, .select, .cast, .constant, .batchSize, .stepCount, .iteration, .fused: return true
     default: return false
     }
 }
@@ -124,7 +124,7 @@ extension FusedExpr {
     public func mapArgs(_ f: (Int) -> FusedExpr) -> FusedExpr {
         switch self {
         case .arg(let k): return f(k)
-        case .const, .batchSize, .iteration: return self
+        case .const, .batchSize, .stepCount, .iteration: return self
         case let .unary(op, a): return .unary(op, a.mapArgs(f))
         case let .binary(op, a, b): return .binary(op, a.mapArgs(f), b.mapArgs(f))
         case let .compare(op, a, b): return .compare(op, a.mapArgs(f), b.mapArgs(f))

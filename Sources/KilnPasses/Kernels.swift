@@ -10,6 +10,7 @@ func kexpr(_ e: FusedExpr, _ load: (Int) -> KExpr) -> KExpr {
     case .arg(let k): return load(k)
     case .const(let c): return .real(c)
     case .batchSize: return .toReal(.n)
+    case .stepCount: return .toReal(.steps)
     case .iteration: return .toReal(.iteration)
     case let .unary(op, a): return .unary(op, kexpr(a, load))
     case let .binary(op, a, b): return .binary(op, kexpr(a, load), kexpr(b, load))
@@ -31,6 +32,7 @@ public func elementwiseExpr(_ op: PrimOp, arity: Int) -> FusedExpr? {
     case .cast(let t): return .cast(t, .arg(0))
     case .constant(let c): return .const(c)
     case .batchSize: return .batchSize
+    case .stepCount: return .stepCount
     case .iteration: return .iteration
     case .broadcast: return .arg(0)
     case .fused(let e): return e
@@ -50,11 +52,10 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
     if let e = elementwiseExpr(op, arity: n.inputs.count) {
         let out = g.type(n.outputs[0])
         // Same shape everywhere (or a single element, broadcast): one flat loop.
-        func isScalar(_ t: TensorType) -> Bool { !t.scalesWithBatch && t.staticCount == 1 }
+        func isScalar(_ t: TensorType) -> Bool { t.scale == .fixed && t.staticCount == 1 }
         if ins.allSatisfy({ $0.shape == out.shape || isScalar($0) }) {
             let i = KExpr.index(0)
-            let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)
-            let k = LoopKernel(buffers: bufs, loops: [total], body: kexpr(e) { .load(buffer: $0, at: ins[$0].shape == out.shape ? i : .int(0)) },
+            let k = LoopKernel(buffers: bufs, loops: [elementCount(out)], body: kexpr(e) { .load(buffer: $0, at: ins[$0].shape == out.shape ? i : .int(0)) },
                                output: outBuf, outputIndex: i)
             return [.loop(k, args: args)]
         }
@@ -201,7 +202,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         // out[r, d] = sum_p [ids[p] == r] * dy[p, d]
         let (ids, dy) = (ins[0], ins[1])
         let d = dy.shape.last!.factor
-        let p: KExpr = ids.scalesWithBatch ? .n * .int(ids.staticCount) : .int(ids.staticCount)
+        let p = elementCount(ids)
         let hit = KExpr.compare(.eq, .load(buffer: 0, at: idx(2)), idx(0))
         let k = LoopKernel(buffers: bufs, loops: [.int(rows), .int(d)], reduceLoops: [p],
                            body: .select(hit, .load(buffer: 1, at: idx(2) * .int(d) + idx(1)), .real(0)),
@@ -247,8 +248,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         return [.loop(LoopKernel(buffers: bufs, loops: [.int(k)], body: .toReal(idx(0)), output: 0, outputIndex: idx(0)), args: args)]
     case .randomUniform(let salt):
         let out = g.type(n.outputs[0])
-        let total: KExpr = out.scalesWithBatch ? .n * .int(out.staticCount) : .int(out.staticCount)
-        let k = LoopKernel(buffers: bufs, loops: [total], body: .random(salt: salt, at: idx(0)), output: 1, outputIndex: idx(0))
+        let k = LoopKernel(buffers: bufs, loops: [elementCount(out)], body: .random(salt: salt, at: idx(0)), output: 1, outputIndex: idx(0))
         return [.loop(k, args: args)]
     case .scan, .scanGrad:
         return [.scan(scanStep(n, in: g))]

@@ -28,10 +28,9 @@ extension PrimBuilder {
             throw ShapeError(layer: layer, "\(spec.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
         }
         let xs = type(x).shape
-        let (t, f) = (xs[1].factor, xs[2].factor)
         let g = spec.kind.gates * spec.units
-        var proj = try reshape(try p(.matmul(transA: false, transB: false), try reshape(x, [.batch(t), .fixed(f)]), weights[0]),
-                               [.n, .fixed(t), .fixed(g)])
+        var proj = try reshape(try p(.matmul(transA: false, transB: false), try reshape(x, [Dim.product([.n, xs[1]])!, xs[2]]), weights[0]),
+                               [.n, xs[1], .fixed(g)])
         var recurrentBias: Value? = nil
         if spec.useBias {
             var inputBias = weights[2]
@@ -45,19 +44,16 @@ extension PrimBuilder {
                             goBackwards: spec.goBackwards, flipOutput: flipOutput, zeroOutputForMask: spec.zeroOutputForMask,
                             masked: mask != nil, recurrentBias: recurrentBias != nil, records: training, resetAfter: spec.resetAfter)
         let outs = try graph.add(.prim(.scan(cell)), [proj, weights[1]] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
-        var last = outs[1]
-        if spec.zeroOutputForMask && mask != nil {
-            // The last output is zero when the last step is masked: take it from the sequence.
-            let at = flipOutput ? 0 : t - 1
-            last = try reshape(try slice(outs[0], axis: 1, at, 1), [.n, .fixed(spec.units)])
-        }
-        return (outs[0], last)
+        return (outs[0], outs[1])
     }
 
     /// A scan as straight-line primitives, one copy of the cell per step (the unroll pass).
-    /// - Returns: the sequence (N, T, u), final h and final c.
-    mutating func unroll(_ cell: ScanCell, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?) throws -> (Value, Value, Value) {
-        let t = type(proj).shape[1].factor
+    /// - Returns: the sequence (N, T, u), the last output, final h and final c.
+    mutating func unroll(_ cell: ScanCell, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?) throws -> (Value, Value, Value, Value) {
+        guard let t = type(proj).shape[1].fixedValue else {
+            throw ShapeError(layer: layer, "a \(cell.kind.rawValue) over a free number of steps cannot be unrolled (its cell needs the unroll pass: \(cell))",
+                             hint: "give the input a fixed number of steps, or use tanh, sigmoid, hard_sigmoid, relu or linear activations")
+        }
         let u = cell.units, g = cell.gates
         func act(_ a: Activation, _ v: Value) throws -> Value { try activation(a, v) }
         var h = try zeros([.n, .fixed(u)])
@@ -120,7 +116,7 @@ extension PrimBuilder {
             previousOutput = out
             outputs.append(out)
         }
-        return (try stack(cell.flipOutput ? outputs.reversed() : outputs), h, c)
+        return (try stack(cell.flipOutput ? outputs.reversed() : outputs), outputs.last!, h, c)
     }
 
     /// Stacks per-step outputs (N, u) into (N, T, u), in the given order.
@@ -154,10 +150,9 @@ extension PrimBuilder {
         case .timeDistributed(let inner):
             let x = ins[0]
             let xs = type(x).shape
-            let t = xs[1].factor
-            let inside = try reshape(x, [.batch(t)] + Array(xs.dropFirst(2)))
+            let inside = try reshape(x, [Dim.product([.n, xs[1]])!] + Array(xs.dropFirst(2)))
             let y = try lower(inner.op, [inside] + ins.dropFirst(), training: training, salt: &salt)
-            return try reshape(y, [.n, .fixed(t)] + Array(type(y).shape.dropFirst()))
+            return try reshape(y, [.n, xs[1]] + Array(type(y).shape.dropFirst()))
         case .masking(let value):
             return try mul(ins[0], try cast(try maskOf(masking: ins[0], value: value, keepLast: true), .f32))
         default:

@@ -150,9 +150,7 @@ public struct PrimBuilder {
         switch op {
         case let .dense(units, act, useBias):
             let inDim = xt.shape.last!.factor
-            let rows = xt.shape.dropLast().reduce(Dim.fixed(1)) { acc, d in
-                acc.isBatch || d.isBatch ? .batch(acc.factor * d.factor) : .fixed(acc.factor * d.factor)
-            }
+            let rows = Dim.product(Array(xt.shape.dropLast()))!
             let x2 = try reshape(x, [rows, .fixed(inDim)])
             var y = try reshape(try p(.matmul(transA: false, transB: false), x2, ins[1]), Array(xt.shape.dropLast()) + [.fixed(units)])
             if useBias { y = try add(y, ins[2]) }

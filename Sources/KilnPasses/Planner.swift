@@ -40,30 +40,29 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
         last[v] = end
     }
 
-    // First-fit over live intervals, per pool (per-sample and fixed). Values are placed in
-    // order of their first step, so a block whose last step is before the current value's
-    // first can never overlap a later one: the pools hold only the blocks still live.
+    // First-fit over live intervals, per pool (values that scale alike: per row-step, per
+    // row, per step, fixed). Values are placed in order of their first step, so a block whose
+    // last step is before the current value's first can never overlap a later one: the pools
+    // hold only the blocks still live.
     struct Block { var offset: Int; var size: Int; var from: Int; var to: Int }
-    var pools: [Bool: [Block]] = [true: [], false: []]
-    var perSampleTotal = 0, fixedTotal = 0
-    var offsets: [Value: (Bool, Int)] = [:]
+    var pools: [Scale: [Block]] = [:]
+    var totals: [Scale: Int] = [:]
     for v in first.keys.sorted(by: { (first[$0]!, $0.id) < (first[$1]!, $1.id) }) {
         let t = g.type(v)
-        let scaled = t.scalesWithBatch
+        let scale = t.scale
         let size = align(t.staticCount * t.dtype.byteSize)
         let (from, to) = (first[v]!, last[v]!)
-        pools[scaled]!.removeAll { $0.to < from }
-        let busy = pools[scaled]!.sorted { $0.offset < $1.offset }
+        pools[scale, default: []].removeAll { $0.to < from }
+        let busy = pools[scale, default: []].sorted { $0.offset < $1.offset }
         var offset = 0
         for b in busy where offset + size > b.offset && b.offset + b.size > offset { offset = max(offset, b.offset + b.size) }
-        pools[scaled]!.append(Block(offset: offset, size: size, from: from, to: to))
-        offsets[v] = (scaled, offset)
-        if scaled { perSampleTotal = max(perSampleTotal, offset + size) } else { fixedTotal = max(fixedTotal, offset + size) }
+        pools[scale, default: []].append(Block(offset: offset, size: size, from: from, to: to))
+        homes[v] = .arena(scale, offset)
+        totals[scale] = max(totals[scale] ?? 0, offset + size)
     }
-    for (v, (scaled, off)) in offsets { homes[v] = scaled ? .arena(perSample: off, fixed: 0) : .arena(perSample: 0, fixed: off) }
     for (a, r) in alias { homes[a] = homes[r] }
 
-    return Program(name: g.name, graph: g, steps: steps, homes: homes, arenaPerSample: perSampleTotal, arenaFixed: fixedTotal,
+    return Program(name: g.name, graph: g, steps: steps, homes: homes, arena: totals,
                    outputs: g.outputs.map(root), result: result.map(root), metrics: metrics.map(root))
 }
 

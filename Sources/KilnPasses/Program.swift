@@ -46,8 +46,8 @@ public enum Home: Hashable, Sendable {
     case input(Int)
     /// The instance's state block at a byte offset (weights, optimizer slots).
     case state(Int)
-    /// The arena, at perSample * N + fixed bytes (see `Program.arenaFixedBase`).
-    case arena(perSample: Int, fixed: Int)
+    /// The arena: a byte offset within the pool of values that scale the same way (see `Program.arena`).
+    case arena(Scale, Int)
 }
 
 /// A scheduled, planned program: what codegen turns into one entry function.
@@ -56,9 +56,23 @@ public struct Program: Sendable {
     public var graph: Graph
     public var steps: [Step]
     public var homes: [Value: Home]
-    /// Arena bytes per row of N, and fixed bytes (placed after the per-row part).
-    public var arenaPerSample: Int
-    public var arenaFixed: Int
+    /// Arena bytes of each pool per unit of its scale. The pools lie in the order of
+    /// `Program.poolOrder`: per row-step (N·T), per row (N), per step (T), fixed.
+    public var arena: [Scale: Int]
+    public static let poolOrder = [Scale(n: true, t: true), Scale(n: true, t: false), Scale(n: false, t: true), Scale.fixed]
+    public var arenaPerSample: Int { arena[Scale(n: true, t: false)] ?? 0 }
+    public var arenaPerSampleStep: Int { arena[Scale(n: true, t: true)] ?? 0 }
+    public var arenaPerStep: Int { arena[Scale(n: false, t: true)] ?? 0 }
+    public var arenaFixed: Int { arena[.fixed] ?? 0 }
+    /// The arena's size for n rows of t steps.
+    public func arenaBytes(n: Int, t: Int) -> Int {
+        arenaPerSampleStep * n * t + arenaPerSample * n + arenaPerStep * t + arenaFixed
+    }
+    /// A one-line description of the arena's pools.
+    public var arenaDescription: String {
+        Program.poolOrder.filter { (arena[$0] ?? 0) > 0 }.map { "\(arena[$0]!) bytes per \($0 == .fixed ? "call" : $0.description)" }
+            .joined(separator: " + ")
+    }
     /// Values copied to the caller's output arrays at the end (predict).
     public var outputs: [Value]
     /// The scalar returned (the loss of a training step), if any.

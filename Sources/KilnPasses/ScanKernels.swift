@@ -14,8 +14,8 @@ public struct ScanStep: Hashable, Sendable, CustomStringConvertible {
     public var cell: ScanCell
     /// The reverse scan of backprop through time.
     public var backward: Bool
-    /// Time steps T.
-    public var length: Int
+    /// Time steps T (nil: the call's free number of steps).
+    public var length: Int?
     /// The per-step kernel and the values bound to its buffers.
     public var kernel: LoopKernel
     public var args: [Value]
@@ -37,7 +37,7 @@ public struct ScanStep: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        "scan\(backward ? "_grad" : "")<\(cell), T=\(length)>(" + args.map(\.description).joined(separator: ", ")
+        "scan\(backward ? "_grad" : "")<\(cell), T=\(length.map(String.init) ?? "T")>(" + args.map(\.description).joined(separator: ", ")
             + ") product \(c) \(backward ? "+=" : "=") \(a)·\(b)\(backward ? "ᵀ" : ""); step: " + kernel.description
     }
 }
@@ -77,11 +77,12 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     default: fatalError("scanStep: \(n.op) is not a scan")
     }
     precondition(cell.compilable, "scan \(cell) cannot be compiled; the unroll pass must unroll it")
-    let t = g.type(n.inputs[0]).shape[1].factor
+    let time = g.type(n.inputs[0]).shape[1]
+    let t = extent(time)
     let (u, gates) = (cell.units, cell.gates)
     let row = KExpr.index(0), j = KExpr.index(1)
     // Element (n, step, k*u + j) of an (N, T, width) sequence, and (n, k*u + j) of an (N, width) matrix.
-    func seq(_ step: KExpr, _ width: Int, gate k: Int = 0) -> KExpr { (row * .int(t) + step) * .int(width) + .int(k * u) + j }
+    func seq(_ step: KExpr, _ width: Int, gate k: Int = 0) -> KExpr { (row * t + step) * .int(width) + .int(k * u) + j }
     func mat(_ width: Int, gate k: Int = 0) -> KExpr { row * .int(width) + .int(k * u) + j }
     var buffers: [KBuffer] = []
     var args: [Value] = []
@@ -89,22 +90,23 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         buffers.append(KBuffer(g.type(v).dtype, written: written)); args.append(v); return buffers.count - 1
     }
     func at(_ b: Int, _ i: KExpr) -> KExpr { .load(buffer: b, at: i) }
-    // The mask is the scan's last input, and scan_grad's after dSeq, dH, dC, U and [rb].
-    let mask: Value? = cell.masked ? (backward ? n.inputs[4 + (cell.recurrentBias ? 1 : 0)] : n.inputs.last) : nil
+    // The mask is the scan's last input, and scan_grad's after dSeq, dLast, dH, dC, U and [rb].
+    let mask: Value? = cell.masked ? (backward ? n.inputs[5 + (cell.recurrentBias ? 1 : 0)] : n.inputs.last) : nil
     let maskBuf = mask.map { bind($0) }
-    let keep: KExpr? = maskBuf.map { .compare(.ne, at($0, row * .int(t) + .scanStep), .int(0)) }
+    let keep: KExpr? = maskBuf.map { .compare(.ne, at($0, row * t + .scanStep), .int(0)) }
     func masked(_ v: KExpr, else other: KExpr) -> KExpr { keep.map { .select($0, v, other) } ?? v }
     let rAct = { (x: KExpr) in activationExpr(cell.recurrentActivation, x) }
     let act = { (x: KExpr) in activationExpr(cell.activation, x) }
     var stores: [KStore] = []
 
     if !backward {
-        // Inputs proj, U, [rb], [mask]; outputs seq, h, c, scratch, [gates, aux, hprev].
+        // Inputs proj, U, [rb], [mask]; outputs seq, last, h, c, scratch, [gates, aux, hprev].
         let proj = bind(n.inputs[0])
         let rb = cell.recurrentBias ? bind(n.inputs[2]) : nil
-        let (seqOut, hOut, cOut, scratch) = (n.outputs[0], n.outputs[1], n.outputs[2], n.outputs[3])
-        let (sb, hb, cb, rbuf) = (bind(seqOut, written: true), bind(hOut, written: true), bind(cOut, written: true), bind(scratch))
-        let rec = cell.records ? (bind(n.outputs[4], written: true), bind(n.outputs[5], written: true), bind(n.outputs[6], written: true)) : nil
+        let (seqOut, lastOut, hOut, cOut, scratch) = (n.outputs[0], n.outputs[1], n.outputs[2], n.outputs[3], n.outputs[4])
+        let (sb, lb) = (bind(seqOut, written: true), bind(lastOut, written: true))
+        let (hb, cb, rbuf) = (bind(hOut, written: true), bind(cOut, written: true), bind(scratch))
+        let rec = cell.records ? (bind(n.outputs[5], written: true), bind(n.outputs[6], written: true), bind(n.outputs[7], written: true)) : nil
         func x(_ k: Int) -> KExpr { at(proj, seq(.scanStep, gates, gate: k)) }
         func r(_ k: Int) -> KExpr {
             let v = at(rbuf, mat(gates, gate: k))
@@ -138,6 +140,8 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         stores.append(KStore(hb, mat(u), hKept))
         let out = cell.zeroOutputForMask ? masked(hNew, else: .real(0)) : hKept
         stores.append(KStore(sb, seq(.scanOutput, u), out))
+        // Each step's output overwrites the last one: what stays is the last step's.
+        stores.append(KStore(lb, mat(u), out))
         if let (gb, ab, pb) = rec {
             for (k, v) in gateValues.enumerated() { stores.append(KStore(gb, seq(.scanStep, gates, gate: k), v)) }
             if let aux { stores.append(KStore(ab, seq(.scanStep, u), aux)) }
@@ -146,19 +150,22 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         let first = stores.removeFirst()
         var k = LoopKernel(buffers: buffers, loops: [.n, .int(u)], body: first.value, output: first.buffer, outputIndex: first.index)
         k.extraStores = stores
-        return ScanStep(cell: cell, backward: false, length: t, kernel: k, args: args, mask: mask,
+        return ScanStep(cell: cell, backward: false, length: time.fixedValue, kernel: k, args: args, mask: mask,
                         a: hOut, b: n.inputs[1], c: scratch, carries: [hOut, cOut], initial: [nil, nil])
     }
 
-    // Inputs dSeq, dH, dC, U, [rb], [mask], gates, aux, hprev; outputs dProj, dInner, dh, dc.
-    let base = 4 + (cell.recurrentBias ? 1 : 0) + (cell.masked ? 1 : 0)
-    let dSeq = bind(n.inputs[0])
+    // Inputs dSeq, dLast, dH, dC, U, [rb], [mask], gates, aux, hprev; outputs dProj, dInner, dh, dc.
+    let base = 5 + (cell.recurrentBias ? 1 : 0) + (cell.masked ? 1 : 0)
+    let dSeq = bind(n.inputs[0]), dLast = bind(n.inputs[1])
     let (gb, ab, pb) = (bind(n.inputs[base]), bind(n.inputs[base + 1]), bind(n.inputs[base + 2]))
     let dProj = bind(n.outputs[0], written: true)
     let dInner = cell.kind == .gru ? bind(n.outputs[1], written: true) : nil
     let (dhb, dcb) = (bind(n.outputs[2], written: true), bind(n.outputs[3], written: true))
     func gate(_ k: Int) -> KExpr { at(gb, seq(.scanStep, gates, gate: k)) }
-    let dSeqAt = at(dSeq, seq(.scanOutput, u))
+    // The last output is the output of the last processing step (position 0 when flipped).
+    let lastPosition: KExpr = cell.flipOutput ? .int(0) : t - .int(1)
+    let dSeqAt = KExpr.binary(.add, at(dSeq, seq(.scanOutput, u)),
+                              .guardedLoad(buffer: dLast, at: mat(u), valid: .compare(.eq, .scanOutput, lastPosition), otherwise: 0))
     let dH = KExpr.binary(.add, at(dhb, mat(u)), cell.zeroOutputForMask ? masked(dSeqAt, else: .real(0)) : dSeqAt)
     let zero = KExpr.real(0)
     func mul(_ a: KExpr, _ b: KExpr) -> KExpr { .binary(.mul, a, b) }
@@ -193,7 +200,7 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     let first = stores.removeFirst()
     var k = LoopKernel(buffers: buffers, loops: [.n, .int(u)], body: first.value, output: first.buffer, outputIndex: first.index)
     k.extraStores = stores
-    return ScanStep(cell: cell, backward: true, length: t, kernel: k, args: args, mask: mask,
-                    a: n.outputs[dInner == nil ? 0 : 1], b: n.inputs[3], c: n.outputs[2], carries: [n.outputs[2], n.outputs[3]],
-                    initial: [n.inputs[1], n.inputs[2]])
+    return ScanStep(cell: cell, backward: true, length: time.fixedValue, kernel: k, args: args, mask: mask,
+                    a: n.outputs[dInner == nil ? 0 : 1], b: n.inputs[4], c: n.outputs[2], carries: [n.outputs[2], n.outputs[3]],
+                    initial: [n.inputs[2], n.inputs[3]])
 }

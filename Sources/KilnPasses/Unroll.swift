@@ -24,11 +24,11 @@ public func unrollScans(_ policy: UnrollPolicy) -> Pass {
             guard case .prim(.scan(let cell)) = n.op, unrolls(cell, policy) else { return try r.copy(n) }
             var b = PrimBuilder(graph: r.new, layer: n.layer)
             let ins = n.inputs.map { r[$0] }
-            let (seq, h, c) = try b.unroll(cell, proj: ins[0], recurrent: ins[1], recurrentBias: cell.recurrentBias ? ins[2] : nil,
-                                           mask: cell.masked ? ins.last : nil)
+            let (seq, last, h, c) = try b.unroll(cell, proj: ins[0], recurrent: ins[1], recurrentBias: cell.recurrentBias ? ins[2] : nil,
+                                                 mask: cell.masked ? ins.last : nil)
             // The scratch and the records are used by nothing before autodiff.
-            var outs = [seq, h, c]
-            for o in n.outputs.dropFirst(3) { outs.append(try b.zeros(g.type(o).shape)) }
+            var outs = [seq, last, h, c]
+            for o in n.outputs.dropFirst(4) { outs.append(try b.zeros(g.type(o).shape)) }
             r.new = b.graph
             return outs
         }

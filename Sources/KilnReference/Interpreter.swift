@@ -29,16 +29,17 @@ public enum Interpreter {
     /// Returns every value; a parameter written by an `assign` holds, in the
     /// returned map, the value assigned to it (its state after the step).
     /// Use `evaluate` to see the old and new parameter values separately.
-    public static func run(_ g: Graph, inputs: [[Double]], params: [[Double]]? = nil, n: Int,
+    public static func run(_ g: Graph, inputs: [[Double]], params: [[Double]]? = nil, n: Int, steps: Int = 1,
                            iteration: Int = 1, seed: UInt64 = 0) throws -> [Value: [Double]] {
-        let r = try evaluate(g, inputs: inputs, params: params, n: n, iteration: iteration, seed: seed)
+        let r = try evaluate(g, inputs: inputs, params: params, n: n, steps: steps, iteration: iteration, seed: seed)
         var values = r.values
         for (p, v) in r.assigned { values[p] = v }
         return values
     }
 
     /// Runs g and returns the values and the assignments separately.
-    public static func evaluate(_ g: Graph, inputs: [[Double]], params: [[Double]]? = nil, n: Int,
+    /// - Parameter steps: the free number of time steps T, for graphs that have one.
+    public static func evaluate(_ g: Graph, inputs: [[Double]], params: [[Double]]? = nil, n: Int, steps: Int = 1,
                                 iteration: Int = 1, seed: UInt64 = 0) throws -> Result {
         _ = seed
         var env: [Value: [Double]] = [:]
@@ -47,7 +48,7 @@ public enum Interpreter {
             throw InterpreterError("graph \(g.name) has \(g.inputs.count) inputs, got \(inputs.count)")
         }
         for (k, v) in g.inputs.enumerated() {
-            let want = g.type(v).count(n: n)
+            let want = g.type(v).count(n: n, t: steps)
             guard inputs[k].count == want else {
                 throw InterpreterError("input \(k) (\(g.inputNames[k])) needs \(want) values, got \(inputs[k].count)")
             }
@@ -70,10 +71,10 @@ public enum Interpreter {
             var ins: [Tensor] = []
             for v in node.inputs {
                 guard let d = env[v] else { throw InterpreterError("\(v) used before it is defined (\(node.layer))") }
-                ins.append(Tensor(dims(g.type(v), n), d))
+                ins.append(Tensor(dims(g.type(v), n, steps), d))
             }
-            let outDims = node.outputs.map { dims(g.type($0), n) }
-            let ctx = Context(n: n, iteration: iteration)
+            let outDims = node.outputs.map { dims(g.type($0), n, steps) }
+            let ctx = Context(n: n, steps: steps, iteration: iteration)
             if case .assign = op {
                 assigned[node.inputs[0]] = ins[1].data
                 continue
@@ -101,14 +102,15 @@ public enum Interpreter {
         return Result(values: env, assigned: assigned)
     }
 
-    /// Concrete dimensions of a type for a batch of n rows.
-    public static func dims(_ t: TensorType, _ n: Int) -> [Int] {
-        t.shape.map { $0.isBatch ? $0.factor * n : $0.factor }
+    /// Concrete dimensions of a type for a batch of n rows of t steps.
+    public static func dims(_ t: TensorType, _ n: Int, _ steps: Int = 1) -> [Int] {
+        t.shape.map { $0.size(n: n, t: steps) }
     }
 }
 
 struct Context {
     var n: Int
+    var steps: Int = 1
     var iteration: Int
 }
 
@@ -225,6 +227,7 @@ func evalFused(_ e: FusedExpr, _ args: [Double], _ ctx: Context) -> Double {
     case .arg(let k): return args[k]
     case .const(let c): return Double(c)
     case .batchSize: return Double(ctx.n)
+    case .stepCount: return Double(ctx.steps)
     case .iteration: return Double(ctx.iteration)
     case let .unary(u, a): return applyUnary(u, evalFused(a, args, ctx))
     case let .binary(o, a, b): return applyBinary(o, evalFused(a, args, ctx), evalFused(b, args, ctx))

@@ -18,6 +18,8 @@ func evalPrim(_ op: PrimOp, _ ins: [Tensor], _ outDims: [Int], _ ctx: Context) t
         return [Double(c)]
     case .batchSize:
         return [Double(ctx.n)]
+    case .stepCount:
+        return [Double(ctx.steps)]
     case .iteration:
         return [Double(ctx.iteration)]
     case .iota(let k):

@@ -29,6 +29,7 @@ func evalScan(_ cell: ScanCell, _ ins: [Tensor], n: Int) throws -> [[Double]] {
     var h = [Double](repeating: 0, count: n * u), c = h
     var gatesRec = [Double](repeating: 0, count: n * t * g), aux = [Double](repeating: 0, count: n * t * u)
     var hPrev = aux
+    var last = [Double](repeating: 0, count: n * u)
     for s in 0..<t {
         let step = cell.goBackwards ? t - 1 - s : s
         let out = cell.flipOutput ? t - 1 - s : s
@@ -67,10 +68,11 @@ func evalScan(_ cell: ScanCell, _ ins: [Tensor], n: Int) throws -> [[Double]] {
                 if keep { h[r * u + j] = hNew; c[r * u + j] = cNew }
                 if cell.kind == .lstm { aux[(r * t + step) * u + j] = c[r * u + j] }
                 sequence[(r * t + out) * u + j] = keep || !cell.zeroOutputForMask ? h[r * u + j] : 0
+                last[r * u + j] = sequence[(r * t + out) * u + j]
             }
         }
     }
-    var outs = [sequence, h, c, [Double](repeating: 0, count: n * g)]
+    var outs = [sequence, last, h, c, [Double](repeating: 0, count: n * g)]
     if cell.records { outs += [gatesRec, aux, hPrev] }
     return outs
 }

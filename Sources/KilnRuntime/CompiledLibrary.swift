@@ -38,6 +38,12 @@ public struct TensorSpec: Sendable, Equatable {
         return rest.contains(where: { $0 < 0 }) ? nil : rest.reduce(1, *)
     }
 
+    /// Elements per row when the free dimensions after the first have `steps` entries.
+    public func rowElements(steps: Int) -> Int { shape.dropFirst().reduce(1) { $0 * ($1 < 0 ? steps : $1) } }
+
+    /// Whether axis 1 is a free number of time steps.
+    public var hasFreeSteps: Bool { shape.count > 1 && shape[1] < 0 }
+
     /// The shape as Python prints it, e.g. (-1, 28, 28, 1).
     public var shapeText: String { formatShape(shape) }
 }
@@ -74,13 +80,16 @@ enum ABI {
         static let abiVersion = 0, name = 8, numInputs = 16, numOutputs = 20, numWeights = 24
         static let inputs = 32, outputs = 40, targets = 48, weights = 56, stateBytes = 64, initState = 72
         static let predict = 112, train = 120, evaluate = 128, loss = 136, optimizer = 144
-        static let numMetrics = 152, metricNames = 160, initStateBytes = 168, size = 176
+        static let numMetrics = 152, metricNames = 160, initStateBytes = 168, freeSteps = 176
+        static let predictArenaPerRowStep = 184, predictArenaPerStep = 192, trainArenaPerRowStep = 200, trainArenaPerStep = 208
+        static let size = 216
     }
     enum API {          // kiln_api
         static let abiVersion = 0, structSize = 4, desc = 8, create = 16, destroy = 24, predict = 32
         static let reserve = 40, trainStep = 48, evaluate = 56, numWeights = 64, getWeight = 72
         static let setWeight = 80, saveWeights = 88, loadWeights = 96, setSeed = 104, iterations = 112
-        static let lastError = 120, lastMetrics = 128, size = 136
+        static let lastError = 120, lastMetrics = 128, predictSteps = 136, trainStepSteps = 144, evaluateSteps = 152
+        static let size = 160
     }
 }
 
@@ -101,11 +110,14 @@ struct RuntimeFunctions {
     typealias SetSeed = @convention(c) (OpaquePointer?, UInt64) -> Void
     typealias LastError = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>?
     typealias LastMetrics = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Float>?, Int32) -> Int32
+    typealias PredictSteps = @convention(c) (OpaquePointer?, IOPointers?, OutPointers?, Int64, Int64) -> Int32
+    typealias StepSteps = @convention(c) (OpaquePointer?, IOPointers?, IOPointers?, Int64, Int64, UnsafeMutablePointer<Float>?) -> Int32
 
     var create: Create, destroy: Destroy, predict: Predict, reserve: Reserve
     var trainStep: Step, evaluate: Step, numWeights: Count, getWeight: GetWeight, setWeight: SetWeight
     var saveWeights: PathFn, loadWeights: PathFn, setSeed: SetSeed, iterations: Count, lastError: LastError
     var lastMetrics: LastMetrics?
+    var predictSteps: PredictSteps, trainStepSteps: StepSteps, evaluateSteps: StepSteps
 
     /// nil when a slot of the table is empty.
     init?(api: UnsafeRawPointer) {
@@ -120,8 +132,12 @@ struct RuntimeFunctions {
               let numWeights = fn(A.numWeights, Count.self), let getWeight = fn(A.getWeight, GetWeight.self),
               let setWeight = fn(A.setWeight, SetWeight.self), let saveWeights = fn(A.saveWeights, PathFn.self),
               let loadWeights = fn(A.loadWeights, PathFn.self), let setSeed = fn(A.setSeed, SetSeed.self),
-              let iterations = fn(A.iterations, Count.self), let lastError = fn(A.lastError, LastError.self)
+              let iterations = fn(A.iterations, Count.self), let lastError = fn(A.lastError, LastError.self),
+              api.load(fromByteOffset: A.structSize, as: Int32.self) >= Int32(A.size),
+              let predictSteps = fn(A.predictSteps, PredictSteps.self), let trainStepSteps = fn(A.trainStepSteps, StepSteps.self),
+              let evaluateSteps = fn(A.evaluateSteps, StepSteps.self)
         else { return nil }
+        self.predictSteps = predictSteps; self.trainStepSteps = trainStepSteps; self.evaluateSteps = evaluateSteps
         self.create = create; self.destroy = destroy; self.predict = predict; self.reserve = reserve
         self.trainStep = trainStep; self.evaluate = evaluate; self.numWeights = numWeights
         self.getWeight = getWeight; self.setWeight = setWeight; self.saveWeights = saveWeights
@@ -150,6 +166,8 @@ struct Prepared {
     var data: PreparedData
     var rows: Int
     var rowElements: Int
+    /// The length of axis 1 when the spec leaves it free (a sequence of any length).
+    var steps: Int? = nil
 }
 
 /// Calls body with raw pointers to every array at once.
@@ -315,13 +333,14 @@ public final class CompiledLibrary {
             throw KilnRuntimeError("\(what) expects shape \(spec.shapeText), found \(formatShape(t.shape)).")
         }
         let rowElements = have.reduce(1, *)
+        let steps = spec.hasFreeSteps && exact ? have[0] : nil
         switch (spec.dtype, t.dtype) {
         case (.float32, .float32):
-            return Prepared(data: .floats(t.floats), rows: rows, rowElements: rowElements)
+            return Prepared(data: .floats(t.floats), rows: rows, rowElements: rowElements, steps: steps)
         case (.float32, .int32):
-            return Prepared(data: .floats(t.ints.map { Float($0) }), rows: rows, rowElements: rowElements)
+            return Prepared(data: .floats(t.ints.map { Float($0) }), rows: rows, rowElements: rowElements, steps: steps)
         case (.int32, .int32):
-            return Prepared(data: .ints(t.ints), rows: rows, rowElements: rowElements)
+            return Prepared(data: .ints(t.ints), rows: rows, rowElements: rowElements, steps: steps)
         case (.int32, .float32):
             var ints = [Int32]()
             ints.reserveCapacity(t.count)
@@ -331,8 +350,22 @@ public final class CompiledLibrary {
                 }
                 ints.append(Int32(v))
             }
-            return Prepared(data: .ints(ints), rows: rows, rowElements: rowElements)
+            return Prepared(data: .ints(ints), rows: rows, rowElements: rowElements, steps: steps)
         }
+    }
+
+    /// The number of time steps of a call: the length of every free axis 1, which must agree
+    /// (0 for a model without one).
+    func steps(_ lists: [Prepared]...) throws -> Int {
+        var found: Int? = nil
+        for p in lists.joined() {
+            guard let s = p.steps else { continue }
+            if let f = found, f != s {
+                throw KilnRuntimeError("model '\(name)' got sequences of \(f) and \(s) time steps in one call; every input and target needs the same length.")
+            }
+            found = s
+        }
+        return found ?? 0
     }
 
     /// Validates a list of tensors against specs; all must have the same rows.
@@ -359,12 +392,8 @@ public final class CompiledLibrary {
     public func predict(_ inputs: [HostTensor], batchSize: Int = 256) throws -> [HostTensor] {
         guard batchSize >= 1 else { throw KilnRuntimeError("the batch size must be at least 1 (got \(batchSize)).") }
         let (prepared, rows) = try prepareAll(inputs, self.inputs, role: "input", plural: "inputs")
-        let outElems: [Int] = try outputs.map { o in
-            guard let e = o.rowElements else {
-                throw KilnRuntimeError("output '\(o.name)' has shape \(o.shapeText) with a free dimension besides the batch, so its size is not known before running.")
-            }
-            return e
-        }
+        let steps = try self.steps(prepared)
+        let outElems = outputs.map { $0.rowElements(steps: steps) }
         let chunk = min(batchSize, max(rows, 1))
         try check(fns.reserve(instance, Int64(chunk)))
         let buffers = outElems.map { UnsafeMutableRawPointer.allocate(byteCount: max(4 * $0 * rows, 4), alignment: 64) }
@@ -377,12 +406,12 @@ public final class CompiledLibrary {
                 let n = min(chunk, rows - done)
                 for i in ins.indices { inPtrs[i] = ins[i] + 4 * done * prepared[i].rowElements }
                 for j in buffers.indices { outPtrs[j] = buffers[j] + 4 * done * outElems[j] }
-                try check(fns.predict(instance, inPtrs, outPtrs, Int64(n)))
+                try check(fns.predictSteps(instance, inPtrs, outPtrs, Int64(n), Int64(steps)))
                 done += n
             }
         }
         return outputs.indices.map { j in
-            let shape = [rows] + outputs[j].shape.dropFirst()
+            let shape = [rows] + outputs[j].shape.dropFirst().map { $0 < 0 ? steps : $0 }
             let count = rows * outElems[j]
             switch outputs[j].dtype {
             case .float32:
@@ -424,7 +453,8 @@ public final class CompiledLibrary {
         try withRawPointers(x) { xs in
             try withRawPointers(y) { ys in
                 let xp = xs.map { Optional($0) }, yp = ys.map { Optional($0) }
-                try check((update ? fns.trainStep : fns.evaluate)(instance, xp, yp, Int64(rows), &loss))
+                let steps = try self.steps(x, y)
+                try check((update ? fns.trainStepSteps : fns.evaluateSteps)(instance, xp, yp, Int64(rows), Int64(steps), &loss))
             }
         }
         return loss

@@ -113,8 +113,8 @@ func gather(_ p: Prepared, _ range: Range<Int>, _ idx: [Int]?) -> Prepared {
         return out
     }
     switch p.data {
-    case .floats(let a): return Prepared(data: .floats(pick(a)), rows: range.count, rowElements: e)
-    case .ints(let a): return Prepared(data: .ints(pick(a)), rows: range.count, rowElements: e)
+    case .floats(let a): return Prepared(data: .floats(pick(a)), rows: range.count, rowElements: e, steps: p.steps)
+    case .ints(let a): return Prepared(data: .ints(pick(a)), rows: range.count, rowElements: e, steps: p.steps)
     }
 }
 

@@ -22,7 +22,8 @@ final class LibraryGlueTests: XCTestCase {
 
     const float SYM(__init_state)[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.01f, -0.02f};
 
-    void SYM(__predict)(float *arena, float *state, const void *const *inputs, void *const *outputs, int64_t n) {
+    void SYM(__predict)(float *arena, float *state, const void *const *inputs, void *const *outputs, int64_t n, int64_t steps) {
+        (void)steps;
         const float *x = inputs[0], *W = state, *b = state + 6;
         float *y = outputs[0];
         (void)arena;

@@ -30,7 +30,8 @@ enum FakeModel {
     __attribute__((visibility("default"))) int64_t SYM(_probe_last_iteration) = -1;
     __attribute__((visibility("default"))) uint64_t SYM(_probe_last_seed) = 0;
 
-    void SYM(__predict)(float *arena, float *state, const void *const *inputs, void *const *outputs, int64_t n) {
+    void SYM(__predict)(float *arena, float *state, const void *const *inputs, void *const *outputs, int64_t n, int64_t steps) {
+        (void)steps;
         const float *x = inputs[0], *W = state, *b = state + 6;
         float *y = outputs[0];
         if (n > SYM(_probe_max_predict_rows)) SYM(_probe_max_predict_rows) = n;
@@ -91,7 +92,7 @@ enum FakeModel {
     #include "kiln_runtime.h"
 
     KILN_HIDDEN extern void fake__predict(float *arena, float *state, const void *const *inputs,
-                                          void *const *outputs, int64_t n);
+                                          void *const *outputs, int64_t n, int64_t steps);
     #ifndef FAKE_NO_TRAIN
     KILN_HIDDEN extern float fake__train(float *arena, float *state, const void *const *inputs,
                                          int64_t n, const kiln_step_info *info);
@@ -171,12 +172,15 @@ enum FakeModel {
         P(kiln_model_desc, outputs); P(kiln_model_desc, targets); P(kiln_model_desc, weights);
         P(kiln_model_desc, state_bytes); P(kiln_model_desc, init_state); P(kiln_model_desc, predict);
         P(kiln_model_desc, train); P(kiln_model_desc, evaluate); P(kiln_model_desc, loss);
-        P(kiln_model_desc, optimizer); P(kiln_model_desc, init_state_bytes); S(kiln_model_desc);
+        P(kiln_model_desc, optimizer); P(kiln_model_desc, init_state_bytes); P(kiln_model_desc, free_steps);
+        P(kiln_model_desc, predict_arena_per_row_step); P(kiln_model_desc, predict_arena_per_step);
+        P(kiln_model_desc, train_arena_per_row_step); P(kiln_model_desc, train_arena_per_step); S(kiln_model_desc);
         P(kiln_api, abi_version); P(kiln_api, struct_size); P(kiln_api, desc); P(kiln_api, create);
         P(kiln_api, destroy); P(kiln_api, predict); P(kiln_api, reserve); P(kiln_api, train_step);
         P(kiln_api, evaluate); P(kiln_api, num_weights); P(kiln_api, get_weight); P(kiln_api, set_weight);
         P(kiln_api, save_weights); P(kiln_api, load_weights); P(kiln_api, set_seed);
-        P(kiln_api, iterations); P(kiln_api, last_error); S(kiln_api);
+        P(kiln_api, iterations); P(kiln_api, last_error); P(kiln_api, last_metrics); P(kiln_api, predict_steps);
+        P(kiln_api, train_step_steps); P(kiln_api, evaluate_steps); S(kiln_api);
         return 0;
     }
     """#
