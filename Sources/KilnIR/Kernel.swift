@@ -184,6 +184,11 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
     /// Further stores at each parallel point (kernels without reduction loops): every value
     /// is computed before any store, so a buffer may be read and written at the same element.
     public var extraStores: [KStore] = []
+    /// Adds the value to the output element instead of storing it (`output[outputIndex] += value`),
+    /// in loop order: the output is read as well as written, and a step that zeroes it must come
+    /// first. Several points may hit the same element (a scatter): the adds happen in loop order
+    /// (LLVM vectorizes a loop only where it can tell its adds apart).
+    public var accumulate = false
 
     public init(buffers: [KBuffer], loops: [KExpr], reduceLoops: [KExpr] = [], reduceOp: KReduce = .sum,
                 body: KExpr, epilogue: KExpr? = nil, output: Int, outputIndex: KExpr) {
@@ -196,7 +201,7 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
         if !reduceLoops.isEmpty {
             s += " \(reduceOp.rawValue) " + reduceLoops.enumerated().map { "i\($0 + loops.count)<\($1)" }.joined(separator: ", ")
         }
-        s += ": b\(output)[\(outputIndex)] = \(body)"
+        s += ": b\(output)[\(outputIndex)] \(accumulate ? "+=" : "=") \(body)"
         if let epilogue { s += " then \(epilogue)" }
         for st in extraStores { s += "; b\(st.buffer)[\(st.index)] = \(st.value)" }
         return s
