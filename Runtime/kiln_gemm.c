@@ -46,6 +46,9 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
 NN_BLOCK(6, 2) NN_BLOCK(5, 2) NN_BLOCK(4, 2) NN_BLOCK(3, 2) NN_BLOCK(2, 2) NN_BLOCK(1, 2)
 NN_BLOCK(4, 1) NN_BLOCK(1, 1)
 
+static void gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar, int64_t ak, const float *B,
+                    int64_t ldb, float *C, int64_t ldc, int acc);
+
 static void gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar, int64_t ak, const float *B,
                     int64_t ldb, float *C, int64_t ldc, int acc) {
     int64_t n = 0;
@@ -67,6 +70,17 @@ static void gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar,
         int64_t m = 0;
         for (; m + 4 <= M; m += 4) nn_4x1(K, A + m * ar, ar, ak, B + n, ldb, C + m * ldc + n, ldc, acc);
         for (; m < M; m++) nn_1x1(K, A + m * ar, ar, ak, B + n, ldb, C + m * ldc + n, ldc, acc);
+    }
+    if (n == N) return;
+    int64_t tail = N - n;
+    if (ak == 1 && tail * K <= KILN_GEMM_STACK_FLOATS) {
+        /* The last columns (fewer than 16: a narrow output layer) as dot products along k over
+         * their transposed copy, which vectorize where a column loop cannot. */
+        float bt[tail * K];
+        for (int64_t j = 0; j < tail; j++)
+            for (int64_t k = 0; k < K; k++) bt[j * K + k] = B[k * ldb + n + j];
+        gemm_nt(M, tail, K, A, ar, 1, bt, K, C + n, ldc, acc);
+        return;
     }
     for (; n < N; n++)
         for (int64_t m = 0; m < M; m++) {
