@@ -60,7 +60,9 @@ func gradient(_ n: Node, _ dy: Value, _ b: inout PrimBuilder) throws -> [Value?]
         case .reciprocal: d = try b.unary(.neg, try b.mul(dy, try b.unary(.square, y)))
         case .tanh: d = try b.mul(dy, try b.sub(try b.const(1), try b.unary(.square, y)))
         case .sigmoid: d = try b.mul(dy, try b.mul(y, try b.sub(try b.const(1), y)))
-        case .relu: d = try b.mul(dy, try b.unary(.step, x))
+        // From the output (y > 0 exactly where x > 0): the input then has one use, and fusion can
+        // fold a bias add and the relu into one loop.
+        case .relu: d = try b.mul(dy, try b.unary(.step, y))
         case .erf:
             let e = try b.unary(.exp, try b.unary(.neg, try b.unary(.square, x)))
             d = try b.mul(dy, try b.mul(e, Float(2 / Double.pi.squareRoot())))
