@@ -4,7 +4,7 @@
 set -uo pipefail
 kiln=${1:-.build/debug/kiln}
 out=${2:-out}
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 status=0
 
 log=$(mktemp)
@@ -14,8 +14,10 @@ line=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail
 n=$(echo "$line" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/')
 f=$(echo "$line" | sed -E 's/.*with ([0-9]+) failures?.*/\1/')
 if [ -z "$line" ]; then n=0; f=1; fi
+# XCTest: "Executed N tests, with K tests skipped and F failures": a skip is neither a pass nor a failure.
+k=$(echo "$line" | sed -nE 's/.*with ([0-9]+) tests? skipped.*/\1/p'); k=${k:-0}
 [ "$rc" -ne 0 ] && [ "$f" = 0 ] && f=1
-passed=$((passed + n - f)); failed=$((failed + f))
+passed=$((passed + n - f - k)); failed=$((failed + f)); skipped=$((skipped + k))
 [ "$rc" -ne 0 ] && status=1
 
 python3 Tests/run_conformance.py --kiln "$kiln" 2>&1 | tee "$log"
@@ -30,5 +32,5 @@ rm -f "$log"
 
 echo
 echo "unit tests, conformance cases and samples together:"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 exit $status

@@ -122,17 +122,19 @@ func bits(_ ts: [HostTensor]) -> [[UInt32]] { ts.map { bits($0.floats) } }
 
 /// The most recently built `kiln` among the package's build directories (skips the test if none).
 func kilnBinary() throws -> String {
-    let fm = FileManager.default
-    let dirs = (try? fm.contentsOfDirectory(atPath: packageRoot.path)) ?? []
-    var best: (String, Date)? = nil
-    for d in dirs where d.hasPrefix(".build") {
-        let p = packageRoot.appendingPathComponent(d).appendingPathComponent("debug/kiln").path
-        guard fm.isExecutableFile(atPath: p),
-              let date = (try? fm.attributesOfItem(atPath: p))?[.modificationDate] as? Date else { continue }
-        if best == nil || date > best!.1 { best = (p, date) }
+    // The kiln built with these tests: beside the test bundle, in the same build folder
+    // (`swift build --build-tests` builds both). Missing means a broken build: fail, never skip.
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for dir in [bundle, bundle.deletingLastPathComponent()] {
+        let p = dir.appendingPathComponent("kiln").path
+        if FileManager.default.isExecutableFile(atPath: p) { return p }
     }
-    guard let b = best else { throw XCTSkip("no built kiln binary under \(packageRoot.path)/.build*/debug/") }
-    return b.0
+    throw TestSupportError("no kiln binary beside the test bundle in \(bundle.path); build it with `swift build --build-tests`")
+}
+
+struct TestSupportError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
 }
 
 /// Runs a program and returns its exit status and output.
