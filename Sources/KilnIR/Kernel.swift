@@ -110,6 +110,11 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
     public var outputIndex: KExpr
     /// The output buffer may also be an input (an in-place update): buffers may alias.
     public var inPlace = false
+    /// Adds the value to the output element instead of storing it (`output[outputIndex] += value`),
+    /// in loop order: the output is read as well as written, and a step that zeroes it must come
+    /// first. Several points may hit the same element (a scatter): the adds happen in loop order
+    /// (LLVM vectorizes a loop only where it can tell its adds apart).
+    public var accumulate = false
 
     public init(buffers: [KBuffer], loops: [KExpr], reduceLoops: [KExpr] = [], reduceOp: KReduce = .sum,
                 body: KExpr, epilogue: KExpr? = nil, output: Int, outputIndex: KExpr) {
@@ -122,7 +127,7 @@ public struct LoopKernel: Hashable, Sendable, CustomStringConvertible {
         if !reduceLoops.isEmpty {
             s += " \(reduceOp.rawValue) " + reduceLoops.enumerated().map { "i\($0 + loops.count)<\($1)" }.joined(separator: ", ")
         }
-        s += ": b\(output)[\(outputIndex)] = \(body)"
+        s += ": b\(output)[\(outputIndex)] \(accumulate ? "+=" : "=") \(body)"
         if let epilogue { s += " then \(epilogue)" }
         return s
     }

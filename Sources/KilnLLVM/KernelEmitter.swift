@@ -113,7 +113,10 @@ struct KernelEmitter {
         let idx = emitInt(kernel.outputIndex)
         let ty = elementType(kernel.buffers[out].dtype)
         let p = m.gep(buffers[out], ty, idx)
-        LLVMBuildStore(m.b, v, p)
+        guard kernel.accumulate else { LLVMBuildStore(m.b, v, p); return }
+        let old = LLVMBuildLoad2(m.b, ty, p, "")!
+        let sum = kernel.buffers[out].dtype == .f32 ? LLVMBuildFAdd(m.b, old, v, "")! : LLVMBuildAdd(m.b, old, v, "")!
+        LLVMBuildStore(m.b, sum, p)
     }
 
     func elementType(_ t: DType) -> LLVMTypeRef {

@@ -198,15 +198,19 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
                            output: 2, outputIndex: linearIndex(out.shape, (0..<(r + 1)).map(idx)))
         return [.loop(k, args: args)]
     case .scatterAdd(let rows):
-        // out[r, d] = sum_p [ids[p] == r] * dy[p, d]
+        // out = 0, then out[ids[p], d] += dy[p, d] for each position p in order: O(ids * D), and
+        // repeated ids add up in position order. An id outside [0, rows) (gather gave zeros there)
+        // adds +0 to row 0 instead, which changes nothing: a sum that starts at +0 is never -0.
         let (ids, dy) = (ins[0], ins[1])
         let d = dy.shape.last!.factor
         let p: KExpr = ids.scalesWithBatch ? .n * .int(ids.staticCount) : .int(ids.staticCount)
-        let hit = KExpr.compare(.eq, .load(buffer: 0, at: idx(2)), idx(0))
-        let k = LoopKernel(buffers: bufs, loops: [.int(rows), .int(d)], reduceLoops: [p],
-                           body: .select(hit, .load(buffer: 1, at: idx(2) * .int(d) + idx(1)), .real(0)),
-                           output: 2, outputIndex: idx(0) * .int(d) + idx(1))
-        return [.loop(k, args: args)]
+        let id = KExpr.load(buffer: 0, at: idx(0))
+        let valid = KExpr.and(.compare(.ge, id, .int(0)), .compare(.lt, id, .int(rows)))
+        var k = LoopKernel(buffers: bufs, loops: [p, .int(d)],
+                           body: .select(valid, .load(buffer: 1, at: idx(0) * .int(d) + idx(1)), .real(0)),
+                           output: 2, outputIndex: .select(valid, id, .int(0)) * .int(d) + idx(1))
+        k.accumulate = true
+        return [.zero(n.outputs[0]), .loop(k, args: args)]
     case .concat(let axis):
         let out = g.type(n.outputs[0])
         var steps: [Step] = []

@@ -21,7 +21,9 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
     /// Values the step reads and writes.
     public var reads: [Value] {
         switch self {
-        case let .loop(k, args): return zip(k.buffers, args).filter { !$0.0.written }.map(\.1)
+        case let .loop(k, args):
+            // An accumulating kernel reads its output too.
+            return zip(k.buffers, args).filter { !$0.0.written }.map(\.1) + (k.accumulate ? [args[k.output]] : [])
         case let .gemm(a, b, _, _, _, _, _, _): return [a, b]
         case .zero: return []
         }

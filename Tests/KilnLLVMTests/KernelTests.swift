@@ -388,6 +388,49 @@ final class KernelTests: XCTestCase {
         })
     }
 
+    /// The Embedding gradient (scatter-add into the table), through one SGD step of
+    /// Embedding -> MSE: repeated ids must add up, id 0 is an ordinary row, and ids outside
+    /// [0, rows) (gather gave zeros there) change nothing. Compared with a naive loop.
+    func testEmbeddingGradientScatterAdd() throws {
+        let dir = try makeTempDir(self)
+        var rng = TestRNG(41)
+        let (rows, dim, steps, n) = (11, 19, 6, 37)
+        let table = rng.floats(rows * dim)
+        var m = GraphMaker("embed_grad")
+        let ids = m.input("ids", [steps], dtype: .i32)
+        m.output(try m.layer(.embedding(inputDim: rows, outputDim: dim, maskZero: false),
+                             [ids, m.param("e/embeddings", [rows, dim], table)], "e"), "e")
+        let lr = 0.5
+        let lib = try compileAndLoad(m.model(training: TrainingConfig(losses: [LossConfig(name: "mean_squared_error")],
+                                                                      optimizer: OptimizerConfig(name: "SGD", learningRate: Float(lr)))),
+                                     name: "embed_grad", dir: dir)
+        var a = (0..<n * steps).map { _ in Int32(rng.int(rows + 4)) - 2 }   // -2 ..< rows + 2
+        a[0] = 0; a[1] = 0; a[2] = -1; a[3] = Int32(rows); a[4] = Int32(rows - 1); a[5] = Int32(rows - 1)
+        XCTAssertTrue(a.contains { $0 < 0 } && a.contains { $0 >= rows } && Set(a).count < a.count)
+        let target = rng.floats(n * steps * dim)
+
+        // Naive: e = gather(table, ids); dL/de = 2 (e - t) / count; grad[id] += dL/de[p] for valid ids.
+        let count = Double(n * steps * dim)
+        var grad = [Double](repeating: 0, count: rows * dim)
+        for (p, id) in a.enumerated() {
+            let valid = id >= 0 && Int(id) < rows
+            for k in 0..<dim {
+                let e = valid ? Double(table[Int(id) * dim + k]) : 0
+                let dy = 2 * (e - Double(target[p * dim + k])) / count
+                if valid { grad[Int(id) * dim + k] += dy }
+            }
+        }
+        _ = try lib.trainStep(x: [HostTensor(shape: [n, steps], ints: a)], y: [HostTensor(shape: [n, steps, dim], floats: target)])
+        let after = lib.getWeights()[0].floats
+        assertClose(after, zip(table, grad).map { Double($0) - lr * $1 }, "embedding table after one SGD step")
+        let implied = zip(table, after).map { Float((Double($0) - Double($1)) / lr) }
+        assertClose(implied, grad, rtol: 1e-4, atol: 1e-6, "embedding gradient")
+        // Rows no valid id hits keep their exact values.
+        for r in 0..<rows where !a.contains(Int32(r)) {
+            XCTAssertEqual(Array(after[r * dim..<(r + 1) * dim]), Array(table[r * dim..<(r + 1) * dim]), "row \(r)")
+        }
+    }
+
     /// Concatenate on axis -1 and axis 1 (two and three inputs) and Add (two and three inputs).
     func testConcatenateAndAdd() throws {
         let dir = try makeTempDir(self)
