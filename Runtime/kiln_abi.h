@@ -32,6 +32,7 @@ extern "C" {
 
 #define KILN_ABI_VERSION 1
 #define KILN_MAX_RANK 8
+#define KILN_MAX_THREADS 64
 
 typedef enum { KILN_F32 = 0, KILN_I32 = 1 } kiln_dtype;
 
@@ -123,6 +124,9 @@ typedef struct kiln_api {
     const char *(*last_error)(const kiln_instance *inst);
     /* Copies the metric values of the last train/evaluate step (count must be desc->num_metrics). */
     int (*last_metrics)(const kiln_instance *inst, float *dst, int count);
+    /* Threads the instance's calls use (1 to KILN_MAX_THREADS; 0: the default, $KILN_NUM_THREADS
+     * or the number of online CPUs). Results do not depend on it. */
+    int (*set_num_threads)(kiln_instance *inst, int threads);
 } kiln_api;
 
 #ifdef __cplusplus

@@ -80,7 +80,9 @@ enum ABI {
         static let abiVersion = 0, structSize = 4, desc = 8, create = 16, destroy = 24, predict = 32
         static let reserve = 40, trainStep = 48, evaluate = 56, numWeights = 64, getWeight = 72
         static let setWeight = 80, saveWeights = 88, loadWeights = 96, setSeed = 104, iterations = 112
-        static let lastError = 120, lastMetrics = 128, size = 136
+        static let lastError = 120, lastMetrics = 128, setNumThreads = 136, size = 144
+        /// The smallest table this loader reads (libraries from before set_num_threads).
+        static let minimumSize = 136
     }
 }
 
@@ -101,11 +103,14 @@ struct RuntimeFunctions {
     typealias SetSeed = @convention(c) (OpaquePointer?, UInt64) -> Void
     typealias LastError = @convention(c) (OpaquePointer?) -> UnsafePointer<CChar>?
     typealias LastMetrics = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Float>?, Int32) -> Int32
+    typealias SetNumThreads = @convention(c) (OpaquePointer?, Int32) -> Int32
 
     var create: Create, destroy: Destroy, predict: Predict, reserve: Reserve
     var trainStep: Step, evaluate: Step, numWeights: Count, getWeight: GetWeight, setWeight: SetWeight
     var saveWeights: PathFn, loadWeights: PathFn, setSeed: SetSeed, iterations: Count, lastError: LastError
     var lastMetrics: LastMetrics?
+    /// nil in libraries from before the thread pool.
+    var setNumThreads: SetNumThreads?
 
     /// nil when a slot of the table is empty.
     init?(api: UnsafeRawPointer) {
@@ -127,9 +132,9 @@ struct RuntimeFunctions {
         self.getWeight = getWeight; self.setWeight = setWeight; self.saveWeights = saveWeights
         self.loadWeights = loadWeights; self.setSeed = setSeed; self.iterations = iterations
         self.lastError = lastError
-        if api.load(fromByteOffset: A.structSize, as: Int32.self) >= Int32(A.size) {
-            self.lastMetrics = fn(A.lastMetrics, LastMetrics.self)
-        }
+        let size = api.load(fromByteOffset: A.structSize, as: Int32.self)
+        if size >= Int32(A.lastMetrics + 8) { self.lastMetrics = fn(A.lastMetrics, LastMetrics.self) }
+        if size >= Int32(A.setNumThreads + 8) { self.setNumThreads = fn(A.setNumThreads, SetNumThreads.self) }
     }
 }
 
@@ -218,7 +223,7 @@ public final class CompiledLibrary {
         }
         let apiVersion = api.load(fromByteOffset: ABI.API.abiVersion, as: Int32.self)
         let apiSize = api.load(fromByteOffset: ABI.API.structSize, as: Int32.self)
-        guard apiVersion == ABI.version, apiSize >= ABI.API.size,
+        guard apiVersion == ABI.version, apiSize >= ABI.API.minimumSize,
               let desc = api.load(fromByteOffset: ABI.API.desc, as: UnsafeRawPointer?.self),
               desc.load(fromByteOffset: ABI.ModelDesc.abiVersion, as: Int32.self) == ABI.version,
               let fns = RuntimeFunctions(api: api)
@@ -464,6 +469,17 @@ public final class CompiledLibrary {
 
     /// The seed of the dropout RNG; each step derives its own from it.
     public func setSeed(_ s: UInt64) { fns.setSeed(instance, s) }
+
+    /// Threads this instance's calls use (1 to 64; 0: the default, $KILN_NUM_THREADS or the
+    /// online CPUs). Results do not depend on it. Libraries compiled before the thread pool
+    /// have no such setting: the call is then ignored.
+    public func setNumThreads(_ threads: Int) throws {
+        guard let f = fns.setNumThreads else { return }
+        guard let t = Int32(exactly: threads) else {
+            throw KilnRuntimeError("the number of threads must be 1 to 64, or 0 for the default (got \(threads)).")
+        }
+        try check(f(instance, t))
+    }
 
     /// Optimizer steps taken so far.
     public var iterations: Int { Int(fns.iterations(instance)) }

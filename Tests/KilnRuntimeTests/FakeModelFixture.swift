@@ -175,7 +175,8 @@ enum FakeModel {
         P(kiln_api, destroy); P(kiln_api, predict); P(kiln_api, reserve); P(kiln_api, train_step);
         P(kiln_api, evaluate); P(kiln_api, num_weights); P(kiln_api, get_weight); P(kiln_api, set_weight);
         P(kiln_api, save_weights); P(kiln_api, load_weights); P(kiln_api, set_seed);
-        P(kiln_api, iterations); P(kiln_api, last_error); S(kiln_api);
+        P(kiln_api, iterations); P(kiln_api, last_error); P(kiln_api, last_metrics);
+        P(kiln_api, set_num_threads); S(kiln_api);
         return 0;
     }
     """#
@@ -204,7 +205,7 @@ enum FakeModel {
         let lib = dir + "/libfake.so"
         var args = ["-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-I", runtimeDir,
                     dir + "/fake_model.c", dir + "/fake_glue.c", runtimeDir + "/kiln_runtime.c",
-                    "-lm", "-Wl,-Bsymbolic", "-o", lib]
+                    "-lopenblas", "-lm", "-Wl,-Bsymbolic", "-o", lib]
         if !training { args.insert("-DFAKE_NO_TRAIN", at: 0) }
         try run("cc", args)
         built[training] = lib
