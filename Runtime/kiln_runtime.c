@@ -223,22 +223,40 @@ static uint64_t layout_hash(const kiln_model_desc *d) {
  * gains on the small products of recurrent models; kiln_gemm splits large
  * products itself. */
 
+#ifndef KILN_SPIN_NS
 #define KILN_SPIN_NS 200000          /* a worker spins this long for the next job, then sleeps */
+#endif
+#ifndef KILN_WAIT_SPIN_NS
 #define KILN_WAIT_SPIN_NS 50000      /* a caller waiting for a worker's last item spins this long, then sleeps */
+#endif
 
-/* Matrix products: a product of m·n·k of at least 2 * KILN_GEMM_BLOCK_WORK is
- * cut along the longer of m and n into blocks of at least KILN_GEMM_MIN_SPAN
- * rows (columns) and KILN_GEMM_BLOCK_WORK multiply-adds, at most
- * KILN_GEMM_MAX_BLOCKS. Below that a product runs as one OpenBLAS call. */
-#define KILN_GEMM_BLOCK_WORK ((int64_t)1 << 20)
-#define KILN_GEMM_MIN_SPAN 32
-#define KILN_GEMM_MAX_BLOCKS 4
+/* Matrix products: a product of at least KILN_GEMM_MIN_WORK multiply-adds
+ * (m·n·k) is cut along the longer of m and n into blocks: one per
+ * KILN_GEMM_BLOCK_WORK, at least 2, at most KILN_GEMM_MAX_BLOCKS, each at least
+ * KILN_GEMM_MIN_SPAN rows (columns) wide. Below that a product runs as one
+ * OpenBLAS call. */
+#ifndef KILN_GEMM_MIN_WORK
+#define KILN_GEMM_MIN_WORK ((int64_t)1 << 21)
+#endif
+#ifndef KILN_GEMM_BLOCK_WORK
+#define KILN_GEMM_BLOCK_WORK ((int64_t)1 << 23)
+#endif
+#ifndef KILN_GEMM_MIN_SPAN
+#define KILN_GEMM_MIN_SPAN 64
+#endif
+#ifndef KILN_GEMM_MAX_BLOCKS
+#define KILN_GEMM_MAX_BLOCKS 8
+#endif
 
 /* Loops: chunks of at least KILN_LOOP_CHUNK_WORK (the generated code calls
  * kiln_parallel_loop only for loops of at least twice that), at most
  * KILN_LOOP_MAX_CHUNKS. */
+#ifndef KILN_LOOP_CHUNK_WORK
 #define KILN_LOOP_CHUNK_WORK ((int64_t)1 << 15)
+#endif
+#ifndef KILN_LOOP_MAX_CHUNKS
 #define KILN_LOOP_MAX_CHUNKS 64
+#endif
 
 extern void openblas_set_num_threads(int threads) __attribute__((weak));
 extern void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -480,9 +498,10 @@ void kiln_gemm(int32_t trans_a, int32_t trans_b, int32_t m, int32_t n, int32_t k
     gemm_job g = { trans_a, trans_b, m, n, k, 1, m >= n, a, b, c };
     int64_t len = g.by_rows ? m : n, work = (int64_t)m * n * k;
     int64_t blocks = work / KILN_GEMM_BLOCK_WORK;
-    if (blocks > len / KILN_GEMM_MIN_SPAN) blocks = len / KILN_GEMM_MIN_SPAN;
+    if (blocks < 2) blocks = 2;
     if (blocks > KILN_GEMM_MAX_BLOCKS) blocks = KILN_GEMM_MAX_BLOCKS;
-    if (blocks < 2) {
+    if (blocks > len / KILN_GEMM_MIN_SPAN) blocks = len / KILN_GEMM_MIN_SPAN;
+    if (work < KILN_GEMM_MIN_WORK || blocks < 2) {
         cblas_sgemm(101, trans_a ? 112 : 111, trans_b ? 112 : 111, m, n, k, 1, a, trans_a ? m : k, b,
                     trans_b ? k : n, 0, c, n);
         return;
