@@ -35,6 +35,7 @@ extern "C" {
 
 #define KILN_ABI_VERSION 1
 #define KILN_MAX_RANK 8
+#define KILN_MAX_THREADS 64
 
 typedef enum { KILN_F32 = 0, KILN_I32 = 1 } kiln_dtype;
 
@@ -140,6 +141,9 @@ typedef struct kiln_api {
                             int64_t n, int64_t steps, float *loss);
     int (*evaluate_steps)(kiln_instance *inst, const void *const *x, const void *const *y,
                           int64_t n, int64_t steps, float *loss);
+    /* Threads the instance's calls use (1 to KILN_MAX_THREADS; 0: the default, $KILN_NUM_THREADS
+     * or the number of online CPUs). Results do not depend on it. */
+    int (*set_num_threads)(kiln_instance *inst, int threads);
 } kiln_api;
 
 #ifdef __cplusplus

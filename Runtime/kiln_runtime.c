@@ -25,11 +25,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KILN_ERROR_SIZE 512
@@ -43,6 +47,7 @@ struct kiln_instance {
     float *state;                  /* KILN_ALIGN-aligned, d->state_bytes */
     int64_t iteration;
     uint64_t seed;
+    int threads;                   /* see kiln_set_num_threads */
     float *predict_arena;
     int64_t predict_size;          /* bytes the predict arena holds */
     float *train_arena;
@@ -256,6 +261,336 @@ static uint64_t layout_hash(const kiln_model_desc *d) {
     return h;
 }
 
+/* ----------------------------------------------------------------- threads
+ *
+ * One pool per library (this file is compiled into each): up to
+ * KILN_MAX_THREADS - 1 worker threads, started by kiln_create or
+ * kiln_set_num_threads (never inside a call) and stopped when the library
+ * is unloaded. A job (kiln_parallel_for) is posted to as many workers as the
+ * calling instance's thread count allows; the caller works on it too, and
+ * every thread takes the job's items one at a time from a shared counter.
+ * A worker that finds nothing spins for KILN_SPIN_NS, then sleeps on its
+ * condition variable; the caller takes back the posts no worker has picked up
+ * yet once the items are gone, so a sleeping worker never delays a job. One
+ * job runs at a time: a call that finds the pool busy (another instance, on
+ * another thread) runs its items itself. Which thread runs an item never
+ * changes what the item computes, so results do not depend on the thread
+ * count.
+ *
+ * OpenBLAS is told to use one thread (once per instance created): its own
+ * threads hand work over with sched_yield spinning, which costs more than it
+ * gains on the small products of recurrent models; kiln_gemm splits large
+ * products itself. */
+
+#ifndef KILN_SPIN_NS
+#define KILN_SPIN_NS 200000          /* a worker spins this long for the next job, then sleeps */
+#endif
+#ifndef KILN_WAIT_SPIN_NS
+#define KILN_WAIT_SPIN_NS 50000      /* a caller waiting for a worker's last item spins this long, then sleeps */
+#endif
+
+/* Matrix products: a product of at least KILN_GEMM_MIN_WORK multiply-adds
+ * (m·n·k) is cut along the longer of m and n into blocks: one per
+ * KILN_GEMM_BLOCK_WORK, at least 2, at most KILN_GEMM_MAX_BLOCKS, each at least
+ * KILN_GEMM_MIN_SPAN rows (columns) wide. Below that a product runs as one
+ * call of the runtime's kernels. */
+#ifndef KILN_GEMM_MIN_WORK
+#define KILN_GEMM_MIN_WORK ((int64_t)1 << 21)
+#endif
+#ifndef KILN_GEMM_BLOCK_WORK
+#define KILN_GEMM_BLOCK_WORK ((int64_t)1 << 23)
+#endif
+#ifndef KILN_GEMM_MIN_SPAN
+#define KILN_GEMM_MIN_SPAN 64
+#endif
+#ifndef KILN_GEMM_MAX_BLOCKS
+#define KILN_GEMM_MAX_BLOCKS 8
+#endif
+
+/* Loops: chunks of at least KILN_LOOP_CHUNK_WORK (the generated code calls
+ * kiln_parallel_loop only for loops of at least twice that), at most
+ * KILN_LOOP_MAX_CHUNKS. */
+#ifndef KILN_LOOP_CHUNK_WORK
+#define KILN_LOOP_CHUNK_WORK ((int64_t)1 << 15)
+#endif
+#ifndef KILN_LOOP_MAX_CHUNKS
+#define KILN_LOOP_MAX_CHUNKS 64
+#endif
+
+extern void openblas_set_num_threads(int threads) __attribute__((weak));
+
+typedef struct kiln_job {
+    kiln_task_fn fn;
+    void *ctx;
+    int64_t count;
+    _Atomic int64_t next;           /* the next item to take */
+} kiln_job;
+
+typedef struct {
+    _Alignas(64) _Atomic(kiln_job *) job;   /* the posted job; taken with an exchange */
+    _Atomic int sleeping;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t thread;
+} kiln_worker;
+
+static struct {
+    pthread_mutex_t lock;           /* serializes starting and stopping workers */
+    _Atomic int workers;            /* started */
+    _Atomic int busy;               /* a job is running */
+    _Atomic int quit;
+    int atfork;                     /* the fork handler is registered */
+    /* Of the running job: posts not finished (taken and running, or not yet taken). A
+     * worker touches only these after its last item: the job itself is on the caller's stack. */
+    _Atomic int pending;
+    _Atomic int waiting;            /* the caller sleeps on done until pending is 0 */
+    pthread_mutex_t done_lock;
+    pthread_cond_t done;
+    kiln_worker worker[KILN_MAX_THREADS - 1];
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .done_lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+
+/* The thread count of the instance whose call runs on this thread (1 outside calls). */
+static _Thread_local int tls_threads = 1;
+static _Thread_local int tls_in_worker;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void run_items(kiln_job *j) {
+    for (;;) {
+        int64_t i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= j->count) return;
+        j->fn(j->ctx, i);
+    }
+}
+
+/* One post of the running job is done (or taken back). The caller, when asleep, learns
+ * it from the last one (seq_cst: either it sees pending 0 or this sees waiting). */
+static void finish_post(void) {
+    if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.waiting)) {
+        pthread_mutex_lock(&pool.done_lock);
+        pthread_cond_signal(&pool.done);
+        pthread_mutex_unlock(&pool.done_lock);
+    }
+}
+
+static void *worker_main(void *arg) {
+    kiln_worker *w = arg;
+    tls_in_worker = 1;
+    for (;;) {
+        kiln_job *j = NULL;
+        int64_t since = now_ns();
+        for (unsigned spin = 1;; spin++) {
+            if (atomic_load_explicit(&w->job, memory_order_relaxed) &&
+                (j = atomic_exchange_explicit(&w->job, NULL, memory_order_acquire)))
+                break;
+            if (atomic_load_explicit(&pool.quit, memory_order_relaxed)) return NULL;
+            cpu_relax();
+            if (spin % 64 || now_ns() - since < KILN_SPIN_NS) continue;
+            /* Sleep. The poster stores the job, then reads `sleeping`; this thread
+             * sets `sleeping`, then reads the job (both sequentially consistent):
+             * one of the two sees the other. */
+            pthread_mutex_lock(&w->lock);
+            atomic_store(&w->sleeping, 1);
+            while (!atomic_load(&w->job) && !atomic_load(&pool.quit)) pthread_cond_wait(&w->wake, &w->lock);
+            atomic_store(&w->sleeping, 0);
+            pthread_mutex_unlock(&w->lock);
+            since = now_ns();
+        }
+        run_items(j);
+        finish_post();
+    }
+}
+
+static void post(kiln_worker *w, kiln_job *j) {
+    atomic_store(&w->job, j);
+    if (atomic_load(&w->sleeping)) {
+        pthread_mutex_lock(&w->lock);
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+void kiln_parallel_for(int64_t count, kiln_task_fn fn, void *ctx) {
+    int64_t helpers = tls_threads - 1;
+    int started = atomic_load_explicit(&pool.workers, memory_order_acquire);
+    if (helpers > started) helpers = started;
+    if (helpers > count - 1) helpers = count - 1;
+    if (helpers < 1 || tls_in_worker || atomic_exchange_explicit(&pool.busy, 1, memory_order_acquire)) {
+        for (int64_t i = 0; i < count; i++) fn(ctx, i);
+        return;
+    }
+    kiln_job j = { .fn = fn, .ctx = ctx, .count = count };
+    atomic_init(&j.next, 0);
+    atomic_store(&pool.pending, (int)helpers);
+    for (int64_t h = 0; h < helpers; h++) post(&pool.worker[h], &j);
+    run_items(&j);
+    /* Posts nobody took (a worker still asleep) are taken back: there is nothing left to do. */
+    for (int64_t h = 0; h < helpers; h++)
+        if (atomic_exchange(&pool.worker[h].job, NULL) == &j) finish_post();
+    /* Wait for the workers' last items: spin a little, then sleep. */
+    int64_t since = 0;
+    for (unsigned spin = 1; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; spin++) {
+        cpu_relax();
+        if (spin % 64) continue;
+        if (!since) since = now_ns();
+        else if (now_ns() - since > KILN_WAIT_SPIN_NS) {
+            pthread_mutex_lock(&pool.done_lock);
+            atomic_store(&pool.waiting, 1);
+            while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done, &pool.done_lock);
+            atomic_store(&pool.waiting, 0);
+            pthread_mutex_unlock(&pool.done_lock);
+        }
+    }
+    atomic_store_explicit(&pool.busy, 0, memory_order_release);
+}
+
+/* A forked child has none of the parent's threads: it starts with an empty pool. */
+static void pool_after_fork(void) {
+    atomic_store(&pool.workers, 0);
+    atomic_store(&pool.busy, 0);
+    atomic_store(&pool.waiting, 0);
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_mutex_init(&pool.done_lock, NULL);
+    pthread_cond_init(&pool.done, NULL);
+}
+
+/* Starts workers until `count` run (as many as can be started). */
+static void pool_grow(int count) {
+    if (count > KILN_MAX_THREADS - 1) count = KILN_MAX_THREADS - 1;
+    if (atomic_load(&pool.workers) >= count) return;
+    pthread_mutex_lock(&pool.lock);
+    if (!pool.atfork) pool.atfork = pthread_atfork(NULL, NULL, pool_after_fork) == 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);   /* workers take no signals */
+    for (int i = atomic_load(&pool.workers); i < count && !atomic_load(&pool.quit); i++) {
+        kiln_worker *w = &pool.worker[i];
+        atomic_init(&w->job, NULL);
+        atomic_init(&w->sleeping, 0);
+        if (pthread_mutex_init(&w->lock, NULL) != 0) break;
+        if (pthread_cond_init(&w->wake, NULL) != 0) {
+            pthread_mutex_destroy(&w->lock);
+            break;
+        }
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            pthread_cond_destroy(&w->wake);
+            pthread_mutex_destroy(&w->lock);
+            break;
+        }
+        atomic_store_explicit(&pool.workers, i + 1, memory_order_release);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* Before the library is unmapped (dlclose, exit): no thread may be left running its code. */
+__attribute__((destructor)) static void pool_stop(void) {
+    pthread_mutex_lock(&pool.lock);
+    atomic_store(&pool.quit, 1);
+    int n = atomic_load(&pool.workers);
+    for (int i = 0; i < n; i++) {
+        kiln_worker *w = &pool.worker[i];
+        pthread_mutex_lock(&w->lock);
+        pthread_cond_signal(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+    }
+    for (int i = 0; i < n; i++) pthread_join(pool.worker[i].thread, NULL);
+    atomic_store(&pool.workers, 0);
+    pthread_mutex_unlock(&pool.lock);
+}
+
+/* $KILN_NUM_THREADS, else the online CPUs; within [1, KILN_MAX_THREADS]. */
+static int default_threads(void) {
+    const char *env = getenv("KILN_NUM_THREADS");
+    long t = 0;
+    if (env && *env) {
+        char *end;
+        t = strtol(env, &end, 10);
+        if (*end || t < 1) t = 0;
+    }
+    if (t == 0) t = sysconf(_SC_NPROCESSORS_ONLN);
+    if (t < 1) t = 1;
+    if (t > KILN_MAX_THREADS) t = KILN_MAX_THREADS;
+    return (int)t;
+}
+
+/* --------------------------------------------------- products and loops */
+
+typedef struct {
+    int32_t trans_a, trans_b;
+    int64_t m, n, k, lda, ldb, ldc, blocks;
+    int by_rows;
+    const float *a, *b;
+    float beta;
+    float *c;
+} gemm_job;
+
+/* Block i of C: rows (or columns) [len*i/blocks, len*(i+1)/blocks), by the runtime's kernels
+ * (kiln_gemm.c), which compute every element the same way whatever the block. */
+static void gemm_block(void *ctx, int64_t i) {
+    const gemm_job *g = ctx;
+    int64_t len = g->by_rows ? g->m : g->n;
+    int64_t lo = len * i / g->blocks, hi = len * (i + 1) / g->blocks;
+    if (g->by_rows) {
+        const float *a = g->trans_a ? g->a + lo : g->a + lo * g->lda;
+        kiln_sgemm(g->trans_a, g->trans_b, hi - lo, g->n, g->k, a, g->lda, g->b, g->ldb, g->beta, g->c + lo * g->ldc, g->ldc);
+    } else {
+        const float *b = g->trans_b ? g->b + lo * g->ldb : g->b + lo;
+        kiln_sgemm(g->trans_a, g->trans_b, g->m, hi - lo, g->k, g->a, g->lda, b, g->ldb, g->beta, g->c + lo, g->ldc);
+    }
+}
+
+void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    gemm_job g = { trans_a, trans_b, m, n, k, lda, ldb, ldc, 1, m >= n, a, b, beta, c };
+    int64_t len = g.by_rows ? m : n, work = m * n * k;
+    int64_t blocks = work / KILN_GEMM_BLOCK_WORK;
+    if (blocks < 2) blocks = 2;
+    if (blocks > KILN_GEMM_MAX_BLOCKS) blocks = KILN_GEMM_MAX_BLOCKS;
+    if (blocks > len / KILN_GEMM_MIN_SPAN) blocks = len / KILN_GEMM_MIN_SPAN;
+    if (work < KILN_GEMM_MIN_WORK || blocks < 2) {
+        kiln_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    g.blocks = blocks;
+    kiln_parallel_for(blocks, gemm_block, &g);
+}
+
+typedef struct {
+    kiln_range_fn fn;
+    void *ctx;
+    int64_t extent, chunks;
+} loop_job;
+
+static void loop_chunk(void *ctx, int64_t i) {
+    const loop_job *l = ctx;
+    l->fn(l->ctx, l->extent * i / l->chunks, l->extent * (i + 1) / l->chunks);
+}
+
+void kiln_parallel_loop(int64_t extent, int64_t work, kiln_range_fn fn, void *ctx) {
+    int64_t chunks = work / KILN_LOOP_CHUNK_WORK;
+    if (chunks > extent) chunks = extent;
+    if (chunks > KILN_LOOP_MAX_CHUNKS) chunks = KILN_LOOP_MAX_CHUNKS;
+    if (chunks < 2) {
+        if (extent > 0) fn(ctx, 0, extent);
+        return;
+    }
+    loop_job l = { fn, ctx, extent, chunks };
+    kiln_parallel_for(chunks, loop_chunk, &l);
+}
+
 /* -------------------------------------------------------------- life cycle */
 
 static int check_desc(const kiln_model_desc *d) {
@@ -301,6 +636,9 @@ kiln_instance *kiln_create(const kiln_model_desc *d) {
         goto oom;
     /* Optimizer slots (and trailing zero weights) are not stored: the state was zeroed at allocation. */
     if (d->init_state_bytes > 0) memcpy(inst->state, d->init_state, (size_t)d->init_state_bytes);
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+    inst->threads = default_threads();
+    pool_grow(inst->threads - 1);
 
     inst->reserved_rows = default_capacity(predict_plan(d));
     if (grow_arena(inst, &inst->predict_arena, &inst->predict_size, predict_plan(d), inst->reserved_rows, 1, "predict") != 0)
@@ -328,6 +666,17 @@ void kiln_destroy(kiln_instance *inst) {
     free(inst->io_ptrs);
     free(inst->out_ptrs);
     free(inst);
+}
+
+int kiln_set_num_threads(kiln_instance *inst, int threads) {
+    if (!inst) return fail(NULL, "kiln_set_num_threads was given a NULL model instance.");
+    clear_error(inst);
+    if (threads < 0 || threads > KILN_MAX_THREADS)
+        return fail(inst, "the number of threads must be 1 to %d, or 0 for the default (got %d).", KILN_MAX_THREADS,
+                    threads);
+    inst->threads = threads == 0 ? default_threads() : threads;
+    pool_grow(inst->threads - 1);
+    return 0;
 }
 
 int kiln_reserve(kiln_instance *inst, int64_t rows) {
@@ -369,6 +718,7 @@ int kiln_predict_steps(kiln_instance *inst, const void *const *inputs, void *con
     if (check_pointers(inst, (const void *const *)outputs, d->num_outputs, n, "output", d->outputs) != 0)
         return -1;
     if (n == 0) return 0;
+    tls_threads = inst->threads;
     if (set_row_bytes(inst, steps, d->outputs) != 0) return -1;
     /* Rows run in chunks of what the arena holds at these steps; a sequence longer than
      * the arena was planned for grows it once to the reserved rows. */
@@ -417,6 +767,7 @@ static int run_step(kiln_instance *inst, const void *const *x, const void *const
     info.seed = kiln_step_seed(inst->seed, inst->iteration);
     info.metrics = inst->metrics;
     info.steps = steps;
+    tls_threads = inst->threads;
     float l = fn(inst->train_arena, inst->state, inst->io_ptrs, n, &info);
     if (update) inst->iteration++;
     if (loss) *loss = l;

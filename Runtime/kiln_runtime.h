@@ -10,10 +10,11 @@
  * then one sentence in kiln_last_error(inst) (a per-instance buffer, "" when
  * the last call succeeded). With inst == NULL the error goes to a
  * thread-local buffer that kiln_last_error(NULL) returns (e.g. after
- * kiln_create fails). Instances share nothing; one instance is used by one
- * thread at a time.
+ * kiln_create fails). Instances share nothing but the library's thread pool
+ * (see kiln_set_num_threads); one instance is used by one thread at a time.
  *
- * Allocation happens only in kiln_create, kiln_reserve, kiln_load_weights
+ * Allocation happens only in kiln_create, kiln_set_num_threads (pool
+ * threads), kiln_reserve, kiln_load_weights
  * (a read buffer) and, once, in kiln_train_step / kiln_evaluate when a batch
  * (or a sequence) is larger than the training arena reserved so far.
  * kiln_predict runs the rows in chunks of the reserved capacity; it allocates
@@ -92,6 +93,31 @@ KILN_HIDDEN int64_t kiln_iterations(const kiln_instance *inst);
 KILN_HIDDEN const char *kiln_last_error(const kiln_instance *inst);
 KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int count);
 
+/* Threads: the instance's calls split large matrix products and large loops
+ * over a pool of threads (created once per library, when the first instance
+ * that wants more than one thread is created or told so; never inside a
+ * call). The split is fixed by the sizes alone, so results are bit-identical
+ * whatever the thread count. `threads` is 1 to KILN_MAX_THREADS, or 0 for the
+ * default: $KILN_NUM_THREADS, else the number of online CPUs. */
+KILN_HIDDEN int kiln_set_num_threads(kiln_instance *inst, int threads);
+
+/* For generated code. A task runs item `index` (of `count`) of a job. */
+typedef void (*kiln_task_fn)(void *ctx, int64_t index);
+/* Runs fn(ctx, 0) ... fn(ctx, count - 1), on the calling thread and up to
+ * threads-1 pool threads of the current call's instance, and returns when all
+ * are done. The items must be independent. */
+KILN_HIDDEN void kiln_parallel_for(int64_t count, kiln_task_fn fn, void *ctx);
+/* A loop kernel over [lo, hi) of its outermost loop. */
+typedef void (*kiln_range_fn)(void *ctx, int64_t lo, int64_t hi);
+/* Runs fn over [0, extent) in chunks whose bounds depend only on extent and
+ * work (the loop's estimated cost), in parallel as kiln_parallel_for. */
+KILN_HIDDEN void kiln_parallel_loop(int64_t extent, int64_t work, kiln_range_fn fn, void *ctx);
+/* kiln_sgemm's product, a large one cut into fixed blocks of rows (or columns)
+ * of C run as a parallel job (the blocks depend on the sizes alone).
+ * trans_*: 0 or 1; beta: 0 or 1. */
+KILN_HIDDEN void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
+                           int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 /* The seed train/evaluate receive for a step: splitmix64 of the instance seed
  * and the iteration. Exposed for tests. */
 KILN_HIDDEN uint64_t kiln_step_seed(uint64_t seed, int64_t iteration);
@@ -108,7 +134,8 @@ KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t
     kiln_train_step, kiln_evaluate, kiln_num_weights,                       \
     kiln_get_weight, kiln_set_weight, kiln_save_weights, kiln_load_weights, \
     kiln_set_seed, kiln_iterations, kiln_last_error, kiln_last_metrics,     \
-    kiln_predict_steps, kiln_train_step_steps, kiln_evaluate_steps }
+    kiln_predict_steps, kiln_train_step_steps, kiln_evaluate_steps,         \
+    kiln_set_num_threads }
 
 #ifdef __cplusplus
 }

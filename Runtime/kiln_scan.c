@@ -1,7 +1,8 @@
 /* kiln_scan.c: the loop of a recurrent scan. The compiler emits, per scan,
  * one step kernel (all the gate math of a cell over rows x units) and a call
  * to kiln_scan with the scan's buffers; this file walks the time steps and
- * makes the one matrix product of each step (kiln_gemm.c). Code size and
+ * makes the one matrix product of each step (kiln_gemm: the runtime's
+ * kernels, split over the thread pool when large). Code size and
  * compile time therefore do not depend on the number of steps.
  *
  * Forward, per processing step s = 0 .. T-1:
@@ -63,10 +64,10 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
             if (s == 0)
                 memset(a->c, 0, (size_t)(n * g) * sizeof(float));
             else if (active)
-                kiln_sgemm(0, 0, n, g, u, a->h, u, a->b, g, 0.0f, a->c, g);
+                kiln_gemm(0, 0, n, g, u, a->h, u, a->b, g, 0.0f, a->c, g);
         }
         a->kernel(a->bufs, n, a->seed, a->iteration, t, t_prev, t_out, T);
         if (a->backward && s > 0 && active)
-            kiln_sgemm(0, small ? 0 : 1, n, u, g, a->a + t * g, T * g, small ? ut : a->b, small ? u : g, 1.0f, a->c, u);
+            kiln_gemm(0, small ? 0 : 1, n, u, g, a->a + t * g, T * g, small ? ut : a->b, small ? u : g, 1.0f, a->c, u);
     }
 }

@@ -2,10 +2,11 @@ import CLLVM
 import KilnIR
 
 /// Emits one loop kernel as an LLVM function
-///   void kernel(ptr b0, ..., ptr bk, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps)
+///   void kernel(ptr b0, ..., ptr bk, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out,
+///               i64 steps, i64 lo, i64 hi)
 /// (t, t_prev and t_out are a scan step's indices, 0 outside scans; steps is the free number
-/// of time steps T of the call)
-/// of nested counted loops; LLVM's optimizer vectorizes the innermost ones.
+/// of time steps T of the call) of nested counted loops, the outermost over [lo, hi) (a chunk
+/// of its extent, or all of it); LLVM's optimizer vectorizes the innermost ones.
 struct KernelEmitter {
     let m: ModuleBuilder
     let kernel: LoopKernel
@@ -28,7 +29,7 @@ struct KernelEmitter {
     init(_ m: ModuleBuilder, _ kernel: LoopKernel) { self.m = m; self.kernel = kernel }
 
     static func signature(_ m: ModuleBuilder, buffers: Int) -> [LLVMTypeRef] {
-        Array(repeating: m.ptr, count: buffers) + Array(repeating: m.i64, count: 7)
+        Array(repeating: m.ptr, count: buffers) + Array(repeating: m.i64, count: 9)
     }
 
     mutating func emit(name: String) -> (LLVMValueRef, LLVMTypeRef) {
@@ -51,30 +52,35 @@ struct KernelEmitter {
         let entry = LLVMAppendBasicBlockInContext(m.ctx, fn, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         if !kernel.reduceLoops.isEmpty { acc = LLVMBuildAlloca(m.b, m.f32, "acc") }
-        let loopExtents = kernel.loops.map { emitInt($0) }
-        nest(loopExtents, depth: 0) { me in me.emitPoint() }
+        var lower = kernel.loops.map { _ in m.constI(0) }
+        var upper = kernel.loops.map { emitInt($0) }
+        if !kernel.loops.isEmpty {
+            lower[0] = LLVMGetParam(fn, UInt32(kernel.buffers.count + 7))
+            upper[0] = LLVMGetParam(fn, UInt32(kernel.buffers.count + 8))
+        }
+        nest(lower, upper, depth: 0) { me in me.emitPoint() }
         LLVMBuildRetVoid(m.b)
         return f
     }
 
-    /// Emits `for i < extent` loops around `body`, outermost first.
-    mutating func nest(_ extents: [LLVMValueRef], depth: Int, _ body: (inout KernelEmitter) -> Void) {
-        if depth == extents.count { body(&self); return }
+    /// Emits `for i in lower..<upper` loops around `body`, outermost first.
+    mutating func nest(_ lower: [LLVMValueRef], _ upper: [LLVMValueRef], depth: Int, _ body: (inout KernelEmitter) -> Void) {
+        if depth == upper.count { body(&self); return }
         let header = LLVMAppendBasicBlockInContext(m.ctx, fn, "loop")
         let exit = LLVMAppendBasicBlockInContext(m.ctx, fn, "done")
         let pre = LLVMGetInsertBlock(m.b)!
-        // Skip when the extent is 0 (N may be 0).
-        let nonEmpty = LLVMBuildICmp(m.b, LLVMIntSGT, extents[depth], m.constI(0), "")
+        // Skip an empty range (N may be 0).
+        let nonEmpty = LLVMBuildICmp(m.b, LLVMIntSLT, lower[depth], upper[depth], "")
         LLVMBuildCondBr(m.b, nonEmpty, header, exit)
         LLVMPositionBuilderAtEnd(m.b, header)
         let iv = LLVMBuildPhi(m.b, m.i64, "i\(indices.count)")!
         indices.append(iv)
-        nest(extents, depth: depth + 1, body)
+        nest(lower, upper, depth: depth + 1, body)
         let latch = LLVMGetInsertBlock(m.b)!
         let next = LLVMBuildNSWAdd(m.b, iv, m.constI(1), "")!
-        let more = LLVMBuildICmp(m.b, LLVMIntSLT, next, extents[depth], "")
+        let more = LLVMBuildICmp(m.b, LLVMIntSLT, next, upper[depth], "")
         LLVMBuildCondBr(m.b, more, header, exit)
-        var vals: [LLVMValueRef?] = [m.constI(0), next]
+        var vals: [LLVMValueRef?] = [lower[depth], next]
         var blocks: [LLVMBasicBlockRef?] = [pre, latch]
         LLVMAddIncoming(iv, &vals, &blocks, 2)
         indices.removeLast()
@@ -88,7 +94,7 @@ struct KernelEmitter {
             let initial: Float = kernel.reduceOp == .max ? -.infinity : 0
             LLVMBuildStore(m.b, m.constF(initial), acc)
             let ext = kernel.reduceLoops.map { emitInt($0) }
-            nest(ext, depth: 0) { me in
+            nest(ext.map { _ in m.constI(0) }, ext, depth: 0) { me in
                 let v = me.emitReal(me.kernel.body)
                 let old = LLVMBuildLoad2(me.m.b, me.m.f32, acc, "")!
                 let new: LLVMValueRef

@@ -307,6 +307,11 @@ public enum LibraryGlue {
 
         /* Seed of the dropout RNG (default 0); each step derives its own. */
         void \(n)_set_seed(\(n)_model *m, uint64_t seed);
+        /* Threads m's calls use for large matrix products and loops: 1 to 64, or 0
+         * for the default ($KILN_NUM_THREADS, else the number of online CPUs).
+         * Results are bit-identical whatever the count. The library's pool threads
+         * start here or in create, never inside a call. */
+        int \(n)_set_num_threads(\(n)_model *m, int threads);
         /* Optimizer steps taken so far; -1 for a NULL instance. */
         int64_t \(n)_iterations(const \(n)_model *m);
         /* The last error of m ("" after a successful call); with m == NULL, the
@@ -473,6 +478,7 @@ public enum LibraryGlue {
         KILN_EXPORT int \(n)_save_weights(\(n)_model *m, const char *path) { return kiln_save_weights(KILN_I(m), path); }
         KILN_EXPORT int \(n)_load_weights(\(n)_model *m, const char *path) { return kiln_load_weights(KILN_I(m), path); }
         KILN_EXPORT void \(n)_set_seed(\(n)_model *m, uint64_t seed) { kiln_set_seed(KILN_I(m), seed); }
+        KILN_EXPORT int \(n)_set_num_threads(\(n)_model *m, int threads) { return kiln_set_num_threads(KILN_I(m), threads); }
         KILN_EXPORT int64_t \(n)_iterations(const \(n)_model *m) { return kiln_iterations(KILN_CI(m)); }
         KILN_EXPORT const char *\(n)_last_error(const \(n)_model *m) { return kiln_last_error(KILN_CI(m)); }
         KILN_EXPORT int \(n)_last_metrics(const \(n)_model *m, float *dst, int count) { return kiln_last_metrics(KILN_CI(m), dst, count); }

@@ -20,11 +20,41 @@ final class ProgramEmitter {
         return f
     }
 
+    /// `void kiln_kN_range(ptr ctx, i64 lo, i64 hi)`: kernel k over [lo, hi) of its outermost
+    /// loop, its arguments read from ctx (buffer pointers, then n, seed, iteration, steps; 8 bytes each).
+    /// The task kiln_parallel_loop runs.
+    func rangeFunction(_ k: LoopKernel) -> LLVMValueRef {
+        if let f = rangeCache[k] { return f }
+        let kernel = kernelFunction(k)
+        let saved = LLVMGetInsertBlock(m.b)
+        let f = m.function("kiln_range\(rangeCache.count)", m.void, [m.ptr, m.i64, m.i64], local: true)
+        LLVMPositionBuilderAtEnd(m.b, LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry"))
+        let ctx = LLVMGetParam(f.0, 0)!
+        let count = k.buffers.count
+        var args = (0..<count).map { LLVMBuildLoad2(m.b, m.ptr, m.gep(ctx, m.i64, m.constI($0)), "")! }
+        let scalars = (count..<count + 4).map { LLVMBuildLoad2(m.b, m.i64, m.gep(ctx, m.i64, m.constI($0)), "")! }
+        args += scalars.prefix(3) + [m.constI(0), m.constI(0), m.constI(0), scalars[3]]
+        _ = m.call(kernel, args + [LLVMGetParam(f.0, 1), LLVMGetParam(f.0, 2)])
+        LLVMBuildRetVoid(m.b)
+        rangeCache[k] = f.0
+        if let saved { LLVMPositionBuilderAtEnd(m.b, saved) }
+        return f.0
+    }
+    var rangeCache: [LoopKernel: LLVMValueRef] = [:]
+
     struct Frame {
         var arena: LLVMValueRef, state: LLVMValueRef, inputs: LLVMValueRef, n: LLVMValueRef
         var seed: LLVMValueRef, iteration: LLVMValueRef
         /// The free number of time steps T of the call (1 for models without one).
         var steps: LLVMValueRef
+        /// Arguments of a parallel loop (see rangeFunction), room for the program's widest kernel.
+        var loopContext: LLVMValueRef
+    }
+
+    /// The loop context of an entry function, allocated in its entry block.
+    func loopContext(_ p: Program) -> LLVMValueRef {
+        let widest = p.steps.map { if case let .loop(k, _) = $0 { return k.buffers.count } else { return 0 } }.max() ?? 0
+        return LLVMBuildAlloca(m.b, LLVMArrayType2(m.i64, UInt64(widest + 4)), "loop_ctx")
     }
 
     /// void NAME__predict(ptr arena, ptr state, ptr inputs, ptr outputs, i64 n, i64 steps)
@@ -34,7 +64,8 @@ final class ProgramEmitter {
         let entry = LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
-                          n: LLVMGetParam(f.0, 4), seed: m.constI(0), iteration: m.constI(0), steps: LLVMGetParam(f.0, 5))
+                          n: LLVMGetParam(f.0, 4), seed: m.constI(0), iteration: m.constI(0), steps: LLVMGetParam(f.0, 5),
+                          loopContext: loopContext(p))
         body(p, frame)
         let outputs = LLVMGetParam(f.0, 3)!
         for (k, v) in p.outputs.enumerated() {
@@ -59,7 +90,7 @@ final class ProgramEmitter {
         let seed = LLVMBuildLoad2(m.b, m.i64, m.gep(info, m.i64, m.constI(1)), "")!
         let steps = LLVMBuildLoad2(m.b, m.i64, m.gep(info, m.i64, m.constI(3)), "")!
         let frame = Frame(arena: LLVMGetParam(f.0, 0), state: LLVMGetParam(f.0, 1), inputs: LLVMGetParam(f.0, 2),
-                          n: LLVMGetParam(f.0, 3), seed: seed, iteration: iteration, steps: steps)
+                          n: LLVMGetParam(f.0, 3), seed: seed, iteration: iteration, steps: steps, loopContext: loopContext(p))
         body(p, frame)
         if !p.metrics.isEmpty {
             // info->metrics (offset 16), when the caller gave one.
@@ -96,9 +127,7 @@ final class ProgramEmitter {
         for step in p.steps {
             switch step {
             case let .loop(k, args):
-                let fn = kernelFunction(k)
-                let ptrs = args.map { address(p, $0, frame) }
-                _ = m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration, m.constI(0), m.constI(0), m.constI(0), frame.steps])
+                emitLoop(k, args.map { address(p, $0, frame) }, frame)
             case let .gemm(a, b, c, ta, tb, mm, nn, kk):
                 emitGemm(p, frame, a: a, b: b, c: c, ta: ta, tb: tb, m: mm, n: nn, k: kk)
             case .zero(let v):
@@ -139,7 +168,12 @@ final class ProgramEmitter {
         LLVMPositionBuilderAtEnd(m.b, LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry"))
         let bufs = LLVMGetParam(f.0, 0)!
         let ptrs = (0..<k.buffers.count).map { LLVMBuildLoad2(m.b, m.ptr, m.gep(bufs, m.ptr, m.constI($0)), "")! }
-        _ = m.call(kernel, ptrs + (1...7).map { LLVMGetParam(f.0, UInt32($0))! })
+        let scalars = (1...7).map { LLVMGetParam(f.0, UInt32($0))! }
+        // The whole outermost loop: [0, its extent).
+        var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
+        (ke.n, ke.steps) = (scalars[0], scalars[6])
+        let extent = k.loops.first.map { ke.emitInt($0) } ?? m.constI(1)
+        _ = m.call(kernel, ptrs + scalars + [m.constI(0), extent])
         LLVMBuildRetVoid(m.b)
         if let saved { LLVMPositionBuilderAtEnd(m.b, saved) }
         thunkCache[k] = f.0
@@ -176,22 +210,58 @@ final class ProgramEmitter {
         }
     }
 
-    /// kiln_sgemm(transA, transB, M, N, K, A, lda, B, ldb, 0, C, ldc): the runtime's kernels (kiln_gemm.c).
+    /// An int expression of N, T (and the iteration) as an i64 in the entry function.
+    func intValue(_ e: KExpr, _ frame: Frame) -> LLVMValueRef {
+        var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
+        ke.n = frame.n
+        ke.steps = frame.steps
+        ke.iteration = frame.iteration
+        return ke.emitInt(e)
+    }
+
+    /// A call of kernel k on the buffers at ptrs: directly, or, for a loop that may be large
+    /// enough to pay (see ParallelLoops), through kiln_parallel_loop in chunks of its outermost loop.
+    func emitLoop(_ k: LoopKernel, _ ptrs: [LLVMValueRef], _ frame: Frame) {
+        let fn = kernelFunction(k)
+        let extent = k.loops.first.map { intValue($0, frame) } ?? m.constI(1)
+        let zero = m.constI(0)
+        let direct = { self.m.call(fn, ptrs + [frame.n, frame.seed, frame.iteration, zero, zero, zero, frame.steps, zero, extent]) }
+        guard let work = ParallelLoops.work(k) else { _ = direct(); return }
+        if case .int(let w) = work, w < ParallelLoops.minimumWork { _ = direct(); return }
+        let parallel = {
+            let ctx = frame.loopContext
+            for (i, ptr) in ptrs.enumerated() { LLVMBuildStore(self.m.b, ptr, self.m.gep(ctx, self.m.i64, self.m.constI(i))) }
+            for (i, v) in [frame.n, frame.seed, frame.iteration, frame.steps].enumerated() {
+                LLVMBuildStore(self.m.b, v, self.m.gep(ctx, self.m.i64, self.m.constI(ptrs.count + i)))
+            }
+            let run = self.m.function("kiln_parallel_loop", self.m.void, [self.m.i64, self.m.i64, self.m.ptr, self.m.ptr])
+            _ = self.m.call(run, [extent, self.intValue(work, frame), self.rangeFunction(k), ctx])
+        }
+        if case .int = work { parallel(); return }
+        // The work depends on N: decide at run time.
+        let here = LLVMGetBasicBlockParent(LLVMGetInsertBlock(m.b))
+        let big = LLVMAppendBasicBlockInContext(m.ctx, here, "parallel")
+        let small = LLVMAppendBasicBlockInContext(m.ctx, here, "serial")
+        let join = LLVMAppendBasicBlockInContext(m.ctx, here, "next")
+        let isBig = LLVMBuildICmp(m.b, LLVMIntSGE, intValue(work, frame), m.constI(ParallelLoops.minimumWork), "")
+        LLVMBuildCondBr(m.b, isBig, big, small)
+        LLVMPositionBuilderAtEnd(m.b, big)
+        parallel()
+        LLVMBuildBr(m.b, join)
+        LLVMPositionBuilderAtEnd(m.b, small)
+        _ = direct()
+        LLVMBuildBr(m.b, join)
+        LLVMPositionBuilderAtEnd(m.b, join)
+    }
+
+    /// kiln_gemm(transA, transB, M, N, K, A, lda, B, ldb, 0, C, ldc): C = op(A)·op(B) through the
+    /// runtime's kernels (kiln_gemm.c), a large product split over the thread pool.
     func emitGemm(_ p: Program, _ frame: Frame, a: Value, b: Value, c: Value, ta: Bool, tb: Bool, m mm: KExpr, n nn: KExpr, k kk: KExpr) {
         let (i32, i64) = (m.i32, m.i64)
-        let fn = m.function("kiln_sgemm", m.void, [i32, i32, i64, i64, i64, m.ptr, i64, m.ptr, i64, m.f32, m.ptr, i64])
-        func ev(_ e: KExpr) -> LLVMValueRef {
-            var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
-            ke.n = frame.n
-            ke.steps = frame.steps
-            ke.iteration = frame.iteration
-            return ke.emitInt(e)
-        }
-        let (M, N, K) = (ev(mm), ev(nn), ev(kk))
-        let lda = ta ? M : K
-        let ldb = tb ? K : N
+        let fn = m.function("kiln_gemm", m.void, [i32, i32, i64, i64, i64, m.ptr, i64, m.ptr, i64, m.f32, m.ptr, i64])
+        let (M, N, K) = (intValue(mm, frame), intValue(nn, frame), intValue(kk, frame))
         _ = m.call(fn, [m.constI32(ta ? 1 : 0), m.constI32(tb ? 1 : 0), M, N, K,
-                        address(p, a, frame), lda, address(p, b, frame), ldb, m.constF(0), address(p, c, frame), N])
+                        address(p, a, frame), ta ? M : K, address(p, b, frame), tb ? K : N, m.constF(0), address(p, c, frame), N])
     }
 
     /// const unsigned char NAME[] = { ... }  (the initial state image)
@@ -207,5 +277,71 @@ final class ProgramEmitter {
         LLVMSetInitializer(g, s)
         LLVMSetGlobalConstant(g, 1)
         LLVMSetAlignment(g, 64)
+    }
+}
+
+/// Which loop kernels run in parallel chunks of their outermost loop (kiln_parallel_loop), and
+/// how much work they are. A kernel qualifies when every point of its parallel loops writes its
+/// own output element (not an accumulating scatter) and it can be large: its work, the number of
+/// points of all its loops times a rough cost per point, reaches `minimumWork` (at run time, for
+/// the N of the call; at compile time, kernels that would not even at N = 4096 are left out, so
+/// that the many small kernels of an unrolled recurrence stay plain calls). The runtime cuts the
+/// loop into chunks whose bounds depend only on its extent and work, so results do not depend on
+/// the thread count.
+enum ParallelLoops {
+    /// Twice KILN_LOOP_CHUNK_WORK of kiln_runtime.c: about a 64K-element copy, some tens of
+    /// microseconds, well above what handing a chunk to a waiting thread costs (a microsecond or two).
+    static let minimumWork = 1 << 16
+
+    /// The work of kernel k as an int expression of N, or nil when it cannot run in parallel
+    /// or is never large enough.
+    static func work(_ k: LoopKernel) -> KExpr? {
+        guard !k.accumulate, !k.loops.isEmpty else { return nil }
+        var w = KExpr.int(max(1, cost(k.body) + k.extraStores.reduce(0) { $0 + 1 + cost($1.value) }))
+        for e in k.loops + k.reduceLoops { w = w * e }
+        guard let atLarge = evaluate(w, n: 4096), atLarge >= minimumWork else { return nil }
+        return w
+    }
+
+    /// Rough cost of one point: a load 1, a division or square root 2, a transcendental
+    /// function 8, pow 16; the rest is free beside them.
+    static func cost(_ e: KExpr) -> Int {
+        switch e {
+        case .real, .int, .index, .n, .steps, .iteration, .acc, .scanStep, .scanPrevious, .scanOutput: return 0
+        case let .load(_, at): return 1 + cost(at)
+        case let .guardedLoad(_, at, valid, _): return 1 + cost(at) + cost(valid)
+        case let .unary(op, a):
+            switch op {
+            case .exp, .log, .log1p, .tanh, .sigmoid, .erf, .softplus: return 8 + cost(a)
+            case .sqrt, .rsqrt, .reciprocal: return 2 + cost(a)
+            default: return cost(a)
+            }
+        case let .binary(op, a, b): return (op == .pow ? 16 : op == .div ? 2 : 0) + cost(a) + cost(b)
+        case let .iadd(a, b), let .isub(a, b), let .imul(a, b), let .idiv(a, b), let .imod(a, b),
+             let .compare(_, a, b), let .and(a, b):
+            return cost(a) + cost(b)
+        case let .select(c, a, b): return cost(c) + cost(a) + cost(b)
+        case .toReal(let a), .toInt(let a): return cost(a)
+        case let .random(_, at): return 2 + cost(at)
+        }
+    }
+
+    /// The value of an int expression of N (nil if it uses more than N and constants).
+    static func evaluate(_ e: KExpr, n: Int) -> Int? {
+        switch e {
+        case .int(let v): return v
+        case .n: return n
+        case .steps: return 64         // a free number of time steps: a typical length
+        case let .iadd(a, b): return zip2(a, b, n, +)
+        case let .isub(a, b): return zip2(a, b, n, -)
+        case let .imul(a, b): return zip2(a, b, n, *)
+        case let .idiv(a, b): return evaluate(b, n: n) == 0 ? nil : zip2(a, b, n, /)
+        default: return nil
+        }
+    }
+
+    private static func zip2(_ a: KExpr, _ b: KExpr, _ n: Int, _ f: (Int, Int) -> Int) -> Int? {
+        guard let x = evaluate(a, n: n), let y = evaluate(b, n: n) else { return nil }
+        return f(x, y)
     }
 }

@@ -89,7 +89,9 @@ enum ABI {
         static let reserve = 40, trainStep = 48, evaluate = 56, numWeights = 64, getWeight = 72
         static let setWeight = 80, saveWeights = 88, loadWeights = 96, setSeed = 104, iterations = 112
         static let lastError = 120, lastMetrics = 128, predictSteps = 136, trainStepSteps = 144, evaluateSteps = 152
-        static let size = 160
+        static let setNumThreads = 160, size = 168
+        /// The smallest table this loader reads (libraries from before set_num_threads).
+        static let minimumSize = 160
     }
 }
 
@@ -112,12 +114,15 @@ struct RuntimeFunctions {
     typealias LastMetrics = @convention(c) (OpaquePointer?, UnsafeMutablePointer<Float>?, Int32) -> Int32
     typealias PredictSteps = @convention(c) (OpaquePointer?, IOPointers?, OutPointers?, Int64, Int64) -> Int32
     typealias StepSteps = @convention(c) (OpaquePointer?, IOPointers?, IOPointers?, Int64, Int64, UnsafeMutablePointer<Float>?) -> Int32
+    typealias SetNumThreads = @convention(c) (OpaquePointer?, Int32) -> Int32
 
     var create: Create, destroy: Destroy, predict: Predict, reserve: Reserve
     var trainStep: Step, evaluate: Step, numWeights: Count, getWeight: GetWeight, setWeight: SetWeight
     var saveWeights: PathFn, loadWeights: PathFn, setSeed: SetSeed, iterations: Count, lastError: LastError
     var lastMetrics: LastMetrics?
     var predictSteps: PredictSteps, trainStepSteps: StepSteps, evaluateSteps: StepSteps
+    /// nil in libraries from before the thread pool.
+    var setNumThreads: SetNumThreads?
 
     /// nil when a slot of the table is empty.
     init?(api: UnsafeRawPointer) {
@@ -133,7 +138,7 @@ struct RuntimeFunctions {
               let setWeight = fn(A.setWeight, SetWeight.self), let saveWeights = fn(A.saveWeights, PathFn.self),
               let loadWeights = fn(A.loadWeights, PathFn.self), let setSeed = fn(A.setSeed, SetSeed.self),
               let iterations = fn(A.iterations, Count.self), let lastError = fn(A.lastError, LastError.self),
-              api.load(fromByteOffset: A.structSize, as: Int32.self) >= Int32(A.size),
+              api.load(fromByteOffset: A.structSize, as: Int32.self) >= Int32(A.minimumSize),
               let predictSteps = fn(A.predictSteps, PredictSteps.self), let trainStepSteps = fn(A.trainStepSteps, StepSteps.self),
               let evaluateSteps = fn(A.evaluateSteps, StepSteps.self)
         else { return nil }
@@ -143,9 +148,9 @@ struct RuntimeFunctions {
         self.getWeight = getWeight; self.setWeight = setWeight; self.saveWeights = saveWeights
         self.loadWeights = loadWeights; self.setSeed = setSeed; self.iterations = iterations
         self.lastError = lastError
-        if api.load(fromByteOffset: A.structSize, as: Int32.self) >= Int32(A.size) {
-            self.lastMetrics = fn(A.lastMetrics, LastMetrics.self)
-        }
+        let size = api.load(fromByteOffset: A.structSize, as: Int32.self)
+        if size >= Int32(A.lastMetrics + 8) { self.lastMetrics = fn(A.lastMetrics, LastMetrics.self) }
+        if size >= Int32(A.setNumThreads + 8) { self.setNumThreads = fn(A.setNumThreads, SetNumThreads.self) }
     }
 }
 
@@ -236,7 +241,7 @@ public final class CompiledLibrary {
         }
         let apiVersion = api.load(fromByteOffset: ABI.API.abiVersion, as: Int32.self)
         let apiSize = api.load(fromByteOffset: ABI.API.structSize, as: Int32.self)
-        guard apiVersion == ABI.version, apiSize >= ABI.API.size,
+        guard apiVersion == ABI.version, apiSize >= ABI.API.minimumSize,
               let desc = api.load(fromByteOffset: ABI.API.desc, as: UnsafeRawPointer?.self),
               desc.load(fromByteOffset: ABI.ModelDesc.abiVersion, as: Int32.self) == ABI.version,
               let fns = RuntimeFunctions(api: api)
@@ -494,6 +499,17 @@ public final class CompiledLibrary {
 
     /// The seed of the dropout RNG; each step derives its own from it.
     public func setSeed(_ s: UInt64) { fns.setSeed(instance, s) }
+
+    /// Threads this instance's calls use (1 to 64; 0: the default, $KILN_NUM_THREADS or the
+    /// online CPUs). Results do not depend on it. Libraries compiled before the thread pool
+    /// have no such setting: the call is then ignored.
+    public func setNumThreads(_ threads: Int) throws {
+        guard let f = fns.setNumThreads else { return }
+        guard let t = Int32(exactly: threads) else {
+            throw KilnRuntimeError("the number of threads must be 1 to 64, or 0 for the default (got \(threads)).")
+        }
+        try check(f(instance, t))
+    }
 
     /// Optimizer steps taken so far.
     public var iterations: Int { Int(fns.iterations(instance)) }

@@ -40,6 +40,78 @@ final class TrainingTests: XCTestCase {
         return (HostTensor(shape: [rows, inDim], floats: r.floats(rows * inDim)), HostTensor(shape: [rows, out], floats: r.floats(rows * out)))
     }
 
+    // MARK: - Threads
+
+    /// Predict and a few Adam steps of a small CNN and an LSTM model give bit-identical
+    /// outputs, losses and weights with 1, 2 and 3 threads. The sizes are chosen so that
+    /// matrix products are split (by rows and by columns) and loops run in chunks.
+    func testThreadCountDoesNotChangeResults() throws {
+        let adam = OptimizerConfig(name: "Adam", learningRate: 0.01)
+        var r = TestRNG(77)
+        let rows = 64
+
+        var cnn = GraphMaker("cnn")
+        let image = cnn.input("x", [16, 16, 3])
+        var h = try cnn.layer(.conv2D(filters: 16, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true),
+                              [image, cnn.param("conv/kernel", [3, 3, 3, 16], r.floats(432, -0.3, 0.3)), cnn.param("conv/bias", [16], r.floats(16, -0.1, 0.1))], "conv")
+        h = try cnn.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid), [h], "pool")
+        h = try cnn.layer(.flatten, [h], "flatten")
+        h = try cnn.layer(.dense(units: 10, activation: .softmax, useBias: true),
+                          [h, cnn.param("dense/kernel", [784, 10], r.floats(7840, -0.1, 0.1)), cnn.param("dense/bias", [10], r.floats(10, -0.1, 0.1))], "dense")
+        cnn.output(h, "y")
+        let cnnModel = cnn.model(training: TrainingConfig(losses: [LossConfig(name: "categorical_crossentropy")], optimizer: adam))
+        let cnnData = (0..<3).map { _ in
+            (HostTensor(shape: [rows, 16, 16, 3], floats: r.floats(rows * 768)),
+             HostTensor(shape: [rows, 10], floats: (0..<rows).flatMap { i in (0..<10).map { Float($0 == i % 10 ? 1 : 0) } }))
+        }
+
+        var rnn = GraphMaker("lstm")
+        let seq = rnn.input("x", [8, 16])
+        let spec = RecurrentSpec(kind: .lstm, units: 96)
+        let lstmWeights = spec.weightShapes(features: 16).enumerated().map { j, shape in
+            rnn.param("lstm/w\(j)", shape, r.floats(shape.reduce(1, *), -0.2, 0.2))
+        }
+        var g = try rnn.layer(.recurrent(spec, masked: false), [seq] + lstmWeights, "lstm")
+        g = try rnn.layer(.dense(units: 4, activation: .linear, useBias: true),
+                          [g, rnn.param("out/kernel", [96, 4], r.floats(384, -0.3, 0.3)), rnn.param("out/bias", [4], r.floats(4))], "out")
+        rnn.output(g, "y")
+        let rnnModel = rnn.model(training: TrainingConfig(losses: [Self.mse], optimizer: adam))
+        let rnnData = (0..<3).map { _ in
+            (HostTensor(shape: [rows, 8, 16], floats: r.floats(rows * 128)), HostTensor(shape: [rows, 4], floats: r.floats(rows * 4)))
+        }
+
+        for (name, model, data) in [("cnn", cnnModel, cnnData), ("lstm", rnnModel, rnnData)] {
+            let dir = try makeTempDir(self)
+            let path = try Compiler.compile(model, name: name, to: dir, log: { _ in }).library
+            var runs: [(predict: [[UInt32]], losses: [UInt32], weights: [[UInt32]], after: [[UInt32]])] = []
+            for threads in [1, 2, 3] {
+                let lib = try CompiledLibrary(path: path)
+                try lib.setNumThreads(threads)
+                let before = bits(try lib.predict([data[0].0], batchSize: rows))
+                let losses = try data.map { try lib.trainStep(x: [$0.0], y: [$0.1]).bitPattern }
+                runs.append((before, losses, bits(lib.getWeights()), bits(try lib.predict([data[0].0], batchSize: rows))))
+            }
+            for (k, run) in runs.enumerated().dropFirst() {
+                XCTAssertTrue(run.predict == runs[0].predict, "\(name): predictions with \(k + 1) threads")
+                XCTAssertTrue(run.losses == runs[0].losses, "\(name): losses with \(k + 1) threads")
+                XCTAssertTrue(run.weights == runs[0].weights, "\(name): weights after 3 steps with \(k + 1) threads")
+                XCTAssertTrue(run.after == runs[0].after, "\(name): predictions after training with \(k + 1) threads")
+            }
+            XCTAssertTrue(runs[0].predict != runs[0].after, "\(name): training changed nothing")
+        }
+    }
+
+    func testNumberOfThreadsOutOfRangeIsRefused() throws {
+        let dir = try makeTempDir(self)
+        let lib = try compileAndLoad(try MLP(inDim: 3, hidden: 4, out: 2, seed: 5).model(training: TrainingConfig(losses: [Self.mse], optimizer: OptimizerConfig(name: "SGD", learningRate: 0.1))),
+                                     name: "threads", dir: dir)
+        for bad in [-1, 65] {
+            assertThrows(["number of threads must be 1 to 64", "got \(bad)"], "setNumThreads(\(bad))") { try lib.setNumThreads(bad) }
+        }
+        try lib.setNumThreads(0)
+        try lib.setNumThreads(64)
+    }
+
     // MARK: - Frozen weights
 
     func testFrozenWeightsStayBitIdentical() throws {

@@ -96,10 +96,104 @@ final class CompiledLibraryTests: XCTestCase {
             "kiln_api.num_weights": A.numWeights, "kiln_api.get_weight": A.getWeight,
             "kiln_api.set_weight": A.setWeight, "kiln_api.save_weights": A.saveWeights,
             "kiln_api.load_weights": A.loadWeights, "kiln_api.set_seed": A.setSeed,
-            "kiln_api.iterations": A.iterations, "kiln_api.last_error": A.lastError, "kiln_api.size": A.size,
+            "kiln_api.iterations": A.iterations, "kiln_api.last_error": A.lastError,
+            "kiln_api.set_num_threads": A.setNumThreads, "kiln_api.size": A.size,
         ]
         XCTAssertEqual(c, swift)
     }
+
+    // MARK: - Threads
+
+    /// The runtime's pool, loop chunks and split matrix products, from a C program that
+    /// includes kiln_runtime.c (so it reaches the static parts): items reach the worker,
+    /// a parallel loop covers every index once, and kiln_gemm gives bit-identical results
+    /// with 1, 2 and 3 threads (split by rows, by columns, and unsplit), close to a naive product.
+    func testThreadPoolAndSplitProducts() throws {
+        let dir = try FakeModel.tempDir("kiln-pool")
+        try Self.poolC.write(toFile: dir + "/pool.c", atomically: true, encoding: .utf8)
+        try FakeModel.run("cc", ["-O1", "-march=native", "-I", FakeModel.runtimeDir, dir + "/pool.c", FakeModel.runtimeDir + "/kiln_gemm.c",
+                                 "-o", dir + "/pool", "-lopenblas", "-lm"])
+        let out = try FakeModel.run(dir + "/pool", [])
+        XCTAssertEqual(out, """
+            items on the worker: yes
+            loop covers every index once: yes
+            gemm 3000x32x27 nn: identical yes, close yes
+            gemm 27x32x3000 tn: identical yes, close yes
+            gemm 3000x27x32 nt: identical yes, close yes
+            gemm 48x700x300 nn: identical yes, close yes
+            gemm 300x64x700 tt: identical yes, close yes
+            gemm 15x512x128 nn: identical yes, close yes
+
+            """)
+    }
+
+    static let poolC = #"""
+    #include "kiln_runtime.c"
+    #include <math.h>
+
+    static pthread_t ran[512];
+    static void item(void *ctx, int64_t i) {
+        (void)ctx;
+        ran[i] = pthread_self();
+        volatile double x = 0;
+        for (int k = 0; k < 20000; k++) x += k;
+    }
+    static int hits[100000];
+    static void range(void *ctx, int64_t lo, int64_t hi) {
+        (void)ctx;
+        for (int64_t i = lo; i < hi; i++) __atomic_fetch_add(&hits[i], 1, __ATOMIC_RELAXED);
+    }
+    static float uniform(uint64_t *s) {
+        *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+        return (float)((*s >> 40) / 16777216.0) * 2 - 1;
+    }
+    static void gemm_case(int ta, int tb, int m, int n, int k) {
+        uint64_t seed = (uint64_t)(m * 131 + n * 7 + k);
+        float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+        float *c[3] = { malloc(sizeof(float) * m * n), malloc(sizeof(float) * m * n), malloc(sizeof(float) * m * n) };
+        for (int i = 0; i < m * k; i++) a[i] = uniform(&seed);
+        for (int i = 0; i < k * n; i++) b[i] = uniform(&seed);
+        for (int t = 0; t < 3; t++) {
+            tls_threads = t + 1;
+            kiln_gemm(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, 0.0f, c[t], n);
+        }
+        int same = !memcmp(c[0], c[1], sizeof(float) * m * n) && !memcmp(c[0], c[2], sizeof(float) * m * n);
+        int close = 1;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int l = 0; l < k; l++)
+                    s += (double)(ta ? a[l * m + i] : a[i * k + l]) * (tb ? b[j * k + l] : b[l * n + j]);
+                if (fabs(s - c[0][i * n + j]) > 1e-4 * (1 + fabs(s))) close = 0;
+            }
+        printf("gemm %dx%dx%d %c%c: identical %s, close %s\n", m, n, k, ta ? 't' : 'n', tb ? 't' : 'n',
+               same ? "yes" : "no", close ? "yes" : "no");
+        free(a); free(b); free(c[0]); free(c[1]); free(c[2]);
+    }
+    int main(void) {
+        if (openblas_set_num_threads) openblas_set_num_threads(1);
+        pool_grow(2);
+        int other = 0;
+        for (int attempt = 0; attempt < 20 && !other; attempt++) {
+            tls_threads = 2;
+            kiln_parallel_for(512, item, NULL);
+            for (int i = 0; i < 512; i++) other += !pthread_equal(ran[i], pthread_self());
+        }
+        printf("items on the worker: %s\n", other ? "yes" : "no");
+        tls_threads = 3;
+        kiln_parallel_loop(100000, (int64_t)1 << 22, range, NULL);
+        int once = 1;
+        for (int i = 0; i < 100000; i++) once &= hits[i] == 1;
+        printf("loop covers every index once: %s\n", once ? "yes" : "no");
+        gemm_case(0, 0, 3000, 32, 27);
+        gemm_case(1, 0, 27, 32, 3000);
+        gemm_case(0, 1, 3000, 27, 32);
+        gemm_case(0, 0, 48, 700, 300);
+        gemm_case(1, 1, 300, 64, 700);
+        gemm_case(0, 0, 15, 512, 128);
+        return 0;
+    }
+    """#
 
     // MARK: - Loading
 

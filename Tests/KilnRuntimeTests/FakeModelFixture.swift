@@ -180,7 +180,7 @@ enum FakeModel {
         P(kiln_api, evaluate); P(kiln_api, num_weights); P(kiln_api, get_weight); P(kiln_api, set_weight);
         P(kiln_api, save_weights); P(kiln_api, load_weights); P(kiln_api, set_seed);
         P(kiln_api, iterations); P(kiln_api, last_error); P(kiln_api, last_metrics); P(kiln_api, predict_steps);
-        P(kiln_api, train_step_steps); P(kiln_api, evaluate_steps); S(kiln_api);
+        P(kiln_api, train_step_steps); P(kiln_api, evaluate_steps); P(kiln_api, set_num_threads); S(kiln_api);
         return 0;
     }
     """#
@@ -208,8 +208,8 @@ enum FakeModel {
         try glueC.write(toFile: dir + "/fake_glue.c", atomically: true, encoding: .utf8)
         let lib = dir + "/libfake.so"
         var args = ["-shared", "-fPIC", "-O2", "-fvisibility=hidden", "-I", runtimeDir,
-                    dir + "/fake_model.c", dir + "/fake_glue.c", runtimeDir + "/kiln_runtime.c",
-                    "-lm", "-Wl,-Bsymbolic", "-o", lib]
+                    dir + "/fake_model.c", dir + "/fake_glue.c", runtimeDir + "/kiln_runtime.c", runtimeDir + "/kiln_gemm.c",
+                    "-lopenblas", "-lm", "-Wl,-Bsymbolic", "-o", lib]
         if !training { args.insert("-DFAKE_NO_TRAIN", at: 0) }
         try run("cc", args)
         built[training] = lib
