@@ -122,6 +122,14 @@ KILN_HIDDEN void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t 
  * and the iteration. Exposed for tests. */
 KILN_HIDDEN uint64_t kiln_step_seed(uint64_t seed, int64_t iteration);
 
+/* dx (n, H, W, C) = the gradient of a convolution with respect to its input, from
+ * dy (n, OH, OW, F) and the filters w (kh, kw, C, F), NHWC (kiln_conv.c). C must be
+ * a multiple of 16 and kh*kw*F*C + F at most KILN_CONV_STACK_FLOATS. */
+#define KILN_CONV_STACK_FLOATS 16384
+KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *dx, int64_t n, int64_t H, int64_t W,
+                                        int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
+                                        int64_t sh, int64_t sw, int64_t pt, int64_t pl);
+
 /* C = op(A)·op(B) (beta 0) or C += op(A)·op(B) (beta 1), row-major (kiln_gemm.c). */
 KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -24,7 +24,7 @@ public enum LibraryLinker {
         // The runtime's kernels (kiln_gemm.c) are built for this machine, like the model's code.
         return ["-shared", "-fPIC", "-O3", "-march=native", "-fvisibility=hidden",
                 "-I", runtimeDir, "-I", glueDir,
-                objectPath, gluePath, runtimeDir + "/kiln_runtime.c", runtimeDir + "/kiln_scan.c", runtimeDir + "/kiln_gemm.c",
+                objectPath, gluePath, runtimeDir + "/kiln_runtime.c", runtimeDir + "/kiln_scan.c", runtimeDir + "/kiln_gemm.c", runtimeDir + "/kiln_conv.c",
                 "-lopenblas", "-lm", "-Wl,-Bsymbolic", "-Wl,-soname,lib\(name).so",
                 "-o", output]
     }
@@ -44,7 +44,7 @@ public enum LibraryLinker {
         guard fm.fileExists(atPath: objectPath) else {
             throw LibraryLinkError("cannot link lib\(name).so: the object file '\(objectPath)' does not exist.")
         }
-        for f in ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_runtime.h", "kiln_abi.h"] where !fm.fileExists(atPath: runtimeDir + "/" + f) {
+        for f in ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_conv.c", "kiln_runtime.h", "kiln_abi.h"] where !fm.fileExists(atPath: runtimeDir + "/" + f) {
             throw LibraryLinkError("cannot link lib\(name).so: the Kiln runtime folder '\(runtimeDir)' has no \(f).")
         }
         let cc = try findCompiler()

@@ -134,6 +134,14 @@ final class ProgramEmitter {
                 LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame), 4)
             case .scan(let s):
                 emitScan(p, frame, s)
+            case let .convGradInput(dy, w, dx, win):
+                let (dys, xs) = (p.graph.type(dy).shape, p.graph.type(dx).shape)
+                let i64 = m.i64
+                let fn = m.function("kiln_conv2d_grad_input", m.void, [m.ptr, m.ptr, m.ptr] + Array(repeating: i64, count: 13))
+                let images = intValue(extent(xs[0]), frame)
+                let sizes = [xs[1], xs[2], xs[3], dys[1], dys[2], dys[3]].map { m.constI($0.factor) }
+                let geometry = [win.kh, win.kw, win.sh, win.sw, win.padTop, win.padLeft].map { m.constI($0) }
+                _ = m.call(fn, [address(p, dy, frame), address(p, w, frame), address(p, dx, frame), images] + sizes + geometry)
             }
         }
     }

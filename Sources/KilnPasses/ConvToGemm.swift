@@ -1,15 +1,20 @@
 import KilnIR
 
-/// Rewrites convolutions as matrix products, so that OpenBLAS does the work:
+/// Rewrites convolutions as matrix products:
 ///   // conv2d_bias{act}(x, w, b)   ->  act(matmul(im2col(x), reshape(w)) + b)
 ///   // conv2d_grad_filter(x, dy)    ->  reshape(matmul<TN>(im2col(x), reshape(dy)))
 ///   // conv2d_grad_input(dy, w)     ->  col2im(matmul<NT>(reshape(dy), reshape(w)))
+/// except a conv2d_grad_input the runtime computes directly (directGradInput).
 public let convToGemm = Pass("conv-gemm") { g in
     var r = GraphRebuilder(g)
     return try r.run { r, n in
         guard case .prim(let op) = n.op else { return try r.copy(n) }
         switch op {
-        case .conv2D, .convBiasAct, .conv2DGradFilter, .conv2DGradInput: break
+        case .conv2D, .convBiasAct, .conv2DGradFilter: break
+        case let .conv2DGradInput(win, _, _):
+            // The runtime computes it directly when its filters fit (kiln_conv.c).
+            let ws = r.old.type(n.inputs[1]).shape.map(\.factor)
+            if directGradInput(channels: ws[2], filters: ws[3], win) { return try r.copy(n) }
         default: return try r.copy(n)
         }
         var b = PrimBuilder(graph: r.new, layer: n.layer)
@@ -47,4 +52,10 @@ public let convToGemm = Pass("conv-gemm") { g in
             fatalError("conv-gemm: unreachable")
         }
     }
+}
+
+/// Whether the runtime's direct kernel computes conv2d_grad_input (kiln_conv.c): channels a
+/// multiple of 16 and the transposed filters small enough for the stack (KILN_CONV_STACK_FLOATS).
+public func directGradInput(channels c: Int, filters f: Int, _ win: Window2D) -> Bool {
+    c % 16 == 0 && win.kh * win.kw * f * c + f <= 16384
 }

@@ -111,5 +111,6 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
         (s.a, s.b, s.c) = (f(s.a), f(s.b), f(s.c))
         s.carries = s.carries.map(f); s.initial = s.initial.map { $0.map(f) }
         return .scan(s)
+    case let .convGradInput(dy, w, dx, win): return .convGradInput(dy: f(dy), w: f(w), dx: f(dx), win)
     }
 }

@@ -10,6 +10,8 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
     case zero(Value)
     /// A scan over the time steps (ScanKernels.swift).
     case scan(ScanStep)
+    /// dx = the input gradient of a convolution, by the runtime (kiln_conv2d_grad_input).
+    case convGradInput(dy: Value, w: Value, dx: Value, Window2D)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
             return "gemm \(c) = \(a)\(ta ? "ᵀ" : "")·\(b)\(tb ? "ᵀ" : "") [\(m)x\(n)x\(k)]"
         case .zero(let v): return "zero \(v)"
         case .scan(let s): return s.description
+        case let .convGradInput(dy, w, dx, win): return "conv2d_grad_input \(dx) = \(dy) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
         }
     }
 
@@ -30,6 +33,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .gemm(a, b, _, _, _, _, _, _): return [a, b]
         case .zero: return []
         case .scan(let s): return s.reads
+        case let .convGradInput(dy, w, _, _): return [dy, w]
         }
     }
     public var writes: [Value] {
@@ -38,6 +42,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .gemm(_, _, c, _, _, _, _, _): return [c]
         case .zero(let v): return [v]
         case .scan(let s): return s.writes
+        case let .convGradInput(_, _, dx, _): return [dx]
         }
     }
 }

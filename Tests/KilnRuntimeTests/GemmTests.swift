@@ -1,6 +1,8 @@
 // The runtime's matrix products (Runtime/kiln_gemm.c) against a naive double
 // loop, for every transpose combination, beta 0 and 1, leading dimensions
-// wider than the matrices, and shapes that exercise every block and tail.
+// wider than the matrices, and shapes that exercise every block and tail; and
+// its direct convolution input gradient (Runtime/kiln_conv.c) against the
+// definition, for strides, padding, channel counts and widths with tails.
 
 import XCTest
 
@@ -61,6 +63,62 @@ final class GemmTests: XCTestCase {
         let out = try FakeModel.run(dir + "/gemm", []).trimmingCharacters(in: .whitespacesAndNewlines)
         let worst = try XCTUnwrap(Double(out), "gemm test printed \(out)")
         // Error in units of 1e-6 * (K + 1): float32 rounding of K products and sums stays well inside 1.
+        XCTAssertLessThan(worst, 1.0, "largest scaled error \(worst)")
+    }
+
+    static let convProgram = #"""
+    #include <math.h>
+    #include <stdio.h>
+    #include <stdlib.h>
+    #include "kiln_runtime.h"
+
+    static unsigned long long s = 777;
+    static float rnd(void) { s = s * 6364136223846793005ULL + 1442695040888963407ULL; return (float)((s >> 40) / 16777216.0) - 0.5f; }
+
+    int main(void) {
+        /* n, H, W, C, F, kh, kw, sh, sw, pad_top, pad_left (OH, OW as Keras computes them) */
+        const int cases[][11] = {{2, 26, 12, 32, 32, 3, 3, 1, 1, 0, 0}, {1, 7, 9, 16, 5, 3, 3, 1, 1, 1, 1},
+                                 {3, 8, 11, 48, 8, 2, 2, 2, 2, 0, 0}, {1, 9, 13, 16, 24, 3, 5, 2, 1, 1, 2},
+                                 {17, 5, 5, 32, 4, 1, 1, 1, 1, 0, 0}};
+        double worst = 0;
+        for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            int n = cases[c][0], H = cases[c][1], W = cases[c][2], C = cases[c][3], F = cases[c][4];
+            int kh = cases[c][5], kw = cases[c][6], sh = cases[c][7], sw = cases[c][8], pt = cases[c][9], pl = cases[c][10];
+            int OH = (H + 2 * pt - kh) / sh + 1, OW = (W + 2 * pl - kw) / sw + 1;
+            float *dy = malloc(sizeof(float) * n * OH * OW * F), *w = malloc(sizeof(float) * kh * kw * C * F);
+            float *dx = malloc(sizeof(float) * n * H * W * C);
+            for (int i = 0; i < n * OH * OW * F; i++) dy[i] = rnd();
+            for (int i = 0; i < kh * kw * C * F; i++) w[i] = rnd();
+            for (int i = 0; i < n * H * W * C; i++) dx[i] = NAN;
+            kiln_conv2d_grad_input(dy, w, dx, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl);
+            for (int b = 0; b < n; b++) for (int h = 0; h < H; h++) for (int x = 0; x < W; x++) for (int ch = 0; ch < C; ch++) {
+                double want = 0;
+                for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
+                    int i = h - (oh * sh - pt), j = x - (ow * sw - pl);
+                    if (i < 0 || i >= kh || j < 0 || j >= kw) continue;
+                    for (int f = 0; f < F; f++)
+                        want += (double)dy[((b * OH + oh) * OW + ow) * F + f] * w[((i * kw + j) * C + ch) * F + f];
+                }
+                double got = dx[((b * H + h) * W + x) * C + ch];
+                double err = isnan(got) ? 1e30 : fabs(got - want) / (1e-6 * (kh * kw * F + 1));
+                if (err > worst) worst = err;
+            }
+            free(dy); free(w); free(dx);
+        }
+        printf("%g\n", worst);
+        return 0;
+    }
+    """#
+
+    func testConvolutionInputGradientAgainstTheDefinition() throws {
+        let dir = try FakeModel.tempDir("kiln-conv")
+        try Self.convProgram.write(toFile: dir + "/conv.c", atomically: true, encoding: .utf8)
+        let rt = FakeModel.runtimeDir
+        try FakeModel.run("cc", ["-O2", "-march=native", "-I", rt, dir + "/conv.c", rt + "/kiln_conv.c", rt + "/kiln_runtime.c",
+                                 rt + "/kiln_gemm.c", "-lm", "-lpthread", "-o", dir + "/conv"])
+        let out = try FakeModel.run(dir + "/conv", []).trimmingCharacters(in: .whitespacesAndNewlines)
+        let worst = try XCTUnwrap(Double(out), "conv test printed \(out)")
+        // In units of 1e-6 * (taps * F + 1); an element never written (NaN) counts as 1e30.
         XCTAssertLessThan(worst, 1.0, "largest scaled error \(worst)")
     }
 }

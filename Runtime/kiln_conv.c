@@ -1,0 +1,107 @@
+/* kiln_conv.c: the gradient of a 2-D convolution with respect to its input,
+ * computed directly (NHWC, any strides and padding):
+ *
+ *   dx[n, h, w, c] = sum over taps (i, j) and filters f of
+ *                    dy[n, oh, ow, f] * W[i, j, c, f]
+ *   where h = oh*sh + i - pad_top and w = ow*sw + j - pad_left.
+ *
+ * The im2col route makes dy·Wᵀ, a (pixels x kh·kw·C) matrix, and then sums
+ * it back into the image (col2im): for a 24x10x32 map that matrix is 9x the
+ * image, written and read once more. Here each block of 6 input pixels keeps
+ * its 32 channels in vector registers across all taps and filters, reading
+ * dy rows where they lie (a row of zeros stands for a tap outside dy) and the
+ * filters transposed once on the stack. Rows of the image are shared out over
+ * the thread pool in fixed blocks, so the result does not depend on the
+ * thread count. Needs C a multiple of 16 and F*C*kh*kw small enough for the
+ * stack; the compiler uses im2col + col2im otherwise (ConvToGemm.swift).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "kiln_runtime.h"
+
+typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
+
+typedef struct {
+    const float *dy, *wt;          /* wt[tap][f][c] */
+    float *dx;
+    int64_t H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl;
+    const float *zero;             /* F zeros */
+} conv_job;
+
+#define PIX 6
+
+/* Channels [c0, c0 + 16*NV) of PIX pixels starting at (img, h, w0). */
+#define GRAD_INPUT_BLOCK(NV)                                                                       \
+    static void grad_input_##NV(const conv_job *j, int64_t img, int64_t h, int64_t w0, int64_t c0) { \
+        v16 acc[PIX][NV];                                                                          \
+        for (int r = 0; r < PIX; r++)                                                              \
+            for (int v = 0; v < NV; v++) acc[r][v] = (v16){0};                                     \
+        for (int64_t i = 0; i < j->kh; i++) {                                                      \
+            int64_t th = h + j->pt - i;                                                            \
+            int64_t oh = th / j->sh;                                                               \
+            int row_ok = th >= 0 && th % j->sh == 0 && oh < j->OH;                                 \
+            for (int64_t jj = 0; jj < j->kw; jj++) {                                               \
+                const float *a[PIX];                                                               \
+                for (int r = 0; r < PIX; r++) {                                                    \
+                    int64_t tw = w0 + r + j->pl - jj, ow = tw / j->sw;                             \
+                    int ok = row_ok && w0 + r < j->W && tw >= 0 && tw % j->sw == 0 && ow < j->OW;  \
+                    a[r] = ok ? j->dy + ((img * j->OH + oh) * j->OW + ow) * j->F : j->zero;        \
+                }                                                                                  \
+                const float *b = j->wt + (i * j->kw + jj) * j->F * j->C + c0;                      \
+                for (int64_t f = 0; f < j->F; f++) {                                               \
+                    v16 bv[NV];                                                                    \
+                    for (int v = 0; v < NV; v++) bv[v] = *(const v16 *)(b + f * j->C + 16 * v);    \
+                    for (int r = 0; r < PIX; r++) {                                                \
+                        float x = a[r][f];                                                         \
+                        for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v];                       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < PIX && w0 + r < j->W; r++)                                             \
+            for (int v = 0; v < NV; v++)                                                           \
+                *(v16 *)(j->dx + ((img * j->H + h) * j->W + w0 + r) * j->C + c0 + 16 * v) = acc[r][v]; \
+    }
+GRAD_INPUT_BLOCK(2)
+GRAD_INPUT_BLOCK(1)
+
+/* Image rows [ROWS*i, ROWS*(i+1)) of all images, flattened as img*H + h. */
+#define ROWS 8
+
+static void grad_input_rows(void *ctx, int64_t i) {
+    const conv_job *j = ctx;
+    for (int64_t row = i * ROWS; row < (i + 1) * ROWS; row++) {
+        int64_t img = row / j->H, h = row % j->H;
+        for (int64_t w0 = 0; w0 < j->W; w0 += PIX) {
+            int64_t c0 = 0;
+            for (; c0 + 32 <= j->C; c0 += 32) grad_input_2(j, img, h, w0, c0);
+            for (; c0 < j->C; c0 += 16) grad_input_1(j, img, h, w0, c0);
+        }
+    }
+}
+
+KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *dx, int64_t n, int64_t H, int64_t W,
+                                        int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
+                                        int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
+    if (n <= 0) return;
+    int64_t taps = kh * kw;
+    float wt[taps * F * C + F];     /* filters as [tap][f][c], then F zeros */
+    for (int64_t t = 0; t < taps; t++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t f = 0; f < F; f++) wt[(t * F + f) * C + c] = w[(t * C + c) * F + f];
+    memset(wt + taps * F * C, 0, (size_t)F * sizeof(float));
+    conv_job j = { dy, wt, dx, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, wt + taps * F * C };
+    int64_t rows = n * H;
+    int64_t blocks = rows / ROWS;
+    kiln_parallel_for(blocks, grad_input_rows, &j);
+    /* The last rows (fewer than a block) on this thread. */
+    for (int64_t row = blocks * ROWS; row < rows; row++) {
+        int64_t img = row / H, h = row % H;
+        for (int64_t w0 = 0; w0 < W; w0 += PIX) {
+            int64_t c0 = 0;
+            for (; c0 + 32 <= C; c0 += 32) grad_input_2(&j, img, h, w0, c0);
+            for (; c0 < C; c0 += 16) grad_input_1(&j, img, h, w0, c0);
+        }
+    }
+}
