@@ -34,9 +34,15 @@ demo: deps
 	$(KILN) summary samples/models/mnist_cnn.keras
 	bash samples/run.sh $(KILN) $(OUT)/demo
 
+# The five seed workloads W1-W5 beside Keras, JAX, ONNX Runtime and PyTorch (the reference scripts in
+# ../shared/bench), and the small CNN and MLP beside Keras; see bench/README.md. Kiln only (and
+# exit 0) when ../shared/bench or a Python with keras+jax is missing. BUDGET: seconds per measurement.
+BENCH_PY ?= $(if $(wildcard /opt/kerasvenv/bin/python),/opt/kerasvenv/bin/python,python3)
+BUDGET ?= 4
+BENCH_ARGS ?=
 bench: deps
 	$(SWIFT) build -c release --product kiln
-	$(if $(wildcard /opt/kerasvenv/bin/python),KERAS_BACKEND=jax /opt/kerasvenv/bin/python,python3) tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench
+	KERAS_BACKEND=jax $(BENCH_PY) tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench --budget $(BUDGET) $(BENCH_ARGS)
 
 clean:
 	rm -rf .build $(OUT)

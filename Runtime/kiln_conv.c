@@ -1,5 +1,10 @@
-/* kiln_conv.c: the gradient of a 2-D convolution with respect to its input,
- * computed directly (NHWC, any strides and padding):
+/* kiln_conv.c: a 2-D convolution and its gradient with respect to its input,
+ * computed directly (NHWC, any strides and padding). The forward pass:
+ *
+ *   y[n, oh, ow, f] = sum over taps (i, j) and channels c of
+ *                     x[n, oh*sh + i - pad_top, ow*sw + j - pad_left, c] * W[i, j, c, f]
+ *
+ * and the input gradient:
  *
  *   dx[n, h, w, c] = sum over taps (i, j) and filters f of
  *                    dy[n, oh, ow, f] * W[i, j, c, f]
@@ -12,8 +17,9 @@
  * dy rows where they lie (a row of zeros stands for a tap outside dy) and the
  * filters transposed once on the stack. Rows of the image are shared out over
  * the thread pool in fixed blocks, so the result does not depend on the
- * thread count. Needs C a multiple of 16 and F*C*kh*kw small enough for the
- * stack; the compiler uses im2col + col2im otherwise (ConvToGemm.swift).
+ * thread count. The input gradient needs C a multiple of 16 and F*C*kh*kw
+ * small enough for the stack, the forward pass F a multiple of 16; the
+ * compiler uses im2col and a product otherwise (ConvToGemm.swift).
  */
 #include <stdint.h>
 #include <string.h>
@@ -104,4 +110,72 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
             for (; c0 < C; c0 += 16) grad_input_1(&j, img, h, w0, c0);
         }
     }
+}
+
+/* ------------------------------------------------------------- forward */
+
+typedef struct {
+    const float *x, *w;
+    float *y;
+    int64_t H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl;
+    const float *zero;             /* C zeros */
+} conv_fwd_job;
+
+/* Filters [f0, f0 + 16*NV) of PIX output pixels starting at (img, oh, ow0). */
+#define FORWARD_BLOCK(NV)                                                                          \
+    static void forward_##NV(const conv_fwd_job *j, int64_t img, int64_t oh, int64_t ow0, int64_t f0) { \
+        v16 acc[PIX][NV];                                                                          \
+        for (int r = 0; r < PIX; r++)                                                              \
+            for (int v = 0; v < NV; v++) acc[r][v] = (v16){0};                                     \
+        for (int64_t i = 0; i < j->kh; i++) {                                                      \
+            int64_t h = oh * j->sh + i - j->pt;                                                    \
+            int row_ok = h >= 0 && h < j->H;                                                       \
+            for (int64_t jj = 0; jj < j->kw; jj++) {                                               \
+                const float *a[PIX];                                                               \
+                for (int r = 0; r < PIX; r++) {                                                    \
+                    int64_t w = (ow0 + r) * j->sw + jj - j->pl;                                    \
+                    int ok = row_ok && ow0 + r < j->OW && w >= 0 && w < j->W;                      \
+                    a[r] = ok ? j->x + ((img * j->H + h) * j->W + w) * j->C : j->zero;             \
+                }                                                                                  \
+                const float *b = j->w + (i * j->kw + jj) * j->C * j->F + f0;                       \
+                for (int64_t c = 0; c < j->C; c++) {                                               \
+                    v16 bv[NV];                                                                    \
+                    for (int v = 0; v < NV; v++) bv[v] = *(const v16 *)(b + c * j->F + 16 * v);    \
+                    for (int r = 0; r < PIX; r++) {                                                \
+                        float x = a[r][c];                                                         \
+                        for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v];                       \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+        for (int r = 0; r < PIX && ow0 + r < j->OW; r++)                                           \
+            for (int v = 0; v < NV; v++)                                                           \
+                *(v16 *)(j->y + ((img * j->OH + oh) * j->OW + ow0 + r) * j->F + f0 + 16 * v) = acc[r][v]; \
+    }
+FORWARD_BLOCK(2)
+FORWARD_BLOCK(1)
+
+static void forward_row(const conv_fwd_job *j, int64_t row) {
+    int64_t img = row / j->OH, oh = row % j->OH;
+    for (int64_t ow0 = 0; ow0 < j->OW; ow0 += PIX) {
+        int64_t f0 = 0;
+        for (; f0 + 32 <= j->F; f0 += 32) forward_2(j, img, oh, ow0, f0);
+        for (; f0 < j->F; f0 += 16) forward_1(j, img, oh, ow0, f0);
+    }
+}
+
+static void forward_rows(void *ctx, int64_t i) {
+    for (int64_t row = i * ROWS; row < (i + 1) * ROWS; row++) forward_row(ctx, row);
+}
+
+KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n, int64_t H, int64_t W, int64_t C,
+                             int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                             int64_t pt, int64_t pl) {
+    if (n <= 0) return;
+    float zero[C];
+    memset(zero, 0, (size_t)C * sizeof(float));
+    conv_fwd_job j = { x, w, y, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, zero };
+    int64_t rows = n * OH, blocks = rows / ROWS;
+    kiln_parallel_for(blocks, forward_rows, &j);
+    for (int64_t row = blocks * ROWS; row < rows; row++) forward_row(&j, row);
 }

@@ -130,6 +130,12 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
                                         int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl);
 
+/* y (n, OH, OW, F) = x (n, H, W, C) convolved with w (kh, kw, C, F), NHWC
+ * (kiln_conv.c). F must be a multiple of 16. */
+KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n, int64_t H, int64_t W, int64_t C,
+                             int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                             int64_t pt, int64_t pl);
+
 /* C = op(A)·op(B) (beta 0) or C += op(A)·op(B) (beta 1), row-major (kiln_gemm.c). */
 KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

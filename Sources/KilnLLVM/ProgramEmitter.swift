@@ -135,13 +135,9 @@ final class ProgramEmitter {
             case .scan(let s):
                 emitScan(p, frame, s)
             case let .convGradInput(dy, w, dx, win):
-                let (dys, xs) = (p.graph.type(dy).shape, p.graph.type(dx).shape)
-                let i64 = m.i64
-                let fn = m.function("kiln_conv2d_grad_input", m.void, [m.ptr, m.ptr, m.ptr] + Array(repeating: i64, count: 13))
-                let images = intValue(extent(xs[0]), frame)
-                let sizes = [xs[1], xs[2], xs[3], dys[1], dys[2], dys[3]].map { m.constI($0.factor) }
-                let geometry = [win.kh, win.kw, win.sh, win.sw, win.padTop, win.padLeft].map { m.constI($0) }
-                _ = m.call(fn, [address(p, dy, frame), address(p, w, frame), address(p, dx, frame), images] + sizes + geometry)
+                emitConv("kiln_conv2d_grad_input", p, frame, from: dy, w, to: dx, image: dx, maps: dy, win)
+            case let .conv(x, w, y, win):
+                emitConv("kiln_conv2d", p, frame, from: x, w, to: y, image: x, maps: y, win)
             }
         }
     }
@@ -166,6 +162,17 @@ final class ProgramEmitter {
     }
 
     var thunkCache: [LoopKernel: LLVMValueRef] = [:]
+
+    /// fn(from, w, to, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pad_top, pad_left): a convolution or its
+    /// input gradient by the runtime (kiln_conv.c); image is the (n, H, W, C) side, maps (n, OH, OW, F).
+    func emitConv(_ name: String, _ p: Program, _ frame: Frame, from: Value, _ w: Value, to: Value, image: Value, maps: Value, _ win: Window2D) {
+        let (xs, ys) = (p.graph.type(image).shape, p.graph.type(maps).shape)
+        let fn = m.function(name, m.void, [m.ptr, m.ptr, m.ptr] + Array(repeating: m.i64, count: 13))
+        let sizes = [xs[1], xs[2], xs[3], ys[1], ys[2], ys[3]].map { m.constI($0.factor) }
+        let geometry = [win.kh, win.kw, win.sh, win.sw, win.padTop, win.padLeft].map { m.constI($0) }
+        _ = m.call(fn, [address(p, from, frame), address(p, w, frame), address(p, to, frame), intValue(extent(xs[0]), frame)]
+                   + sizes + geometry)
+    }
 
     /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps): calls the kernel.
     func scanThunk(_ k: LoopKernel) -> LLVMValueRef {

@@ -4,7 +4,8 @@ import KilnIR
 ///   // conv2d_bias{act}(x, w, b)   ->  act(matmul(im2col(x), reshape(w)) + b)
 ///   // conv2d_grad_filter(x, dy)    ->  reshape(matmul<TN>(im2col(x), reshape(dy)))
 ///   // conv2d_grad_input(dy, w)     ->  col2im(matmul<NT>(reshape(dy), reshape(w)))
-/// except a conv2d_grad_input the runtime computes directly (directGradInput).
+/// except the convolutions and input gradients the runtime computes directly (directForward,
+/// directGradInput): a conv2d is then kept and its bias and activation follow as one loop.
 public let convToGemm = Pass("conv-gemm") { g in
     var r = GraphRebuilder(g)
     return try r.run { r, n in
@@ -26,9 +27,15 @@ public let convToGemm = Pass("conv-gemm") { g in
         }
         switch op {
         case let .conv2D(win, oh, ow), let .convBiasAct(win, oh, ow, _):
-            let patches = try b.p(.im2col(win, outH: oh, outW: ow), ins[0])
             let f = b.type(ins[1]).shape[3]
-            var y = try b.reshape(try b.p(.matmul(transA: false, transB: false), patches, try flatFilter(ins[1])), [b.type(ins[0]).shape[0], .fixed(oh), .fixed(ow), f])
+            var y: Value
+            if directForward(filters: f.factor) {
+                // The runtime convolves directly (kiln_conv.c); bias and activation follow as one loop.
+                y = try b.p(.conv2D(win, outH: oh, outW: ow), ins[0], ins[1])
+            } else {
+                let patches = try b.p(.im2col(win, outH: oh, outW: ow), ins[0])
+                y = try b.reshape(try b.p(.matmul(transA: false, transB: false), patches, try flatFilter(ins[1])), [b.type(ins[0]).shape[0], .fixed(oh), .fixed(ow), f])
+            }
             if case let .convBiasAct(_, _, _, act) = op {
                 let e: FusedExpr = act.map { a in a.mapArgs { _ in .binary(.add, .arg(0), .arg(1)) } } ?? .binary(.add, .arg(0), .arg(1))
                 y = try b.p(.fused(e), y, ins[2])
@@ -59,3 +66,6 @@ public let convToGemm = Pass("conv-gemm") { g in
 public func directGradInput(channels c: Int, filters f: Int, _ win: Window2D) -> Bool {
     c % 16 == 0 && win.kh * win.kw * f * c + f <= 16384
 }
+
+/// Whether the runtime's direct kernel computes conv2d (kiln_conv.c): filters a multiple of 16.
+public func directForward(filters f: Int) -> Bool { f % 16 == 0 }

@@ -99,11 +99,27 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let m = ta ? ea[1] : ea[0], kk = ta ? ea[0] : ea[1], nn = tb ? eb[0] : eb[1]
         return [.gemm(a: n.inputs[0], b: n.inputs[1], c: n.outputs[0], transA: ta, transB: tb, m: m, n: nn, k: kk)]
     case let .conv2D(win, oh, ow):
+        if directForward(filters: ins[1].shape[3].factor) { return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], win)] }
         return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: false, act: nil, bufs: bufs), args: args)]
     case let .convBiasAct(win, oh, ow, act):
         return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: true, act: act, bufs: bufs), args: args)]
-    case let .conv2DGradInput(win, _, _):
-        return [.convGradInput(dy: n.inputs[0], w: n.inputs[1], dx: n.outputs[0], win)]
+    case let .conv2DGradInput(win, h, w):
+        if directGradInput(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor, win) {
+            return [.convGradInput(dy: n.inputs[0], w: n.inputs[1], dx: n.outputs[0], win)]
+        }
+        // dx[n,h,w,c] = sum_{i,j,f} dy[n,(h+pt-i)/sh,(w+pl-j)/sw,f] * w[i,j,c,f], where divisible and in range.
+        let dy = ins[0], wt = ins[1]
+        let (oh, ow, c, f) = (dy.shape[1].factor, dy.shape[2].factor, wt.shape[2].factor, wt.shape[3].factor)
+        let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
+        let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
+        let valid = windowValid(th, win.sh, oh, tw, win.sw, ow)
+        let dyAt = linearIndex(dy.shape, [idx(0), yh, yw, idx(6)])
+        let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: dyAt, valid: valid, otherwise: 0),
+                                .load(buffer: 1, at: linearIndex(wt.shape, [idx(4), idx(5), idx(3), idx(6)])))
+        let outShape: [Dim] = [dy.shape[0], .fixed(h), .fixed(w), .fixed(c)]
+        let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(f)],
+                           body: body, output: 2, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
+        return [.loop(k, args: args)]
     case .conv2DGradFilter(let win):
         // dw[i,j,c,f] = sum_{n,oh,ow} x[n, oh*sh+i-pt, ow*sw+j-pl, c] * dy[n,oh,ow,f]
         let x = ins[0], dy = ins[1]

@@ -112,5 +112,6 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
         s.carries = s.carries.map(f); s.initial = s.initial.map { $0.map(f) }
         return .scan(s)
     case let .convGradInput(dy, w, dx, win): return .convGradInput(dy: f(dy), w: f(w), dx: f(dx), win)
+    case let .conv(x, w, y, win): return .conv(x: f(x), w: f(w), y: f(y), win)
     }
 }

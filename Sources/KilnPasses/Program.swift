@@ -12,6 +12,8 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
     case scan(ScanStep)
     /// dx = the input gradient of a convolution, by the runtime (kiln_conv2d_grad_input).
     case convGradInput(dy: Value, w: Value, dx: Value, Window2D)
+    /// y = a convolution (no bias), by the runtime (kiln_conv2d).
+    case conv(x: Value, w: Value, y: Value, Window2D)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case .zero(let v): return "zero \(v)"
         case .scan(let s): return s.description
         case let .convGradInput(dy, w, dx, win): return "conv2d_grad_input \(dx) = \(dy) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
+        case let .conv(x, w, y, win): return "conv2d \(y) = \(x) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
         }
     }
 
@@ -34,6 +37,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case .zero: return []
         case .scan(let s): return s.reads
         case let .convGradInput(dy, w, _, _): return [dy, w]
+        case let .conv(x, w, _, _): return [x, w]
         }
     }
     public var writes: [Value] {
@@ -43,6 +47,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case .zero(let v): return [v]
         case .scan(let s): return s.writes
         case let .convGradInput(_, _, dx, _): return [dx]
+        case let .conv(_, _, y, _): return [y]
         }
     }
 }

@@ -1,8 +1,9 @@
 // The runtime's matrix products (Runtime/kiln_gemm.c) against a naive double
 // loop, for every transpose combination, beta 0 and 1, leading dimensions
 // wider than the matrices, and shapes that exercise every block and tail; and
-// its direct convolution input gradient (Runtime/kiln_conv.c) against the
-// definition, for strides, padding, channel counts and widths with tails.
+// its direct convolution and convolution input gradient (Runtime/kiln_conv.c)
+// against the definition, for strides, padding, channel counts and widths
+// with tails.
 
 import XCTest
 
@@ -104,6 +105,33 @@ final class GemmTests: XCTestCase {
                 if (err > worst) worst = err;
             }
             free(dy); free(w); free(dx);
+        }
+        /* The forward pass: n, H, W, C, F, kh, kw, sh, sw, pad_top, pad_left */
+        const int fwd[][11] = {{2, 28, 14, 1, 32, 3, 3, 1, 1, 0, 0}, {2, 26, 12, 32, 32, 3, 3, 1, 1, 0, 0},
+                               {1, 9, 7, 3, 16, 3, 3, 2, 2, 1, 1}, {3, 6, 13, 5, 48, 2, 3, 1, 2, 0, 1}};
+        for (unsigned c = 0; c < sizeof fwd / sizeof fwd[0]; c++) {
+            int n = fwd[c][0], H = fwd[c][1], W = fwd[c][2], C = fwd[c][3], F = fwd[c][4];
+            int kh = fwd[c][5], kw = fwd[c][6], sh = fwd[c][7], sw = fwd[c][8], pt = fwd[c][9], pl = fwd[c][10];
+            int OH = (H + 2 * pt - kh) / sh + 1, OW = (W + 2 * pl - kw) / sw + 1;
+            float *x = malloc(sizeof(float) * n * H * W * C), *w = malloc(sizeof(float) * kh * kw * C * F);
+            float *y = malloc(sizeof(float) * n * OH * OW * F);
+            for (int i = 0; i < n * H * W * C; i++) x[i] = rnd();
+            for (int i = 0; i < kh * kw * C * F; i++) w[i] = rnd();
+            for (int i = 0; i < n * OH * OW * F; i++) y[i] = NAN;
+            kiln_conv2d(x, w, y, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl);
+            for (int b = 0; b < n; b++) for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) for (int f = 0; f < F; f++) {
+                double want = 0;
+                for (int i = 0; i < kh; i++) for (int j = 0; j < kw; j++) {
+                    int h = oh * sh + i - pt, xw = ow * sw + j - pl;
+                    if (h < 0 || h >= H || xw < 0 || xw >= W) continue;
+                    for (int ch = 0; ch < C; ch++)
+                        want += (double)x[((b * H + h) * W + xw) * C + ch] * w[((i * kw + j) * C + ch) * F + f];
+                }
+                double got = y[((b * OH + oh) * OW + ow) * F + f];
+                double err = isnan(got) ? 1e30 : fabs(got - want) / (1e-6 * (kh * kw * C + 1));
+                if (err > worst) worst = err;
+            }
+            free(x); free(w); free(y);
         }
         printf("%g\n", worst);
         return 0;
