@@ -20,6 +20,9 @@
 
 #include "kiln_runtime.h"
 
+/* The slice of K a product sums at a time (see kiln_sgemm). */
+#define KILN_GEMM_K_SLICE 512
+
 /* The largest Bᵀ (in floats, 64 KiB) transposed on the caller's stack. */
 #define KILN_GEMM_STACK_FLOATS 16384
 
@@ -137,7 +140,13 @@ KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t
     }
     int64_t ar = trans_a ? 1 : lda, ak = trans_a ? lda : 1;
     if (!trans_b) {
-        gemm_nn(M, N, K, A, ar, ak, B, ldb, C, ldc, acc);
+        /* A long sum (a weight gradient over every pixel of a batch: K in the tens of
+         * thousands) runs in slices of K, so the slice of B stays in cache while every
+         * block of rows passes over it, instead of B streaming from memory once per block. */
+        for (int64_t k0 = 0; k0 < K; k0 += KILN_GEMM_K_SLICE) {
+            int64_t kc = K - k0 < KILN_GEMM_K_SLICE ? K - k0 : KILN_GEMM_K_SLICE;
+            gemm_nn(M, N, kc, A + k0 * ak, ar, ak, B + k0 * ldb, ldb, C, ldc, acc || k0 > 0);
+        }
     } else if (N * K <= KILN_GEMM_STACK_FLOATS) {
         /* A small Bᵀ (a weight, in a layer's backward pass) is transposed on the stack: the
          * row-blocked kernel beats dot products when K is short. */
