@@ -29,7 +29,7 @@ public let convToGemm = Pass("conv-gemm") { g in
         case let .conv2D(win, oh, ow), let .convBiasAct(win, oh, ow, _):
             let f = b.type(ins[1]).shape[3]
             var y: Value
-            if directForward(filters: f.factor) {
+            if directForward(channels: b.type(ins[1]).shape[2].factor, filters: f.factor) {
                 // The runtime convolves directly (kiln_conv.c); bias and activation follow as one loop.
                 y = try b.p(.conv2D(win, outH: oh, outW: ow), ins[0], ins[1])
             } else {
@@ -67,5 +67,7 @@ public func directGradInput(channels c: Int, filters f: Int, _ win: Window2D) ->
     c % 16 == 0 && win.kh * win.kw * f * c + f <= 16384
 }
 
-/// Whether the runtime's direct kernel computes conv2d (kiln_conv.c): filters a multiple of 16.
-public func directForward(filters f: Int) -> Bool { f % 16 == 0 }
+/// Whether the runtime's direct kernel computes conv2d (kiln_conv.c): filters a multiple of 16,
+/// and channels enough to pay for its per-tap set-up (a first layer on 1 or 3 channels runs
+/// faster as im2col + product, whose rows are whole patches).
+public func directForward(channels c: Int, filters f: Int) -> Bool { f % 16 == 0 && c >= 8 }
