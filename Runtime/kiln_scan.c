@@ -71,3 +71,12 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
             kiln_gemm(0, small ? 0 : 1, n, u, g, a->a + t * g, T * g, small ? ut : a->b, small ? u : g, 1.0f, a->c, u);
     }
 }
+
+static void scan_task(void *ctx, int64_t i) { kiln_scan(((const kiln_scan_args *const *)ctx)[i]); }
+
+/* Two independent scans (a Bidirectional layer's directions) at once, each on one thread;
+ * each is computed exactly as alone, so the result does not depend on the thread count. */
+KILN_HIDDEN void kiln_scan_pair(const kiln_scan_args *a, const kiln_scan_args *b) {
+    const kiln_scan_args *both[2] = { a, b };
+    kiln_parallel_for(2, scan_task, both);
+}

@@ -124,7 +124,17 @@ final class ProgramEmitter {
     }
 
     func body(_ p: Program, _ frame: Frame) {
-        for step in p.steps {
+        var paired = false
+        let pairs = pairedScans(p.steps)
+        for (i, step) in p.steps.enumerated() {
+            if paired { paired = false; continue }
+            // Two adjacent independent scans (pairedScans) run at once.
+            if pairs.contains(i), case .scan(let a) = step, case .scan(let b) = p.steps[i + 1] {
+                let args = [scanArguments(p, frame, a), scanArguments(p, frame, b)]
+                _ = m.call(m.function("kiln_scan_pair", m.void, [m.ptr, m.ptr]), args)
+                paired = true
+                continue
+            }
             switch step {
             case let .loop(k, args):
                 emitLoop(k, args.map { address(p, $0, frame) }, frame)
@@ -145,6 +155,11 @@ final class ProgramEmitter {
     /// A scan: the runtime's driver (kiln_scan) runs the steps; it calls the step kernel through
     /// a thunk that takes the buffers as an array.
     func emitScan(_ p: Program, _ frame: Frame, _ s: ScanStep) {
+        _ = m.call(m.function("kiln_scan", m.void, [m.ptr]), [scanArguments(p, frame, s)])
+    }
+
+    /// The kiln_scan_args of a scan, on the stack.
+    func scanArguments(_ p: Program, _ frame: Frame, _ s: ScanStep) -> LLVMValueRef {
         let thunk = scanThunk(s.kernel)
         let bufs = LLVMBuildArrayAlloca(m.b, m.ptr, m.constI(s.args.count), "")!
         for (k, v) in s.args.enumerated() { LLVMBuildStore(m.b, address(p, v, frame), m.gep(bufs, m.ptr, m.constI(k))) }
@@ -158,7 +173,7 @@ final class ProgramEmitter {
         ]
         let args = LLVMBuildArrayAlloca(m.b, m.i64, m.constI(fields.count), "")!
         for (k, f) in fields.enumerated() { LLVMBuildStore(m.b, f, m.gep(args, m.i64, m.constI(k))) }
-        _ = m.call(m.function("kiln_scan", m.void, [m.ptr]), [args])
+        return args
     }
 
     var thunkCache: [LoopKernel: LLVMValueRef] = [:]

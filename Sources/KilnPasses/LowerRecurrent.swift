@@ -24,6 +24,12 @@ extension PrimBuilder {
     /// - Returns: the output sequence (N, T, u) and the last output (N, u).
     mutating func recurrence(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?, training: Bool,
                              flipOutput: Bool = false) throws -> (sequence: Value, last: Value) {
+        let (proj, rb) = try projection(spec, x: x, weights: weights, training: training)
+        return try scan(spec, proj: proj, recurrent: weights[1], recurrentBias: rb, mask: mask, training: training, flipOutput: flipOutput)
+    }
+
+    /// The input projection x·W + b of every step, (N, T, G), and GRU's recurrent bias.
+    mutating func projection(_ spec: RecurrentSpec, x: Value, weights: [Value], training: Bool) throws -> (Value, Value?) {
         if training && (spec.dropout > 0 || spec.recurrentDropout > 0) {
             throw ShapeError(layer: layer, "\(spec.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
         }
@@ -40,10 +46,16 @@ extension PrimBuilder {
             }
             proj = try add(proj, inputBias)
         }
+        return (proj, recurrentBias)
+    }
+
+    /// The scan of one recurrent layer over its projection.
+    mutating func scan(_ spec: RecurrentSpec, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?, training: Bool,
+                       flipOutput: Bool) throws -> (sequence: Value, last: Value) {
         let cell = ScanCell(kind: spec.kind, units: spec.units, activation: spec.activation, recurrentActivation: spec.recurrentActivation,
                             goBackwards: spec.goBackwards, flipOutput: flipOutput, zeroOutputForMask: spec.zeroOutputForMask,
                             masked: mask != nil, recurrentBias: recurrentBias != nil, records: training, resetAfter: spec.resetAfter)
-        let outs = try graph.add(.prim(.scan(cell)), [proj, weights[1]] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
+        let outs = try graph.add(.prim(.scan(cell)), [proj, recurrent] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
         return (outs[0], outs[1])
     }
 
@@ -137,9 +149,14 @@ extension PrimBuilder {
             let n = fw.weightCount
             // The backward layer's outputs come in its processing order; they are written back in
             // time order (flipOutput) when its direction differs from the forward layer's.
-            let f = try recurrence(fw, x: ins[0], weights: Array(ins[1...n]), mask: mask, training: training)
-            let b = try recurrence(bw, x: ins[0], weights: Array(ins[(n + 1)...(n + bw.weightCount)]), mask: mask, training: training,
-                                   flipOutput: bw.goBackwards != fw.goBackwards)
+            // Both projections first, then the two scans side by side: the program runs two
+            // adjacent independent scans at once, one per thread.
+            let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + bw.weightCount)]))
+            let (pf, rf) = try projection(fw, x: ins[0], weights: fws, training: training)
+            let (pb, rb) = try projection(bw, x: ins[0], weights: bws, training: training)
+            let f = try scan(fw, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, training: training, flipOutput: false)
+            let b = try scan(bw, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask, training: training,
+                             flipOutput: bw.goBackwards != fw.goBackwards)
             let (x, y) = fw.returnSequences ? (f.sequence, b.sequence) : (f.last, b.last)
             switch merge {
             case .concat: return try graph.add(.prim(.concat(axis: type(x).rank - 1)), [x, y], layer: layer)[0]

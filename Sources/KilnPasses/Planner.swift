@@ -34,6 +34,11 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
         for v in s.writes where homes[v] == nil { if first[v] == nil { first[v] = i }; last[v] = max(last[v] ?? i, i) }
         for v in s.reads where homes[v] == nil { last[v] = max(last[v] ?? i, i) }
     }
+    // Paired scans run at the same time: each one's values live across both steps.
+    for i in pairedScans(steps) {
+        for v in steps[i].reads + steps[i].writes where homes[v] == nil { last[v] = max(last[v] ?? i, i + 1) }
+        for v in steps[i + 1].reads + steps[i + 1].writes where homes[v] == nil { first[v] = min(first[v] ?? i, i) }
+    }
     let end = steps.count
     for v in g.outputs.map(root) + (result.map { [root($0)] } ?? []) where homes[v] == nil {
         if first[v] == nil { first[v] = 0 }

@@ -98,3 +98,21 @@ public struct Program: Sendable {
         return s
     }
 }
+
+/// Indices i where steps i and i + 1 are independent scans (the second reads nothing the first
+/// writes, and the other way round) that the program runs at once, one per thread (a
+/// Bidirectional layer's two directions). The planner keeps their memory apart.
+public func pairedScans(_ steps: [Step]) -> Set<Int> {
+    var pairs = Set<Int>()
+    var i = 0
+    while i + 1 < steps.count {
+        if case .scan(let a) = steps[i], case .scan(let b) = steps[i + 1],
+           Set(b.reads + b.writes).isDisjoint(with: a.writes), Set(a.reads).isDisjoint(with: b.writes) {
+            pairs.insert(i)
+            i += 2
+        } else {
+            i += 1
+        }
+    }
+    return pairs
+}
