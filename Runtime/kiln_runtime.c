@@ -282,6 +282,7 @@ static uint64_t layout_hash(const kiln_model_desc *d) {
  * gains on the small products of recurrent models; kiln_gemm splits large
  * products itself. */
 
+/* (The tuning constants below can be overridden with -D, for experiments.) */
 #ifndef KILN_SPIN_NS
 #define KILN_SPIN_NS 200000          /* a worker spins this long for the next job, then sleeps */
 #endif

@@ -52,12 +52,10 @@ struct KernelEmitter {
         let entry = LLVMAppendBasicBlockInContext(m.ctx, fn, "entry")
         LLVMPositionBuilderAtEnd(m.b, entry)
         if !kernel.reduceLoops.isEmpty { acc = LLVMBuildAlloca(m.b, m.f32, "acc") }
-        var lower = kernel.loops.map { _ in m.constI(0) }
-        var upper = kernel.loops.map { emitInt($0) }
-        if !kernel.loops.isEmpty {
-            lower[0] = LLVMGetParam(fn, UInt32(kernel.buffers.count + 7))
-            upper[0] = LLVMGetParam(fn, UInt32(kernel.buffers.count + 8))
-        }
+        // The outermost loop runs over [lo, hi); the others over their whole extent.
+        let (lo, hi) = (LLVMGetParam(fn, UInt32(kernel.buffers.count + 7))!, LLVMGetParam(fn, UInt32(kernel.buffers.count + 8))!)
+        let lower = kernel.loops.indices.map { $0 == 0 ? lo : m.constI(0) }
+        let upper = kernel.loops.indices.map { $0 == 0 ? hi : emitInt(kernel.loops[$0]) }
         nest(lower, upper, depth: 0) { me in me.emitPoint() }
         LLVMBuildRetVoid(m.b)
         return f

@@ -20,7 +20,7 @@ final class ProgramEmitter {
         return f
     }
 
-    /// `void kiln_kN_range(ptr ctx, i64 lo, i64 hi)`: kernel k over [lo, hi) of its outermost
+    /// `void kiln_rangeN(ptr ctx, i64 lo, i64 hi)`: kernel k over [lo, hi) of its outermost
     /// loop, its arguments read from ctx (buffer pointers, then n, seed, iteration, steps; 8 bytes each).
     /// The task kiln_parallel_loop runs.
     func rangeFunction(_ k: LoopKernel) -> LLVMValueRef {
@@ -311,9 +311,10 @@ final class ProgramEmitter {
 }
 
 /// Which loop kernels run in parallel chunks of their outermost loop (kiln_parallel_loop), and
-/// how much work they are. A kernel qualifies when every point of its parallel loops writes its
-/// own output element (not an accumulating scatter) and it can be large: its work, the number of
-/// points of all its loops times a rough cost per point, reaches `minimumWork` (at run time, for
+/// how much work they are. A kernel qualifies when it does not accumulate (a scatter's points may
+/// add to the same element; every other kernel writes each output element from one point of its
+/// parallel loops) and can be large: its work, the number of points of all its loops times a
+/// rough cost per point, reaches `minimumWork` (at run time, for
 /// the N of the call; at compile time, kernels that would not even at N = 4096 are left out, so
 /// that the many small kernels of an unrolled recurrence stay plain calls). The runtime cuts the
 /// loop into chunks whose bounds depend only on its extent and work, so results do not depend on
