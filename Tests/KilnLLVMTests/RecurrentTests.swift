@@ -15,6 +15,16 @@ final class RecurrentTests: XCTestCase {
 
     static func sigmoid(_ x: Double) -> Double { 1 / (1 + exp(-x)) }
 
+    /// Bidirectional's merge of the forward and backward outputs of one step.
+    static func merge(_ mode: MergeMode, _ a: [Double], _ b: [Double]) -> [Double] {
+        switch mode {
+        case .concat: return a + b
+        case .sum: return zip(a, b).map(+)
+        case .mul: return zip(a, b).map(*)
+        case .ave: return zip(a, b).map { ($0 + $1) / 2 }
+        }
+    }
+
     /// The activations a recurrent cell may use here, as Keras defines them.
     static func apply(_ a: Activation, _ x: Double) -> Double {
         switch a {
@@ -138,14 +148,7 @@ final class RecurrentTests: XCTestCase {
             let s0 = specs[0]
             if let merge {
                 let (fw, bw) = (results[0], results[1])
-                func combine(_ a: [Double], _ b: [Double]) -> [Double] {
-                    switch merge {
-                    case .concat: return a + b
-                    case .sum: return zip(a, b).map(+)
-                    case .mul: return zip(a, b).map(*)
-                    case .ave: return zip(a, b).map { ($0 + $1) / 2 }
-                    }
-                }
+                func combine(_ a: [Double], _ b: [Double]) -> [Double] { Self.merge(merge, a, b) }
                 if s0.returnSequences {
                     let back = Array(bw.0.reversed())
                     for s in 0..<t { want += combine(fw.0[s], back[s]) }

@@ -39,14 +39,7 @@ final class ScanTests: XCTestCase {
             }
             let s0 = c.specs[0]
             if let merge = c.merge {
-                func combine(_ a: [Double], _ b: [Double]) -> [Double] {
-                    switch merge {
-                    case .concat: return a + b
-                    case .sum: return zip(a, b).map(+)
-                    case .mul: return zip(a, b).map(*)
-                    case .ave: return zip(a, b).map { ($0 + $1) / 2 }
-                    }
-                }
+                func combine(_ a: [Double], _ b: [Double]) -> [Double] { RecurrentTests.merge(merge, a, b) }
                 if s0.returnSequences {
                     let back = Array(results[1].steps.reversed())
                     for s in 0..<t { out += combine(results[0].steps[s], back[s]) }
