@@ -12,21 +12,64 @@ public struct LibraryLinkError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum LibraryLinker {
+    /// The runtime's C files, compiled into every library.
+    public static let runtimeSources = ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_conv.c"]
+    /// The flags the runtime and the glue are compiled with: built for this machine (the runtime's
+    /// products and convolutions, like the model's code), symbols hidden but the API.
+    static let cFlags = ["-fPIC", "-O3", "-march=native", "-fvisibility=hidden"]
+
     /// The C compiler arguments that link libNAME.so (after `cc`).
     /// - Parameters:
     ///   - objectPath: the object file with NAME__predict, NAME__train, NAME__evaluate, NAME__init_state.
     ///   - gluePath: the generated NAME_glue.c; its folder must hold NAME.h too.
     ///   - runtimeDir: the folder with kiln_runtime.c, kiln_runtime.h and kiln_abi.h.
+    ///   - runtimeObjects: the runtime already compiled (``runtimeObjects(runtimeDir:cc:)``); nil
+    ///     compiles its sources in this command.
     ///   - output: where cc writes the library.
     public static func ccArguments(name: String, objectPath: String, gluePath: String, runtimeDir: String,
-                                   output: String) -> [String] {
+                                   runtimeObjects: [String]? = nil, output: String) -> [String] {
         let glueDir = URL(fileURLWithPath: gluePath).deletingLastPathComponent().path
-        // The runtime's kernels (kiln_gemm.c) are built for this machine, like the model's code.
-        return ["-shared", "-fPIC", "-O3", "-march=native", "-fvisibility=hidden",
-                "-I", runtimeDir, "-I", glueDir,
-                objectPath, gluePath, runtimeDir + "/kiln_runtime.c", runtimeDir + "/kiln_scan.c", runtimeDir + "/kiln_gemm.c", runtimeDir + "/kiln_conv.c",
-                "-lopenblas", "-lm", "-Wl,-Bsymbolic", "-Wl,-soname,lib\(name).so",
-                "-o", output]
+        return ["-shared"] + cFlags + ["-I", runtimeDir, "-I", glueDir, objectPath, gluePath]
+            + (runtimeObjects ?? runtimeSources.map { runtimeDir + "/" + $0 })
+            + ["-lopenblas", "-lm", "-Wl,-Bsymbolic", "-Wl,-soname,lib\(name).so", "-o", output]
+    }
+
+    /// The runtime compiled once per machine and runtime version: object files in a cache folder
+    /// ($KILN_CACHE_DIR, else $XDG_CACHE_HOME/kiln, else ~/.cache/kiln) named by a hash of the
+    /// runtime's files, the compiler and the flags. Compiling the runtime takes longer than
+    /// everything else in linking a small model. nil when no cache folder can be written.
+    static func runtimeObjects(runtimeDir: String, cc: String) throws -> [String]? {
+        let fm = FileManager.default
+        let env = ProcessInfo.processInfo.environment
+        let base = env["KILN_CACHE_DIR"] ?? env["XDG_CACHE_HOME"].map { $0 + "/kiln" } ?? env["HOME"].map { $0 + "/.cache/kiln" }
+        guard let dir = base, (try? fm.createDirectory(atPath: dir, withIntermediateDirectories: true)) != nil,
+              fm.isWritableFile(atPath: dir) else { return nil }
+        // FNV-1a over the runtime's files, the compiler's path and the flags.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix<S: Sequence>(_ bytes: S) where S.Element == UInt8 { for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 } }
+        let files = (try? fm.contentsOfDirectory(atPath: runtimeDir).filter { $0.hasSuffix(".c") || $0.hasSuffix(".h") }.sorted()) ?? []
+        for f in files {
+            mix(f.utf8)
+            guard let data = fm.contents(atPath: runtimeDir + "/" + f) else { return nil }
+            mix(data)
+        }
+        mix((cc + " " + cFlags.joined(separator: " ")).utf8)
+        let key = String(hash, radix: 16)
+        var objects: [String] = []
+        for src in runtimeSources {
+            let obj = dir + "/\(src.dropLast(2))-\(key).o"
+            if !fm.fileExists(atPath: obj) {
+                let temp = obj + ".tmp.\(getpid())"
+                let (status, errText) = try run(cc, ["-c"] + cFlags + ["-I", runtimeDir, runtimeDir + "/" + src, "-o", temp])
+                guard status == 0, rename(temp, obj) == 0 else {
+                    try? fm.removeItem(atPath: temp)
+                    throw LibraryLinkError("compiling the Kiln runtime (\(src)) failed (\(cc) exited \(status)):\n"
+                        + errText.trimmingCharacters(in: .whitespacesAndNewlines))
+                }
+            }
+            objects.append(obj)
+        }
+        return objects
     }
 
     /// Writes `outDir/libNAME.so` and `outDir/NAME.h` for `glue`.
@@ -44,7 +87,7 @@ public enum LibraryLinker {
         guard fm.fileExists(atPath: objectPath) else {
             throw LibraryLinkError("cannot link lib\(name).so: the object file '\(objectPath)' does not exist.")
         }
-        for f in ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_conv.c", "kiln_runtime.h", "kiln_abi.h"] where !fm.fileExists(atPath: runtimeDir + "/" + f) {
+        for f in runtimeSources + ["kiln_runtime.h", "kiln_abi.h"] where !fm.fileExists(atPath: runtimeDir + "/" + f) {
             throw LibraryLinkError("cannot link lib\(name).so: the Kiln runtime folder '\(runtimeDir)' has no \(f).")
         }
         let cc = try findCompiler()
@@ -65,7 +108,7 @@ public enum LibraryLinker {
         let final = outDir + "/lib\(name).so"
         let temp = outDir + "/.lib\(name).so.tmp.\(getpid())"
         let args = ccArguments(name: name, objectPath: objectPath, gluePath: gluePath, runtimeDir: runtimeDir,
-                               output: temp)
+                               runtimeObjects: try runtimeObjects(runtimeDir: runtimeDir, cc: cc), output: temp)
         let (status, errText) = try run(cc, args)
         guard status == 0 else {
             try? fm.removeItem(atPath: temp)
