@@ -154,6 +154,17 @@ KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t
         for (int64_t n = 0; n < N; n++)
             for (int64_t k = 0; k < K; k++) bt[k * N + n] = B[n * ldb + k];
         gemm_nn(M, N, K, A, ar, ak, bt, N, C, ldc, acc);
+    } else if (N <= KILN_GEMM_STACK_FLOATS / 64) {
+        /* A larger Bᵀ (a layer's input gradient, dy·Wᵀ) in slices of K whose transpose fits
+         * the stack, each a row-blocked product added to C. */
+        int64_t ks = KILN_GEMM_STACK_FLOATS / N;
+        float bt[ks * N];
+        for (int64_t k0 = 0; k0 < K; k0 += ks) {
+            int64_t kc = K - k0 < ks ? K - k0 : ks;
+            for (int64_t n = 0; n < N; n++)
+                for (int64_t k = 0; k < kc; k++) bt[k * N + n] = B[n * ldb + k0 + k];
+            gemm_nn(M, N, kc, A + k0 * ak, ar, ak, bt, N, C, ldc, acc || k0 > 0);
+        }
     } else {
         gemm_nt(M, N, K, A, ar, ak, B, ldb, C, ldc, acc);
     }

@@ -19,7 +19,7 @@ final class GemmTests: XCTestCase {
 
     int main(void) {
         const int shapes[][3] = {{1, 1, 1}, {1, 20, 80}, {15, 128, 512}, {7, 33, 47}, {6, 64, 32}, {13, 5, 20},
-                                 {64, 288, 32}, {2, 300, 3}, {31, 17, 129}, {5, 1000, 7}, {40, 130, 16}};
+                                 {64, 288, 32}, {2, 300, 3}, {31, 17, 129}, {5, 1000, 7}, {40, 130, 16}, {64, 600, 100}, {9, 333, 250}};
         double worst = 0;
         for (unsigned c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
             for (int ta = 0; ta < 2; ta++)
