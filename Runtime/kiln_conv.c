@@ -75,16 +75,18 @@ GRAD_INPUT_BLOCK(1)
 /* Image rows [ROWS*i, ROWS*(i+1)) of all images, flattened as img*H + h. */
 #define ROWS 8
 
-static void grad_input_rows(void *ctx, int64_t i) {
-    const conv_job *j = ctx;
-    for (int64_t row = i * ROWS; row < (i + 1) * ROWS; row++) {
-        int64_t img = row / j->H, h = row % j->H;
-        for (int64_t w0 = 0; w0 < j->W; w0 += PIX) {
-            int64_t c0 = 0;
-            for (; c0 + 32 <= j->C; c0 += 32) grad_input_2(j, img, h, w0, c0);
-            for (; c0 < j->C; c0 += 16) grad_input_1(j, img, h, w0, c0);
-        }
+/* One image row (img*H + h) of dx. */
+static void grad_input_row(const conv_job *j, int64_t row) {
+    int64_t img = row / j->H, h = row % j->H;
+    for (int64_t w0 = 0; w0 < j->W; w0 += PIX) {
+        int64_t c0 = 0;
+        for (; c0 + 32 <= j->C; c0 += 32) grad_input_2(j, img, h, w0, c0);
+        for (; c0 < j->C; c0 += 16) grad_input_1(j, img, h, w0, c0);
     }
+}
+
+static void grad_input_rows(void *ctx, int64_t i) {
+    for (int64_t row = i * ROWS; row < (i + 1) * ROWS; row++) grad_input_row(ctx, row);
 }
 
 KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *dx, int64_t n, int64_t H, int64_t W,
@@ -102,14 +104,7 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
     int64_t blocks = rows / ROWS;
     kiln_parallel_for(blocks, grad_input_rows, &j);
     /* The last rows (fewer than a block) on this thread. */
-    for (int64_t row = blocks * ROWS; row < rows; row++) {
-        int64_t img = row / H, h = row % H;
-        for (int64_t w0 = 0; w0 < W; w0 += PIX) {
-            int64_t c0 = 0;
-            for (; c0 + 32 <= C; c0 += 32) grad_input_2(&j, img, h, w0, c0);
-            for (; c0 < C; c0 += 16) grad_input_1(&j, img, h, w0, c0);
-        }
-    }
+    for (int64_t row = blocks * ROWS; row < rows; row++) grad_input_row(&j, row);
 }
 
 /* ------------------------------------------------------------- forward */
