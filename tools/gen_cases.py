@@ -839,6 +839,58 @@ case("functional_two_lstm_branches_concat",
      scenario="two sequence inputs of different lengths, an LSTM each, Concatenate, Dense")
 
 
+# --- return_state: a recurrent layer's final states as further outputs
+def build_lstm_return_state():
+    x = keras.Input((6, 3))
+    m = L.Masking(0.0)(x)
+    out, h, c = L.LSTM(5, return_state=True)(m)
+    return keras.Model(x, L.Dense(2)(L.Concatenate()([out, c])))
+
+
+case("lstm_return_state_masked",
+     ["LSTM", "LSTM:return_state", "LSTM:masked", "Masking", "Concatenate", "Dense", "loss:mse",
+      "optimizer:Adam", "api:Functional"],
+     build_lstm_return_state, comp("mse", adam(0.01)),
+     maskf_data(6, 3, TRAIL_MID, reg(2)),
+     scenario="LSTM(return_state=True) -> [output, h, c]; the output and the cell state c feed a "
+              "Dense; masked steps (trailing and inner) keep the state, so c is the state after the "
+              "last real step")
+
+
+def build_gru_states_as_outputs():
+    x = keras.Input((7, 3))
+    seq, h = L.GRU(4, return_sequences=True, return_state=True, go_backwards=True, name="gru")(x)
+    return keras.Model(x, [L.Dense(2, name="per_step")(seq), h])
+
+
+case("gru_return_state_outputs",
+     ["GRU", "GRU:reset_after", "GRU:return_state", "GRU:return_sequences", "GRU:go_backwards", "Dense",
+      "Dense:3d", "output:multiple", "loss:list", "loss:mse", "optimizer:SGD", "api:Functional"],
+     build_gru_states_as_outputs, comp(["mse", "mse"], sgd(0.1)),
+     lambda rng: ([f32(rng, 10, 7, 3)], None, [f32(rng, 22, 7, 3)],
+                  [f32(rng, 22, 7, 2, scale=0.8), f32(rng, 22, 4, scale=0.5)]),
+     scenario="GRU(return_sequences, return_state, go_backwards): the final state h is a model output "
+              "of its own with a loss; the sequence feeds a Dense")
+
+
+def build_bidir_return_state():
+    x = keras.Input((6,), dtype="int32")
+    e = L.Embedding(11, 4, mask_zero=True)(x)
+    out, fh, fc, bh, bc = L.Bidirectional(L.LSTM(3, return_state=True), merge_mode="sum")(e)
+    return keras.Model(x, L.Dense(2)(L.Concatenate()([out, fc, bh])))
+
+
+case("bidir_lstm_return_state_masked",
+     ["Bidirectional", "Bidirectional:sum", "Bidirectional:return_state", "LSTM", "LSTM:return_state",
+      "LSTM:masked", "Embedding", "Embedding:mask_zero", "Concatenate", "Dense", "loss:mse",
+      "optimizer:Adam", "input:int32", "api:Functional"],
+     build_bidir_return_state, comp("mse", adam(0.01)),
+     tok_data(11, 6, TRAIL_MID, reg(2)),
+     scenario="Bidirectional(LSTM(return_state=True)) -> [output, forward h, forward c, backward h, "
+              "backward c]; the merged output, the forward c and the backward h feed a Dense")
+
+
+
 # ---------------------------------------------------------------- weights
 
 def randomize(model, rng, wscale):

@@ -7,9 +7,11 @@ public enum ModelSummary {
         let functional = !m.isSequential
         var rows: [[String]] = []
         for l in m.layers where !(m.isSequential && l.className == "InputLayer") {
-            let shape = l.outputs.map { g.type($0).kerasDescription }.joined(separator: ", ")
+            // A layer with several outputs (return_state) shows their list, as Keras does.
+            let shapes = l.outputs.map { g.type($0).kerasDescription }
+            let shape = shapes.count > 1 && !l.shared ? "[" + shapes.joined(separator: ", ") + "]" : shapes.joined(separator: ", ")
             var row = ["\(l.name) (\(l.className))", shape, formatCount(l.paramCount)]
-            if functional { row.append(l.inbound.isEmpty ? "-" : l.inbound.map { "\($0)[0][0]" }.joined(separator: ", ")) }
+            if functional { row.append(l.inbound.isEmpty ? "-" : l.inbound.joined(separator: ", ")) }
             rows.append(row)
         }
         var headers = ["Layer (type)", "Output Shape", "Param #"]

@@ -8,8 +8,10 @@ public struct LayerInfo: Sendable {
     public var outputs: [Value]
     public var paramCount: Int
     public var trainableCount: Int
-    /// Names of the layers feeding it (Functional summaries).
+    /// The tensors feeding it, as Keras' summary names them: "layer[node][tensor]".
     public var inbound: [String]
+    /// Called more than once (a shared layer): its outputs are one per call.
+    public var shared = false
     public init(name: String, className: String, outputs: [Value], paramCount: Int, trainableCount: Int, inbound: [String]) {
         self.name = name; self.className = className; self.outputs = outputs
         self.paramCount = paramCount; self.trainableCount = trainableCount; self.inbound = inbound

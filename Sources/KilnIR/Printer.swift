@@ -23,8 +23,8 @@ extension LayerOp: CustomStringConvertible {
         case let .embedding(i, o, m): return "embedding<\(i), \(o)\(m ? ", mask_zero" : "")>"
         case .concatenate(let a): return "concatenate<axis=\(a)>"
         case .add: return "add"
-        case let .recurrent(s, m): return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(m ? ", masked" : "")>"
-        case let .bidirectional(f, _, merge, m): return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge.rawValue)\(f.returnSequences ? ", sequences" : "")\(m ? ", masked" : "")>"
+        case let .recurrent(s, m): return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(m ? ", masked" : "")>"
+        case let .bidirectional(f, _, merge, m): return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge.rawValue)\(f.returnSequences ? ", sequences" : "")\(f.returnState ? ", state" : "")\(m ? ", masked" : "")>"
         case .timeDistributed(let inner): return "time_distributed<\(inner)>"
         case .masking(let v): return "masking<\(v)>"
         }

@@ -24,14 +24,22 @@ public struct RecurrentSpec: Hashable, Sendable {
     /// Training-time dropout rates (not supported in the training step yet).
     public var dropout: Float
     public var recurrentDropout: Float
+    /// The final state (h, and c for LSTM) comes out after the output, as Keras' return_state.
+    public var returnState: Bool
 
     public init(kind: RecurrentKind, units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
                 useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, resetAfter: Bool = true,
-                zeroOutputForMask: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0) {
+                zeroOutputForMask: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0, returnState: Bool = false) {
         self.kind = kind; self.units = units; self.activation = activation; self.recurrentActivation = recurrentActivation
         self.useBias = useBias; self.returnSequences = returnSequences; self.goBackwards = goBackwards
         self.resetAfter = resetAfter; self.zeroOutputForMask = zeroOutputForMask
         self.dropout = dropout; self.recurrentDropout = recurrentDropout
+        self.returnState = returnState
+    }
+
+    /// The states return_state adds after the output: h, and c for LSTM, each (batch, units).
+    public var stateTypes: [TensorType] {
+        returnState ? Array(repeating: .f32([.n, .fixed(units)]), count: kind == .lstm ? 2 : 1) : []
     }
 
     /// Weight shapes in Keras order: kernel, recurrent_kernel, [bias].
@@ -56,6 +64,16 @@ public final class Wrapped: Hashable, Sendable, CustomStringConvertible {
 
 /// How Bidirectional merges the forward and backward outputs.
 public enum MergeMode: String, Hashable, Sendable { case concat, sum, mul, ave }
+
+/// The outputs a layer adds after its main one: a recurrent layer's states with
+/// return_state (Bidirectional: the forward layer's, then the backward one's).
+public func layerStateTypes(_ op: LayerOp) -> [TensorType] {
+    switch op {
+    case let .recurrent(s, _): return s.stateTypes
+    case let .bidirectional(f, b, _, _): return f.stateTypes + b.stateTypes
+    default: return []
+    }
+}
 
 /// Shape rules of the recurrent layer ops. Inputs: x (N, T, F), weights, then the mask (N, T) if masked.
 func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {

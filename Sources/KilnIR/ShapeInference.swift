@@ -47,7 +47,7 @@ func perSample(_ t: TensorType) -> [Int] { Array(t.shape.dropFirst().map(\.facto
 /// Infers the output types of an op from its input types.
 public func inferTypes(_ op: Op, _ ins: [TensorType], layer: String) throws -> [TensorType] {
     switch op {
-    case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")]
+    case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")] + layerStateTypes(l)
     case .prim(let p): return try inferPrim(p, ins, layer: layer)
     }
 }

@@ -153,6 +153,7 @@ public enum KerasGraphBuilder {
         mutating func run(_ spec: KerasModelSpec) throws {
             var last: Value? = nil
             var lastName = ""
+            var lastOutputs: [Value]? = nil   // every output of the last layer (more than one with return_state)
             for layer in spec.layers {
                 let c = Context(layer: layer, file: file)
                 if layer.className == "InputLayer" {
@@ -171,9 +172,12 @@ public enum KerasGraphBuilder {
                         last = try addInput(c, name: "input", shape: shape, dtype: layer.config["dtype"]?.string ?? "float32")
                         lastName = "input"
                     }
-                    let out = try apply(c, inputs: [last!], inbound: [lastName])
-                    tensors["\(layer.name):0"] = [out]
-                    last = out; lastName = layer.name
+                    if let prev = lastOutputs, prev.count > 1 {
+                        throw c.fail("follows layer '\(lastName)', which returns \(prev.count) tensors (return_state=True); in a Sequential model only the last layer may, use the functional API to pass one of them on")
+                    }
+                    let outs = try apply(c, inputs: [last!], inbound: ["\(lastName)[0][0]"])
+                    tensors["\(layer.name):0"] = outs
+                    last = outs[0]; lastName = layer.name; lastOutputs = outs
                 } else {
                     for (k, call) in layer.calls.enumerated() {
                         let other = call.kwargs.filter { $0.0 != "mask" || !KerasGraphBuilder.masked.contains(layer.className) }
@@ -186,14 +190,14 @@ public enum KerasGraphBuilder {
                             continue
                         }
                         let mask = try call.kwargs.first { $0.0 == "mask" }.map { try resolve($0.1, c) }
-                        let out = try apply(c, inputs: ins, inbound: call.inputs.map(\.layer), mask: mask)
-                        tensors["\(layer.name):\(k)"] = [out]
+                        tensors["\(layer.name):\(k)"] = try apply(c, inputs: ins, inbound: call.inputs.map { "\($0.layer)[\($0.nodeIndex)][\($0.tensorIndex)]" }, mask: mask)
                     }
                 }
             }
             if spec.kind == .sequential {
                 guard let out = last else { throw KerasImportError("\(file): the model has no layers") }
-                graph.addOutput(out, name: spec.layers.last?.name ?? "output")
+                let name = spec.layers.last?.name ?? "output"
+                for (k, v) in (lastOutputs ?? [out]).enumerated() { graph.addOutput(v, name: k == 0 ? name : "\(name)_\(k)") }
             } else {
                 graph.inputs = []
                 graph.inputNames = []
@@ -202,7 +206,10 @@ public enum KerasGraphBuilder {
                 for r in spec.inputs { inputs.append((try resolve(r, nil), r.layer)) }
                 graph.inputs = inputs.map(\.0)
                 graph.inputNames = inputs.map(\.1)
-                for r in spec.outputs { graph.addOutput(try resolve(r, nil), name: r.layer) }
+                for r in spec.outputs {
+                    // A layer's further outputs (return_state) are told apart by their index.
+                    graph.addOutput(try resolve(r, nil), name: r.tensorIndex == 0 ? r.layer : "\(r.layer)_\(r.tensorIndex)")
+                }
             }
         }
 
@@ -263,7 +270,7 @@ public enum KerasGraphBuilder {
             return try b.compare(.gt, try b.reduce(.max, try b.cast(x, .f32), axes: [rank - 1]), try b.const(0))
         }
 
-        mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> Value {
+        mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> [Value] {
             guard let fn = KerasGraphBuilder.table[c.layer.className] else {
                 throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
             }
@@ -294,16 +301,17 @@ public enum KerasGraphBuilder {
                 }
             }
             do {
-                let out = try graph.add(.layer(op), inputs + params + (mask.map { [$0] } ?? []), layer: c.layer.name)[0]
+                let outs = try graph.add(.layer(op), inputs + params + (mask.map { [$0] } ?? []), layer: c.layer.name)
                 if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
                     // A shared layer: one summary row, as Keras shows it.
-                    layers[k].outputs.append(out)
+                    layers[k].outputs += outs
+                    layers[k].shared = true
                     layers[k].inbound += inbound
                 } else {
-                    layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: [out], paramCount: count,
+                    layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
                                             trainableCount: trainable ? count : 0, inbound: inbound))
                 }
-                return out
+                return outs
             } catch let e as ShapeError {
                 if case .reshape = op {
                     throw KerasImportError(e.description)

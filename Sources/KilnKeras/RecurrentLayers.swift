@@ -42,7 +42,6 @@ extension KerasGraphBuilder {
     ]
 
     static func recurrent(_ c: Context, _ kind: RecurrentKind) throws -> (LayerOp, [String]) {
-        if c.config["return_state"]?.bool == true { throw c.fail("uses return_state=True, which Kiln does not support yet") }
         if c.config["stateful"]?.bool == true { throw c.fail("is stateful, which Kiln does not support") }
         let spec = RecurrentSpec(
             kind: kind, units: try c.positive("units"), activation: try c.activation(),
@@ -50,7 +49,8 @@ extension KerasGraphBuilder {
             useBias: c.config["use_bias"]?.bool ?? true, returnSequences: c.config["return_sequences"]?.bool ?? false,
             goBackwards: c.config["go_backwards"]?.bool ?? false, resetAfter: c.config["reset_after"]?.bool ?? true,
             zeroOutputForMask: c.config["zero_output_for_mask"]?.bool ?? false,
-            dropout: try c.float("dropout", 0), recurrentDropout: try c.float("recurrent_dropout", 0))
+            dropout: try c.float("dropout", 0), recurrentDropout: try c.float("recurrent_dropout", 0),
+            returnState: c.config["return_state"]?.bool ?? false)
         let names = ["kernel", "recurrent_kernel", "bias"]
         return (.recurrent(spec, masked: false), Array(names.prefix(spec.weightCount)))
     }

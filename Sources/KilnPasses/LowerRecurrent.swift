@@ -23,7 +23,7 @@ extension PrimBuilder {
     /// at once, (N*T, F)·(F, G) + b -> (N, T, G), then the scan over the steps.
     /// - Returns: the output sequence (N, T, u) and the last output (N, u).
     mutating func recurrence(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?, training: Bool,
-                             flipOutput: Bool = false) throws -> (sequence: Value, last: Value) {
+                             flipOutput: Bool = false) throws -> ScanOutputs {
         let (proj, rb) = try projection(spec, x: x, weights: weights, training: training)
         return try scan(spec, proj: proj, recurrent: weights[1], recurrentBias: rb, mask: mask, training: training, flipOutput: flipOutput)
     }
@@ -51,12 +51,23 @@ extension PrimBuilder {
 
     /// The scan of one recurrent layer over its projection.
     mutating func scan(_ spec: RecurrentSpec, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?, training: Bool,
-                       flipOutput: Bool) throws -> (sequence: Value, last: Value) {
+                       flipOutput: Bool) throws -> ScanOutputs {
         let cell = ScanCell(kind: spec.kind, units: spec.units, activation: spec.activation, recurrentActivation: spec.recurrentActivation,
                             goBackwards: spec.goBackwards, flipOutput: flipOutput, zeroOutputForMask: spec.zeroOutputForMask,
                             masked: mask != nil, recurrentBias: recurrentBias != nil, records: training, resetAfter: spec.resetAfter)
         let outs = try graph.add(.prim(.scan(cell)), [proj, recurrent] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
-        return (outs[0], outs[1])
+        return ScanOutputs(sequence: outs[0], last: outs[1], states: Array(outs[2..<(spec.kind == .lstm ? 4 : 3)]))
+    }
+
+    /// What a recurrent layer takes from its scan: the sequence, the last output and the final states
+    /// (h, and c for LSTM), which return_state adds to the layer's outputs.
+    struct ScanOutputs {
+        var sequence: Value
+        var last: Value
+        var states: [Value]
+        func outputs(_ spec: RecurrentSpec) -> (main: Value, states: [Value]) {
+            (spec.returnSequences ? sequence : last, spec.returnState ? states : [])
+        }
     }
 
     /// A scan as straight-line primitives, one copy of the cell per step (the unroll pass).
@@ -138,12 +149,13 @@ extension PrimBuilder {
         return rows.count == 1 ? rows[0] : try graph.add(.prim(.concat(axis: 1)), rows, layer: layer)[0]
     }
 
-    mutating func lowerRecurrent(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> Value {
+    /// A layer's outputs: the main one, then a recurrent layer's states with return_state.
+    mutating func lowerOutputs(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> [Value] {
         switch op {
         case let .recurrent(spec, masked):
             let mask = masked ? ins.last : nil
-            let r = try recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask, training: training)
-            return spec.returnSequences ? r.sequence : r.last
+            let r = try recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask, training: training).outputs(spec)
+            return [r.main] + r.states
         case let .bidirectional(fw, bw, merge, masked):
             let mask = masked ? ins.last : nil
             let n = fw.weightCount
@@ -154,16 +166,27 @@ extension PrimBuilder {
             let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + bw.weightCount)]))
             let (pf, rf) = try projection(fw, x: ins[0], weights: fws, training: training)
             let (pb, rb) = try projection(bw, x: ins[0], weights: bws, training: training)
-            let f = try scan(fw, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, training: training, flipOutput: false)
+            let f = try scan(fw, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, training: training, flipOutput: false).outputs(fw)
             let b = try scan(bw, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask, training: training,
-                             flipOutput: bw.goBackwards != fw.goBackwards)
-            let (x, y) = fw.returnSequences ? (f.sequence, b.sequence) : (f.last, b.last)
+                             flipOutput: bw.goBackwards != fw.goBackwards).outputs(bw)
+            let (x, y) = (f.main, b.main)
+            let merged: Value
             switch merge {
-            case .concat: return try graph.add(.prim(.concat(axis: type(x).rank - 1)), [x, y], layer: layer)[0]
-            case .sum: return try add(x, y)
-            case .mul: return try mul(x, y)
-            case .ave: return try mul(try add(x, y), 0.5)
+            case .concat: merged = try graph.add(.prim(.concat(axis: type(x).rank - 1)), [x, y], layer: layer)[0]
+            case .sum: merged = try add(x, y)
+            case .mul: merged = try mul(x, y)
+            case .ave: merged = try mul(try add(x, y), 0.5)
             }
+            return [merged] + f.states + b.states
+        default:
+            return [try lower(op, ins, training: training, salt: &salt)]
+        }
+    }
+
+    mutating func lowerRecurrent(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> Value {
+        switch op {
+        case .recurrent, .bidirectional:
+            return try lowerOutputs(op, ins, training: training, salt: &salt)[0]
         case .timeDistributed(let inner):
             let x = ins[0]
             let xs = type(x).shape

@@ -10,9 +10,9 @@ public func lowerLayers(training: Bool) -> Pass {
             guard case .layer(let op) = n.op else { return try r.copy(n) }
             var b = PrimBuilder(graph: r.new, layer: n.layer)
             let ins = n.inputs.map { r[$0] }
-            let out = try b.lower(op, ins, training: training, salt: &salt)
+            let outs = try b.lowerOutputs(op, ins, training: training, salt: &salt)
             r.new = b.graph
-            return [out]
+            return outs
         }
     }
 }

@@ -24,7 +24,8 @@ public let propagateMasks = Pass("masks") { g in
             op2 = .bidirectional(f, bw, merge: merge, masked: true); ins2.append(inMask!)
         default: break
         }
-        let out = try b.graph.add(.layer(op2), ins2, layer: n.layer)[0]
+        let outs = try b.graph.add(.layer(op2), ins2, layer: n.layer)
+        let out = outs[0]   // return_state's states after it carry no mask, as in Keras
         switch op2 {
         case .embedding(_, _, true):
             masks[out] = try b.compare(.ne, ins[0], try b.const(0))
@@ -39,7 +40,7 @@ public let propagateMasks = Pass("masks") { g in
         default:
             break
         }
-        return [out]
+        return outs
     }
     result.outputMasks = result.outputs.map { masks[$0] }
     return result

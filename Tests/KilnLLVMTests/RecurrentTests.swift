@@ -39,6 +39,13 @@ final class RecurrentTests: XCTestCase {
 
     /// One layer over one sample: outputs in processing order and the last output.
     static func reference(_ s: RecurrentSpec, x: Seq, mask: [Bool]?, w: [Double], u: [Double], b: [Double]?) -> (steps: Seq, last: [Double]) {
+        let r = referenceWithStates(s, x: x, mask: mask, w: w, u: u, b: b)
+        return (r.steps, r.last)
+    }
+
+    /// The reference's outputs and its final states (h, and c for LSTM), as return_state gives them.
+    static func referenceWithStates(_ s: RecurrentSpec, x: Seq, mask: [Bool]?, w: [Double], u: [Double], b: [Double]?)
+        -> (steps: Seq, last: [Double], states: [[Double]]) {
         let n = s.units, g = s.kind.gates * n, f = x[0].count
         var h = [Double](repeating: 0, count: n), c = h, prevOut = h
         var outs: Seq = []
@@ -94,7 +101,7 @@ final class RecurrentTests: XCTestCase {
             prevOut = out
             outs.append(out)
         }
-        return (outs, outs.last!)
+        return (outs, outs.last!, s.kind == .lstm ? [h, c] : [h])
     }
 
     struct Setup {

@@ -31,11 +31,11 @@ final class ScanTests: XCTestCase {
             let seq: Seq = (0..<t).map { s in (0..<f).map { Double(data[(row * t + s) * f + $0]) } }
             let mask: [Bool]? = c.masked ? (0..<t).map { s in seq[s].contains { $0 != 0 } } : nil
             var offset = 0
-            var results: [(steps: Seq, last: [Double])] = []
+            var results: [(steps: Seq, last: [Double], states: [[Double]])] = []
             for s in c.specs {
                 let ws = Array(weights[offset..<(offset + s.weightCount)])
                 offset += s.weightCount
-                results.append(RecurrentTests.reference(s, x: seq, mask: mask, w: ws[0], u: ws[1], b: s.useBias ? ws[2] : nil))
+                results.append(RecurrentTests.referenceWithStates(s, x: seq, mask: mask, w: ws[0], u: ws[1], b: s.useBias ? ws[2] : nil))
             }
             let s0 = c.specs[0]
             if let merge = c.merge {
@@ -49,6 +49,8 @@ final class ScanTests: XCTestCase {
             } else {
                 out += s0.returnSequences ? results[0].steps.flatMap { $0 } : results[0].last
             }
+            // return_state: the states follow the output in one concatenated row (see check).
+            if s0.returnState { out += results.flatMap { $0.states.flatMap { $0 } } }
             if let mask, s0.returnSequences {
                 // As Keras does, the output mask is the input's, even for go_backwards outputs.
                 outMask += mask
@@ -85,7 +87,9 @@ final class ScanTests: XCTestCase {
         }
         let input = c.masked ? try m.layer(.masking(0), [x], "masking") : x
         let op: LayerOp = c.merge.map { .bidirectional(c.specs[0], c.specs[1], merge: $0, masked: false) } ?? .recurrent(c.specs[0], masked: false)
-        m.output(try m.layer(op, [input] + params, "rnn"), "rnn")
+        let outs = try m.g.add(.layer(op), [input] + params, layer: "rnn")
+        // With return_state the output and every state are concatenated into one output row.
+        m.output(outs.count == 1 ? outs[0] : try m.layer(.concatenate(axis: -1), outs, "concatenate"), "rnn")
         let training = TrainingConfig(losses: [LossConfig(name: "mean_squared_error")], optimizer: OptimizerConfig(name: "SGD", learningRate: 1))
         let lib = try compileAndLoad(m.model(training: training), name: "scan", dir: try makeTempDir(self))
 
@@ -149,6 +153,24 @@ final class ScanTests: XCTestCase {
                 bw.goBackwards = true
                 try check(Case(specs: [fw, bw], merge: merge, masked: masked, name: "bidirectional \(merge.rawValue) seqs=\(seqs) masked=\(masked)"), seed: 11)
             }
+        }
+    }
+
+    /// return_state: the final h (and c) as outputs of their own, their gradients flowing back through the scan.
+    func testReturnStateGradients() throws {
+        for masked in [false, true] {
+            try check(Case(specs: [RecurrentSpec(kind: .lstm, units: 3, returnState: true)], masked: masked, name: "lstm state masked=\(masked)"), seed: 13)
+            try check(Case(specs: [RecurrentSpec(kind: .lstm, units: 2, goBackwards: true, zeroOutputForMask: true, returnState: true)], masked: masked,
+                           name: "lstm backwards zero-masked state masked=\(masked)"), seed: 14)
+            try check(Case(specs: [RecurrentSpec(kind: .gru, units: 3, returnState: true)], masked: masked, name: "gru state masked=\(masked)"), seed: 15)
+            try check(Case(specs: [RecurrentSpec(kind: .gru, units: 2, resetAfter: false, returnState: true)], masked: masked,
+                           name: "gru reset-before state masked=\(masked)"), seed: 16)
+            try check(Case(specs: [RecurrentSpec(kind: .simpleRNN, units: 3, goBackwards: true, returnState: true)], masked: masked,
+                           name: "rnn backwards state masked=\(masked)"), seed: 17)
+            let fw = RecurrentSpec(kind: .lstm, units: 2, returnState: true)
+            var bw = fw
+            bw.goBackwards = true
+            try check(Case(specs: [fw, bw], merge: .sum, masked: masked, name: "bidirectional state masked=\(masked)"), seed: 18)
         }
     }
 

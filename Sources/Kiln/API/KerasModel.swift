@@ -131,7 +131,7 @@ public class KerasModel {
             let count = l.countParams()
             return LayerInfo(name: l.name, className: l.className, outputs: layerOutputs[ObjectIdentifier(l)] ?? [],
                              paramCount: count, trainableCount: l.trainable ? count : 0,
-                             inbound: firstCall[ObjectIdentifier(l)]?.inputs.map(\.layer.name) ?? [])
+                             inbound: firstCall[ObjectIdentifier(l)]?.inputs.map { "\($0.layer.name)[0][0]" } ?? [])
         }
         return KilnIR.Model(graph: g, layers: infos, training: training, isSequential: isSequential)
     }
