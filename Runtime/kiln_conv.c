@@ -116,46 +116,66 @@ typedef struct {
     const float *zero;             /* C zeros */
 } conv_fwd_job;
 
-/* Filters [f0, f0 + 16*NV) of PIX output pixels starting at (img, oh, ow0). */
-#define FORWARD_BLOCK(NV)                                                                          \
-    static void forward_##NV(const conv_fwd_job *j, int64_t img, int64_t oh, int64_t ow0, int64_t f0) { \
-        v16 acc[PIX][NV];                                                                          \
-        for (int r = 0; r < PIX; r++)                                                              \
+/* Filters [f0, f0 + 16*NV) of P output pixels starting at (img, oh, ow0), P <= OW - ow0. */
+#define FORWARD_BLOCK(P, NV)                                                                       \
+    static void forward_##P##x##NV(const conv_fwd_job *j, int64_t img, int64_t oh, int64_t ow0, int64_t f0) { \
+        v16 acc[P][NV];                                                                            \
+        for (int r = 0; r < P; r++)                                                                \
             for (int v = 0; v < NV; v++) acc[r][v] = (v16){0};                                     \
         for (int64_t i = 0; i < j->kh; i++) {                                                      \
             int64_t h = oh * j->sh + i - j->pt;                                                    \
             int row_ok = h >= 0 && h < j->H;                                                       \
             for (int64_t jj = 0; jj < j->kw; jj++) {                                               \
-                const float *a[PIX];                                                               \
-                for (int r = 0; r < PIX; r++) {                                                    \
+                const float *a[P];                                                                 \
+                for (int r = 0; r < P; r++) {                                                      \
                     int64_t w = (ow0 + r) * j->sw + jj - j->pl;                                    \
-                    int ok = row_ok && ow0 + r < j->OW && w >= 0 && w < j->W;                      \
+                    int ok = row_ok && w >= 0 && w < j->W;                                         \
                     a[r] = ok ? j->x + ((img * j->H + h) * j->W + w) * j->C : j->zero;             \
                 }                                                                                  \
                 const float *b = j->w + (i * j->kw + jj) * j->C * j->F + f0;                       \
                 for (int64_t c = 0; c < j->C; c++) {                                               \
                     v16 bv[NV];                                                                    \
                     for (int v = 0; v < NV; v++) bv[v] = *(const v16 *)(b + c * j->F + 16 * v);    \
-                    for (int r = 0; r < PIX; r++) {                                                \
+                    for (int r = 0; r < P; r++) {                                                  \
                         float x = a[r][c];                                                         \
                         for (int v = 0; v < NV; v++) acc[r][v] += x * bv[v];                       \
                     }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
-        for (int r = 0; r < PIX && ow0 + r < j->OW; r++)                                           \
+        for (int r = 0; r < P; r++)                                                                \
             for (int v = 0; v < NV; v++)                                                           \
                 *(v16 *)(j->y + ((img * j->OH + oh) * j->OW + ow0 + r) * j->F + f0 + 16 * v) = acc[r][v]; \
     }
-FORWARD_BLOCK(2)
-FORWARD_BLOCK(1)
+#define FORWARD_BLOCKS(NV)                                                                         \
+    FORWARD_BLOCK(1, NV) FORWARD_BLOCK(2, NV) FORWARD_BLOCK(3, NV) FORWARD_BLOCK(4, NV)            \
+    FORWARD_BLOCK(5, NV) FORWARD_BLOCK(6, NV) FORWARD_BLOCK(7, NV) FORWARD_BLOCK(8, NV)            \
+    FORWARD_BLOCK(9, NV) FORWARD_BLOCK(10, NV) FORWARD_BLOCK(11, NV) FORWARD_BLOCK(12, NV)
+FORWARD_BLOCKS(2)
+FORWARD_BLOCKS(1)
 
+typedef void (*forward_fn)(const conv_fwd_job *, int64_t, int64_t, int64_t, int64_t);
+static const forward_fn forward_by_pixels[2][13] = {
+    { NULL, forward_1x1, forward_2x1, forward_3x1, forward_4x1, forward_5x1, forward_6x1, forward_7x1, forward_8x1,
+      forward_9x1, forward_10x1, forward_11x1, forward_12x1 },
+    { NULL, forward_1x2, forward_2x2, forward_3x2, forward_4x2, forward_5x2, forward_6x2, forward_7x2, forward_8x2,
+      forward_9x2, forward_10x2, forward_11x2, forward_12x2 },
+};
+
+/* The widest pixel block: 12 pixels x 32 filters keep 24 of the 32 vector registers. */
+#define MAX_PIX 12
+
+/* One output row, in as few pixel blocks as MAX_PIX allows, of sizes as even as
+ * possible (an OW of 10 is one block of 10, not 6 + 4 padded to 12), so no
+ * multiply-add is spent on a pixel past the row's end. */
 static void forward_row(const conv_fwd_job *j, int64_t row) {
     int64_t img = row / j->OH, oh = row % j->OH;
-    for (int64_t ow0 = 0; ow0 < j->OW; ow0 += PIX) {
+    int64_t blocks = (j->OW + MAX_PIX - 1) / MAX_PIX;
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t ow0 = j->OW * b / blocks, pix = j->OW * (b + 1) / blocks - ow0;
         int64_t f0 = 0;
-        for (; f0 + 32 <= j->F; f0 += 32) forward_2(j, img, oh, ow0, f0);
-        for (; f0 < j->F; f0 += 16) forward_1(j, img, oh, ow0, f0);
+        for (; f0 + 32 <= j->F; f0 += 32) forward_by_pixels[1][pix](j, img, oh, ow0, f0);
+        for (; f0 < j->F; f0 += 16) forward_by_pixels[0][pix](j, img, oh, ow0, f0);
     }
 }
 

@@ -46,6 +46,7 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
         for (int r = 0; r < MR; r++)                                                              \
             for (int v = 0; v < NV; v++) *(v16 *)(C + r * ldc + 16 * v) = c[r][v];                \
     }
+NN_BLOCK(12, 2) NN_BLOCK(11, 2) NN_BLOCK(10, 2) NN_BLOCK(9, 2) NN_BLOCK(8, 2) NN_BLOCK(7, 2)
 NN_BLOCK(6, 2) NN_BLOCK(5, 2) NN_BLOCK(4, 2) NN_BLOCK(3, 2) NN_BLOCK(2, 2) NN_BLOCK(1, 2)
 NN_BLOCK(4, 1) NN_BLOCK(1, 1)
 
@@ -57,10 +58,20 @@ static void gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar,
     int64_t n = 0;
     for (; n + 32 <= N; n += 32) {
         int64_t m = 0;
-        for (; m + 6 <= M; m += 6) nn_6x2(K, A + m * ar, ar, ak, B + n, ldb, C + m * ldc + n, ldc, acc);
+        /* Rows in blocks of 6; a short remainder (or a whole M of 7 to 12, a recurrent
+         * step's rows) joins the last block, so B passes once per block and no block is
+         * so short that its few accumulators wait on the multiply-add latency. */
+        for (; M - m > 12; m += 6) nn_6x2(K, A + m * ar, ar, ak, B + n, ldb, C + m * ldc + n, ldc, acc);
         const float *a = A + m * ar;
         float *c = C + m * ldc + n;
         switch (M - m) {
+        case 12: nn_12x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
+        case 11: nn_11x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
+        case 10: nn_10x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
+        case 9: nn_9x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
+        case 8: nn_8x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
+        case 7: nn_7x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
+        case 6: nn_6x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
         case 5: nn_5x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
         case 4: nn_4x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
         case 3: nn_3x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;

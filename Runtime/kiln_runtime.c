@@ -425,6 +425,8 @@ static void post(kiln_worker *w, kiln_job *j) {
     }
 }
 
+int kiln_thread_count(void) { return tls_threads; }
+
 void kiln_parallel_for(int64_t count, kiln_task_fn fn, void *ctx) {
     int64_t helpers = tls_threads - 1;
     int started = atomic_load_explicit(&pool.workers, memory_order_acquire);

@@ -101,6 +101,9 @@ KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int cou
  * default: $KILN_NUM_THREADS, else the number of online CPUs. */
 KILN_HIDDEN int kiln_set_num_threads(kiln_instance *inst, int threads);
 
+/* The thread count of the instance whose call runs on this thread (1 outside calls). */
+KILN_HIDDEN int kiln_thread_count(void);
+
 /* For generated code. A task runs item `index` (of `count`) of a job. */
 typedef void (*kiln_task_fn)(void *ctx, int64_t index);
 /* Runs fn(ctx, 0) ... fn(ctx, count - 1), on the calling thread and up to

@@ -189,21 +189,19 @@ final class ProgramEmitter {
                    + sizes + geometry)
     }
 
-    /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps): calls the kernel.
+    /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps, i64 lo, i64 hi):
+    /// calls the kernel over rows [lo, hi) of the batch (its outermost loop is over the rows).
     func scanThunk(_ k: LoopKernel) -> LLVMValueRef {
         if let f = thunkCache[k] { return f }
+        precondition(k.loops.first == .n, "a scan step kernel's outermost loop runs over the batch rows")
         let kernel = kernelFunction(k)
         let saved = LLVMGetInsertBlock(m.b)
-        let f = m.function("kiln_scan_step\(thunkCache.count)", m.void, [m.ptr] + Array(repeating: m.i64, count: 7), local: true)
+        let f = m.function("kiln_scan_step\(thunkCache.count)", m.void, [m.ptr] + Array(repeating: m.i64, count: 9), local: true)
         LLVMPositionBuilderAtEnd(m.b, LLVMAppendBasicBlockInContext(m.ctx, f.0, "entry"))
         let bufs = LLVMGetParam(f.0, 0)!
         let ptrs = (0..<k.buffers.count).map { LLVMBuildLoad2(m.b, m.ptr, m.gep(bufs, m.ptr, m.constI($0)), "")! }
-        let scalars = (1...7).map { LLVMGetParam(f.0, UInt32($0))! }
-        // The whole outermost loop: [0, its extent).
-        var ke = KernelEmitter(m, LoopKernel(buffers: [], loops: [], body: .int(0), output: 0, outputIndex: .int(0)))
-        (ke.n, ke.steps) = (scalars[0], scalars[6])
-        let extent = k.loops.first.map { ke.emitInt($0) } ?? m.constI(1)
-        _ = m.call(kernel, ptrs + scalars + [m.constI(0), extent])
+        let scalars = (1...9).map { LLVMGetParam(f.0, UInt32($0))! }
+        _ = m.call(kernel, ptrs + scalars)
         LLVMBuildRetVoid(m.b)
         if let saved { LLVMPositionBuilderAtEnd(m.b, saved) }
         thunkCache[k] = f.0

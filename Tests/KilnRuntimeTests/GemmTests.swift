@@ -108,7 +108,8 @@ final class GemmTests: XCTestCase {
         }
         /* The forward pass: n, H, W, C, F, kh, kw, sh, sw, pad_top, pad_left */
         const int fwd[][11] = {{2, 28, 14, 1, 32, 3, 3, 1, 1, 0, 0}, {2, 26, 12, 32, 32, 3, 3, 1, 1, 0, 0},
-                               {1, 9, 7, 3, 16, 3, 3, 2, 2, 1, 1}, {3, 6, 13, 5, 48, 2, 3, 1, 2, 0, 1}};
+                               {1, 9, 7, 3, 16, 3, 3, 2, 2, 1, 1}, {3, 6, 13, 5, 48, 2, 3, 1, 2, 0, 1},
+                               {1, 5, 30, 16, 32, 3, 3, 1, 1, 1, 1}, {2, 4, 27, 8, 48, 1, 3, 1, 1, 0, 0}};
         for (unsigned c = 0; c < sizeof fwd / sizeof fwd[0]; c++) {
             int n = fwd[c][0], H = fwd[c][1], W = fwd[c][2], C = fwd[c][3], F = fwd[c][4];
             int kh = fwd[c][5], kw = fwd[c][6], sh = fwd[c][7], sw = fwd[c][8], pt = fwd[c][9], pl = fwd[c][10];
