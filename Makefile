@@ -4,7 +4,7 @@ SWIFT ?= swift
 KILN := .build/debug/kiln
 OUT ?= out
 
-.PHONY: all deps build test unit conformance samples demo bench clean
+.PHONY: all deps build test unit conformance samples demo bench dependent clean
 
 all: build
 
@@ -34,6 +34,10 @@ demo: deps
 	$(KILN) summary samples/models/mnist_cnn.keras
 	bash samples/run.sh $(KILN) $(OUT)/demo
 
+# A package that depends on Kiln by path (samples/dependent) builds and compiles a model with it.
+dependent: deps
+	cd samples/dependent && $(SWIFT) build -c release && .build/release/kiln-dependent $(abspath $(OUT))/dependent
+
 # The five seed workloads W1-W5 beside Keras, JAX, ONNX Runtime and PyTorch (the reference scripts in
 # ../shared/bench), and the small CNN and MLP beside Keras; see bench/README.md. Kiln only (and
 # exit 0) when ../shared/bench or a Python with keras+jax is missing. BUDGET: seconds per measurement.
@@ -45,4 +49,4 @@ bench: deps
 	KERAS_BACKEND=jax $(BENCH_PY) tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench --budget $(BUDGET) $(BENCH_ARGS)
 
 clean:
-	rm -rf .build $(OUT)
+	rm -rf .build samples/dependent/.build $(OUT)

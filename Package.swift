@@ -2,11 +2,6 @@
 // Kiln: a Keras-to-native compiler. See README.md for the architecture.
 import PackageDescription
 
-let llvmInclude = "/usr/lib/llvm-19/include"
-let llvmLib = "/usr/lib/llvm-19/lib"
-let hdf5Include = "/usr/include/hdf5/serial"
-let hdf5Lib = "/usr/lib/x86_64-linux-gnu/hdf5/serial"
-
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v13)],
@@ -20,12 +15,15 @@ let package = Package(
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
-        // System libraries.
-        .systemLibrary(name: "CLLVM", path: "Sources/CLLVM"),
-        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5"),
+        // System libraries, found through pkg-config: hdf5-serial.pc comes with Debian's
+        // libhdf5-dev, llvm-c-19.pc is written by tools/install-deps.sh (`make deps`).
+        .systemLibrary(name: "CLLVM", path: "Sources/CLLVM", pkgConfig: "llvm-c-19", providers: [.apt(["llvm-19-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
 
+        // Helpers every module uses: splitmix64, Keras' shape notation, the all-or-nothing file write.
+        .target(name: "KilnSupport"),
         // The typed graph IR: tensor types, ops, shape inference, printer.
-        .target(name: "KilnIR"),
+        .target(name: "KilnIR", dependencies: ["KilnSupport"]),
         // Graph -> Graph passes and the pipeline that orders them.
         .target(name: "KilnPasses", dependencies: ["KilnIR"]),
         // A naive float64 interpreter of primitive graphs: the tests' numerical reference.
@@ -33,23 +31,13 @@ let package = Package(
         // Loop kernels -> LLVM IR -> object file -> libNAME.so + NAME.h.
         .target(
             name: "KilnLLVM",
-            dependencies: ["KilnIR", "KilnPasses", "CLLVM"],
-            swiftSettings: [.unsafeFlags(["-Xcc", "-I\(llvmInclude)"])],
-            linkerSettings: [
-                .unsafeFlags(["-L\(llvmLib)", "-Xlinker", "-rpath", "-Xlinker", llvmLib]),
-                .linkedLibrary("LLVM-19"),
-            ]),
+            dependencies: ["KilnIR", "KilnPasses", "CLLVM"]),
         // Keras 3 .keras importer (zip + config.json + model.weights.h5).
         .target(
             name: "KilnKeras",
-            dependencies: ["KilnIR", "KilnPasses", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-            swiftSettings: [.unsafeFlags(["-Xcc", "-I\(hdf5Include)"])],
-            linkerSettings: [
-                .unsafeFlags(["-L\(hdf5Lib)", "-Xlinker", "-rpath", "-Xlinker", hdf5Lib]),
-                .linkedLibrary("hdf5"),
-            ]),
+            dependencies: ["KilnIR", "KilnPasses", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Loads a compiled library (dlopen) and runs predict / fit; .npy I/O.
-        .target(name: "KilnRuntime"),
+        .target(name: "KilnRuntime", dependencies: ["KilnSupport"]),
         // The Swift model API: Sequential, functional graphs, Keras-named layers.
         .target(name: "Kiln", dependencies: ["KilnIR", "KilnPasses", "KilnLLVM", "KilnKeras", "KilnRuntime"]),
         // The `kiln` command.

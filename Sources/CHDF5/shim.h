@@ -1,1 +1,1 @@
-#include "/usr/include/hdf5/serial/hdf5.h"
+#include <hdf5.h>

@@ -1,5 +1,8 @@
 // Tensor types: element type and shape, with the batch dimension symbolic.
 
+// formatShape and the other shared helpers come from KilnSupport, for every module that imports KilnIR.
+@_exported import KilnSupport
+
 /// Element types of graph values.
 public enum DType: String, Sendable, Hashable {
     case f32, i32
@@ -133,7 +136,4 @@ public struct ShapeError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Formats a per-sample shape like Keras does: (26, 5, 32), (784,).
-public func formatShape(_ dims: [Int]) -> String {
-    "(" + dims.map(String.init).joined(separator: ", ") + (dims.count == 1 ? ",)" : ")")
-}
+

@@ -48,28 +48,9 @@ public enum KerasArchiveWriter {
             throw KerasSaveError("\(display): the folder '\(folder)' does not exist.")
         }
         let bytes = try archiveBytes(spec, display: display)
-        let tmp = (folder as NSString).appendingPathComponent(".\(display).kiln-\(getpid())-\(UUID().uuidString).tmp")
-        guard fm.createFile(atPath: tmp, contents: nil) else {
-            throw KerasSaveError("\(display): cannot write in '\(folder)' (permission denied or no space).")
-        }
-        do {
-            guard let fh = FileHandle(forWritingAtPath: tmp) else {
-                throw KerasSaveError("\(display): cannot write in '\(folder)'.")
-            }
-            do {
-                try fh.write(contentsOf: bytes)
-                try fh.synchronize()
-                try fh.close()
-            } catch {
-                try? fh.close()
-                throw KerasSaveError("\(display): writing the file failed (\(error.localizedDescription)).")
-            }
-            if rename(tmp, path) != 0 {
-                throw KerasSaveError("\(display): cannot replace the file (\(String(cString: strerror(errno)))).")
-            }
-        } catch {
-            try? fm.removeItem(atPath: tmp)
-            throw error
+        let err = writeFileAtomically(bytes, to: path)
+        if err != 0 {
+            throw KerasSaveError("\(display): cannot write in '\(folder)' (\(String(cString: strerror(err)))).")
         }
     }
 

@@ -147,7 +147,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
                            body: inside ? .load(buffer: 0, at: at) : .guardedLoad(buffer: 0, at: at, valid: inRange(xh, h, xw, w), otherwise: 0),
                            output: 1, outputIndex: linearIndex(shape6, (0..<6).map(idx)))
         return [.loop(k, args: args)]
-    case let .col2im(win, h, w, c, oh, ow):
+    case let .col2im(win, _, _, c, oh, ow):
         // x[n,h,w,c] = sum_{i,j} p[(n,(h+pt-i)/sh,(w+pl-j)/sw), (i,j,c)] where divisible and in range.
         let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
         let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))

@@ -127,7 +127,7 @@ extension PrimBuilder {
                 hNew = try act(cell.activation, try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)))
             }
             var out = hNew
-            if let mask {
+            if mask != nil {
                 let m = try reshape(maskSteps![step], [.n, .fixed(1)])
                 out = try select(m, hNew, cell.zeroOutputForMask ? try zeros([.n, .fixed(u)]) : previousOutput)
                 h = try select(m, hNew, h)

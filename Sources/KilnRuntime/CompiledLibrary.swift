@@ -13,6 +13,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KilnSupport
 
 /// An error from loading or calling a compiled library; the message is one sentence.
 public struct KilnRuntimeError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -59,10 +60,6 @@ public struct WeightSpec: Sendable, Equatable {
     }
 
     public var count: Int { shape.reduce(1, *) }
-}
-
-func formatShape(_ shape: [Int]) -> String {
-    shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
 }
 
 /// Byte offsets of the kiln_abi.h structs (LP64).

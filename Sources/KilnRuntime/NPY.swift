@@ -14,19 +14,9 @@ import Musl
 import Darwin
 #endif
 import Foundation
+import KilnSupport
 
 /// An error reading or writing a .npy file: one sentence naming the file.
-@inline(__always)
-private func sysWrite(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) -> Int {
-    #if canImport(Glibc)
-    return Glibc.write(fd, p, n)
-    #elseif canImport(Musl)
-    return Musl.write(fd, p, n)
-    #else
-    return Darwin.write(fd, p, n)
-    #endif
-}
-
 public struct NPYError: Error, CustomStringConvertible, Sendable {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -165,42 +155,12 @@ public enum NPY {
         let bytes = encode(t)
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent().path
-        let base = url.lastPathComponent
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
             throw NPYError("\(path): cannot write: the directory \(dir) does not exist.")
         }
-        var template = Array((dir + "/." + base + ".tmp-XXXXXX").utf8CString)
-        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        if fd < 0 {
-            throw NPYError("\(path): cannot write: \(String(cString: strerror(errno))).")
-        }
-        let tmpPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        var ok = true
-        var err: Int32 = 0
-        bytes.withUnsafeBytes { raw in
-            var off = 0
-            while off < raw.count {
-                let n = sysWrite(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    ok = false; err = errno; return
-                }
-                off += n
-            }
-        }
-        if ok && fsync(fd) != 0 { ok = false; err = errno }
-        if close(fd) != 0 && ok { ok = false; err = errno }
-        if ok {
-            // mkstemp creates 0600; give the file the usual 0644 (minus umask).
-            let mask = umask(0); _ = umask(mask)
-            _ = chmod(tmpPath, 0o666 & ~mask)
-            if rename(tmpPath, path) != 0 { ok = false; err = errno }
-        }
-        if !ok {
-            unlink(tmpPath)
-            throw NPYError("\(path): cannot write: \(String(cString: strerror(err))).")
-        }
+        let err = writeFileAtomically(bytes, to: path)
+        if err != 0 { throw NPYError("\(path): cannot write: \(String(cString: strerror(err))).") }
     }
 
     // MARK: Header

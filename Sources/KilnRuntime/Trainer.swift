@@ -9,6 +9,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import KilnSupport
 
 /// How `fit` trains.
 public struct FitOptions: Sendable, Equatable {
@@ -121,14 +122,8 @@ func gather(_ p: Prepared, _ range: Range<Int>, _ idx: [Int]?) -> Prepared {
 /// The row order of one shuffled epoch: a Fisher-Yates permutation driven by
 /// splitmix64, a function of (seed, epoch) alone.
 public func shuffledRows(_ rows: Int, seed: UInt64, epoch: Int) -> [Int] {
-    var state = seed ^ (UInt64(truncatingIfNeeded: epoch) &* 0xD1B5_4A32_D192_ED03)
-    func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var random = SplitMix64(state: seed ^ (UInt64(truncatingIfNeeded: epoch) &* 0xD1B5_4A32_D192_ED03))
+    func next() -> UInt64 { random.next() }
     var order = Array(0..<rows)
     var i = rows - 1
     while i > 0 {

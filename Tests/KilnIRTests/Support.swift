@@ -6,17 +6,11 @@ import KilnIR
 import KilnPasses
 import KilnReference
 
-/// SplitMix64: a small deterministic random source.
+/// Seeded test values from Kiln's splitmix64 (KilnSupport).
 struct RNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var source: SplitMix64
+    init(_ seed: UInt64) { source = SplitMix64(state: seed &* 0x9E37_79B9_7F4A_7C15 &+ 1) }
+    mutating func next() -> UInt64 { source.next() }
     /// Uniform in [lo, hi).
     mutating func uniform(_ lo: Double = -1, _ hi: Double = 1) -> Double {
         lo + (hi - lo) * Double(next() >> 11) / Double(1 << 53)

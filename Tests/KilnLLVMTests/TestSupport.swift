@@ -47,17 +47,11 @@ func compileAndLoad(_ model: Model, name: String, dir: String, options: CompileO
     return try CompiledLibrary(path: a.library)
 }
 
-/// splitmix64: deterministic test data.
+/// Deterministic test data from Kiln's splitmix64 (KilnSupport).
 struct TestRNG {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    var source: SplitMix64
+    init(_ seed: UInt64) { source = SplitMix64(state: seed) }
+    mutating func next() -> UInt64 { source.next() }
     /// Uniform in [lo, hi).
     mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
         lo + (hi - lo) * Float(Double(next() >> 11) / Double(1 << 53))

@@ -77,7 +77,7 @@ public struct KerasAPIError: Error, CustomStringConvertible, Sendable {
 public enum Keras {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var counters: [String: Int] = [:]
-    nonisolated(unsafe) private static var rngState: UInt64 = 0x4B49_4C4E
+    nonisolated(unsafe) private static var random = SplitMix64(state: 0x4B49_4C4E)
 
     /// Forgets the default names handed out so far (the next `Dense()` is
     /// `dense` again) and reseeds the initialisers, like
@@ -87,7 +87,7 @@ public enum Keras {
     public static func clearSession(seed: UInt64 = 0x4B49_4C4E) {
         lock.lock(); defer { lock.unlock() }
         counters = [:]
-        rngState = seed
+        random = SplitMix64(state: seed)
     }
 
     /// Seeds the weight initialisers of the layers built from now on.
@@ -95,7 +95,7 @@ public enum Keras {
     ///   - seed: any value; the same seed and the same layers give the same weights.
     public static func setRandomSeed(_ seed: UInt64) {
         lock.lock(); defer { lock.unlock() }
-        rngState = seed
+        random = SplitMix64(state: seed)
     }
 
     /// `prefix` the first time, then `prefix_1`, `prefix_2`, ... (Keras' auto names).
@@ -111,15 +111,7 @@ public enum Keras {
         lock.lock(); defer { lock.unlock() }
         var out = [Float]()
         out.reserveCapacity(count)
-        for _ in 0..<count {
-            rngState &+= 0x9E37_79B9_7F4A_7C15
-            var z = rngState
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            let unit = Float(z >> 40) / Float(1 << 24)
-            out.append(lo + (hi - lo) * unit)
-        }
+        for _ in 0..<count { out.append(lo + (hi - lo) * random.unitFloat()) }
         return out
     }
 }
