@@ -37,6 +37,11 @@ typedef struct {
     int64_t units, gates;
     float *h, *cell;               /* carried state: h and c; dh and dc */
     const float *h0, *cell0;       /* their initial values, NULL for zeros */
+    /* A masked scan for inference (row_map >= 0) runs its rows in an order this driver
+     * picks (scan_ordered): bufs holds nbufs pointers, of which slot row_map is the kernel's
+     * row map (filled here), seq_slot and last_slot its sequence and last outputs;
+     * zero_output: masked steps output zeros rather than the previous output. */
+    int64_t nbufs, row_map, seq_slot, last_slot, zero_output;
 } kiln_scan_args;
 
 /* A scan of less work than this (rows x units x gates x steps multiply-adds of its
@@ -104,15 +109,154 @@ static void scan_block(void *ctx, int64_t i) {
 /* The rows are cut into one block per thread of the call, each running every step on
  * its own: no hand-off between threads inside the time loop. (Row blocks change no
  * result, so the block count may follow the thread count.) */
+static void scan_ordered(const kiln_scan_args *a);
+
 KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
     const int64_t n = a->n;
     if (n <= 0 || a->steps <= 0) return;
+    if (a->row_map >= 0) {
+        scan_ordered(a);
+        return;
+    }
     int64_t blocks = kiln_thread_count();
     if (blocks > n) blocks = n;
     if (n * a->units * a->gates * a->steps < KILN_SCAN_MIN_WORK) blocks = 1;
     scan_job j = { a, blocks };
     if (blocks < 2) scan_rows(a, 0, n);
     else kiln_parallel_for(blocks, scan_block, &j);
+}
+
+/* ------------------------------------------------------------------ row order
+ *
+ * Right-padded batches (the usual case) have rows whose remaining steps are all
+ * masked long before the last step, and a backward-reading scan over them starts
+ * with steps that are masked for some rows. Such a row's state does not change over
+ * those steps and its output there is known (zeros, or the previous output, which is
+ * its frozen h), so it need not take part in the step's product and kernel. Rows
+ * are put in order of their span of real steps (processing order): by where it
+ * ends, longest first, when every row starts at step 0; by where it starts when
+ * every row runs to the last step. At each step the rows still (or already) running
+ * are then a prefix of each block, which is all the product and the kernel are given;
+ * this driver writes the outputs of the others. The state is kept in that order and put
+ * back in batch order at the end; each row is computed exactly as in batch order, so
+ * the results are the same bit for bit. Other masks keep batch order. */
+
+/* Rows are ordered in chunks of this many (the order lives on the stack). */
+#define KILN_SCAN_CHUNK 4096
+
+typedef struct {
+    const kiln_scan_args *a;
+    const int32_t *map;            /* internal row i (from the chunk start) -> batch row */
+    const int32_t *span;           /* per internal row: its key step (see scan_ordered) */
+    int64_t c0, blocks, mode;      /* chunk start; mode 0 keeps every row, 1 trailing, 2 leading */
+    const int64_t *block_start;    /* blocks + 1 internal offsets */
+} ordered_job;
+
+static void ordered_block(void *ctx, int64_t b) {
+    const ordered_job *j = ctx;
+    const kiln_scan_args *a = j->a;
+    const int64_t T = a->steps, u = a->units, g = a->gates;
+    const int64_t lo = j->c0 + j->block_start[b], hi = j->c0 + j->block_start[b + 1];
+    if (hi <= lo) return;
+    memset(a->h + lo * u, 0, (size_t)((hi - lo) * u) * sizeof(float));
+    memset(a->cell + lo * u, 0, (size_t)((hi - lo) * u) * sizeof(float));
+    void *bufs[a->nbufs];
+    memcpy(bufs, a->bufs, sizeof bufs);
+    bufs[a->row_map] = (void *)(j->map - j->c0);   /* the kernel reads map[i0] with i0 absolute */
+    float *seq = bufs[a->seq_slot], *last = bufs[a->last_slot];
+    const int32_t *map = j->map - j->c0, *span = j->span - j->c0;
+    int64_t k = hi;                /* rows [lo, k) take part in the step */
+    for (int64_t s = 0; s < T; s++) {
+        int64_t t = a->go_backwards ? T - 1 - s : s;
+        int64_t t_prev = s == 0 ? -1 : (a->go_backwards ? t + 1 : t - 1);
+        int64_t t_out = a->flip_output ? T - 1 - s : s;
+        if (j->mode == 1) { k = lo; while (k < hi && span[k] > s) k++; }      /* still running: ends after s */
+        else if (j->mode == 2) { k = lo; while (k < hi && span[k] <= s) k++; } /* already started at s */
+        if (k > lo) {
+            if (s == 0) memset(a->c + lo * g, 0, (size_t)((k - lo) * g) * sizeof(float));
+            else kiln_gemm(0, 0, k - lo, g, u, a->h + lo * u, u, a->b, g, 0.0f, a->c + lo * g, g);
+            a->kernel(bufs, a->n, a->seed, a->iteration, t, t_prev, t_out, T, lo, k);
+        }
+        /* The others: a finished row repeats its frozen h (or zeros); one not started outputs zeros. */
+        for (int64_t i = k; i < hi; i++) {
+            float *o = seq + ((int64_t)map[i] * T + t_out) * u;
+            if (j->mode == 1 && !a->zero_output) memcpy(o, a->h + i * u, (size_t)u * sizeof(float));
+            else memset(o, 0, (size_t)u * sizeof(float));
+        }
+    }
+    /* The last output of a row that ended early is that of the last step, which it skipped. */
+    for (int64_t i = k; i < hi; i++) {
+        float *o = last + (int64_t)map[i] * u;
+        if (j->mode == 1 && !a->zero_output) memcpy(o, a->h + i * u, (size_t)u * sizeof(float));
+        else memset(o, 0, (size_t)u * sizeof(float));
+    }
+}
+
+/* Puts rows [c0, c0 + rows) of x (rows of u floats, internal order) back in batch order. */
+static void unpermute(float *x, const int32_t *map, int64_t c0, int64_t rows, int64_t u) {
+    uint8_t done[rows];
+    float keep[u], next[u];
+    memset(done, 0, (size_t)rows);
+    for (int64_t start = 0; start < rows; start++) {
+        if (done[start] || map[start] - c0 == start) { done[start] = 1; continue; }
+        /* Follow the cycle: the row at internal i belongs at batch position map[i]. */
+        int64_t i = start;
+        memcpy(keep, x + (c0 + i) * u, (size_t)u * sizeof(float));
+        while (!done[i]) {
+            done[i] = 1;
+            int64_t to = map[i] - c0;
+            memcpy(next, x + (c0 + to) * u, (size_t)u * sizeof(float));
+            memcpy(x + (c0 + to) * u, keep, (size_t)u * sizeof(float));
+            memcpy(keep, next, (size_t)u * sizeof(float));
+            i = to;
+        }
+    }
+}
+
+static void scan_ordered(const kiln_scan_args *a) {
+    const int64_t n = a->n, T = a->steps, u = a->units, g = a->gates;
+    for (int64_t c0 = 0; c0 < n; c0 += KILN_SCAN_CHUNK) {
+        const int64_t rows = n - c0 < KILN_SCAN_CHUNK ? n - c0 : KILN_SCAN_CHUNK;
+        int32_t first[rows], end[rows], sorted[rows], map[rows], span[rows];
+        /* Each row's span of real steps in processing order: [first, end); none: [T, 0). */
+        int trailing = 1, leading = 1;
+        for (int64_t r = 0; r < rows; r++) {
+            first[r] = (int32_t)T; end[r] = 0;
+            for (int64_t s = 0; s < T; s++) {
+                int64_t t = a->go_backwards ? T - 1 - s : s;
+                if (a->mask[(c0 + r) * T + t]) { if (first[r] == T) first[r] = (int32_t)s; end[r] = (int32_t)(s + 1); }
+            }
+            if (end[r] > 0 && first[r] != 0) trailing = 0;
+            if (end[r] > 0 && end[r] != T) leading = 0;
+        }
+        /* (Past 2^16 steps the sort's counts would not fit the stack: batch order then.) */
+        int64_t mode = a->h0 || a->cell0 || T > 65536 ? 0 : trailing ? 1 : leading ? 2 : 0;
+        /* Sort by the key (end descending, or first ascending), stably: a counting sort over steps. */
+        const int32_t *key = mode == 1 ? end : first;
+        int64_t count[mode ? T + 2 : 2];
+        memset(count, 0, sizeof count);
+        for (int64_t r = 0; r < rows; r++) count[mode == 1 ? T - key[r] : mode == 2 ? key[r] : 0]++;
+        for (int64_t v = 1; v < (mode ? T + 2 : 2); v++) count[v] += count[v - 1];
+        for (int64_t r = rows - 1; r >= 0; r--) sorted[--count[mode == 1 ? T - key[r] : mode == 2 ? key[r] : 0]] = (int32_t)r;
+        /* Deal the sorted rows round-robin to the blocks, so each block has long and short rows. */
+        int64_t blocks = kiln_thread_count();
+        if (blocks > rows) blocks = rows;
+        if (rows * u * g * T < KILN_SCAN_MIN_WORK) blocks = 1;
+        int64_t block_start[blocks + 1];
+        block_start[0] = 0;
+        for (int64_t b = 0; b < blocks; b++) block_start[b + 1] = block_start[b] + (rows - b + blocks - 1) / blocks;
+        for (int64_t b = 0; b < blocks; b++)
+            for (int64_t i = 0; block_start[b] + i < block_start[b + 1]; i++) {
+                int32_t r = sorted[b + i * blocks];
+                map[block_start[b] + i] = (int32_t)(c0 + r);
+                span[block_start[b] + i] = mode == 1 ? end[r] : first[r];
+            }
+        ordered_job j = { a, map, span, c0, blocks, mode, block_start };
+        if (blocks < 2) ordered_block(&j, 0);
+        else kiln_parallel_for(blocks, ordered_block, &j);
+        unpermute(a->h, map, c0, rows, u);
+        unpermute(a->cell, map, c0, rows, u);
+    }
 }
 
 static void scan_task(void *ctx, int64_t i) { kiln_scan(((const kiln_scan_args *const *)ctx)[i]); }

@@ -26,6 +26,10 @@ public struct ScanStep: Hashable, Sendable, CustomStringConvertible {
     /// The carried state (h, c; dh, dc) and what it starts as (nil: zeros).
     public var carries: [Value]
     public var initial: [Value?]
+    /// Kernel buffer slots of a scan whose rows the driver may reorder (masked, forward, inference):
+    /// the row map it fills, and the sequence and last outputs it completes for the rows it leaves out.
+    public struct RowOrder: Hashable, Sendable { public var rowMap, sequence, last: Int }
+    public var rowOrder: RowOrder? = nil
 
     public var reads: [Value] {
         var r = zip(kernel.buffers, args).filter { !$0.0.written }.map(\.1) + [b] + initial.compactMap { $0 }
@@ -81,9 +85,6 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     let t = extent(time)
     let (u, gates) = (cell.units, cell.gates)
     let row = KExpr.index(0), j = KExpr.index(1)
-    // Element (n, step, k*u + j) of an (N, T, width) sequence, and (n, k*u + j) of an (N, width) matrix.
-    func seq(_ step: KExpr, _ width: Int, gate k: Int = 0) -> KExpr { (row * t + step) * .int(width) + .int(k * u) + j }
-    func mat(_ width: Int, gate k: Int = 0) -> KExpr { row * .int(width) + .int(k * u) + j }
     var buffers: [KBuffer] = []
     var args: [Value] = []
     func bind(_ v: Value, written: Bool = false) -> Int {
@@ -92,8 +93,20 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     func at(_ b: Int, _ i: KExpr) -> KExpr { .load(buffer: b, at: i) }
     // The mask is the scan's last input, and scan_grad's after dSeq, dLast, dH, dC, U and [rb].
     let mask: Value? = cell.masked ? (backward ? n.inputs[5 + (cell.recurrentBias ? 1 : 0)] : n.inputs.last) : nil
+    // A masked scan for inference runs its rows in an order the driver picks (kiln_scan.c: rows whose
+    // remaining steps are all masked are left out of the step): the state (h, c, the product) is kept
+    // in that order, row i0 standing for batch row rowmap[i0]; the inputs and outputs in batch order.
+    // The row map is an int32 buffer the driver supplies; its slot is bound to the mask as a stand-in.
+    let rowMapSlot: Int? = mask != nil && !backward && !cell.records ? {
+        buffers.append(KBuffer(.i32)); args.append(mask!); return buffers.count - 1
+    }() : nil
+    let batchRow = rowMapSlot.map { at($0, row) } ?? row
+    // Element (n, step, k*u + j) of an (N, T, width) sequence (in batch order), and (n, k*u + j) of an
+    // (N, width) matrix (in batch order when `batch`, else in the scan's row order).
+    func seq(_ step: KExpr, _ width: Int, gate k: Int = 0) -> KExpr { (batchRow * t + step) * .int(width) + .int(k * u) + j }
+    func mat(_ width: Int, gate k: Int = 0, batch: Bool = false) -> KExpr { (batch ? batchRow : row) * .int(width) + .int(k * u) + j }
     let maskBuf = mask.map { bind($0) }
-    let keep: KExpr? = maskBuf.map { .compare(.ne, at($0, row * t + .scanStep), .int(0)) }
+    let keep: KExpr? = maskBuf.map { .compare(.ne, at($0, batchRow * t + .scanStep), .int(0)) }
     func masked(_ v: KExpr, else other: KExpr) -> KExpr { keep.map { .select($0, v, other) } ?? v }
     let rAct = { (x: KExpr) in activationExpr(cell.recurrentActivation, x) }
     let act = { (x: KExpr) in activationExpr(cell.activation, x) }
@@ -141,7 +154,7 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         let out = cell.zeroOutputForMask ? masked(hNew, else: .real(0)) : hKept
         stores.append(KStore(sb, seq(.scanOutput, u), out))
         // Each step's output overwrites the last one: what stays is the last step's.
-        stores.append(KStore(lb, mat(u), out))
+        stores.append(KStore(lb, mat(u, batch: true), out))
         if let (gb, ab, pb) = rec {
             for (k, v) in gateValues.enumerated() { stores.append(KStore(gb, seq(.scanStep, gates, gate: k), v)) }
             if let aux { stores.append(KStore(ab, seq(.scanStep, u), aux)) }
@@ -150,8 +163,10 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         let first = stores.removeFirst()
         var k = LoopKernel(buffers: buffers, loops: [.n, .int(u)], body: first.value, output: first.buffer, outputIndex: first.index)
         k.extraStores = stores
-        return ScanStep(cell: cell, backward: false, length: time.fixedValue, kernel: k, args: args, mask: mask,
-                        a: hOut, b: n.inputs[1], c: scratch, carries: [hOut, cOut], initial: [nil, nil])
+        var step = ScanStep(cell: cell, backward: false, length: time.fixedValue, kernel: k, args: args, mask: mask,
+                            a: hOut, b: n.inputs[1], c: scratch, carries: [hOut, cOut], initial: [nil, nil])
+        if let rowMapSlot { step.rowOrder = ScanStep.RowOrder(rowMap: rowMapSlot, sequence: sb, last: lb) }
+        return step
     }
 
     // Inputs dSeq, dLast, dH, dC, U, [rb], [mask], gates, aux, hprev; outputs dProj, dInner, dh, dc.

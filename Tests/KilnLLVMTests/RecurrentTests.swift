@@ -114,8 +114,14 @@ final class RecurrentTests: XCTestCase {
     }
 
     /// Builds x -> [Masking-like mask from zero rows] -> layer, compiles, predicts, compares.
-    func run(_ specs: [RecurrentSpec], bidirectional merge: MergeMode? = nil, masked: Bool, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
-        let (t, f, rows) = (5, 3, 7)
+    /// Which steps of the data are all zero (masked): a mix of leading, inner and trailing ones; right
+    /// padding of several lengths (with inner holes and an empty row); or left padding. Right and left
+    /// padding let the driver leave finished or unstarted rows out of a step (kiln_scan.c, row order).
+    enum Padding { case mixed, right, left }
+
+    func run(_ specs: [RecurrentSpec], bidirectional merge: MergeMode? = nil, masked: Bool, seed: UInt64, padding: Padding = .mixed,
+             size: (t: Int, f: Int, rows: Int) = (5, 3, 7), file: StaticString = #filePath, line: UInt = #line) throws {
+        let (t, f, rows) = size
         var r = TestRNG(seed)
         var m = GraphMaker("rnn")
         let x = m.input("x", [t, f])
@@ -137,7 +143,17 @@ final class RecurrentTests: XCTestCase {
 
         // Data: some steps all zero (masked when masking is on): trailing, leading and middle ones.
         var data = r.floats(rows * t * f)
-        let zeroSteps: [(Int, Int)] = [(0, 4), (1, 0), (2, 2), (3, 3), (3, 4), (5, 0), (5, 1), (5, 2), (5, 3), (5, 4)]
+        var zeroSteps: [(Int, Int)] = [(0, 4), (1, 0), (2, 2), (3, 3), (3, 4), (5, 0), (5, 1), (5, 2), (5, 3), (5, 4)]
+        if padding != .mixed {
+            // Row i keeps (i * 5) % (t + 1) steps (0 for an empty row), at the end or at the start; rows
+            // of 3 steps or more also lose their second real step.
+            zeroSteps = []
+            for row in 0..<rows {
+                let len = (row * 5) % (t + 1)
+                let real = padding == .right ? Array(0..<len) : Array((t - len)..<t)
+                for s in 0..<t where !real.contains(s) || (len >= 3 && s == real[1]) { zeroSteps.append((row, s)) }
+            }
+        }
         for (row, step) in zeroSteps { for j in 0..<f { data[(row * t + step) * f + j] = 0 } }
         let y = try lib.predict([HostTensor(shape: [rows, t, f], floats: data)])[0]
 
@@ -167,6 +183,28 @@ final class RecurrentTests: XCTestCase {
             }
         }
         assertClose(y.floats, want, rtol: 1e-5, atol: 2e-6, "\(specs[0].kind.rawValue) \(merge.map { "bidirectional \($0.rawValue)" } ?? "") masked=\(masked)", file: file, line: line)
+    }
+
+    /// Right- and left-padded batches, where the driver runs only the rows still (or already) taking
+    /// real steps: every layer kind, both directions, zero or repeated outputs on masked steps, a
+    /// Bidirectional layer, and a batch large enough to be split over threads.
+    func testPaddedBatchesInRowOrder() throws {
+        var seed: UInt64 = 200
+        for padding in [Padding.right, .left] {
+            for kind in [RecurrentKind.lstm, .gru, .simpleRNN] {
+                for (seqs, back, zero) in [(true, false, false), (false, false, false), (true, true, true), (false, true, false)] {
+                    seed += 1
+                    try run([RecurrentSpec(kind: kind, units: 4, returnSequences: seqs, goBackwards: back, zeroOutputForMask: zero)],
+                            masked: true, seed: seed, padding: padding)
+                }
+            }
+            let fw = RecurrentSpec(kind: .lstm, units: 3, returnSequences: true, zeroOutputForMask: true)
+            var bw = fw
+            bw.goBackwards = true
+            try run([fw, bw], bidirectional: .concat, masked: true, seed: 250, padding: padding)
+            try run([RecurrentSpec(kind: .lstm, units: 32, returnSequences: true)], masked: true, seed: 251, padding: padding,
+                    size: (12, 5, 40))
+        }
     }
 
     func testLSTM() throws {
