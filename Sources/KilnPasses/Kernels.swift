@@ -80,6 +80,17 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let outShape = kept.map { x.shape[$0] }
         var count = KExpr.int(1)
         for a in axes { count = count * ext[a] }
+        // A sum over the leading axes (a bias gradient: every pixel of the batch, per channel) runs
+        // row by row, adding each row into the output: the input streams through memory once, where
+        // one strided pass per output reads all of it again and again. Each output still adds its
+        // terms in the same order, from +0.
+        if rop == .sum, x.dtype == .f32, !kept.isEmpty, Set(axes) == Set(0..<axes.count) {
+            let all = (0..<x.rank).map(idx)
+            var k = LoopKernel(buffers: bufs, loops: ext, body: .load(buffer: 0, at: linearIndex(x.shape, all)),
+                               output: 1, outputIndex: linearIndex(outShape, Array(all.suffix(kept.count))))
+            k.accumulate = true
+            return [.zero(n.outputs[0]), .loop(k, args: args)]
+        }
         let k = LoopKernel(buffers: bufs, loops: kept.map { ext[$0] }, reduceLoops: axes.map { ext[$0] },
                            reduceOp: rop == .max ? .max : .sum,
                            body: .load(buffer: 0, at: linearIndex(x.shape, full)),
