@@ -114,6 +114,8 @@ typedef struct {
     float *y;
     int64_t H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl;
     const float *zero;             /* C zeros */
+    const float *bias;             /* added to each filter's map, or NULL; then relu when relu is 1 */
+    int relu;
 } conv_fwd_job;
 
 /* Filters [f0, f0 + 16*NV) of P output pixels starting at (img, oh, ow0), P <= OW - ow0. */
@@ -177,6 +179,14 @@ static void forward_row(const conv_fwd_job *j, int64_t row) {
         for (; f0 + 32 <= j->F; f0 += 32) forward_by_pixels[1][pix](j, img, oh, ow0, f0);
         for (; f0 < j->F; f0 += 16) forward_by_pixels[0][pix](j, img, oh, ow0, f0);
     }
+    if (!j->bias) return;
+    /* The layer's bias and relu on the row just written, as the loop they replace computed them. */
+    float *y = j->y + row * j->OW * j->F;
+    for (int64_t p = 0; p < j->OW; p++)
+        for (int64_t f = 0; f < j->F; f++) {
+            float v = y[p * j->F + f] + j->bias[f];
+            y[p * j->F + f] = j->relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
 }
 
 static void forward_rows(void *ctx, int64_t i) {
@@ -185,11 +195,11 @@ static void forward_rows(void *ctx, int64_t i) {
 
 KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n, int64_t H, int64_t W, int64_t C,
                              int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                             int64_t pt, int64_t pl) {
+                             int64_t pt, int64_t pl, const float *bias, int32_t relu) {
     if (n <= 0) return;
     float zero[C];
     memset(zero, 0, (size_t)C * sizeof(float));
-    conv_fwd_job j = { x, w, y, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, zero };
+    conv_fwd_job j = { x, w, y, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, zero, bias, relu };
     int64_t rows = n * OH, blocks = rows / ROWS;
     kiln_parallel_for(blocks, forward_rows, &j);
     for (int64_t row = blocks * ROWS; row < rows; row++) forward_row(&j, row);

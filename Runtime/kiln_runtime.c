@@ -573,6 +573,48 @@ void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k
     kiln_parallel_for(blocks, gemm_block, &g);
 }
 
+/* The epilogue of a product: C[r][j] = relu?(C[r][j] + bias[j]) over rows [r0, r1) and
+ * columns [c0, c1), as the generated loop it stands for computes it. */
+static void bias_epilogue(float *c, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1, const float *bias, int relu) {
+    for (int64_t r = r0; r < r1; r++) {
+        float *row = c + r * ldc;
+        for (int64_t j = c0; j < c1; j++) {
+            float v = row[j] + bias[j];
+            row[j] = relu ? (v > 0.0f ? v : 0.0f) : v;
+        }
+    }
+}
+
+typedef struct {
+    gemm_job g;
+    const float *bias;
+    int relu;
+} gemm_bias_job;
+
+static void gemm_bias_block(void *ctx, int64_t i) {
+    const gemm_bias_job *j = ctx;
+    gemm_block((void *)&j->g, i);
+    int64_t len = j->g.by_rows ? j->g.m : j->g.n;
+    int64_t lo = len * i / j->g.blocks, hi = len * (i + 1) / j->g.blocks;
+    if (j->g.by_rows) bias_epilogue(j->g.c, j->g.ldc, lo, hi, 0, j->g.n, j->bias, j->relu);
+    else bias_epilogue(j->g.c, j->g.ldc, 0, j->g.m, lo, hi, j->bias, j->relu);
+}
+
+void kiln_gemm_bias(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                    const float *b, int64_t ldb, float *c, int64_t ldc, const float *bias, int32_t relu) {
+    /* The same blocks as kiln_gemm, each finished by the epilogue while it is in cache. */
+    gemm_bias_job j = { { trans_a, trans_b, m, n, k, lda, ldb, ldc, 1, m >= n, a, b, 0.0f, c }, bias, relu };
+    int64_t len = j.g.by_rows ? m : n, work = m * n * k;
+    int64_t blocks = work / KILN_GEMM_BLOCK_WORK;
+    if (blocks < 2) blocks = 2;
+    if (blocks > KILN_GEMM_MAX_BLOCKS) blocks = KILN_GEMM_MAX_BLOCKS;
+    if (blocks > len / KILN_GEMM_MIN_SPAN) blocks = len / KILN_GEMM_MIN_SPAN;
+    if (work < KILN_GEMM_MIN_WORK || blocks < 2) blocks = 1;
+    j.g.blocks = blocks;
+    if (blocks == 1) gemm_bias_block(&j, 0);
+    else kiln_parallel_for(blocks, gemm_bias_block, &j);
+}
+
 typedef struct {
     kiln_range_fn fn;
     void *ctx;

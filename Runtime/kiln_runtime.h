@@ -121,6 +121,10 @@ KILN_HIDDEN void kiln_parallel_loop(int64_t extent, int64_t work, kiln_range_fn 
 KILN_HIDDEN void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
                            int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+/* kiln_gemm (beta 0) followed by C[r][j] = relu?(C[r][j] + bias[j]) (relu: 0 or 1), block by block. */
+KILN_HIDDEN void kiln_gemm_bias(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                                const float *b, int64_t ldb, float *c, int64_t ldc, const float *bias, int32_t relu);
+
 /* The seed train/evaluate receive for a step: splitmix64 of the instance seed
  * and the iteration. Exposed for tests. */
 KILN_HIDDEN uint64_t kiln_step_seed(uint64_t seed, int64_t iteration);
@@ -134,10 +138,11 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl);
 
 /* y (n, OH, OW, F) = x (n, H, W, C) convolved with w (kh, kw, C, F), NHWC
- * (kiln_conv.c). F must be a multiple of 16. */
+ * (kiln_conv.c), then y += bias per filter and relu when bias is not NULL
+ * (relu: 0 or 1). F must be a multiple of 16. */
 KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n, int64_t H, int64_t W, int64_t C,
                              int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
-                             int64_t pt, int64_t pl);
+                             int64_t pt, int64_t pl, const float *bias, int32_t relu);
 
 /* C = op(A)·op(B) (beta 0) or C += op(A)·op(B) (beta 1), row-major (kiln_gemm.c). */
 KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, const float *A,

@@ -138,16 +138,16 @@ final class ProgramEmitter {
             switch step {
             case let .loop(k, args):
                 emitLoop(k, args.map { address(p, $0, frame) }, frame)
-            case let .gemm(a, b, c, ta, tb, mm, nn, kk):
-                emitGemm(p, frame, a: a, b: b, c: c, ta: ta, tb: tb, m: mm, n: nn, k: kk)
+            case let .gemm(a, b, c, ta, tb, mm, nn, kk, e):
+                emitGemm(p, frame, a: a, b: b, c: c, ta: ta, tb: tb, m: mm, n: nn, k: kk, epilogue: e)
             case .zero(let v):
                 LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame), 4)
             case .scan(let s):
                 emitScan(p, frame, s)
             case let .convGradInput(dy, w, dx, win):
                 emitConv("kiln_conv2d_grad_input", p, frame, from: dy, w, to: dx, image: dx, maps: dy, win)
-            case let .conv(x, w, y, win):
-                emitConv("kiln_conv2d", p, frame, from: x, w, to: y, image: x, maps: y, win)
+            case let .conv(x, w, y, win, e):
+                emitConv("kiln_conv2d", p, frame, from: x, w, to: y, image: x, maps: y, win, epilogue: e)
             }
         }
     }
@@ -182,13 +182,18 @@ final class ProgramEmitter {
 
     /// fn(from, w, to, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pad_top, pad_left): a convolution or its
     /// input gradient by the runtime (kiln_conv.c); image is the (n, H, W, C) side, maps (n, OH, OW, F).
-    func emitConv(_ name: String, _ p: Program, _ frame: Frame, from: Value, _ w: Value, to: Value, image: Value, maps: Value, _ win: Window2D) {
+    /// (The forward convolution takes the epilogue's bias, or NULL, and its relu flag last.)
+    func emitConv(_ name: String, _ p: Program, _ frame: Frame, from: Value, _ w: Value, to: Value, image: Value, maps: Value, _ win: Window2D,
+                  epilogue: Epilogue? = nil) {
         let (xs, ys) = (p.graph.type(image).shape, p.graph.type(maps).shape)
-        let fn = m.function(name, m.void, [m.ptr, m.ptr, m.ptr] + Array(repeating: m.i64, count: 13))
+        let forward = name == "kiln_conv2d"
+        let fn = m.function(name, m.void, [m.ptr, m.ptr, m.ptr] + Array(repeating: m.i64, count: 13) + (forward ? [m.ptr, m.i32] : []))
         let sizes = [xs[1], xs[2], xs[3], ys[1], ys[2], ys[3]].map { m.constI($0.factor) }
         let geometry = [win.kh, win.kw, win.sh, win.sw, win.padTop, win.padLeft].map { m.constI($0) }
+        let bias: LLVMValueRef = epilogue.map { address(p, $0.bias, frame) } ?? LLVMConstNull(m.ptr)!
+        let tail: [LLVMValueRef] = forward ? [bias, m.constI32(epilogue?.relu == true ? 1 : 0)] : []
         _ = m.call(fn, [address(p, from, frame), address(p, w, frame), address(p, to, frame), intValue(extent(xs[0]), frame)]
-                   + sizes + geometry)
+                   + sizes + geometry + tail)
     }
 
     /// void thunk(ptr bufs, i64 n, i64 seed, i64 iteration, i64 t, i64 t_prev, i64 t_out, i64 steps, i64 lo, i64 hi):
@@ -286,12 +291,19 @@ final class ProgramEmitter {
 
     /// kiln_gemm(transA, transB, M, N, K, A, lda, B, ldb, 0, C, ldc): C = op(A)·op(B) through the
     /// runtime's kernels (kiln_gemm.c), a large product split over the thread pool.
-    func emitGemm(_ p: Program, _ frame: Frame, a: Value, b: Value, c: Value, ta: Bool, tb: Bool, m mm: KExpr, n nn: KExpr, k kk: KExpr) {
+    func emitGemm(_ p: Program, _ frame: Frame, a: Value, b: Value, c: Value, ta: Bool, tb: Bool, m mm: KExpr, n nn: KExpr, k kk: KExpr,
+                  epilogue: Epilogue?) {
         let (i32, i64) = (m.i32, m.i64)
-        let fn = m.function("kiln_gemm", m.void, [i32, i32, i64, i64, i64, m.ptr, i64, m.ptr, i64, m.f32, m.ptr, i64])
         let (M, N, K) = (intValue(mm, frame), intValue(nn, frame), intValue(kk, frame))
-        _ = m.call(fn, [m.constI32(ta ? 1 : 0), m.constI32(tb ? 1 : 0), M, N, K,
-                        address(p, a, frame), ta ? M : K, address(p, b, frame), tb ? K : N, m.constF(0), address(p, c, frame), N])
+        let operands = [m.constI32(ta ? 1 : 0), m.constI32(tb ? 1 : 0), M, N, K,
+                        address(p, a, frame), ta ? M : K, address(p, b, frame), tb ? K : N]
+        if let e = epilogue {
+            let fn = m.function("kiln_gemm_bias", m.void, [i32, i32, i64, i64, i64, m.ptr, i64, m.ptr, i64, m.ptr, i64, m.ptr, i32])
+            _ = m.call(fn, operands + [address(p, c, frame), N, address(p, e.bias, frame), m.constI32(e.relu ? 1 : 0)])
+        } else {
+            let fn = m.function("kiln_gemm", m.void, [i32, i32, i64, i64, i64, m.ptr, i64, m.ptr, i64, m.f32, m.ptr, i64])
+            _ = m.call(fn, operands + [m.constF(0), address(p, c, frame), N])
+        }
     }
 
     /// const unsigned char NAME[] = { ... }  (the initial state image)

@@ -108,9 +108,9 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let (a, b) = (ins[0], ins[1])
         let ea = extents(a.shape), eb = extents(b.shape)
         let m = ta ? ea[1] : ea[0], kk = ta ? ea[0] : ea[1], nn = tb ? eb[0] : eb[1]
-        return [.gemm(a: n.inputs[0], b: n.inputs[1], c: n.outputs[0], transA: ta, transB: tb, m: m, n: nn, k: kk)]
+        return [.gemm(a: n.inputs[0], b: n.inputs[1], c: n.outputs[0], transA: ta, transB: tb, m: m, n: nn, k: kk, epilogue: nil)]
     case let .conv2D(win, oh, ow):
-        if directForward(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor) { return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], win)] }
+        if directForward(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor) { return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], win, epilogue: nil)] }
         return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: false, act: nil, bufs: bufs), args: args)]
     case let .convBiasAct(win, oh, ow, act):
         return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: true, act: act, bufs: bufs), args: args)]

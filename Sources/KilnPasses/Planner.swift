@@ -18,7 +18,9 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
     }
     func root(_ v: Value) -> Value { alias[v] ?? v }
     steps = steps.map { remap($0, root) }
-    steps = writeUpdatesInPlace(steps, g, aliased: Set(alias.values), kept: Set(g.outputs.map(root) + (result.map { [root($0)] } ?? []) + metrics.map(root)))
+    let keptValues = Set(g.outputs.map(root) + (result.map { [root($0)] } ?? []) + metrics.map(root))
+    steps = fuseEpilogues(steps, g, kept: keptValues)
+    steps = writeUpdatesInPlace(steps, g, aliased: Set(alias.values), kept: keptValues)
 
     var homes: [Value: Home] = [:]
     for (k, v) in g.inputs.enumerated() { homes[v] = .input(k) }
@@ -106,10 +108,59 @@ func writeUpdatesInPlace(_ steps: [Step], _ g: Graph, aliased: Set<Value>, kept:
     return steps.enumerated().filter { !drop.contains($0.offset) }.map(\.element)
 }
 
+/// Folds into a product or a convolution the loop that follows it when that loop only adds a
+/// per-column bias to its result, and perhaps applies relu (a layer's bias and activation):
+///   // gemm %c = %a·%b; loop(%c, %b0, %y): y = relu(add(c, b0[last]))  ->  gemm %y = %a·%b then relu(+ %b0)
+/// so the result is finished while it is in cache, and the loop's pass over memory goes away.
+/// Only when nothing else reads the raw result.
+func fuseEpilogues(_ steps: [Step], _ g: Graph, kept: Set<Value>) -> [Step] {
+    var reads: [Value: Int] = [:]
+    for s in steps { for v in s.reads { reads[v, default: 0] += 1 } }
+    var out: [Step] = []
+    var i = 0
+    while i < steps.count {
+        if i + 1 < steps.count, case let .loop(k, args) = steps[i + 1], let (c, e, y) = biasLoop(k, args, g),
+           reads[c] == 1, !kept.contains(c) {
+            switch steps[i] {
+            case let .gemm(a, b, cc, ta, tb, m, n, kk, nil) where cc == c && !ta && k.loops.last == n:
+                out.append(.gemm(a: a, b: b, c: y, transA: ta, transB: tb, m: m, n: n, k: kk, epilogue: e))
+                i += 2
+                continue
+            case let .conv(x, w, cc, win, nil) where cc == c:
+                out.append(.conv(x: x, w: w, y: y, win, epilogue: e))
+                i += 2
+                continue
+            default: break
+            }
+        }
+        out.append(steps[i])
+        i += 1
+    }
+    return out
+}
+
+/// A loop y = add(c, bias[last index]) or relu of it, elementwise over c: (c, the epilogue, y).
+private func biasLoop(_ k: LoopKernel, _ args: [Value], _ g: Graph) -> (Value, Epilogue, Value)? {
+    guard !k.accumulate, k.reduceLoops.isEmpty, k.extraStores.isEmpty, k.epilogue == nil, let last = k.loops.indices.last else { return nil }
+    var body = k.body, relu = false
+    if case let .unary(.relu, inner) = body { body = inner; relu = true }
+    guard case let .binary(.add, p, q) = body else { return nil }
+    for (full, column) in [(p, q), (q, p)] {
+        guard case let .load(cb, at) = full, at == k.outputIndex, case let .load(bb, bat) = column, bat == .index(last) else { continue }
+        let (c, bias, y) = (args[cb], args[bb], args[k.output])
+        let (ct, bt, yt) = (g.type(c), g.type(bias), g.type(y))
+        guard ct.dtype == .f32, bt.dtype == .f32, yt.dtype == .f32, bt.rank == 1, ct.staticCount == yt.staticCount, ct.scale == yt.scale,
+              ct.shape.last == yt.shape.last, bt.shape.last == yt.shape.last else { continue }
+        return (c, Epilogue(bias: bias, relu: relu), y)
+    }
+    return nil
+}
+
 private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
     switch s {
     case let .loop(k, args): return .loop(k, args: args.map(f))
-    case let .gemm(a, b, c, ta, tb, m, n, k): return .gemm(a: f(a), b: f(b), c: f(c), transA: ta, transB: tb, m: m, n: n, k: k)
+    case let .gemm(a, b, c, ta, tb, m, n, k, e):
+        return .gemm(a: f(a), b: f(b), c: f(c), transA: ta, transB: tb, m: m, n: n, k: k, epilogue: e.map { Epilogue(bias: f($0.bias), relu: $0.relu) })
     case .zero(let v): return .zero(f(v))
     case .scan(var s):
         s.args = s.args.map(f); s.mask = s.mask.map(f)
@@ -117,6 +168,6 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
         s.carries = s.carries.map(f); s.initial = s.initial.map { $0.map(f) }
         return .scan(s)
     case let .convGradInput(dy, w, dx, win): return .convGradInput(dy: f(dy), w: f(w), dx: f(dx), win)
-    case let .conv(x, w, y, win): return .conv(x: f(x), w: f(w), y: f(y), win)
+    case let .conv(x, w, y, win, e): return .conv(x: f(x), w: f(w), y: f(y), win, epilogue: e.map { Epilogue(bias: f($0.bias), relu: $0.relu) })
     }
 }

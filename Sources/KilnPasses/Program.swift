@@ -4,26 +4,27 @@ import KilnIR
 public enum Step: Hashable, Sendable, CustomStringConvertible {
     /// A loop kernel; `args[k]` is the value bound to kernel buffer k.
     case loop(LoopKernel, args: [Value])
-    /// C = op(A)·op(B) through cblas_sgemm; M, N, K may scale with the batch.
-    case gemm(a: Value, b: Value, c: Value, transA: Bool, transB: Bool, m: KExpr, n: KExpr, k: KExpr)
+    /// C = op(A)·op(B) by the runtime (kiln_gemm), then the epilogue if any; M, N, K may scale with the batch.
+    case gemm(a: Value, b: Value, c: Value, transA: Bool, transB: Bool, m: KExpr, n: KExpr, k: KExpr, epilogue: Epilogue?)
     /// Sets every element of a value to zero.
     case zero(Value)
     /// A scan over the time steps (ScanKernels.swift).
     case scan(ScanStep)
     /// dx = the input gradient of a convolution, by the runtime (kiln_conv2d_grad_input).
     case convGradInput(dy: Value, w: Value, dx: Value, Window2D)
-    /// y = a convolution (no bias), by the runtime (kiln_conv2d).
-    case conv(x: Value, w: Value, y: Value, Window2D)
+    /// y = a convolution, by the runtime (kiln_conv2d), then the epilogue if any.
+    case conv(x: Value, w: Value, y: Value, Window2D, epilogue: Epilogue?)
 
     public var description: String {
         switch self {
         case let .loop(k, args): return "loop(" + args.map(\.description).joined(separator: ", ") + ") " + k.description
-        case let .gemm(a, b, c, ta, tb, m, n, k):
-            return "gemm \(c) = \(a)\(ta ? "ᵀ" : "")·\(b)\(tb ? "ᵀ" : "") [\(m)x\(n)x\(k)]"
+        case let .gemm(a, b, c, ta, tb, m, n, k, e):
+            return "gemm \(c) = \(a)\(ta ? "ᵀ" : "")·\(b)\(tb ? "ᵀ" : "") [\(m)x\(n)x\(k)]" + (e.map { " " + $0.description } ?? "")
         case .zero(let v): return "zero \(v)"
         case .scan(let s): return s.description
         case let .convGradInput(dy, w, dx, win): return "conv2d_grad_input \(dx) = \(dy) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
-        case let .conv(x, w, y, win): return "conv2d \(y) = \(x) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
+        case let .conv(x, w, y, win, e):
+            return "conv2d \(y) = \(x) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)" + (e.map { " " + $0.description } ?? "")
         }
     }
 
@@ -33,23 +34,33 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .loop(k, args):
             // An accumulating kernel reads its output too.
             return zip(k.buffers, args).filter { !$0.0.written }.map(\.1) + (k.accumulate ? [args[k.output]] : [])
-        case let .gemm(a, b, _, _, _, _, _, _): return [a, b]
+        case let .gemm(a, b, _, _, _, _, _, _, e): return [a, b] + (e.map { [$0.bias] } ?? [])
         case .zero: return []
         case .scan(let s): return s.reads
         case let .convGradInput(dy, w, _, _): return [dy, w]
-        case let .conv(x, w, _, _): return [x, w]
+        case let .conv(x, w, _, _, e): return [x, w] + (e.map { [$0.bias] } ?? [])
         }
     }
     public var writes: [Value] {
         switch self {
         case let .loop(k, args): return zip(k.buffers, args).filter { $0.0.written }.map(\.1)
-        case let .gemm(_, _, c, _, _, _, _, _): return [c]
+        case let .gemm(_, _, c, _, _, _, _, _, _): return [c]
         case .zero(let v): return [v]
         case .scan(let s): return s.writes
         case let .convGradInput(_, _, dx, _): return [dx]
-        case let .conv(_, _, y, _): return [y]
+        case let .conv(_, _, y, _, _): return [y]
         }
     }
+}
+
+/// What a product or convolution applies to each element of its result before storing it: the
+/// bias of its column (channel) added, then relu when asked, as the loop it replaces did
+/// (Planner.fuseEpilogues).
+public struct Epilogue: Hashable, Sendable, CustomStringConvertible {
+    public var bias: Value
+    public var relu: Bool
+    public init(bias: Value, relu: Bool) { self.bias = bias; self.relu = relu }
+    public var description: String { relu ? "then relu(+ \(bias))" : "then + \(bias)" }
 }
 
 /// Where a value lives at run time.

@@ -115,11 +115,14 @@ final class GemmTests: XCTestCase {
             int kh = fwd[c][5], kw = fwd[c][6], sh = fwd[c][7], sw = fwd[c][8], pt = fwd[c][9], pl = fwd[c][10];
             int OH = (H + 2 * pt - kh) / sh + 1, OW = (W + 2 * pl - kw) / sw + 1;
             float *x = malloc(sizeof(float) * n * H * W * C), *w = malloc(sizeof(float) * kh * kw * C * F);
-            float *y = malloc(sizeof(float) * n * OH * OW * F);
+            float *y = malloc(sizeof(float) * n * OH * OW * F), *bias = malloc(sizeof(float) * F);
             for (int i = 0; i < n * H * W * C; i++) x[i] = rnd();
             for (int i = 0; i < kh * kw * C * F; i++) w[i] = rnd();
+            for (int i = 0; i < F; i++) bias[i] = rnd();
             for (int i = 0; i < n * OH * OW * F; i++) y[i] = NAN;
-            kiln_conv2d(x, w, y, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl);
+            /* Cases 1, 3, 5 add a bias (then relu in case 1 and 5): the layer's epilogue. */
+            int with_bias = c % 2 == 1, relu = c % 4 == 1;
+            kiln_conv2d(x, w, y, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, with_bias ? bias : NULL, relu);
             for (int b = 0; b < n; b++) for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) for (int f = 0; f < F; f++) {
                 double want = 0;
                 for (int i = 0; i < kh; i++) for (int j = 0; j < kw; j++) {
@@ -128,11 +131,34 @@ final class GemmTests: XCTestCase {
                     for (int ch = 0; ch < C; ch++)
                         want += (double)x[((b * H + h) * W + xw) * C + ch] * w[((i * kw + j) * C + ch) * F + f];
                 }
+                if (with_bias) want += bias[f];
+                if (relu && want < 0) want = 0;
                 double got = y[((b * OH + oh) * OW + ow) * F + f];
                 double err = isnan(got) ? 1e30 : fabs(got - want) / (1e-6 * (kh * kw * C + 1));
                 if (err > worst) worst = err;
             }
-            free(x); free(w); free(y);
+            free(x); free(w); free(y); free(bias);
+        }
+        /* A product with its bias and relu epilogue: one block, split by rows, split by columns. */
+        const int prods[][3] = {{30, 20, 48}, {4000, 40, 64}, {64, 40, 3000}};
+        for (unsigned c = 0; c < sizeof prods / sizeof prods[0]; c++) {
+            int M = prods[c][0], K = prods[c][1], N = prods[c][2];
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *Cm = malloc(sizeof(float) * M * N);
+            float *bias = malloc(sizeof(float) * N);
+            for (int i = 0; i < M * K; i++) A[i] = rnd();
+            for (int i = 0; i < K * N; i++) B[i] = rnd();
+            for (int i = 0; i < N; i++) bias[i] = rnd();
+            int relu = c != 1;
+            kiln_gemm_bias(0, 0, M, N, K, A, K, B, N, Cm, N, bias, relu);
+            for (int m = 0; m < M; m++)
+                for (int j = 0; j < N; j++) {
+                    double want = bias[j];
+                    for (int k = 0; k < K; k++) want += (double)A[m * K + k] * B[k * N + j];
+                    if (relu && want < 0) want = 0;
+                    double err = fabs(Cm[m * N + j] - want) / (1e-6 * (K + 2));
+                    if (err > worst) worst = err;
+                }
+            free(A); free(B); free(Cm); free(bias);
         }
         printf("%g\n", worst);
         return 0;
