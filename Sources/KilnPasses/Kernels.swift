@@ -109,41 +109,17 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let ea = extents(a.shape), eb = extents(b.shape)
         let m = ta ? ea[1] : ea[0], kk = ta ? ea[0] : ea[1], nn = tb ? eb[0] : eb[1]
         return [.gemm(a: n.inputs[0], b: n.inputs[1], c: n.outputs[0], transA: ta, transB: tb, m: m, n: nn, k: kk, epilogue: nil)]
-    case let .conv2D(win, oh, ow):
-        if directForward(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor) { return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], win, epilogue: nil)] }
-        return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: false, act: nil, bufs: bufs), args: args)]
-    case let .convBiasAct(win, oh, ow, act):
-        return [.loop(convKernel(win, x: ins[0], w: ins[1], oh: oh, ow: ow, bias: true, act: act, bufs: bufs), args: args)]
-    case let .conv2DGradInput(win, h, w):
-        if directGradInput(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor, win) {
-            return [.convGradInput(dy: n.inputs[0], w: n.inputs[1], dx: n.outputs[0], win)]
-        }
-        // dx[n,h,w,c] = sum_{i,j,f} dy[n,(h+pt-i)/sh,(w+pl-j)/sw,f] * w[i,j,c,f], where divisible and in range.
-        let dy = ins[0], wt = ins[1]
-        let (oh, ow, c, f) = (dy.shape[1].factor, dy.shape[2].factor, wt.shape[2].factor, wt.shape[3].factor)
-        let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
-        let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
-        let valid = windowValid(th, win.sh, oh, tw, win.sw, ow)
-        let dyAt = linearIndex(dy.shape, [idx(0), yh, yw, idx(6)])
-        let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: dyAt, valid: valid, otherwise: 0),
-                                .load(buffer: 1, at: linearIndex(wt.shape, [idx(4), idx(5), idx(3), idx(6)])))
-        let outShape: [Dim] = [dy.shape[0], .fixed(h), .fixed(w), .fixed(c)]
-        let k = LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(f)],
-                           body: body, output: 2, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
-        return [.loop(k, args: args)]
-    case .conv2DGradFilter(let win):
-        // dw[i,j,c,f] = sum_{n,oh,ow} x[n, oh*sh+i-pt, ow*sw+j-pl, c] * dy[n,oh,ow,f]
-        let x = ins[0], dy = ins[1]
-        let (h, w) = (x.shape[1].factor, x.shape[2].factor)
-        let xh = idx(5) * .int(win.sh) + idx(0) - .int(win.padTop)
-        let xw = idx(6) * .int(win.sw) + idx(1) - .int(win.padLeft)
-        let valid = inRange(xh, h, xw, w)
-        let body = KExpr.binary(.mul, .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(4), xh, xw, idx(2)]), valid: valid, otherwise: 0),
-                                .load(buffer: 1, at: linearIndex(dy.shape, [idx(4), idx(5), idx(6), idx(3)])))
-        let out = g.type(n.outputs[0])
-        let k = LoopKernel(buffers: bufs, loops: extents(out.shape), reduceLoops: [extents(dy.shape)[0], .int(dy.shape[1].factor), .int(dy.shape[2].factor)],
-                           body: body, output: 2, outputIndex: linearIndex(out.shape, (0..<4).map(idx)))
-        return [.loop(k, args: args)]
+    case let .conv2D(win, _, _):
+        // conv-gemm keeps a conv2d only where the runtime convolves directly (ConvToGemm.swift).
+        precondition(directForward(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor),
+                     "kernelSteps: conv2d \(win) should have become im2col + product (conv-gemm)")
+        return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], win, epilogue: nil)]
+    case let .conv2DGradInput(win, _, _):
+        precondition(directGradInput(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor, win),
+                     "kernelSteps: conv2d_grad_input should have become a product + col2im (conv-gemm)")
+        return [.convGradInput(dy: n.inputs[0], w: n.inputs[1], dx: n.outputs[0], win)]
+    case .convBiasAct, .conv2DGradFilter:
+        preconditionFailure("kernelSteps: \(op) is rewritten by conv-gemm, which every pipeline runs before scheduling")
     case let .im2col(win, oh, ow):
         // p[(n,oh,ow), (i,j,c)] = x[n, oh*sh+i-pt, ow*sw+j-pl, c]: loops n, oh, ow, i, j, c.
         let x = ins[0]
@@ -284,26 +260,6 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
     }
 }
 
-
-/// x (N,H,W,C) conv w (kh,kw,C,F) [+ b] [|> act]: loops n, oh, ow, f; reduce i, j, c.
-func convKernel(_ win: Window2D, x: TensorType, w: TensorType, oh: Int, ow: Int, bias: Bool, act: FusedExpr?, bufs: [KBuffer]) -> LoopKernel {
-    let idx = KExpr.index
-    let (h, wd, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
-    let xh = idx(1) * .int(win.sh) + idx(4) - .int(win.padTop)
-    let xw = idx(2) * .int(win.sw) + idx(5) - .int(win.padLeft)
-    let xv: KExpr = win.padTop == 0 && win.padLeft == 0 && (oh - 1) * win.sh + win.kh <= h && (ow - 1) * win.sw + win.kw <= wd
-        ? .load(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(6)]))
-        : .guardedLoad(buffer: 0, at: linearIndex(x.shape, [idx(0), xh, xw, idx(6)]), valid: inRange(xh, h, xw, wd), otherwise: 0)
-    let body = KExpr.binary(.mul, xv, .load(buffer: 1, at: linearIndex(w.shape, [idx(4), idx(5), idx(6), idx(3)])))
-    var epi: KExpr? = nil
-    if bias {
-        let pre = KExpr.binary(.add, .acc, .load(buffer: 2, at: idx(3)))
-        epi = act.map { a in kexpr(a) { _ in pre } } ?? pre
-    }
-    let outShape: [Dim] = [x.shape[0], .fixed(oh), .fixed(ow), w.shape[3]]
-    return LoopKernel(buffers: bufs, loops: extents(outShape), reduceLoops: [.int(win.kh), .int(win.kw), .int(c)],
-                      body: body, epilogue: epi, output: bufs.count - 1, outputIndex: linearIndex(outShape, (0..<4).map(idx)))
-}
 
 func inRange(_ a: KExpr, _ ha: Int, _ b: KExpr, _ hb: Int) -> KExpr {
     .and(.and(.compare(.ge, a, .int(0)), .compare(.lt, a, .int(ha))),
