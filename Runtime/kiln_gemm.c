@@ -50,6 +50,11 @@ NN_BLOCK(12, 2) NN_BLOCK(11, 2) NN_BLOCK(10, 2) NN_BLOCK(9, 2) NN_BLOCK(8, 2) NN
 NN_BLOCK(6, 2) NN_BLOCK(5, 2) NN_BLOCK(4, 2) NN_BLOCK(3, 2) NN_BLOCK(2, 2) NN_BLOCK(1, 2)
 NN_BLOCK(4, 1) NN_BLOCK(1, 1)
 
+/* The 32-column block kernels by row count. */
+typedef void (*nn_fn)(int64_t, const float *, int64_t, int64_t, const float *, int64_t, float *, int64_t, int);
+static const nn_fn nn_by_rows[13] = { NULL, nn_1x2, nn_2x2, nn_3x2, nn_4x2, nn_5x2, nn_6x2, nn_7x2, nn_8x2,
+                                      nn_9x2, nn_10x2, nn_11x2, nn_12x2 };
+
 static void gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar, int64_t ak, const float *B,
                     int64_t ldb, float *C, int64_t ldc, int acc);
 
@@ -62,23 +67,7 @@ static void gemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar,
          * step's rows) joins the last block, so B passes once per block and no block is
          * so short that its few accumulators wait on the multiply-add latency. */
         for (; M - m > 12; m += 6) nn_6x2(K, A + m * ar, ar, ak, B + n, ldb, C + m * ldc + n, ldc, acc);
-        const float *a = A + m * ar;
-        float *c = C + m * ldc + n;
-        switch (M - m) {
-        case 12: nn_12x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 11: nn_11x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 10: nn_10x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 9: nn_9x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 8: nn_8x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 7: nn_7x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 6: nn_6x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 5: nn_5x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 4: nn_4x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 3: nn_3x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 2: nn_2x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        case 1: nn_1x2(K, a, ar, ak, B + n, ldb, c, ldc, acc); break;
-        default: break;
-        }
+        if (m < M) nn_by_rows[M - m](K, A + m * ar, ar, ak, B + n, ldb, C + m * ldc + n, ldc, acc);
     }
     for (; n + 16 <= N; n += 16) {
         int64_t m = 0;

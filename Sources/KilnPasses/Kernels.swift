@@ -164,9 +164,12 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
         let (x, y) = (ins[0], ins[1])
         let (h, w) = (x.shape[1].factor, x.shape[2].factor)
         let (oh, ow) = (y.shape[1].factor, y.shape[2].factor)
-        let th = idx(1) + .int(win.padTop) - idx(4), tw = idx(2) + .int(win.padLeft) - idx(5)
+        // Windows that tile the input (stride = pool size, no padding): the one window holding
+        // (h, w) is (h / kh, w / kw), so there is nothing to search.
+        let tiled = win.sh == win.kh && win.sw == win.kw && win.padTop == 0 && win.padLeft == 0
+        let th = tiled ? idx(1) : idx(1) + .int(win.padTop) - idx(4), tw = tiled ? idx(2) : idx(2) + .int(win.padLeft) - idx(5)
         let (yh, yw) = (KExpr.idiv(th, .int(win.sh)), KExpr.idiv(tw, .int(win.sw)))
-        let valid = windowValid(th, win.sh, oh, tw, win.sw, ow)
+        let valid = tiled ? .and(.compare(.lt, yh, .int(oh)), .compare(.lt, yw, .int(ow))) : windowValid(th, win.sh, oh, tw, win.sw, ow)
         let yAt = linearIndex(y.shape, [idx(0), yh, yw, idx(3)])
         let dyv = KExpr.guardedLoad(buffer: 2, at: yAt, valid: valid, otherwise: 0)
         let body: KExpr
@@ -178,7 +181,7 @@ public func kernelSteps(_ n: Node, in g: Graph) -> [Step] {
             let cnt = poolCount(win, h: h, w: w, oh: yh, ow: yw)
             body = .binary(.div, dyv, .toReal(cnt))
         }
-        let k = LoopKernel(buffers: bufs, loops: extents(x.shape), reduceLoops: [.int(win.kh), .int(win.kw)],
+        let k = LoopKernel(buffers: bufs, loops: extents(x.shape), reduceLoops: tiled ? [] : [.int(win.kh), .int(win.kw)],
                            body: body, output: 3, outputIndex: linearIndex(x.shape, (0..<4).map(idx)))
         return [.loop(k, args: args)]
     case .gather:
