@@ -182,11 +182,7 @@ static void forward_row(const conv_fwd_job *j, int64_t row) {
     if (!j->bias) return;
     /* The layer's bias and relu on the row just written, as the loop they replace computed them. */
     float *y = j->y + row * j->OW * j->F;
-    for (int64_t p = 0; p < j->OW; p++)
-        for (int64_t f = 0; f < j->F; f++) {
-            float v = y[p * j->F + f] + j->bias[f];
-            y[p * j->F + f] = j->relu ? (v > 0.0f ? v : 0.0f) : v;
-        }
+    for (int64_t p = 0; p < j->OW; p++) kiln_add_bias(y + p * j->F, j->bias, j->F, j->relu);
 }
 
 static void forward_rows(void *ctx, int64_t i) {

@@ -427,6 +427,17 @@ static void post(kiln_worker *w, kiln_job *j) {
 
 int kiln_thread_count(void) { return tls_threads; }
 
+void kiln_add_bias(float *restrict x, const float *restrict bias, int64_t count, int32_t relu) {
+    /* Two loops, so that each vectorizes; relu is x > 0 ? x : 0, as the generated kernels have it. */
+    if (relu)
+        for (int64_t j = 0; j < count; j++) {
+            float v = x[j] + bias[j];
+            x[j] = v > 0.0f ? v : 0.0f;
+        }
+    else
+        for (int64_t j = 0; j < count; j++) x[j] += bias[j];
+}
+
 void kiln_parallel_for(int64_t count, kiln_task_fn fn, void *ctx) {
     int64_t helpers = tls_threads - 1;
     int started = atomic_load_explicit(&pool.workers, memory_order_acquire);
@@ -576,13 +587,7 @@ void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k
 /* The epilogue of a product: C[r][j] = relu?(C[r][j] + bias[j]) over rows [r0, r1) and
  * columns [c0, c1), as the generated loop it stands for computes it. */
 static void bias_epilogue(float *c, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1, const float *bias, int relu) {
-    for (int64_t r = r0; r < r1; r++) {
-        float *row = c + r * ldc;
-        for (int64_t j = c0; j < c1; j++) {
-            float v = row[j] + bias[j];
-            row[j] = relu ? (v > 0.0f ? v : 0.0f) : v;
-        }
-    }
+    for (int64_t r = r0; r < r1; r++) kiln_add_bias(c + r * ldc + c0, bias + c0, c1 - c0, relu);
 }
 
 typedef struct {

@@ -121,6 +121,9 @@ KILN_HIDDEN void kiln_parallel_loop(int64_t extent, int64_t work, kiln_range_fn 
 KILN_HIDDEN void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a,
                            int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
+/* x[j] = relu?(x[j] + bias[j]) for j < count (relu: 0 or 1): a layer's epilogue. */
+KILN_HIDDEN void kiln_add_bias(float *restrict x, const float *restrict bias, int64_t count, int32_t relu);
+
 /* kiln_gemm (beta 0) followed by C[r][j] = relu?(C[r][j] + bias[j]) (relu: 0 or 1), block by block. */
 KILN_HIDDEN void kiln_gemm_bias(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                                 const float *b, int64_t ldb, float *c, int64_t ldc, const float *bias, int32_t relu);
