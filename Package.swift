@@ -19,6 +19,8 @@ let package = Package(
         // libhdf5-dev, llvm-c-19.pc is written by tools/install-deps.sh (`make deps`).
         .systemLibrary(name: "CLLVM", path: "Sources/CLLVM", pkgConfig: "llvm-c-19", providers: [.apt(["llvm-19-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5-serial", providers: [.apt(["libhdf5-dev"])]),
+        // The compiled libraries' C interface (Runtime/kiln_abi.h), header only.
+        .systemLibrary(name: "CKilnABI", path: "Sources/CKilnABI"),
 
         // Helpers every module uses: splitmix64, Keras' shape notation, the all-or-nothing file write.
         .target(name: "KilnSupport"),
@@ -31,13 +33,13 @@ let package = Package(
         // Loop kernels -> LLVM IR -> object file -> libNAME.so + NAME.h.
         .target(
             name: "KilnLLVM",
-            dependencies: ["KilnIR", "KilnPasses", "CLLVM"]),
+            dependencies: ["KilnIR", "KilnPasses", "CLLVM", "CKilnABI"]),
         // Keras 3 .keras importer (zip + config.json + model.weights.h5).
         .target(
             name: "KilnKeras",
             dependencies: ["KilnIR", "KilnPasses", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Loads a compiled library (dlopen) and runs predict / fit; .npy I/O.
-        .target(name: "KilnRuntime", dependencies: ["KilnSupport"]),
+        .target(name: "KilnRuntime", dependencies: ["KilnSupport", "CKilnABI"]),
         // The Swift model API: Sequential, functional graphs, Keras-named layers.
         .target(name: "Kiln", dependencies: ["KilnIR", "KilnPasses", "KilnLLVM", "KilnKeras", "KilnRuntime"]),
         // The `kiln` command.

@@ -7,6 +7,7 @@
 // the header C programs include. Pure text generation; LibraryLinker
 // (LibraryLinker.swift) compiles and links the result.
 
+import CKilnABI
 import Foundation
 
 /// One model input, output or training target as the library exchanges it.
@@ -93,7 +94,7 @@ public struct GlueError: Error, CustomStringConvertible, Sendable {
 
 public enum LibraryGlue {
     /// Must match KILN_MAX_RANK in kiln_abi.h.
-    public static let maxRank = 8
+    public static let maxRank = Int(KILN_MAX_RANK)
 
     // MARK: - Validation
 

@@ -1,10 +1,10 @@
 // Loads any library `kiln compile` wrote (libNAME.so) through dlopen and the
 // name-free `kiln_entry` table, and runs it on HostTensors.
 //
-// KilnRuntime has no C module, so the structs of Runtime/kiln_abi.h are read
-// through raw pointers at the offsets below (LP64: x86_64 and aarch64 Linux).
-// CompiledLibraryTests compiles a C program that prints the real offsetof
-// values and compares them with these.
+// The structs of Runtime/kiln_abi.h are read through raw pointers at the
+// offsets the CKilnABI module (the header itself, imported by Clang) gives
+// (see ABI below); CompiledLibraryTests also compares them with the offsetof
+// values of a C program built by the system's C compiler.
 
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +14,7 @@ import Musl
 import Darwin
 #endif
 import KilnSupport
+import CKilnABI
 
 /// An error from loading or calling a compiled library; the message is one sentence.
 public struct KilnRuntimeError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -62,33 +63,51 @@ public struct WeightSpec: Sendable, Equatable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// Byte offsets of the kiln_abi.h structs (LP64).
+/// Offsets and sizes of the kiln_abi.h structs, as the C compiler lays them out (the CKilnABI
+/// module imports the header itself, so they cannot drift from the runtime's).
 enum ABI {
-    static let version: Int32 = 1
-    static let maxRank = 8
+    static let version = Int32(KILN_ABI_VERSION)
+    static let maxRank = Int(KILN_MAX_RANK)
+
+    private static func at<T>(_ path: PartialKeyPath<T>) -> Int { MemoryLayout<T>.offset(of: path)! }
 
     enum TensorDesc {   // kiln_tensor_desc
-        static let name = 0, dtype = 8, rank = 12, shape = 16, size = 80
+        static let name = at(\kiln_tensor_desc.name), dtype = at(\kiln_tensor_desc.dtype), rank = at(\kiln_tensor_desc.rank)
+        static let shape = at(\kiln_tensor_desc.shape), size = MemoryLayout<kiln_tensor_desc>.stride
     }
     enum WeightDesc {   // kiln_weight_desc
-        static let name = 0, rank = 8, shape = 16, offset = 80, count = 88, trainable = 96, size = 104
+        static let name = at(\kiln_weight_desc.name), rank = at(\kiln_weight_desc.rank), shape = at(\kiln_weight_desc.shape)
+        static let offset = at(\kiln_weight_desc.offset), count = at(\kiln_weight_desc.count)
+        static let trainable = at(\kiln_weight_desc.trainable), size = MemoryLayout<kiln_weight_desc>.stride
     }
     enum ModelDesc {    // kiln_model_desc
-        static let abiVersion = 0, name = 8, numInputs = 16, numOutputs = 20, numWeights = 24
-        static let inputs = 32, outputs = 40, targets = 48, weights = 56, stateBytes = 64, initState = 72
-        static let predict = 112, train = 120, evaluate = 128, loss = 136, optimizer = 144
-        static let numMetrics = 152, metricNames = 160, initStateBytes = 168, freeSteps = 176
-        static let predictArenaPerRowStep = 184, predictArenaPerStep = 192, trainArenaPerRowStep = 200, trainArenaPerStep = 208
-        static let size = 216
+        static let abiVersion = at(\kiln_model_desc.abi_version), name = at(\kiln_model_desc.name)
+        static let numInputs = at(\kiln_model_desc.num_inputs), numOutputs = at(\kiln_model_desc.num_outputs)
+        static let numWeights = at(\kiln_model_desc.num_weights), inputs = at(\kiln_model_desc.inputs)
+        static let outputs = at(\kiln_model_desc.outputs), targets = at(\kiln_model_desc.targets), weights = at(\kiln_model_desc.weights)
+        static let stateBytes = at(\kiln_model_desc.state_bytes), initState = at(\kiln_model_desc.init_state)
+        static let predict = at(\kiln_model_desc.predict), train = at(\kiln_model_desc.train), evaluate = at(\kiln_model_desc.evaluate)
+        static let loss = at(\kiln_model_desc.loss), optimizer = at(\kiln_model_desc.optimizer)
+        static let numMetrics = at(\kiln_model_desc.num_metrics), metricNames = at(\kiln_model_desc.metric_names)
+        static let initStateBytes = at(\kiln_model_desc.init_state_bytes), freeSteps = at(\kiln_model_desc.free_steps)
+        static let predictArenaPerRowStep = at(\kiln_model_desc.predict_arena_per_row_step)
+        static let predictArenaPerStep = at(\kiln_model_desc.predict_arena_per_step)
+        static let trainArenaPerRowStep = at(\kiln_model_desc.train_arena_per_row_step)
+        static let trainArenaPerStep = at(\kiln_model_desc.train_arena_per_step)
+        static let size = MemoryLayout<kiln_model_desc>.stride
     }
     enum API {          // kiln_api
-        static let abiVersion = 0, structSize = 4, desc = 8, create = 16, destroy = 24, predict = 32
-        static let reserve = 40, trainStep = 48, evaluate = 56, numWeights = 64, getWeight = 72
-        static let setWeight = 80, saveWeights = 88, loadWeights = 96, setSeed = 104, iterations = 112
-        static let lastError = 120, lastMetrics = 128, predictSteps = 136, trainStepSteps = 144, evaluateSteps = 152
-        static let setNumThreads = 160, size = 168
+        static let abiVersion = at(\kiln_api.abi_version), structSize = at(\kiln_api.struct_size), desc = at(\kiln_api.desc)
+        static let create = at(\kiln_api.create), destroy = at(\kiln_api.destroy), predict = at(\kiln_api.predict)
+        static let reserve = at(\kiln_api.reserve), trainStep = at(\kiln_api.train_step), evaluate = at(\kiln_api.evaluate)
+        static let numWeights = at(\kiln_api.num_weights), getWeight = at(\kiln_api.get_weight)
+        static let setWeight = at(\kiln_api.set_weight), saveWeights = at(\kiln_api.save_weights), loadWeights = at(\kiln_api.load_weights)
+        static let setSeed = at(\kiln_api.set_seed), iterations = at(\kiln_api.iterations), lastError = at(\kiln_api.last_error)
+        static let lastMetrics = at(\kiln_api.last_metrics), predictSteps = at(\kiln_api.predict_steps)
+        static let trainStepSteps = at(\kiln_api.train_step_steps), evaluateSteps = at(\kiln_api.evaluate_steps)
+        static let setNumThreads = at(\kiln_api.set_num_threads), size = MemoryLayout<kiln_api>.stride
         /// The smallest table this loader reads (libraries from before set_num_threads).
-        static let minimumSize = 160
+        static let minimumSize = setNumThreads
     }
 }
 
