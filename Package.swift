@@ -47,10 +47,12 @@ let package = Package(
             name: "kiln",
             dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-        .testTarget(name: "KilnIRTests", dependencies: ["KilnIR", "KilnPasses", "KilnReference"]),
-        .testTarget(name: "KilnLLVMTests", dependencies: ["Kiln"]),
-        .testTarget(name: "KilnKerasTests", dependencies: ["KilnKeras", "Kiln"]),
-        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnRuntime"]),
+        // What the test targets share: the process runner, assertClose.
+        .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
+        .testTarget(name: "KilnIRTests", dependencies: ["KilnIR", "KilnPasses", "KilnReference", "KilnTestSupport"]),
+        .testTarget(name: "KilnLLVMTests", dependencies: ["Kiln", "KilnTestSupport"]),
+        .testTarget(name: "KilnKerasTests", dependencies: ["KilnKeras", "Kiln", "KilnTestSupport"]),
+        .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnRuntime", "KilnTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

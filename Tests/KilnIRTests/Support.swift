@@ -2,6 +2,7 @@
 // check (autodiff evaluated by the float64 reference vs central differences).
 
 import XCTest
+@_exported import KilnTestSupport
 import KilnIR
 import KilnPasses
 import KilnReference
@@ -110,15 +111,6 @@ func checkGradient(_ name: String, n: Int = 2, seed: UInt64 = 7, h: Double = 1e-
     return report
 }
 
-/// Asserts two arrays agree elementwise within rtol (relative) + atol.
-func assertClose(_ a: [Double], _ b: [Double], rtol: Double = 1e-9, atol: Double = 1e-12, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(a.count, b.count, "\(what): sizes differ", file: file, line: line)
-    for (i, (x, y)) in zip(a, b).enumerated() where !(Swift.abs(x - y) <= atol + rtol * Swift.max(Swift.abs(x), Swift.abs(y))) {
-        XCTFail("\(what)[\(i)]: \(x) vs \(y)", file: file, line: line)
-        return
-    }
-}
 
 /// The window the lowering pass builds for a kernel, strides and padding.
 func window(h: Int, w: Int, k: (Int, Int), s: (Int, Int), _ p: Padding) -> (Window2D, Int, Int) {

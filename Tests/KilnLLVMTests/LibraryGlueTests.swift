@@ -93,17 +93,9 @@ final class LibraryGlueTests: XCTestCase {
 
     @discardableResult
     func sh(_ tool: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [tool] + args
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        if p.terminationStatus != 0 { XCTFail("\(tool) \(args.joined(separator: " ")) failed:\n\(text)") }
+        let r = try runProcess(tool, args)
+        let text = r.stdout + r.stderr
+        if r.status != 0 { XCTFail("\(tool) \(args.joined(separator: " ")) failed:\n\(text)") }
         return text
     }
 

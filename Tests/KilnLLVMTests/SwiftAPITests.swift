@@ -25,16 +25,6 @@ final class SwiftAPITests: XCTestCase {
             .map { try NPY.read(path: path + "/" + $0) }
     }
 
-    func assertClose(_ got: [Float], _ want: [Float], rtol: Float, atol: Float, _ what: String,
-                     file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, want.count, "\(what): count", file: file, line: line)
-        var bad = 0, worst: Float = 0
-        for (g, w) in zip(got, want) where !(abs(g - w) <= atol + rtol * abs(w)) {
-            bad += 1; worst = max(worst, abs(g - w))
-        }
-        XCTAssertEqual(bad, 0, "\(what): \(bad) of \(want.count) values off, max abs error \(worst)", file: file, line: line)
-    }
-
     /// Runs a conformance case through a model built in Swift: the same
     /// summary and training settings as the .keras file, Keras' predictions,
     /// and after `fit` Keras' epoch losses and trained weights.

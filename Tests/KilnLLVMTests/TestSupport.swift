@@ -7,6 +7,7 @@ import XCTest
 import Kiln
 import KilnIR
 import KilnRuntime
+@_exported import KilnTestSupport
 
 /// The package root (…/Tests/KilnLLVMTests/TestSupport.swift → …).
 let packageRoot: URL = URL(fileURLWithPath: #filePath)
@@ -68,26 +69,6 @@ struct TestRNG {
     mutating func int(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
 
-/// numpy.allclose per element: |got - want| <= atol + rtol * |want|; NaNs must match.
-func assertClose(_ got: [Float], _ want: [Double], rtol: Double = 1e-5, atol: Double = 1e-6, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    guard got.count == want.count else {
-        XCTFail("\(what): \(got.count) values, expected \(want.count)", file: file, line: line)
-        return
-    }
-    var bad = 0
-    var first = ""
-    for i in got.indices {
-        let g = Double(got[i]), w = want[i]
-        let ok = (g.isNaN && w.isNaN) || (g == w) || abs(g - w) <= atol + rtol * abs(w)
-        if !ok {
-            if bad == 0 { first = "element \(i): got \(g), expected \(w)" }
-            bad += 1
-        }
-    }
-    if bad > 0 { XCTFail("\(what): \(bad) of \(got.count) values differ; first at \(first)", file: file, line: line) }
-}
-
 func assertClose(_ got: HostTensor, _ want: [Double], shape: [Int], rtol: Double = 1e-5, atol: Double = 1e-6, _ what: String,
                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(got.shape, shape, "\(what): shape", file: file, line: line)
@@ -133,16 +114,6 @@ struct TestSupportError: Error, CustomStringConvertible {
 
 /// Runs a program and returns its exit status and output.
 func runProgram(_ exe: String, _ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    // Read before waiting so that a full pipe cannot block the child.
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    let r = try runProcess(exe, args)
+    return (r.status, r.stdout, r.stderr)
 }

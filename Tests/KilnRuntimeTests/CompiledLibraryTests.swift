@@ -31,14 +31,6 @@ final class CompiledLibraryTests: XCTestCase {
         return out
     }
 
-    func assertClose(_ a: [Float], _ b: [Double], tol: Double = 1e-5, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, file: file, line: line)
-        for (u, v) in zip(a, b) where abs(Double(u) - v) > tol * max(1, abs(v)) {
-            XCTFail("\(u) != \(v)", file: file, line: line)
-            return
-        }
-    }
-
     /// A probe variable of the fake model (the library stays loaded while a
     /// CompiledLibrary of it lives).
     func probeAddress(_ name: String) throws -> UnsafeMutableRawPointer {
@@ -235,7 +227,7 @@ final class CompiledLibraryTests: XCTestCase {
         let out = try lib.predict([x])
         XCTAssertEqual(out.count, 1)
         XCTAssertEqual(out[0].shape, [5, 2])
-        assertClose(out[0].floats, reference(x.floats, W: FakeModel.W, b: FakeModel.b))
+        assertClose(out[0].floats, reference(x.floats, W: FakeModel.W, b: FakeModel.b), "predict")
         // Hand-checked first row: x = (0, 0, 1) -> (0.5 + 0.01, 0.6 - 0.02).
         XCTAssertEqual(out[0].floats[0], 0.51, accuracy: 1e-6)
         XCTAssertEqual(out[0].floats[1], 0.58, accuracy: 1e-6)
@@ -247,7 +239,7 @@ final class CompiledLibraryTests: XCTestCase {
         let x = xs(1000)
         let want = reference(x.floats, W: FakeModel.W, b: FakeModel.b)
         for batch in [7, 256, 5000] {
-            assertClose(try lib.predict([x], batchSize: batch)[0].floats, want)
+            assertClose(try lib.predict([x], batchSize: batch)[0].floats, want, "predict in batches of \(batch)")
         }
         XCTAssertEqual(try probe("fake_probe_max_predict_rows", Int64.self), 1000)
         // The runtime's own chunking: 1000 rows through the C entry point with
@@ -261,7 +253,7 @@ final class CompiledLibraryTests: XCTestCase {
             }
         }
         XCTAssertEqual(status, 0)
-        assertClose(out, want)
+        assertClose(out, want, "predict")
         XCTAssertEqual(try probe("fake_probe_max_predict_rows", Int64.self), 256)
     }
 
@@ -278,7 +270,7 @@ final class CompiledLibraryTests: XCTestCase {
         XCTAssertEqual(message { _ = try lib.predict([xs(2)], batchSize: 0) }, "the batch size must be at least 1 (got 0).")
         // int32 data for a float input is converted; (n, 3, 1) fits (-1, 3).
         let ints = HostTensor(shape: [2, 3], ints: [1, 2, 3, 4, 5, 6])
-        assertClose(try lib.predict([ints])[0].floats, reference([1, 2, 3, 4, 5, 6], W: FakeModel.W, b: FakeModel.b))
+        assertClose(try lib.predict([ints])[0].floats, reference([1, 2, 3, 4, 5, 6], W: FakeModel.W, b: FakeModel.b), "predict from int32 input")
         let x = xs(2)
         XCTAssertEqual(try lib.predict([HostTensor(shape: [2, 3, 1], floats: x.floats)]), try lib.predict([x]))
     }
@@ -332,8 +324,8 @@ final class CompiledLibraryTests: XCTestCase {
         }
         XCTAssertEqual(Double(try lib.trainStep(x: [x], y: [y])), loss, accuracy: 1e-6)
         let w = lib.getWeights()
-        assertClose(w[0].floats, W)
-        assertClose(w[1].floats, b)
+        assertClose(w[0].floats, W, "kernel")
+        assertClose(w[1].floats, b, "bias")
         XCTAssertEqual(lib.iterations, 1)
         XCTAssertEqual(try probe("fake_probe_last_iteration", Int64.self), 0)
         XCTAssertEqual(try probe("fake_probe_last_seed", UInt64.self), stepSeed(0, 0))

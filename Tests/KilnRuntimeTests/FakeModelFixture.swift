@@ -4,6 +4,7 @@
 
 import Foundation
 import XCTest
+@_exported import KilnTestSupport
 
 enum FakeModel {
     /// The generated code `kiln compile` would emit, written by hand after
@@ -226,20 +227,10 @@ enum FakeModel {
     /// Runs a program found on PATH; returns stdout; fails with its stderr.
     @discardableResult
     static func run(_ tool: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [tool] + args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw NSError(domain: "fixture", code: Int(p.terminationStatus), userInfo: [
-                NSLocalizedDescriptionKey: "\(tool) failed: " + String(decoding: e, as: UTF8.self)])
+        let r = try runProcess(tool, args)
+        guard r.status == 0 else {
+            throw NSError(domain: "fixture", code: Int(r.status), userInfo: [NSLocalizedDescriptionKey: "\(tool) failed: " + r.stderr])
         }
-        return String(decoding: o, as: UTF8.self)
+        return r.stdout
     }
 }
