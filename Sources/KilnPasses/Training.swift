@@ -23,7 +23,7 @@ public enum TrainingBuilder {
     }
 
     static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, unroll: UnrollPolicy, observe: (String, Graph) -> Void) throws -> Result {
-        let lowered = try Pipeline.run([verify, propagateMasks, lowerLayers(training: training), unrollScans(unroll)], g)
+        let lowered = try Pipeline.run(Pipeline.lowering(training: training, unroll: unroll), g)
         var b = PrimBuilder(graph: lowered, layer: "loss")
         var targets: [(String, TensorType)] = []
         var total: Value? = nil
@@ -76,7 +76,7 @@ public enum TrainingBuilder {
         b.graph.outputs = [loss] + metrics
         b.graph.outputNames = ["loss"] + metricNames
         observe(training ? "autodiff" : "evaluate", b.graph)
-        let optimized = try Pipeline.run([fuseConvBiasActivation, fuseElementwise, fuseConvBiasActivation, convToGemm, commonSubexpressions, deadCode], b.graph) { name, gr in
+        let optimized = try Pipeline.run(Pipeline.optimizations, b.graph) { name, gr in
             observe("train-" + name, gr)
         }
         // Passes may renumber values: the loss and metrics are the optimized graph's outputs.
