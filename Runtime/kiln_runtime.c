@@ -568,19 +568,24 @@ static void gemm_block(void *ctx, int64_t i) {
     }
 }
 
-void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
-               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    gemm_job g = { trans_a, trans_b, m, n, k, lda, ldb, ldc, 1, m >= n, a, b, beta, c };
-    int64_t len = g.by_rows ? m : n, work = m * n * k;
+/* How many blocks a product is cut into (1: it runs whole), from its sizes alone (see above). */
+static int64_t gemm_block_count(int64_t m, int64_t n, int64_t k) {
+    int64_t len = m >= n ? m : n, work = m * n * k;
     int64_t blocks = work / KILN_GEMM_BLOCK_WORK;
     if (blocks < 2) blocks = 2;
     if (blocks > KILN_GEMM_MAX_BLOCKS) blocks = KILN_GEMM_MAX_BLOCKS;
     if (blocks > len / KILN_GEMM_MIN_SPAN) blocks = len / KILN_GEMM_MIN_SPAN;
-    if (work < KILN_GEMM_MIN_WORK || blocks < 2) {
+    return work < KILN_GEMM_MIN_WORK || blocks < 2 ? 1 : blocks;
+}
+
+void kiln_gemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+               const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    int64_t blocks = gemm_block_count(m, n, k);
+    if (blocks == 1) {
         kiln_sgemm(trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    g.blocks = blocks;
+    gemm_job g = { trans_a, trans_b, m, n, k, lda, ldb, ldc, blocks, m >= n, a, b, beta, c };
     kiln_parallel_for(blocks, gemm_block, &g);
 }
 
@@ -608,14 +613,8 @@ static void gemm_bias_block(void *ctx, int64_t i) {
 void kiln_gemm_bias(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                     const float *b, int64_t ldb, float *c, int64_t ldc, const float *bias, int32_t relu) {
     /* The same blocks as kiln_gemm, each finished by the epilogue while it is in cache. */
-    gemm_bias_job j = { { trans_a, trans_b, m, n, k, lda, ldb, ldc, 1, m >= n, a, b, 0.0f, c }, bias, relu };
-    int64_t len = j.g.by_rows ? m : n, work = m * n * k;
-    int64_t blocks = work / KILN_GEMM_BLOCK_WORK;
-    if (blocks < 2) blocks = 2;
-    if (blocks > KILN_GEMM_MAX_BLOCKS) blocks = KILN_GEMM_MAX_BLOCKS;
-    if (blocks > len / KILN_GEMM_MIN_SPAN) blocks = len / KILN_GEMM_MIN_SPAN;
-    if (work < KILN_GEMM_MIN_WORK || blocks < 2) blocks = 1;
-    j.g.blocks = blocks;
+    int64_t blocks = gemm_block_count(m, n, k);
+    gemm_bias_job j = { { trans_a, trans_b, m, n, k, lda, ldb, ldc, blocks, m >= n, a, b, 0.0f, c }, bias, relu };
     if (blocks == 1) gemm_bias_block(&j, 0);
     else kiln_parallel_for(blocks, gemm_bias_block, &j);
 }

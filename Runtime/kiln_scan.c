@@ -50,6 +50,15 @@ typedef struct {
 #define KILN_SCAN_MIN_WORK ((int64_t)1 << 20)
 #endif
 
+/* The rows are cut into one block per thread of the call, each running every step on its own:
+ * no hand-off between threads inside the time loop. (Row blocks change no result, so the
+ * block count may follow the thread count.) */
+static int64_t row_blocks(const kiln_scan_args *a, int64_t rows) {
+    int64_t blocks = kiln_thread_count();
+    if (blocks > rows) blocks = rows;
+    return rows * a->units * a->gates * a->steps < KILN_SCAN_MIN_WORK ? 1 : blocks;
+}
+
 static int any_row(const uint8_t *mask, int64_t lo, int64_t hi, int64_t steps, int64_t t) {
     for (int64_t r = lo; r < hi; r++)
         if (mask[r * steps + t]) return 1;
@@ -106,9 +115,6 @@ static void scan_block(void *ctx, int64_t i) {
     scan_rows(j->a, n * i / j->blocks, n * (i + 1) / j->blocks);
 }
 
-/* The rows are cut into one block per thread of the call, each running every step on
- * its own: no hand-off between threads inside the time loop. (Row blocks change no
- * result, so the block count may follow the thread count.) */
 static void scan_ordered(const kiln_scan_args *a);
 
 KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
@@ -118,9 +124,7 @@ KILN_HIDDEN void kiln_scan(const kiln_scan_args *a) {
         scan_ordered(a);
         return;
     }
-    int64_t blocks = kiln_thread_count();
-    if (blocks > n) blocks = n;
-    if (n * a->units * a->gates * a->steps < KILN_SCAN_MIN_WORK) blocks = 1;
+    int64_t blocks = row_blocks(a, n);
     scan_job j = { a, blocks };
     if (blocks < 2) scan_rows(a, 0, n);
     else kiln_parallel_for(blocks, scan_block, &j);
@@ -148,9 +152,15 @@ typedef struct {
     const kiln_scan_args *a;
     const int32_t *map;            /* internal row i (from the chunk start) -> batch row */
     const int32_t *span;           /* per internal row: its key step (see scan_ordered) */
-    int64_t c0, blocks, mode;      /* chunk start; mode 0 keeps every row, 1 trailing, 2 leading */
+    int64_t c0, mode;              /* chunk start; mode 0 keeps every row, 1 trailing, 2 leading */
     const int64_t *block_start;    /* blocks + 1 internal offsets */
 } ordered_job;
+
+/* The output of a row left out of a step: its h repeated, or zeros. */
+static void skipped_output(float *out, const float *h, int64_t u, int repeat) {
+    if (repeat) memcpy(out, h, (size_t)u * sizeof(float));
+    else memset(out, 0, (size_t)u * sizeof(float));
+}
 
 static void ordered_block(void *ctx, int64_t b) {
     const ordered_job *j = ctx;
@@ -164,6 +174,7 @@ static void ordered_block(void *ctx, int64_t b) {
     memcpy(bufs, a->bufs, sizeof bufs);
     bufs[a->row_map] = (void *)(j->map - j->c0);   /* the kernel reads map[i0] with i0 absolute */
     float *seq = bufs[a->seq_slot], *last = bufs[a->last_slot];
+    const int repeat = j->mode == 1 && !a->zero_output;   /* finished rows repeat their h */
     const int32_t *map = j->map - j->c0, *span = j->span - j->c0;
     int64_t k = hi;                /* rows [lo, k) take part in the step */
     for (int64_t s = 0; s < T; s++) {
@@ -178,18 +189,10 @@ static void ordered_block(void *ctx, int64_t b) {
             a->kernel(bufs, a->n, a->seed, a->iteration, t, t_prev, t_out, T, lo, k);
         }
         /* The others: a finished row repeats its frozen h (or zeros); one not started outputs zeros. */
-        for (int64_t i = k; i < hi; i++) {
-            float *o = seq + ((int64_t)map[i] * T + t_out) * u;
-            if (j->mode == 1 && !a->zero_output) memcpy(o, a->h + i * u, (size_t)u * sizeof(float));
-            else memset(o, 0, (size_t)u * sizeof(float));
-        }
+        for (int64_t i = k; i < hi; i++) skipped_output(seq + ((int64_t)map[i] * T + t_out) * u, a->h + i * u, u, repeat);
     }
     /* The last output of a row that ended early is that of the last step, which it skipped. */
-    for (int64_t i = k; i < hi; i++) {
-        float *o = last + (int64_t)map[i] * u;
-        if (j->mode == 1 && !a->zero_output) memcpy(o, a->h + i * u, (size_t)u * sizeof(float));
-        else memset(o, 0, (size_t)u * sizeof(float));
-    }
+    for (int64_t i = k; i < hi; i++) skipped_output(last + (int64_t)map[i] * u, a->h + i * u, u, repeat);
 }
 
 /* Puts rows [c0, c0 + rows) of x (rows of u floats, internal order) back in batch order. */
@@ -214,7 +217,7 @@ static void unpermute(float *x, const int32_t *map, int64_t c0, int64_t rows, in
 }
 
 static void scan_ordered(const kiln_scan_args *a) {
-    const int64_t n = a->n, T = a->steps, u = a->units, g = a->gates;
+    const int64_t n = a->n, T = a->steps, u = a->units;
     for (int64_t c0 = 0; c0 < n; c0 += KILN_SCAN_CHUNK) {
         const int64_t rows = n - c0 < KILN_SCAN_CHUNK ? n - c0 : KILN_SCAN_CHUNK;
         int32_t first[rows], end[rows], sorted[rows], map[rows], span[rows];
@@ -232,16 +235,16 @@ static void scan_ordered(const kiln_scan_args *a) {
         /* (Past 2^16 steps the sort's counts would not fit the stack: batch order then.) */
         int64_t mode = a->h0 || a->cell0 || T > 65536 ? 0 : trailing ? 1 : leading ? 2 : 0;
         /* Sort by the key (end descending, or first ascending), stably: a counting sort over steps. */
-        const int32_t *key = mode == 1 ? end : first;
-        int64_t count[mode ? T + 2 : 2];
+        int32_t bucket[rows];
+        for (int64_t r = 0; r < rows; r++) bucket[r] = mode == 1 ? (int32_t)T - end[r] : mode == 2 ? first[r] : 0;
+        const int64_t buckets = mode ? T + 1 : 1;
+        int64_t count[buckets];
         memset(count, 0, sizeof count);
-        for (int64_t r = 0; r < rows; r++) count[mode == 1 ? T - key[r] : mode == 2 ? key[r] : 0]++;
-        for (int64_t v = 1; v < (mode ? T + 2 : 2); v++) count[v] += count[v - 1];
-        for (int64_t r = rows - 1; r >= 0; r--) sorted[--count[mode == 1 ? T - key[r] : mode == 2 ? key[r] : 0]] = (int32_t)r;
+        for (int64_t r = 0; r < rows; r++) count[bucket[r]]++;
+        for (int64_t v = 1; v < buckets; v++) count[v] += count[v - 1];
+        for (int64_t r = rows - 1; r >= 0; r--) sorted[--count[bucket[r]]] = (int32_t)r;
         /* Deal the sorted rows round-robin to the blocks, so each block has long and short rows. */
-        int64_t blocks = kiln_thread_count();
-        if (blocks > rows) blocks = rows;
-        if (rows * u * g * T < KILN_SCAN_MIN_WORK) blocks = 1;
+        int64_t blocks = row_blocks(a, rows);
         int64_t block_start[blocks + 1];
         block_start[0] = 0;
         for (int64_t b = 0; b < blocks; b++) block_start[b + 1] = block_start[b] + (rows - b + blocks - 1) / blocks;
@@ -251,7 +254,7 @@ static void scan_ordered(const kiln_scan_args *a) {
                 map[block_start[b] + i] = (int32_t)(c0 + r);
                 span[block_start[b] + i] = mode == 1 ? end[r] : first[r];
             }
-        ordered_job j = { a, map, span, c0, blocks, mode, block_start };
+        ordered_job j = { a, map, span, c0, mode, block_start };
         if (blocks < 2) ordered_block(&j, 0);
         else kiln_parallel_for(blocks, ordered_block, &j);
         unpermute(a->h, map, c0, rows, u);

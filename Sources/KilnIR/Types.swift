@@ -135,5 +135,3 @@ public struct ShapeError: Error, CustomStringConvertible, Sendable {
         return s
     }
 }
-
-

@@ -185,8 +185,6 @@ extension PrimBuilder {
 
     mutating func lowerRecurrent(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> Value {
         switch op {
-        case .recurrent, .bidirectional:
-            return try lowerOutputs(op, ins, training: training, salt: &salt)[0]
         case .timeDistributed(let inner):
             let x = ins[0]
             let xs = type(x).shape

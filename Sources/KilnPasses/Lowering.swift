@@ -209,7 +209,9 @@ public struct PrimBuilder {
             var acc = x
             for v in ins.dropFirst() { acc = try add(acc, v) }
             return acc
-        case .recurrent, .bidirectional, .timeDistributed, .masking:
+        case .recurrent, .bidirectional:
+            return try lowerOutputs(op, ins, training: training, salt: &salt)[0]
+        case .timeDistributed, .masking:
             return try lowerRecurrent(op, ins, training: training, salt: &salt)
         }
     }
