@@ -93,6 +93,12 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
                                         int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
     if (n <= 0) return;
+    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && kiln_winograd_fits(F, C)) {
+        /* The input gradient of a stride-1 convolution is the convolution of dy, padded by
+         * kh - 1 - pt, with the filters turned half a turn and transposed. */
+        kiln_winograd_conv3x3(dy, w, 1, dx, n, OH, OW, F, H, W, C, 2 - pt, 2 - pl, NULL, 0);
+        return;
+    }
     int64_t taps = kh * kw;
     float wt[taps * F * C + F];     /* filters as [tap][f][c], then F zeros */
     for (int64_t t = 0; t < taps; t++)
@@ -193,6 +199,10 @@ KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n
                              int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                              int64_t pt, int64_t pl, const float *bias, int32_t relu) {
     if (n <= 0) return;
+    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && kiln_winograd_fits(C, F)) {
+        kiln_winograd_conv3x3(x, w, 0, y, n, H, W, C, OH, OW, F, pt, pl, bias, relu);
+        return;
+    }
     float zero[C];
     memset(zero, 0, (size_t)C * sizeof(float));
     conv_fwd_job j = { x, w, y, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, zero, bias, relu };

@@ -147,6 +147,14 @@ KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n
                              int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                              int64_t pt, int64_t pl, const float *bias, int32_t relu);
 
+/* The same for a 3x3 filter at stride 1 by Winograd's F(2x2, 3x3) (kiln_winograd.c), where
+ * kiln_winograd_fits(C, F) holds; flipped 1 takes w as (3, 3, F, C) turned half a turn (the
+ * input gradient's filters). kiln_conv2d and kiln_conv2d_grad_input choose it themselves. */
+KILN_HIDDEN int kiln_winograd_fits(int64_t C, int64_t F);
+KILN_HIDDEN void kiln_winograd_conv3x3(const float *x, const float *w, int flipped, float *y, int64_t n, int64_t H,
+                                       int64_t W, int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t pt, int64_t pl,
+                                       const float *bias, int32_t relu);
+
 /* C = op(A)·op(B) (beta 0) or C += op(A)·op(B) (beta 1), row-major (kiln_gemm.c). */
 KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

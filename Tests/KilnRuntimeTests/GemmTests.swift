@@ -1,9 +1,9 @@
 // The runtime's matrix products (Runtime/kiln_gemm.c) against a naive double
 // loop, for every transpose combination, beta 0 and 1, leading dimensions
 // wider than the matrices, and shapes that exercise every block and tail; and
-// its direct convolution and convolution input gradient (Runtime/kiln_conv.c)
-// against the definition, for strides, padding, channel counts and widths
-// with tails.
+// its direct and Winograd convolutions and convolution input gradients
+// (Runtime/kiln_conv.c, kiln_winograd.c) against the definition, for strides,
+// padding, channel counts and widths with tails.
 
 import XCTest
 
@@ -80,7 +80,11 @@ final class GemmTests: XCTestCase {
         /* n, H, W, C, F, kh, kw, sh, sw, pad_top, pad_left (OH, OW as Keras computes them) */
         const int cases[][11] = {{2, 26, 12, 32, 32, 3, 3, 1, 1, 0, 0}, {1, 7, 9, 16, 5, 3, 3, 1, 1, 1, 1},
                                  {3, 8, 11, 48, 8, 2, 2, 2, 2, 0, 0}, {1, 9, 13, 16, 24, 3, 5, 2, 1, 1, 2},
-                                 {17, 5, 5, 32, 4, 1, 1, 1, 1, 0, 0}};
+                                 {17, 5, 5, 32, 4, 1, 1, 1, 1, 0, 0},
+                                 /* 3x3 at stride 1 with C and F multiples of 16 go by Winograd (kiln_winograd.c):
+                                  * odd map sizes (a tile half outside), same padding, a last block of tiles cut short */
+                                 {3, 9, 7, 16, 16, 3, 3, 1, 1, 1, 1}, {2, 7, 6, 32, 48, 3, 3, 1, 1, 0, 0},
+                                 {5, 11, 9, 48, 32, 3, 3, 1, 1, 1, 1}};
         double worst = 0;
         for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             int n = cases[c][0], H = cases[c][1], W = cases[c][2], C = cases[c][3], F = cases[c][4];
@@ -109,7 +113,10 @@ final class GemmTests: XCTestCase {
         /* The forward pass: n, H, W, C, F, kh, kw, sh, sw, pad_top, pad_left */
         const int fwd[][11] = {{2, 28, 14, 1, 32, 3, 3, 1, 1, 0, 0}, {2, 26, 12, 32, 32, 3, 3, 1, 1, 0, 0},
                                {1, 9, 7, 3, 16, 3, 3, 2, 2, 1, 1}, {3, 6, 13, 5, 48, 2, 3, 1, 2, 0, 1},
-                               {1, 5, 30, 16, 32, 3, 3, 1, 1, 1, 1}, {2, 4, 27, 8, 48, 1, 3, 1, 1, 0, 0}};
+                               {1, 5, 30, 16, 32, 3, 3, 1, 1, 1, 1}, {2, 4, 27, 8, 48, 1, 3, 1, 1, 0, 0},
+                               /* Winograd's cases, as for the input gradient */
+                               {3, 9, 7, 16, 16, 3, 3, 1, 1, 1, 1}, {1, 6, 5, 48, 32, 3, 3, 1, 1, 0, 0},
+                               {2, 5, 5, 32, 16, 3, 3, 1, 1, 1, 1}, {5, 11, 9, 32, 32, 3, 3, 1, 1, 1, 1}};
         for (unsigned c = 0; c < sizeof fwd / sizeof fwd[0]; c++) {
             int n = fwd[c][0], H = fwd[c][1], W = fwd[c][2], C = fwd[c][3], F = fwd[c][4];
             int kh = fwd[c][5], kw = fwd[c][6], sh = fwd[c][7], sw = fwd[c][8], pt = fwd[c][9], pl = fwd[c][10];
@@ -120,7 +127,7 @@ final class GemmTests: XCTestCase {
             for (int i = 0; i < kh * kw * C * F; i++) w[i] = rnd();
             for (int i = 0; i < F; i++) bias[i] = rnd();
             for (int i = 0; i < n * OH * OW * F; i++) y[i] = NAN;
-            /* Cases 1, 3, 5 add a bias (then relu in case 1 and 5): the layer's epilogue. */
+            /* Odd cases add a bias (then relu in cases 1, 5, 9): the layer's epilogue. */
             int with_bias = c % 2 == 1, relu = c % 4 == 1;
             kiln_conv2d(x, w, y, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, with_bias ? bias : NULL, relu);
             for (int b = 0; b < n; b++) for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) for (int f = 0; f < F; f++) {
@@ -170,7 +177,7 @@ final class GemmTests: XCTestCase {
         try Self.convProgram.write(toFile: dir + "/conv.c", atomically: true, encoding: .utf8)
         let rt = FakeModel.runtimeDir
         try FakeModel.run("cc", ["-O2", "-march=native", "-I", rt, dir + "/conv.c", rt + "/kiln_conv.c", rt + "/kiln_runtime.c",
-                                 rt + "/kiln_gemm.c", "-lm", "-lpthread", "-o", dir + "/conv"])
+                                 rt + "/kiln_gemm.c", rt + "/kiln_winograd.c", "-lm", "-lpthread", "-o", dir + "/conv"])
         let out = try FakeModel.run(dir + "/conv", []).trimmingCharacters(in: .whitespacesAndNewlines)
         let worst = try XCTUnwrap(Double(out), "conv test printed \(out)")
         // In units of 1e-6 * (taps * F + 1); an element never written (NaN) counts as 1e30.
