@@ -1,4 +1,5 @@
 import Foundation
+import KilnSupport
 
 /// Draws loss curves from `kiln fit --history` files as one SVG.
 public enum LossPlot {
@@ -11,11 +12,11 @@ public enum LossPlot {
             guard let data = FileManager.default.contents(atPath: h) else {
                 throw PlotError(description: "cannot read history file \(h)")
             }
-            guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                  let loss = obj["loss"] as? [Any] else {
+            guard let obj = try? JSON.parse([UInt8](data)), let loss = obj["loss"]?.array else {
                 throw PlotError(description: "\(h) is not a history file: expected {\"loss\": [numbers]}")
             }
-            let values = loss.compactMap { ($0 as? NSNumber)?.doubleValue }
+            // A loss that was not finite is written as null: a gap in the curve, as NaN is.
+            let values = loss.compactMap { $0.isNull ? Double.nan : $0.double }
             guard values.count == loss.count else { throw PlotError(description: "\(h): \"loss\" holds a value that is not a number") }
             series.append((((h as NSString).lastPathComponent as NSString).deletingPathExtension, values))
         }

@@ -17,6 +17,7 @@
 // `vars` group; Kiln does not need it, and does not read it.)
 
 import Foundation
+import KilnSupport
 import ZIPFoundation
 
 public enum KerasArchive {

@@ -234,43 +234,9 @@ public enum KerasArchiveWriter {
         "alpha", "threshold", "max_value", "label_smoothing", "minval", "maxval", "mean", "stddev", "loss_weights",
     ]
 
-    /// JSON text as Python's `json.dumps` writes it (", " and ": "
-    /// separators, keys in order), with integral values under `floatKeys`
+    /// JSON text as Python's `json.dumps` writes it, with integral values under `floatKeys`
     /// written as floats.
-    public static func serialize(_ v: JSON) -> String {
-        var out = ""
-        write(v, float: false, into: &out)
-        return out
-    }
-
-    static func write(_ v: JSON, float: Bool, into out: inout String) {
-        switch v {
-        case .number(let d):
-            if float, d.isFinite, d == d.rounded(), abs(d) < 1e15 {
-                out += String(Int64(d)) + ".0"
-            } else {
-                JSON.write(v, into: &out)
-            }
-        case .array(let a):
-            out += "["
-            for (i, e) in a.enumerated() {
-                if i > 0 { out += ", " }
-                write(e, float: float, into: &out)
-            }
-            out += "]"
-        case .object(let o):
-            out += "{"
-            for (i, (k, e)) in o.enumerated() {
-                if i > 0 { out += ", " }
-                JSON.writeString(k, into: &out)
-                out += ": "
-                write(e, float: floatKeys.contains(k), into: &out)
-            }
-            out += "}"
-        default:
-            JSON.write(v, into: &out)
-        }
-    }
+    public static func serialize(_ v: JSON) -> String { v.serialized(floatKeys: floatKeys) }
 
     // MARK: - model.weights.h5
 

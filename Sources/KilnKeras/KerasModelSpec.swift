@@ -1,28 +1,7 @@
 // The neutral, validated form of a Keras 3 `.keras` file: what the archive
 // reader hands to the graph builder. Nothing from the file is ever executed.
 
-/// A parsed JSON value (config.json, compile_config, layer configs).
-public indirect enum JSON: Equatable, Sendable {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([JSON])
-    case object([(String, JSON)])   // key order as in the file
-
-    public static func == (a: JSON, b: JSON) -> Bool {
-        switch (a, b) {
-        case (.null, .null): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.number(x), .number(y)): return x == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)):
-            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-}
+import KilnSupport
 
 /// A weight array read from model.weights.h5, converted to float32.
 public struct KerasWeight: Sendable {

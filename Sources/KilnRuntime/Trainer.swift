@@ -39,10 +39,11 @@ public struct History: Sendable, Equatable {
 
     public init(loss: [Double] = []) { self.loss = loss }
 
-    /// `{"loss": [0.5, 0.25]}`, each number written so that it reads back exactly.
+    /// `{"loss": [0.5, 0.25], ...}`, each number written so that it reads back exactly (a loss
+    /// that is not finite as null, which every JSON reader takes).
     public func json() -> String {
-        func list(_ v: [Double]) -> String { "[" + v.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ", ") + "]" }
-        return "{\"loss\": " + list(loss) + metricNames.map { ", \"\($0)\": " + list(metrics[$0] ?? []) }.joined() + "}"
+        func list(_ v: [Double]) -> JSON { .array(v.map { $0.isFinite ? .number($0) : .null }) }
+        return JSON.object([("loss", list(loss))] + metricNames.map { ($0, list(metrics[$0] ?? [])) }).serialized
     }
 }
 

@@ -3,6 +3,7 @@ import XCTest
 import ZIPFoundation
 @testable import KilnKeras
 import KilnRuntime
+import KilnSupport
 
 final class KerasArchiveTests: XCTestCase {
     static let casesDir: URL = URL(fileURLWithPath: #filePath)

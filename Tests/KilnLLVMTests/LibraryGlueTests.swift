@@ -7,66 +7,9 @@ import KilnLLVM
 import KilnRuntime
 
 final class LibraryGlueTests: XCTestCase {
-    /// Stand-in for the object `kiln compile` emits (the same model as
-    /// Tests/KilnRuntimeTests/FakeModelFixture.swift): y = x . W + b, x (-1, 3),
-    /// W (3, 2) at byte 0, b (2,) at byte 24; MSE loss, SGD lr 0.1.
-    /// -DFAKE_NAME=other renames the symbols; -DFAKE_NO_TRAIN leaves out training.
-    static let modelC = #"""
-    #include "kiln_abi.h"
-    #ifndef FAKE_NAME
-    #define FAKE_NAME fake
-    #endif
-    #define CAT2(a, b) a##b
-    #define CAT(a, b) CAT2(a, b)
-    #define SYM(s) CAT(FAKE_NAME, s)
-
-    const float SYM(__init_state)[8] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.01f, -0.02f};
-
-    void SYM(__predict)(float *arena, float *state, const void *const *inputs, void *const *outputs, int64_t n, int64_t steps) {
-        (void)steps;
-        const float *x = inputs[0], *W = state, *b = state + 6;
-        float *y = outputs[0];
-        (void)arena;
-        for (int64_t i = 0; i < n; i++)
-            for (int j = 0; j < 2; j++) {
-                float s = b[j];
-                for (int k = 0; k < 3; k++) s += x[i * 3 + k] * W[k * 2 + j];
-                y[i * 2 + j] = s;
-            }
-    }
-
-    #ifndef FAKE_NO_TRAIN
-    static float step(float *arena, float *state, const void *const *inputs, int64_t n, int update) {
-        const float *x = inputs[0], *t = inputs[1];
-        float *W = state, *b = state + 6, *dy = arena;
-        double loss = 0;
-        for (int64_t i = 0; i < n; i++)
-            for (int j = 0; j < 2; j++) {
-                float y = b[j];
-                for (int k = 0; k < 3; k++) y += x[i * 3 + k] * W[k * 2 + j];
-                float d = y - t[i * 2 + j];
-                loss += (double)d * d;
-                dy[i * 2 + j] = 2.0f * d / (float)(2 * n);
-            }
-        if (update)
-            for (int64_t i = 0; i < n; i++)
-                for (int j = 0; j < 2; j++) {
-                    for (int k = 0; k < 3; k++) W[k * 2 + j] -= 0.1f * x[i * 3 + k] * dy[i * 2 + j];
-                    b[j] -= 0.1f * dy[i * 2 + j];
-                }
-        return (float)(loss / (double)(2 * n));
-    }
-    float SYM(__train)(float *arena, float *state, const void *const *inputs, int64_t n, const kiln_step_info *info) {
-        (void)info;
-        return step(arena, state, inputs, n, 1);
-    }
-    float SYM(__evaluate)(float *arena, float *state, const void *const *inputs, int64_t n, const kiln_step_info *info) {
-        (void)info;
-        return step(arena, state, inputs, n, 0);
-    }
-    #endif
-    """#
-
+    /// The stand-in for the object `kiln compile` emits is Tests/Fixtures/fake_model.c
+    /// (Fixtures.fakeModelC): y = x . W + b, x (-1, 3), W (3, 2) at byte 0, b (2,) at
+    /// byte 24; MSE loss, SGD lr 0.1. -DFAKE_NAME=other renames its symbols.
     static func model(_ name: String = "fake", training: Bool = true) -> GlueModel {
         GlueModel(name: name,
                   inputs: [GlueTensor(name: "x", dtype: "f32", shape: [-1, 3])],
@@ -74,8 +17,8 @@ final class LibraryGlueTests: XCTestCase {
                   targets: training ? [GlueTensor(name: "y", dtype: "f32", shape: [-1, 2])] : [],
                   weights: [GlueWeight(name: "dense/kernel", shape: [3, 2], offset: 0, trainable: true),
                             GlueWeight(name: "dense/bias", shape: [2], offset: 24, trainable: true)],
-                  stateBytes: 32, predictArenaPerSample: 0, predictArenaFixed: 0,
-                  trainArenaPerSample: 8, trainArenaFixed: 0,
+                  stateBytes: 32, predictArenaPerSample: 8, predictArenaFixed: 0,
+                  trainArenaPerSample: 8, trainArenaFixed: 32,
                   hasTraining: training, loss: training ? "mean_squared_error" : "", optimizer: training ? "SGD" : "")
     }
 
@@ -101,9 +44,8 @@ final class LibraryGlueTests: XCTestCase {
 
     /// Compiles the fake model to an object file, as `kiln compile` would emit it.
     func object(_ name: String = "fake", training: Bool = true) throws -> String {
-        let src = work + "/\(name)_model.c", obj = work + "/\(name).o"
-        try Self.modelC.write(toFile: src, atomically: true, encoding: .utf8)
-        var args = ["-c", "-O2", "-fPIC", "-I", try LibraryLinker.runtimeDirectory(), "-DFAKE_NAME=\(name)", src, "-o", obj]
+        let obj = work + "/\(name).o"
+        var args = ["-c", "-O2", "-fPIC", "-I", try LibraryLinker.runtimeDirectory(), "-DFAKE_NAME=\(name)", Fixtures.fakeModelC, "-o", obj]
         if !training { args.insert("-DFAKE_NO_TRAIN", at: 0) }
         try sh("cc", args)
         return obj

@@ -111,6 +111,11 @@ final class TrainerTests: XCTestCase {
     func testHistoryJSON() {
         XCTAssertEqual(History(loss: [0.5, 1.2145789861679077]).json(), "{\"loss\": [0.5, 1.2145789861679077]}")
         XCTAssertEqual(History().json(), "{\"loss\": []}")
+        // A loss that is not finite is null; metrics follow the loss in their compiled order.
+        var h = History(loss: [1, .nan])
+        h.metricNames = ["accuracy"]
+        h.metrics = ["accuracy": [0.25, 0.75]]
+        XCTAssertEqual(h.json(), "{\"loss\": [1, null], \"accuracy\": [0.25, 0.75]}")
     }
 
     func testFitRefusesBadArguments() throws {

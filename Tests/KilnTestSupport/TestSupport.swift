@@ -71,3 +71,11 @@ public func assertClose(_ got: [Float], _ want: [Float], rtol: Double, atol: Dou
                         file: StaticString = #filePath, line: UInt = #line) {
     assertClose(got.map(Double.init), want.map(Double.init), rtol: rtol, atol: atol, what, file: file, line: line)
 }
+
+/// Files the test targets share, in Tests/Fixtures.
+public enum Fixtures {
+    public static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    /// The hand-written stand-in for a compiled model's object (see its header comment).
+    public static var fakeModelC: String { directory + "/fake_model.c" }
+}

@@ -1,6 +1,31 @@
-// A small recursive-descent JSON parser that keeps object key order, and
-// convenience accessors on `JSON`. Accepts Python's json.dumps extensions
-// NaN, Infinity and -Infinity. Never traps on bad input.
+// JSON, the one way Kiln reads and writes it (model configs, archives, training
+// histories): a value that keeps object key order, a small recursive-descent
+// parser that accepts Python's json.dumps extensions NaN, Infinity and -Infinity
+// and never traps on bad input, accessors, and the writer.
+
+/// A parsed JSON value (config.json, compile_config, layer configs).
+public indirect enum JSON: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSON])
+    case object([(String, JSON)])   // key order as in the file
+
+    public static func == (a: JSON, b: JSON) -> Bool {
+        switch (a, b) {
+        case (.null, .null): return true
+        case let (.bool(x), .bool(y)): return x == y
+        case let (.number(x), .number(y)): return x == y
+        case let (.string(x), .string(y)): return x == y
+        case let (.array(x), .array(y)): return x == y
+        case let (.object(x), .object(y)):
+            return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+}
+
 
 /// A JSON syntax error at a byte offset.
 public struct JSONParseError: Error, CustomStringConvertible, Sendable {
@@ -88,32 +113,39 @@ extension JSON {
 
     // MARK: Serialization
 
-    /// Compact JSON text (keys in stored order). Non-finite numbers are
-    /// written as NaN / Infinity / -Infinity, as Python does.
-    public var serialized: String {
+    /// JSON text as Python's `json.dumps` writes it: keys in stored order, ", " and ": "
+    /// separators, non-finite numbers as NaN / Infinity / -Infinity, other numbers in the
+    /// shortest form that reads back exactly (integral ones without a fraction).
+    public var serialized: String { serialized(floatKeys: []) }
+
+    /// The same, with integral numbers under any of `floatKeys` (at any depth, and in the
+    /// arrays they hold) written as floats, `1.0`: how Python writes a float that happens to
+    /// be integral, which some Keras configs require.
+    public func serialized(floatKeys: Set<String>) -> String {
         var out = ""
-        JSON.write(self, into: &out)
+        JSON.write(self, float: false, floatKeys: floatKeys, into: &out)
         return out
     }
 
-    static func write(_ v: JSON, into out: inout String) {
+    static func write(_ v: JSON, float: Bool, floatKeys: Set<String>, into out: inout String) {
         switch v {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
         case .number(let d):
             if d.isNaN { out += "NaN" } else if d.isInfinite { out += d < 0 ? "-Infinity" : "Infinity" } else if d == d.rounded(), abs(d) < 1e15 {
-                out += String(Int64(d))
+                out += String(Int64(d)) + (float ? ".0" : "")
             } else { out += "\(d)" }
         case .string(let s): writeString(s, into: &out)
         case .array(let a):
             out += "["
-            for (i, e) in a.enumerated() { if i > 0 { out += ", " }; write(e, into: &out) }
+            for (i, e) in a.enumerated() { if i > 0 { out += ", " }; write(e, float: float, floatKeys: floatKeys, into: &out) }
             out += "]"
         case .object(let o):
             out += "{"
             for (i, (k, e)) in o.enumerated() {
                 if i > 0 { out += ", " }
-                writeString(k, into: &out); out += ": "; write(e, into: &out)
+                writeString(k, into: &out); out += ": "
+                write(e, float: floatKeys.contains(k), floatKeys: floatKeys, into: &out)
             }
             out += "}"
         }
