@@ -210,3 +210,100 @@ KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n
     kiln_parallel_for(blocks, forward_rows, &j);
     for (int64_t row = blocks * ROWS; row < rows; row++) forward_row(&j, row);
 }
+
+/* ------------------------------------------------------------- filter gradient */
+
+/* dW[i, j, c, f] = sum over images n and output pixels (oh, ow) of
+ *                  x[n, oh*sh + i - pt, ow*sw + j - pl, c] * dy[n, oh, ow, f]
+ *
+ * The im2col route writes every patch out (for a 24x10 map of 32 channels, 9
+ * times the image) and reads it back in a product. Here a block of R channels
+ * x 32 filters of one tap stays in registers while the pixels stream by: for
+ * each pixel, R channels of x broadcast against 32 filters of dy. The images
+ * are taken a chunk at a time (about 512 KiB of x and dy, which stay in cache
+ * while every tap and block of channels passes over them), and within a chunk
+ * the (tap, channel block) pairs are shared out over the thread pool, each
+ * adding to its own part of dW; chunks run in order, so every element of dW
+ * is summed in the same order whatever the thread count. F must be a multiple
+ * of 16 (ConvToGemm.swift uses im2col and a product otherwise). */
+
+typedef struct {
+    const float *x, *dy;
+    float *dw;
+    int64_t H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl;
+    int64_t img0, img1;            /* the chunk */
+    int64_t cblocks;               /* channel blocks of at most MAX_PIX rows, sizes as even as possible */
+    int first;                     /* the first chunk: dW is written, not added to */
+} conv_gf_job;
+
+/* Channels [c0, c0 + R), filters [f0, f0 + 16*NV) of tap (i, jj), over the chunk's images. */
+#define GRAD_FILTER_BLOCK(R, NV)                                                                   \
+    static void grad_filter_##R##x##NV(const conv_gf_job *j, int64_t i, int64_t jj, int64_t c0, int64_t f0) { \
+        const int64_t H = j->H, W = j->W, C = j->C, OH = j->OH, OW = j->OW, F = j->F, sh = j->sh, sw = j->sw; \
+        float *out = j->dw + ((i * j->kw + jj) * C + c0) * F + f0;                                 \
+        v16 acc[R][NV];                                                                            \
+        for (int r = 0; r < R; r++)                                                                \
+            for (int v = 0; v < NV; v++) acc[r][v] = j->first ? (v16){ 0 } : *(const v16 *)(out + r * F + 16 * v); \
+        /* The output columns whose input column ow*sw + jj - pl lies inside the image. */         \
+        int64_t lo = jj < j->pl ? (j->pl - jj + sw - 1) / sw : 0;                                  \
+        int64_t hi = W - 1 + j->pl - jj < 0 ? 0 : (W - 1 + j->pl - jj) / sw + 1;                   \
+        if (hi > OW) hi = OW;                                                                      \
+        for (int64_t img = j->img0; img < j->img1; img++)                                          \
+            for (int64_t oh = 0; oh < OH; oh++) {                                                  \
+                int64_t h = oh * sh + i - j->pt;                                                   \
+                if (h < 0 || h >= H) continue;                                                     \
+                const float *xp = j->x + ((img * H + h) * W + lo * sw + jj - j->pl) * C + c0;      \
+                const float *dp = j->dy + ((img * OH + oh) * OW + lo) * F + f0;                    \
+                for (int64_t ow = lo; ow < hi; ow++, xp += sw * C, dp += F) {                      \
+                    v16 d[NV];                                                                     \
+                    for (int v = 0; v < NV; v++) d[v] = *(const v16 *)(dp + 16 * v);               \
+                    for (int r = 0; r < R; r++)                                                    \
+                        for (int v = 0; v < NV; v++) acc[r][v] += xp[r] * d[v];                    \
+                }                                                                                  \
+            }                                                                                      \
+        for (int r = 0; r < R; r++)                                                                \
+            for (int v = 0; v < NV; v++) *(v16 *)(out + r * F + 16 * v) = acc[r][v];               \
+    }
+#define GRAD_FILTER_BLOCKS(NV)                                                                     \
+    GRAD_FILTER_BLOCK(1, NV) GRAD_FILTER_BLOCK(2, NV) GRAD_FILTER_BLOCK(3, NV) GRAD_FILTER_BLOCK(4, NV) \
+    GRAD_FILTER_BLOCK(5, NV) GRAD_FILTER_BLOCK(6, NV) GRAD_FILTER_BLOCK(7, NV) GRAD_FILTER_BLOCK(8, NV) \
+    GRAD_FILTER_BLOCK(9, NV) GRAD_FILTER_BLOCK(10, NV) GRAD_FILTER_BLOCK(11, NV) GRAD_FILTER_BLOCK(12, NV)
+GRAD_FILTER_BLOCKS(2)
+GRAD_FILTER_BLOCKS(1)
+
+typedef void (*grad_filter_fn)(const conv_gf_job *, int64_t, int64_t, int64_t, int64_t);
+static const grad_filter_fn grad_filter_by_rows[2][13] = {
+    { NULL, grad_filter_1x1, grad_filter_2x1, grad_filter_3x1, grad_filter_4x1, grad_filter_5x1, grad_filter_6x1,
+      grad_filter_7x1, grad_filter_8x1, grad_filter_9x1, grad_filter_10x1, grad_filter_11x1, grad_filter_12x1 },
+    { NULL, grad_filter_1x2, grad_filter_2x2, grad_filter_3x2, grad_filter_4x2, grad_filter_5x2, grad_filter_6x2,
+      grad_filter_7x2, grad_filter_8x2, grad_filter_9x2, grad_filter_10x2, grad_filter_11x2, grad_filter_12x2 },
+};
+
+/* Item = tap * cblocks + channel block: every filter of that tap and block of channels. */
+static void grad_filter_item(void *ctx, int64_t item) {
+    const conv_gf_job *j = ctx;
+    int64_t tap = item / j->cblocks, b = item % j->cblocks;
+    int64_t c0 = j->C * b / j->cblocks, rows = j->C * (b + 1) / j->cblocks - c0;
+    int64_t i = tap / j->kw, jj = tap % j->kw, f0 = 0;
+    for (; f0 + 32 <= j->F; f0 += 32) grad_filter_by_rows[1][rows](j, i, jj, c0, f0);
+    for (; f0 < j->F; f0 += 16) grad_filter_by_rows[0][rows](j, i, jj, c0, f0);
+}
+
+KILN_HIDDEN void kiln_conv2d_grad_filter(const float *x, const float *dy, float *dw, int64_t n, int64_t H, int64_t W,
+                                         int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
+                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
+    if (n <= 0) {
+        memset(dw, 0, (size_t)(kh * kw * C * F) * sizeof(float));
+        return;
+    }
+    int64_t image_bytes = (H * W * C + OH * OW * F) * (int64_t)sizeof(float);
+    int64_t chunk = (512 * 1024) / image_bytes;
+    if (chunk < 1) chunk = 1;
+    conv_gf_job j = { x, dy, dw, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl, 0, 0, (C + MAX_PIX - 1) / MAX_PIX, 1 };
+    for (int64_t img0 = 0; img0 < n; img0 += chunk) {
+        j.img0 = img0;
+        j.img1 = img0 + chunk < n ? img0 + chunk : n;
+        j.first = img0 == 0;
+        kiln_parallel_for(kh * kw * j.cblocks, grad_filter_item, &j);
+    }
+}

@@ -140,6 +140,12 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
                                         int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl);
 
+/* dw (kh, kw, C, F) = the gradient of a convolution with respect to its filters, from
+ * x (n, H, W, C) and dy (n, OH, OW, F), NHWC (kiln_conv.c). F must be a multiple of 16. */
+KILN_HIDDEN void kiln_conv2d_grad_filter(const float *x, const float *dy, float *dw, int64_t n, int64_t H, int64_t W,
+                                         int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
+                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl);
+
 /* y (n, OH, OW, F) = x (n, H, W, C) convolved with w (kh, kw, C, F), NHWC
  * (kiln_conv.c), then y += bias per filter and relu when bias is not NULL
  * (relu: 0 or 1). F must be a multiple of 16. */

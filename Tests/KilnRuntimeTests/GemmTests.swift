@@ -146,6 +146,34 @@ final class GemmTests: XCTestCase {
             }
             free(x); free(w); free(y); free(bias);
         }
+        /* The filter gradient: n, H, W, C, F, kh, kw, sh, sw, pad_top, pad_left; the last case's
+         * images are large enough to be taken one chunk at a time. */
+        const int gf[][11] = {{2, 26, 12, 32, 32, 3, 3, 1, 1, 0, 0}, {1, 7, 9, 16, 16, 3, 3, 1, 1, 1, 1},
+                              {3, 8, 11, 5, 48, 2, 2, 2, 2, 0, 0}, {1, 9, 13, 3, 32, 3, 5, 2, 1, 1, 2},
+                              {9, 5, 5, 40, 16, 1, 1, 1, 1, 0, 0}, {3, 40, 40, 32, 32, 3, 3, 1, 1, 1, 1}};
+        for (unsigned c = 0; c < sizeof gf / sizeof gf[0]; c++) {
+            int n = gf[c][0], H = gf[c][1], W = gf[c][2], C = gf[c][3], F = gf[c][4];
+            int kh = gf[c][5], kw = gf[c][6], sh = gf[c][7], sw = gf[c][8], pt = gf[c][9], pl = gf[c][10];
+            int OH = (H + 2 * pt - kh) / sh + 1, OW = (W + 2 * pl - kw) / sw + 1;
+            float *x = malloc(sizeof(float) * n * H * W * C), *dy = malloc(sizeof(float) * n * OH * OW * F);
+            float *dw = malloc(sizeof(float) * kh * kw * C * F);
+            for (int i = 0; i < n * H * W * C; i++) x[i] = rnd();
+            for (int i = 0; i < n * OH * OW * F; i++) dy[i] = rnd();
+            for (int i = 0; i < kh * kw * C * F; i++) dw[i] = NAN;
+            kiln_conv2d_grad_filter(x, dy, dw, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pt, pl);
+            for (int i = 0; i < kh; i++) for (int j = 0; j < kw; j++) for (int ch = 0; ch < C; ch++) for (int f = 0; f < F; f++) {
+                double want = 0;
+                for (int b = 0; b < n; b++) for (int oh = 0; oh < OH; oh++) for (int ow = 0; ow < OW; ow++) {
+                    int h = oh * sh + i - pt, xw = ow * sw + j - pl;
+                    if (h < 0 || h >= H || xw < 0 || xw >= W) continue;
+                    want += (double)x[((b * H + h) * W + xw) * C + ch] * dy[((b * OH + oh) * OW + ow) * F + f];
+                }
+                double got = dw[((i * kw + j) * C + ch) * F + f];
+                double err = isnan(got) ? 1e30 : fabs(got - want) / (1e-6 * (n * OH * OW + 1));
+                if (err > worst) worst = err;
+            }
+            free(x); free(dy); free(dw);
+        }
         /* A product with its bias and relu epilogue: one block, split by rows, split by columns. */
         const int prods[][3] = {{30, 20, 48}, {4000, 40, 64}, {64, 40, 3000}};
         for (unsigned c = 0; c < sizeof prods / sizeof prods[0]; c++) {
@@ -172,7 +200,7 @@ final class GemmTests: XCTestCase {
     }
     """#
 
-    func testConvolutionInputGradientAgainstTheDefinition() throws {
+    func testConvolutionsAndTheirGradientsAgainstTheDefinition() throws {
         let dir = try FakeModel.tempDir("kiln-conv")
         try Self.convProgram.write(toFile: dir + "/conv.c", atomically: true, encoding: .utf8)
         let rt = FakeModel.runtimeDir
