@@ -157,6 +157,8 @@ public enum PrimOp: Hashable, Sendable {
     case split(axis: Int, sizes: [Int])
     /// Slice [start, start+length) along an axis.
     case slice(axis: Int, start: Int, length: Int)
+    /// Pads a fixed axis with `before` and `after` copies of the value (f32).
+    case pad(axis: Int, before: Int, after: Int, value: Float)
     /// 0, 1, ..., n-1 as f32[n].
     case iota(Int)
     /// Uniform [0, 1) random numbers of the given type, from the step seed and an op salt.
@@ -190,6 +192,7 @@ extension PrimOp {
         case .randomUniform: return Random.self
         case .scan, .scanGrad: return Scan.self
         case .assign: return Assign.self
+        case .pad: return Pad.self
         }
     }
 }
