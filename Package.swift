@@ -24,11 +24,13 @@ let package = Package(
 
         // Helpers every module uses: splitmix64, Keras' shape notation, the all-or-nothing file write.
         .target(name: "KilnSupport"),
-        // The typed graph IR: tensor types, ops, shape inference, printer.
+        // The typed graph IR: tensor types, ops, shape inference, printer, and the primitive
+        // table (Ops/: each primitive family's shape, gradient, float64, kernel and printing rules).
         .target(name: "KilnIR", dependencies: ["KilnSupport"]),
         // Graph -> Graph passes and the pipeline that orders them.
         .target(name: "KilnPasses", dependencies: ["KilnIR"]),
-        // A naive float64 interpreter of primitive graphs: the tests' numerical reference.
+        // A naive float64 interpreter of primitive graphs (each primitive's float64 rule is in
+        // its family's file): the tests' numerical reference.
         .target(name: "KilnReference", dependencies: ["KilnIR"]),
         // Loop kernels -> LLVM IR -> object file -> libNAME.so + NAME.h.
         .target(

@@ -1,7 +1,10 @@
 // The op set, declared once. Two levels:
 // - layer ops, as frontends (Keras importer, Swift API) produce them;
 // - primitive ops, which the lowering pass produces and codegen understands.
-// Each family's shape rule, gradient and kernel sit together in Ops/*.swift.
+// Each primitive family's rules (shape, gradient, float64 meaning, kernel, printed
+// form, fusability, effects) sit together in one file of Ops/, behind the
+// `PrimitiveFamily` protocol (Ops/Primitive.swift); `PrimOp.family` below says which
+// family holds a primitive.
 
 /// Keras activations, by their Keras names.
 public enum Activation: String, Sendable, Hashable, CaseIterable {
@@ -154,6 +157,8 @@ public enum PrimOp: Hashable, Sendable {
     case split(axis: Int, sizes: [Int])
     /// Slice [start, start+length) along an axis.
     case slice(axis: Int, start: Int, length: Int)
+    /// Pads a fixed axis with `before` and `after` copies of the value (f32).
+    case pad(axis: Int, before: Int, after: Int, value: Float)
     /// 0, 1, ..., n-1 as f32[n].
     case iota(Int)
     /// Uniform [0, 1) random numbers of the given type, from the step seed and an op salt.
@@ -170,6 +175,26 @@ public enum PrimOp: Hashable, Sendable {
     /// Writes the value (second input) into the state buffer of the parameter
     /// (first input); produces nothing. Training's optimizer update.
     case assign
+}
+
+extension PrimOp {
+    /// The family whose file holds this primitive's rules (Ops/*.swift).
+    public var family: any PrimitiveFamily.Type {
+        switch self {
+        case .unary, .binary, .compare, .select, .cast, .fused: return Elementwise.self
+        case .constant, .batchSize, .stepCount, .iteration, .iota: return Constants.self
+        case .reduce: return Reduce.self
+        case .reshape, .transpose, .broadcast, .concat, .split, .slice: return Layout.self
+        case .matmul: return Matmul.self
+        case .conv2D, .conv2DGradInput, .conv2DGradFilter, .im2col, .col2im, .convBiasAct: return Convolution.self
+        case .pool2D, .pool2DGrad: return Pool.self
+        case .gather, .scatterAdd: return Gather.self
+        case .randomUniform: return Random.self
+        case .scan, .scanGrad: return Scan.self
+        case .assign: return Assign.self
+        case .pad: return Pad.self
+        }
+    }
 }
 
 /// An elementwise expression over the inputs of a fused op (input k is `.arg(k)`).

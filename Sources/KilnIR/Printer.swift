@@ -41,43 +41,8 @@ extension Window2D: CustomStringConvertible {
 }
 
 extension PrimOp: CustomStringConvertible {
-    public var description: String {
-        switch self {
-        case .unary(let u): return u.rawValue
-        case .binary(let b): return b.rawValue
-        case .compare(let c): return "cmp_\(c.rawValue)"
-        case .select: return "select"
-        case .cast(let t): return "cast<\(t.rawValue)>"
-        case .constant(let c): return "const<\(formatFloat(c))>"
-        case .batchSize: return "batch_size"
-        case .stepCount: return "step_count"
-        case .iteration: return "iteration"
-        case let .reduce(op, axes, keep): return "reduce_\(op.rawValue)<\(axes)\(keep ? ", keep" : "")>"
-        case .reshape(let s): return "reshape<\(s.map(\.description).joined(separator: ", "))>"
-        case .transpose(let p): return "transpose<\(p)>"
-        case .broadcast(let s): return "broadcast<\(s.map(\.description).joined(separator: ", "))>"
-        case let .matmul(ta, tb): return "matmul" + (ta || tb ? "<\(ta ? "T" : "N")\(tb ? "T" : "N")>" : "")
-        case let .conv2D(w, _, _): return "conv2d<\(w)>"
-        case let .conv2DGradInput(w, _, _): return "conv2d_grad_input<\(w)>"
-        case .conv2DGradFilter(let w): return "conv2d_grad_filter<\(w)>"
-        case let .im2col(w, _, _): return "im2col<\(w)>"
-        case let .col2im(w, _, _, _, _, _): return "col2im<\(w)>"
-        case let .pool2D(k, w, _, _): return "\(k.rawValue)_pool2d<\(w)>"
-        case let .pool2DGrad(k, w): return "\(k.rawValue)_pool2d_grad<\(w)>"
-        case .gather: return "gather"
-        case .scatterAdd(let r): return "scatter_add<\(r)>"
-        case .concat(let a): return "concat<\(a)>"
-        case let .split(a, sizes): return "split<axis=\(a), \(sizes)>"
-        case let .slice(a, s, l): return "slice<axis=\(a), \(s)..<\(s + l)>"
-        case .iota(let k): return "iota<\(k)>"
-        case .randomUniform(let salt): return "random_uniform<\(salt)>"
-        case .fused(let e): return "fused{\(e)}"
-        case let .convBiasAct(w, _, _, act): return "conv2d_bias<\(w)>" + (act.map { "{\($0)}" } ?? "")
-        case .scan(let c): return "scan<\(c)>"
-        case .scanGrad(let c): return "scan_grad<\(c)>"
-        case .assign: return "assign"
-        }
-    }
+    /// The printed form (its family's `describe`).
+    public var description: String { family.describe(self) }
 }
 
 extension Op: CustomStringConvertible {

@@ -1,4 +1,5 @@
-// Shape rules for every op. Errors name the layer, both shapes and a hint.
+// Shape rules for layer ops (a primitive's is in its family's file, Ops/*.swift).
+// Errors name the layer, both shapes and a hint.
 
 extension LayerOp {
     /// The Keras class name, for messages and `kiln summary`.
@@ -74,7 +75,7 @@ private func checkAttributes(_ op: LayerOp, layer: String) throws {
     }
 }
 
-private func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
+func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
     if !counts.contains(ins.count) {
         throw ShapeError(layer: layer, "takes \(counts.lowerBound == counts.upperBound ? "\(counts.lowerBound)" : "\(counts.lowerBound) to \(counts.upperBound)") inputs, got \(ins.count)")
     }
@@ -216,160 +217,6 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
             shape = s
         }
         return .f32(shape)
-    }
-}
-
-public func inferPrim(_ op: PrimOp, _ ins: [TensorType], layer: String) throws -> [TensorType] {
-    func fail(_ msg: String) -> ShapeError { ShapeError(layer: layer, "\(op): " + msg) }
-    func bcast(_ a: TensorType, _ b: TensorType) throws -> [Dim] {
-        guard let s = broadcastShapes(a.shape, b.shape) else { throw fail("shapes \(a) and \(b) do not broadcast") }
-        return s
-    }
-    switch op {
-    case .unary:
-        try expectArity(ins, 1...1, layer)
-        return [.f32(ins[0].shape)]
-    case .binary:
-        try expectArity(ins, 2...2, layer)
-        return [.f32(try bcast(ins[0], ins[1]))]
-    case .compare:
-        try expectArity(ins, 2...2, layer)
-        return [TensorType(.bool, try bcast(ins[0], ins[1]))]
-    case .select:
-        try expectArity(ins, 3...3, layer)
-        let s = try bcast(TensorType(.f32, try bcast(ins[0], ins[1])), ins[2])
-        return [TensorType(ins[1].dtype, s)]
-    case .cast(let t):
-        try expectArity(ins, 1...1, layer)
-        return [TensorType(t, ins[0].shape)]
-    case .constant, .batchSize, .stepCount, .iteration:
-        try expectArity(ins, 0...0, layer)
-        return [.f32([])]
-    case let .reduce(_, axes, keepDims):
-        try expectArity(ins, 1...1, layer)
-        let x = ins[0]
-        guard axes.allSatisfy({ $0 >= 0 && $0 < x.rank }), axes == Array(Set(axes)).sorted() else {
-            throw fail("axes \(axes) are not valid for \(x)")
-        }
-        var out: [Dim] = []
-        for (k, d) in x.shape.enumerated() {
-            if axes.contains(k) { if keepDims { out.append(.fixed(1)) } } else { out.append(d) }
-        }
-        return [TensorType(x.dtype, out)]
-    case .reshape(let shape):
-        try expectArity(ins, 1...1, layer)
-        let x = ins[0]
-        let t = TensorType(x.dtype, shape)
-        if t.staticCount != x.staticCount || t.scale != x.scale {
-            throw fail("cannot reshape \(x) to \(t)")
-        }
-        return [t]
-    case .transpose(let perm):
-        try expectArity(ins, 1...1, layer)
-        guard perm.sorted() == Array(0..<ins[0].rank) else { throw fail("\(perm) is not a permutation of \(ins[0])") }
-        return [TensorType(ins[0].dtype, perm.map { ins[0].shape[$0] })]
-    case .broadcast(let shape):
-        try expectArity(ins, 1...1, layer)
-        guard broadcastShapes(ins[0].shape, shape) == shape else { throw fail("cannot broadcast \(ins[0]) to \(shape)") }
-        return [TensorType(ins[0].dtype, shape)]
-    case let .matmul(ta, tb):
-        try expectArity(ins, 2...2, layer)
-        let (a, b) = (ins[0], ins[1])
-        guard a.rank == 2, b.rank == 2 else { throw fail("needs rank-2 operands, got \(a) and \(b)") }
-        let (m, ka) = ta ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
-        let (kb, n) = tb ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
-        guard ka == kb else { throw fail("inner dimensions of \(a) and \(b) differ") }
-        guard !(m.isBatch && n.isBatch) else { throw fail("both result dimensions scale with the batch") }
-        return [.f32([m, n])]
-    case let .conv2D(win, oh, ow):
-        try expectArity(ins, 2...2, layer)
-        let (x, w) = (ins[0], ins[1])
-        guard x.rank == 4, w.shape.count == 4, x.shape[3] == w.shape[2],
-              w.shape[0] == .fixed(win.kh), w.shape[1] == .fixed(win.kw) else { throw fail("\(x) and filter \(w) do not fit") }
-        return [.f32([x.shape[0], .fixed(oh), .fixed(ow), w.shape[3]])]
-    case let .convBiasAct(win, oh, ow, _):
-        try expectArity(ins, 3...3, layer)
-        let out = try inferPrim(.conv2D(win, outH: oh, outW: ow), Array(ins[0...1]), layer: layer)
-        guard ins[2].shape == [ins[1].shape[3]] else { throw fail("bias \(ins[2]) does not fit filter \(ins[1])") }
-        return out
-    case let .conv2DGradInput(_, h, w):
-        try expectArity(ins, 2...2, layer)
-        return [.f32([ins[0].shape[0], .fixed(h), .fixed(w), ins[1].shape[2]])]
-    case .conv2DGradFilter(let win):
-        try expectArity(ins, 2...2, layer)
-        return [.f32([.fixed(win.kh), .fixed(win.kw), ins[0].shape[3], ins[1].shape[3]])]
-    case let .im2col(win, oh, ow):
-        try expectArity(ins, 1...1, layer)
-        guard ins[0].rank == 4 else { throw fail("needs rank 4, got \(ins[0])") }
-        let rows = ins[0].shape[0]
-        return [.f32([Dim.make(oh * ow * rows.factor, n: rows.isBatch, t: rows.isSteps), .fixed(win.kh * win.kw * ins[0].shape[3].factor)])]
-    case let .col2im(win, h, w, c, oh, ow):
-        try expectArity(ins, 1...1, layer)
-        guard ins[0].rank == 2, ins[0].shape[0].isBatch, ins[0].shape[0].factor % (oh * ow) == 0,
-              ins[0].shape[1] == .fixed(win.kh * win.kw * c) else {
-            throw fail("patches \(ins[0]) do not fit a \(win) window over \(c) channels")
-        }
-        let rows = ins[0].shape[0]
-        return [.f32([Dim.make(rows.factor / (oh * ow), n: true, t: rows.isSteps), .fixed(h), .fixed(w), .fixed(c)])]
-    case let .pool2D(_, _, oh, ow):
-        try expectArity(ins, 1...1, layer)
-        let x = ins[0]
-        guard x.rank == 4 else { throw fail("needs rank 4, got \(x)") }
-        return [.f32([x.shape[0], .fixed(oh), .fixed(ow), x.shape[3]])]
-    case .pool2DGrad:
-        try expectArity(ins, 3...3, layer)
-        return [ins[0]]
-    case .gather:
-        try expectArity(ins, 2...2, layer)
-        guard ins[0].rank == 2, ins[1].dtype == .i32 else { throw fail("needs a (rows, dim) table and int ids, got \(ins[0]) and \(ins[1])") }
-        return [.f32(ins[1].shape + [ins[0].shape[1]])]
-    case .scatterAdd(let rows):
-        try expectArity(ins, 2...2, layer)
-        guard let d = ins[1].shape.last else { throw fail("needs gradients of rank 1 or more") }
-        return [.f32([.fixed(rows), d])]
-    case .concat(let axis):
-        guard let x = ins.first else { throw fail("needs inputs") }
-        var out = x.shape
-        out[axis] = .fixed(ins.reduce(0) { $0 + $1.shape[axis].factor })
-        return [TensorType(x.dtype, out)]
-    case let .split(axis, sizes):
-        try expectArity(ins, 1...1, layer)
-        guard axis < ins[0].rank, !ins[0].shape[axis].isBatch, sizes.allSatisfy({ $0 >= 1 }),
-              sizes.reduce(0, +) == ins[0].shape[axis].factor else {
-            throw fail("sizes \(sizes) do not split axis \(axis) of \(ins[0])")
-        }
-        return sizes.map { s in
-            var out = ins[0].shape; out[axis] = .fixed(s)
-            return TensorType(ins[0].dtype, out)
-        }
-    case let .slice(axis, start, length):
-        try expectArity(ins, 1...1, layer)
-        guard axis < ins[0].rank, !ins[0].shape[axis].isBatch, start >= 0, start + length <= ins[0].shape[axis].factor else {
-            throw fail("slice out of range of \(ins[0])")
-        }
-        var out = ins[0].shape; out[axis] = .fixed(length)
-        return [TensorType(ins[0].dtype, out)]
-    case .iota(let k):
-        try expectArity(ins, 0...0, layer)
-        return [.f32([.fixed(k)])]
-    case .randomUniform:
-        try expectArity(ins, 1...1, layer)
-        return [.f32(ins[0].shape)]
-    case .fused(let e):
-        var shape: [Dim] = []
-        for t in ins {
-            guard let s = broadcastShapes(shape, t.shape) else { throw fail("inputs do not broadcast") }
-            shape = s
-        }
-        return [TensorType(e.resultType(ins.map(\.dtype)), shape)]
-    case .scan(let cell):
-        return try cell.inferScan(ins, layer: layer)
-    case .scanGrad(let cell):
-        return try cell.inferScanGrad(ins, layer: layer)
-    case .assign:
-        try expectArity(ins, 2...2, layer)
-        guard ins[0].shape == ins[1].shape else { throw fail("assigns \(ins[1]) to \(ins[0])") }
-        return []
     }
 }
 

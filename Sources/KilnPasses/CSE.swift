@@ -3,7 +3,7 @@ import KilnIR
 /// Common-subexpression elimination: a node computing the same op on the
 /// same inputs as an earlier one reuses its result.
 ///   // a = im2col(x); ...; b = im2col(x)   ->  b replaced by a
-/// Random draws and state writes are never merged.
+/// Ops whose effects forbid it (random draws, state writes: PrimitiveFamily.effects) are never merged.
 public let commonSubexpressions = Pass("cse") { g in
     var g = g
     struct Key: Hashable { var op: Op; var inputs: [Value] }
@@ -13,8 +13,7 @@ public let commonSubexpressions = Pass("cse") { g in
     for i in g.nodes.indices {
         g.nodes[i].inputs = g.nodes[i].inputs.map { rename[$0] ?? $0 }
         let n = g.nodes[i]
-        if case .prim(.randomUniform) = n.op { continue }
-        if case .prim(.assign) = n.op { continue }
+        if case .prim(let op) = n.op, !op.effects.mergeable { continue }
         let key = Key(op: n.op, inputs: n.inputs)
         if let earlier = seen[key] {
             for (o, e) in zip(n.outputs, earlier) { rename[o] = e }

@@ -60,14 +60,3 @@ public let convToGemm = Pass("conv-gemm") { g in
         }
     }
 }
-
-/// Whether the runtime's direct kernel computes conv2d_grad_input (kiln_conv.c): channels a
-/// multiple of 16 and the transposed filters small enough for the stack (KILN_CONV_STACK_FLOATS).
-public func directGradInput(channels c: Int, filters f: Int, _ win: Window2D) -> Bool {
-    c % 16 == 0 && win.kh * win.kw * f * c + f <= 16384
-}
-
-/// Whether the runtime's direct kernel computes conv2d (kiln_conv.c): filters a multiple of 16,
-/// and channels enough to pay for its per-tap set-up (a first layer on 1 or 3 channels runs
-/// faster as im2col + product, whose rows are whole patches).
-public func directForward(channels c: Int, filters f: Int) -> Bool { f % 16 == 0 && c >= 8 }

@@ -1,6 +1,7 @@
 import KilnIR
 
-/// Removes nodes whose results nobody uses (assignments to state are kept).
+/// Removes nodes whose results nobody uses, except ops whose effects forbid it
+/// (assignments to state: PrimitiveFamily.effects).
 public let deadCode = Pass("dce") { g in
     var g = g
     var live = Set(g.outputs).union(g.outputMasks.compactMap { $0 })
@@ -8,7 +9,7 @@ public let deadCode = Pass("dce") { g in
     for i in g.nodes.indices.reversed() {
         let n = g.nodes[i]
         var needed = n.outputs.contains { live.contains($0) }
-        if case .prim(.assign) = n.op { needed = true }
+        if case .prim(let op) = n.op, !op.effects.removable { needed = true }
         if needed {
             keep[i] = true
             live.formUnion(n.inputs)

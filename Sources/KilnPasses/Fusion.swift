@@ -1,23 +1,19 @@
 import KilnIR
 
 /// Fuses chains of elementwise primitives into one `fused` op each, so a chain
-/// runs as one loop:
+/// runs as one loop (the fusable ops are those with a `fusedForm`, PrimitiveFamily):
 ///   // add(x, b) |> relu          ->  fused{relu(add(%0, %1))}(x, b)
 /// A producer is folded into its consumer when the consumer is its only user
 /// and both have the same shape (scalar constants are folded everywhere).
 public let fuseElementwise = Pass("fuse-elementwise") { g in
     try rewriteUntilStable(g) { g, i, uses in
         let node = g.nodes[i]
-        guard case .prim(let op) = node.op, isFusable(op), let expr = elementwiseExpr(op, arity: node.inputs.count),
-              let out = node.outputs.first else { return false }
+        guard case .prim(let op) = node.op, let expr = op.fusedForm, let out = node.outputs.first else { return false }
         for (k, v) in node.inputs.enumerated() {
-            guard let p = g.producer(v), case .prim(let pop) = p.op, isFusable(pop),
-                  let pe = elementwiseExpr(pop, arity: p.inputs.count) else { continue }
+            guard let p = g.producer(v), case .prim(let pop) = p.op, let pe = pop.fusedForm else { continue }
+            // A scalar without inputs (a constant, N, T, the step), not a fused chain of them.
             let isConst: Bool
-        switch pop {
-        case .constant, .batchSize, .stepCount, .iteration: isConst = true
-        default: isConst = false
-        }
+            if case .fused = pop { isConst = false } else { isConst = p.inputs.isEmpty }
             guard isConst || (uses[v.id] == 1 && g.type(v).shape == g.type(out).shape) else { continue }
             let inner = p.inputs.count
             let shifted = expr.mapArgs { j in
@@ -54,7 +50,7 @@ public let fuseConvBiasActivation = Pass("fuse-conv") { g in
             return false
         }
         // conv_bias |> act: an elementwise op of one single-use conv_bias result and scalar constants.
-        guard isFusable(op), let e = elementwiseExpr(op, arity: node.inputs.count), g.type(node.outputs[0]).dtype == .f32 else { return false }
+        guard let e = op.fusedForm, g.type(node.outputs[0]).dtype == .f32 else { return false }
         var conv: (index: Int, node: Node)? = nil
         var constants: [Int: Float] = [:]
         for (k, v) in node.inputs.enumerated() {
@@ -99,14 +95,6 @@ func rewriteUntilStable(_ g: Graph, _ rule: (inout Graph, Int, [Int]) -> Bool) t
         }
     }
     return changed ? try deadCode.run(g) : g
-}
-
-/// Ops the elementwise fuser may merge (broadcast stays separate: it changes shape).
-func isFusable(_ op: PrimOp) -> Bool {
-    switch op {
-    case .unary, .binary, .compare, .select, .cast, .constant, .batchSize, .stepCount, .iteration, .fused: return true
-    default: return false
-    }
 }
 
 /// Merges repeated inputs of a fused expression.

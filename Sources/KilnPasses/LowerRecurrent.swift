@@ -8,11 +8,6 @@ import KilnIR
 // Keras' rnn() does.
 
 extension PrimBuilder {
-    /// A zero tensor of the given shape (broadcast from a scalar).
-    mutating func zeros(_ shape: [Dim]) throws -> Value {
-        try p(.broadcast(shape), try const(0))
-    }
-
     /// Slices `length` entries at `start` along `axis`.
     mutating func slice(_ x: Value, axis: Int, _ start: Int, _ length: Int) throws -> Value {
         if start == 0 && type(x).shape[axis] == .fixed(length) { return x }

@@ -217,6 +217,19 @@ final class GradientTests: XCTestCase {
         try checkGradient("slice_axis0", [p]) { b, v in try b.p(.slice(axis: 0, start: 1, length: 2), v[0]) }
     }
 
+    /// pad's gradient is the slice of dy where the input was.
+    func testPadGradients() throws {
+        var rng = RNG(17)
+        let x = Operand.input(.f32([.n, .fixed(3), .fixed(4)]), rng.uniforms(24))
+        for (axis, before, after) in [(1, 2, 1), (2, 0, 3), (2, 1, 0), (1, 0, 0)] {
+            try checkGradient("pad_axis\(axis)_\(before)_\(after)", [x]) { b, v in
+                try b.p(.pad(axis: axis, before: before, after: after, value: 0.5), v[0])
+            }
+        }
+        let p = Operand.param([2, 3], rng.uniforms(6))
+        try checkGradient("pad_axis0", [p]) { b, v in try b.p(.pad(axis: 0, before: 1, after: 2, value: -1), v[0]) }
+    }
+
     func testNoGradientOps() throws {
         // Ops that only appear after autodiff have no rule.
         var g = Graph(name: "ng")

@@ -156,6 +156,16 @@ final class ShapeTests: XCTestCase {
 
     // MARK: - Primitive ops
 
+    func testPad() throws {
+        XCTAssertEqual(try prim(.pad(axis: 2, before: 1, after: 3, value: 0), [f32(N, fx(5), fx(2))]), f32(N, fx(5), fx(6)))
+        XCTAssertEqual(try prim(.pad(axis: 0, before: 2, after: 0, value: 1), [f32(fx(3))]), f32(fx(5)))
+        refuses(.prim(.pad(axis: 0, before: 1, after: 1, value: 0)), [f32(N, fx(2))], ["pad<axis=0, 1, 1>", "cannot pad"])
+        refuses(.prim(.pad(axis: 2, before: 1, after: 1, value: 0)), [f32(N, fx(2))], ["cannot pad"])
+        refuses(.prim(.pad(axis: 1, before: -1, after: 1, value: 0)), [f32(N, fx(2))], ["cannot pad"])
+        XCTAssertEqual(PrimOp.pad(axis: 1, before: 2, after: 0, value: 0).description, "pad<axis=1, 2, 0>")
+        XCTAssertEqual(PrimOp.pad(axis: 3, before: 0, after: 1, value: -0.5).description, "pad<axis=3, 0, 1, value=-0.5>")
+    }
+
     func testElementwisePrims() throws {
         XCTAssertEqual(try prim(.unary(.exp), [f32(N, fx(3))]), f32(N, fx(3)))
         XCTAssertEqual(try prim(.binary(.add), [f32(N, fx(1), fx(3)), f32(fx(4), fx(1))]), f32(N, fx(4), fx(3)))

@@ -1,7 +1,7 @@
 // Random well-typed primitive graphs compiled the whole way (passes, schedule,
 // LLVM, the runtime) and compared with the float64 interpreter: elementwise
 // ops with broadcasting, reductions over any non-batch axes, products,
-// transposes, slices and concatenations, in chains the fusion, CSE and
+// transposes, slices, pads and concatenations, in chains the fusion, CSE and
 // epilogue passes rewrite. `make test` runs a few models with a fixed seed;
 // KILN_DIFF_MODELS=N runs N models (each holds GRAPHS_PER_MODEL graphs).
 
@@ -33,7 +33,7 @@ final class DifferentialTests: XCTestCase {
         var outputs = 0
         while outputs < Self.graphsPerModel {
             var v: Value
-            switch r.int(9) {
+            switch r.int(10) {
             case 0:
                 let ops: [UnaryOp] = [.neg, .abs, .tanh, .sigmoid, .relu, .square, .softplus, .erf, .exp]
                 let op = ops[r.int(ops.count)]
@@ -93,6 +93,11 @@ final class DifferentialTests: XCTestCase {
                 }
                 guard let axis = (1...rank).first(where: fits) else { continue }
                 v = try add(.concat(axis: axis), [p, q])
+            case 8:
+                let p = pick(), s = shape(p)
+                guard !s.isEmpty else { continue }
+                let values: [Float] = [0, 1, -0.5]
+                v = try add(.pad(axis: 1 + r.int(s.count), before: r.int(3), after: r.int(3), value: values[r.int(3)]), [p])
             default:
                 v = try bounded(pick())
             }

@@ -3,7 +3,6 @@
 // keeping the state. Used as the reference for the compiled scan loop.
 
 import Foundation
-import KilnIR
 
 func activate(_ a: Activation, _ x: Double) -> Double {
     switch a {

@@ -1,5 +1,3 @@
-import KilnIR
-
 // The kernels of `scan` and `scanGrad`: one loop kernel per step over
 // (row n, unit j) that does all the gate math of the cell, reading the step's
 // slice of the sequences where they lie (t, t_prev and t_out are parameters of
@@ -78,7 +76,7 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     switch n.op {
     case .prim(.scan(let c)): (cell, backward) = (c, false)
     case .prim(.scanGrad(let c)): (cell, backward) = (c, true)
-    default: fatalError("scanStep: \(n.op) is not a scan")
+    default: preconditionFailure("scanStep: \(n.op) is not a scan")
     }
     precondition(cell.compilable, "scan \(cell) cannot be compiled; the unroll pass must unroll it")
     let time = g.type(n.inputs[0]).shape[1]
