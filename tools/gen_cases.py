@@ -215,6 +215,20 @@ case("conv2d_same_even_kernel",
      dense_data((7, 7, 1), reg(2), n_pred=8, n_train=20),
      scenario="4x4 kernel, stride 3, 'same' on 7x7: output 3x3, padding 1 before and 2 after")
 
+case("conv2d_runtime_kernels",
+     ["Conv2D", "Conv2D:same", "Conv2D:strides", "Conv2D:relu", "Conv2D:odd_input", "Flatten",
+      "Dense", "loss:categorical_crossentropy", "optimizer:Adam", "api:Sequential"],
+     seq((10, 9, 3), lambda: L.Conv2D(16, 3, activation="relu"),
+         lambda: L.Conv2D(32, 3, padding="same", activation="relu"),
+         lambda: L.Conv2D(16, 2, strides=2),
+         lambda: L.Flatten(), lambda: L.Dense(3, activation="softmax")),
+     comp("categorical_crossentropy", lambda: keras.optimizers.Adam(learning_rate=0.01)),
+     dense_data((10, 9, 3), cat(3), n_pred=8, n_train=24),
+     scenario="filter counts in multiples of 16, so Kiln's runtime kernels run: the 3x3 stride-1 "
+              "'same' conv on 16 channels by Winograd (forward and input gradient, odd 8x7 maps), "
+              "the 2x2 stride-2 conv directly, every filter gradient directly (the first layer's "
+              "on 3 channels too)")
+
 
 # --- functional
 def build_concat_add():

@@ -144,10 +144,12 @@ final class ProgramEmitter {
                 LLVMBuildMemSet(m.b, address(p, v, frame), LLVMConstInt(m.i8, 0, 0), byteCount(p.graph.type(v), frame), 4)
             case .scan(let s):
                 emitScan(p, frame, s)
-            case let .convGradInput(dy, w, dx, win):
-                emitConv("kiln_conv2d_grad_input", p, frame, from: dy, w, to: dx, image: dx, maps: dy, win)
-            case let .conv(x, w, y, win, e):
-                emitConv("kiln_conv2d", p, frame, from: x, w, to: y, image: x, maps: y, win, epilogue: e)
+            case let .convGradInput(dy, w, dx, geo):
+                emitConv("kiln_conv2d_grad_input", p, frame, from: dy, w, to: dx, geo)
+            case let .convGradFilter(x, dy, dw, geo):
+                emitConv("kiln_conv2d_grad_filter", p, frame, from: x, dy, to: dw, geo)
+            case let .conv(x, w, y, geo, e):
+                emitConv("kiln_conv2d", p, frame, from: x, w, to: y, geo, epilogue: e)
             }
         }
     }
@@ -181,11 +183,12 @@ final class ProgramEmitter {
     var thunkCache: [LoopKernel: LLVMValueRef] = [:]
 
     /// fn(from, w, to, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pad_top, pad_left): a convolution or its
-    /// input gradient by the runtime (kiln_conv.c); image is the (n, H, W, C) side, maps (n, OH, OW, F).
+    /// input or filter gradient by the runtime (kiln_conv.c; the filter gradient's second operand is dy), with the
+    /// sizes the geometry holds.
     /// (The forward convolution takes the epilogue's bias, or NULL, and its relu flag last.)
-    func emitConv(_ name: String, _ p: Program, _ frame: Frame, from: Value, _ w: Value, to: Value, image: Value, maps: Value, _ win: Window2D,
+    func emitConv(_ name: String, _ p: Program, _ frame: Frame, from: Value, _ w: Value, to: Value, _ geo: ConvGeometry,
                   epilogue: Epilogue? = nil) {
-        let (xs, ys) = (p.graph.type(image).shape, p.graph.type(maps).shape)
+        let (xs, ys, win) = (geo.image, geo.maps, geo.window)
         let forward = name == "kiln_conv2d"
         let fn = m.function(name, m.void, [m.ptr, m.ptr, m.ptr] + Array(repeating: m.i64, count: 13) + (forward ? [m.ptr, m.i32] : []))
         let sizes = [xs[1], xs[2], xs[3], ys[1], ys[2], ys[3]].map { m.constI($0.factor) }

@@ -4,14 +4,18 @@ import KilnIR
 ///   // conv2d_bias{act}(x, w, b)   ->  act(matmul(im2col(x), reshape(w)) + b)
 ///   // conv2d_grad_filter(x, dy)    ->  reshape(matmul<TN>(im2col(x), reshape(dy)))
 ///   // conv2d_grad_input(dy, w)     ->  col2im(matmul<NT>(reshape(dy), reshape(w)))
-/// except the convolutions and input gradients the runtime computes directly (directForward,
-/// directGradInput): a conv2d is then kept and its bias and activation follow as one loop.
+/// except the convolutions and gradients the runtime computes directly (directForward,
+/// directGradInput, directGradFilter, Ops/Convolution.swift): those are kept, and a kept
+/// conv2d's bias and activation follow as one loop.
 public let convToGemm = Pass("conv-gemm") { g in
     var r = GraphRebuilder(g)
     return try r.run { r, n in
         guard case .prim(let op) = n.op else { return try r.copy(n) }
         switch op {
-        case .conv2D, .convBiasAct, .conv2DGradFilter: break
+        case .conv2D, .convBiasAct: break
+        case .conv2DGradFilter:
+            // The runtime computes it directly when the filters come in blocks of 16 (kiln_conv.c).
+            if directGradFilter(filters: r.old.type(n.inputs[1]).shape[3].factor) { return try r.copy(n) }
         case let .conv2DGradInput(win, _, _):
             // The runtime computes it directly when its filters fit (kiln_conv.c).
             let ws = r.old.type(n.inputs[1]).shape.map(\.factor)

@@ -126,8 +126,8 @@ func fuseEpilogues(_ steps: [Step], _ g: Graph, kept: Set<Value>) -> [Step] {
                 out.append(.gemm(a: a, b: b, c: y, transA: ta, transB: tb, m: m, n: n, k: kk, epilogue: e))
                 i += 2
                 continue
-            case let .conv(x, w, cc, win, nil) where cc == c:
-                out.append(.conv(x: x, w: w, y: y, win, epilogue: e))
+            case let .conv(x, w, cc, geo, nil) where cc == c:
+                out.append(.conv(x: x, w: w, y: y, geo, epilogue: e))
                 i += 2
                 continue
             default: break
@@ -167,7 +167,8 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
         (s.a, s.b, s.c) = (f(s.a), f(s.b), f(s.c))
         s.carries = s.carries.map(f); s.initial = s.initial.map { $0.map(f) }
         return .scan(s)
-    case let .convGradInput(dy, w, dx, win): return .convGradInput(dy: f(dy), w: f(w), dx: f(dx), win)
-    case let .conv(x, w, y, win, e): return .conv(x: f(x), w: f(w), y: f(y), win, epilogue: e.map { Epilogue(bias: f($0.bias), relu: $0.relu) })
+    case let .convGradInput(dy, w, dx, geo): return .convGradInput(dy: f(dy), w: f(w), dx: f(dx), geo)
+    case let .convGradFilter(x, dy, dw, geo): return .convGradFilter(x: f(x), dy: f(dy), dw: f(dw), geo)
+    case let .conv(x, w, y, geo, e): return .conv(x: f(x), w: f(w), y: f(y), geo, epilogue: e.map { Epilogue(bias: f($0.bias), relu: $0.relu) })
     }
 }

@@ -89,12 +89,16 @@ public enum Convolution: PrimitiveFamily {
             // conv-gemm keeps a conv2d only where the runtime convolves directly (ConvToGemm.swift).
             precondition(directForward(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor),
                          "kernelSteps: conv2d \(win) should have become im2col + product (conv-gemm)")
-            return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], win, epilogue: nil)]
+            return [.conv(x: n.inputs[0], w: n.inputs[1], y: n.outputs[0], ConvGeometry(win, image: ins[0].shape, maps: g.type(n.outputs[0]).shape), epilogue: nil)]
         case let .conv2DGradInput(win, _, _):
             precondition(directGradInput(channels: ins[1].shape[2].factor, filters: ins[1].shape[3].factor, win),
                          "kernelSteps: conv2d_grad_input should have become a product + col2im (conv-gemm)")
-            return [.convGradInput(dy: n.inputs[0], w: n.inputs[1], dx: n.outputs[0], win)]
-        case .convBiasAct, .conv2DGradFilter:
+            return [.convGradInput(dy: n.inputs[0], w: n.inputs[1], dx: n.outputs[0], ConvGeometry(win, image: g.type(n.outputs[0]).shape, maps: ins[0].shape))]
+        case let .conv2DGradFilter(win):
+            precondition(directGradFilter(filters: g.type(n.inputs[1]).shape[3].factor),
+                         "kernelSteps: conv2d_grad_filter should have become im2col + product (conv-gemm)")
+            return [.convGradFilter(x: n.inputs[0], dy: n.inputs[1], dw: n.outputs[0], ConvGeometry(win, image: ins[0].shape, maps: ins[1].shape))]
+        case .convBiasAct:
             preconditionFailure("kernelSteps: \(op) is rewritten by conv-gemm, which every pipeline runs before scheduling")
         case let .im2col(win, oh, ow):
             // p[(n,oh,ow), (i,j,c)] = x[n, oh*sh+i-pt, ow*sw+j-pl, c]: loops n, oh, ow, i, j, c.
@@ -147,6 +151,11 @@ public enum Convolution: PrimitiveFamily {
 public func directGradInput(channels c: Int, filters f: Int, _ win: Window2D) -> Bool {
     c % 16 == 0 && win.kh * win.kw * f * c + f <= 16384
 }
+
+/// Whether the runtime's direct kernel computes conv2d_grad_filter (kiln_conv.c): filters a
+/// multiple of 16 (any channel count: a first layer's single channel too, where im2col would
+/// write every patch out to read it once).
+public func directGradFilter(filters f: Int) -> Bool { f % 16 == 0 }
 
 /// Whether the runtime's direct kernel computes conv2d (kiln_conv.c): filters a multiple of 16,
 /// and channels enough to pay for its per-tap set-up (a first layer on 1 or 3 channels runs

@@ -12,9 +12,11 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
     /// A scan over the time steps (ScanKernels.swift).
     case scan(ScanStep)
     /// dx = the input gradient of a convolution, by the runtime (kiln_conv2d_grad_input).
-    case convGradInput(dy: Value, w: Value, dx: Value, Window2D)
+    case convGradInput(dy: Value, w: Value, dx: Value, ConvGeometry)
+    /// dw = the filter gradient of a convolution, by the runtime (kiln_conv2d_grad_filter).
+    case convGradFilter(x: Value, dy: Value, dw: Value, ConvGeometry)
     /// y = a convolution, by the runtime (kiln_conv2d), then the epilogue if any.
-    case conv(x: Value, w: Value, y: Value, Window2D, epilogue: Epilogue?)
+    case conv(x: Value, w: Value, y: Value, ConvGeometry, epilogue: Epilogue?)
 
     public var description: String {
         switch self {
@@ -23,8 +25,10 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
             return "gemm \(c) = \(a)\(ta ? "ᵀ" : "")·\(b)\(tb ? "ᵀ" : "") [\(m)x\(n)x\(k)]" + (e.map { " " + $0.description } ?? "")
         case .zero(let v): return "zero \(v)"
         case .scan(let s): return s.description
-        case let .convGradInput(dy, w, dx, win): return "conv2d_grad_input \(dx) = \(dy) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
-        case let .conv(x, w, y, win, e):
+        case let .convGradInput(dy, w, dx, geo): let win = geo.window; return "conv2d_grad_input \(dx) = \(dy) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
+        case let .convGradFilter(x, dy, dw, geo): let win = geo.window; return "conv2d_grad_filter \(dw) = \(x) ⋆ \(dy) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)"
+        case let .conv(x, w, y, geo, e):
+            let win = geo.window
             return "conv2d \(y) = \(x) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)" + (e.map { " " + $0.description } ?? "")
         }
     }
@@ -39,6 +43,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case .zero: return []
         case .scan(let s): return s.reads
         case let .convGradInput(dy, w, _, _): return [dy, w]
+        case let .convGradFilter(x, dy, _, _): return [x, dy]
         case let .conv(x, w, _, _, e): return [x, w] + (e.map { [$0.bias] } ?? [])
         }
     }
@@ -49,9 +54,19 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case .zero(let v): return [v]
         case .scan(let s): return s.writes
         case let .convGradInput(_, _, dx, _): return [dx]
+        case let .convGradFilter(_, _, dw, _): return [dw]
         case let .conv(_, _, y, _, _): return [y]
         }
     }
+}
+
+/// A runtime convolution's window and sizes, (n, H, W, C) for the image side and
+/// (n, OH, OW, F) for the maps, as its node typed them: the planner may bind a value to the
+/// storage of a reshape's source, whose shape is another.
+public struct ConvGeometry: Hashable, Sendable {
+    public var window: Window2D
+    public var image: [Dim], maps: [Dim]
+    public init(_ window: Window2D, image: [Dim], maps: [Dim]) { self.window = window; self.image = image; self.maps = maps }
 }
 
 /// What a product or convolution applies to each element of its result before storing it: the
