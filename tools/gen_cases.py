@@ -796,6 +796,19 @@ case("td_conv_pool_flatten_gru",
      dense_data((5, 6, 6, 1), cat(3), n_pred=8, n_train=20),
      scenario="5 frames of 6x6: per-frame Conv2D(3, 3) -> MaxPooling2D(2) -> Flatten (12) -> GRU")
 
+case("td_cnn_lstm_runtime_kernels",
+     ["TimeDistributed", "TimeDistributed:Conv2D", "TimeDistributed:MaxPooling2D",
+      "TimeDistributed:Flatten", "Conv2D:relu", "LSTM", "Dense:softmax",
+      "loss:categorical_crossentropy", "optimizer:Adam", "api:Sequential"],
+     seq((4, 10, 7, 1), lambda: L.TimeDistributed(L.Conv2D(16, 3, activation="relu")),
+         lambda: L.TimeDistributed(L.Conv2D(32, 3, activation="relu")),
+         lambda: L.TimeDistributed(L.MaxPooling2D(2)), lambda: L.TimeDistributed(L.Flatten()),
+         lambda: L.LSTM(5), lambda: L.Dense(3, activation="softmax")),
+     comp("categorical_crossentropy", lambda: keras.optimizers.Adam(learning_rate=0.01)),
+     dense_data((4, 10, 7, 1), cat(3), n_pred=8, n_train=20),
+     scenario="the CNN-LSTM seed workload in small: 4 tiles of 10x7, Conv2D(16) -> Conv2D(32) "
+              "(Winograd on 8x5 -> 6x3 maps; direct filter gradients) -> MaxPooling2D -> LSTM")
+
 
 # --- Functional
 def build_functional_masking_lstm():
