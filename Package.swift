@@ -39,7 +39,7 @@ let package = Package(
         // Keras 3 .keras importer (zip + config.json + model.weights.h5).
         .target(
             name: "KilnKeras",
-            dependencies: ["KilnSupport", "KilnIR", "KilnPasses", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+            dependencies: ["KilnSupport", "KilnIR", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Loads a compiled library (dlopen) and runs predict / fit; .npy I/O.
         .target(name: "KilnRuntime", dependencies: ["KilnSupport", "CKilnABI"]),
         // The Swift model API: Sequential, functional graphs, Keras-named layers.

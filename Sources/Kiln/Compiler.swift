@@ -152,11 +152,11 @@ public enum Compiler {
         let outputs = model.graph.outputs.count
         var cfg = model.training ?? TrainingConfig(losses: [], optimizer: .defaults("SGD"))
         if let l = o.loss {
-            let loss = try KerasCompileConfig.loss(.string(l), file: "--loss")
+            let loss = try KerasCompileConfig.loss(named: l, file: "--loss")
             cfg.losses = Array(repeating: loss, count: outputs)
         }
         if let name = o.optimizer {
-            let opt = try KerasCompileConfig.optimizer(.string(name), file: "--optimizer")
+            let opt = try KerasCompileConfig.optimizer(named: name, file: "--optimizer")
             cfg.optimizer = opt
         }
         if let lr = o.learningRate { cfg.optimizer.learningRate = lr }

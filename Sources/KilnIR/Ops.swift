@@ -82,6 +82,10 @@ public enum LayerOp: Hashable, Sendable {
     case timeDistributed(Wrapped)
     /// Masking: zeroes steps whose features all equal the value (and masks them).
     case masking(Float)
+    /// Keras' NotEqual op, as a Functional model saves it to compute a mask: x != value, bool.
+    case notEqual(Float)
+    /// Keras' Any op over the last axis (keepdims false), as saved for a mask: bool, rank - 1.
+    case anyLastAxis
 }
 
 /// Elementwise unary functions on f32.

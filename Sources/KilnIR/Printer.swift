@@ -27,6 +27,8 @@ extension LayerOp: CustomStringConvertible {
         case let .bidirectional(f, _, merge, m): return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge.rawValue)\(f.returnSequences ? ", sequences" : "")\(f.returnState ? ", state" : "")\(m ? ", masked" : "")>"
         case .timeDistributed(let inner): return "time_distributed<\(inner)>"
         case .masking(let v): return "masking<\(v)>"
+        case .notEqual(let v): return "not_equal<\(v)>"
+        case .anyLastAxis: return "any<axis=-1>"
         }
     }
 }

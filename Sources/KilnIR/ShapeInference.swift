@@ -24,6 +24,8 @@ extension LayerOp {
         case .bidirectional: return "Bidirectional"
         case .timeDistributed: return "TimeDistributed"
         case .masking: return "Masking"
+        case .notEqual: return "NotEqual"
+        case .anyLastAxis: return "Any"
         }
     }
 }
@@ -105,6 +107,13 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     switch op {
     case .recurrent, .bidirectional, .timeDistributed, .masking:
         return try inferRecurrent(op, ins, layer: layer)
+    case .notEqual:
+        try expectArity(ins, 1...1, layer)
+        return TensorType(.bool, x.shape)
+    case .anyLastAxis:
+        try expectArity(ins, 1...1, layer)
+        guard x.rank >= 2 else { throw ShapeError(layer: layer, "reduces the last axis of \(x.kerasDescription), which has no axis but the batch") }
+        return TensorType(.bool, Array(x.shape.dropLast()))
     case let .dense(units, _, useBias):
         try expectArity(ins, useBias ? 3...3 : 2...2, layer)
         guard x.rank >= 2, let last = x.shape.last?.fixedValue else {

@@ -64,26 +64,39 @@ public enum KerasCompileConfig {
         return TrainingConfig(losses: losses, lossWeights: weights, optimizer: try optimizer(opt, file: file), metrics: metrics)
     }
 
-    public static func loss(_ j: JSON, file: String) throws -> LossConfig {
-        let raw = j.string ?? j["class_name"]?.string ?? ""
+    /// A loss by its Keras name or alias, with Keras' defaults (the `--loss` flag, and a
+    /// compile_config that names its loss by a string).
+    public static func loss(named raw: String, file: String) throws -> LossConfig {
         guard let name = lossNames[raw] else {
             throw KerasImportError("\(file): loss '\(raw)' is not one Kiln supports; supported: \(Set(lossNames.values).sorted().joined(separator: ", "))")
         }
+        return LossConfig(name: name, fromLogits: false, labelSmoothing: 0)
+    }
+
+    public static func loss(_ j: JSON, file: String) throws -> LossConfig {
+        if let raw = j.string { return try loss(named: raw, file: file) }
+        var l = try loss(named: j["class_name"]?.string ?? "", file: file)
         let cfg = j["config"]
         if let r = cfg?["reduction"]?.string, r != "sum_over_batch_size" {
             throw KerasImportError("\(file): loss reduction '\(r)' is not supported; Kiln supports 'sum_over_batch_size'")
         }
-        return LossConfig(name: name, fromLogits: cfg?["from_logits"]?.bool ?? false,
-                          labelSmoothing: cfg?["label_smoothing"]?.float ?? 0)
+        l.fromLogits = cfg?["from_logits"]?.bool ?? false
+        l.labelSmoothing = cfg?["label_smoothing"]?.float ?? 0
+        return l
+    }
+
+    /// An optimizer by its Keras name (any case), with Keras' defaults (the `--optimizer` flag,
+    /// and a compile_config that names its optimizer by a string).
+    public static func optimizer(named name: String, file: String) throws -> OptimizerConfig {
+        guard let cls = optimizerNames.first(where: { $0.lowercased() == name.lowercased() }) else {
+            throw KerasImportError("\(file): optimizer '\(name)' is not one Kiln supports; supported: \(optimizerNames.joined(separator: ", "))")
+        }
+        return OptimizerConfig.defaults(cls)
     }
 
     public static func optimizer(_ j: JSON, file: String) throws -> OptimizerConfig {
-        let name = j.string ?? j["class_name"]?.string ?? ""
-        let canonical = optimizerNames.first { $0.lowercased() == name.lowercased() }
-        guard let cls = canonical else {
-            throw KerasImportError("\(file): optimizer '\(name)' is not one Kiln supports; supported: \(optimizerNames.joined(separator: ", "))")
-        }
-        var o = OptimizerConfig.defaults(cls)
+        var o = try optimizer(named: j.string ?? j["class_name"]?.string ?? "", file: file)
+        let cls = o.name
         guard let cfg = j["config"] else { return o }
         if let lr = cfg["learning_rate"] {
             guard let v = lr.float else {

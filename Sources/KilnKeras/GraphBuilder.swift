@@ -1,5 +1,4 @@
 import KilnIR
-import KilnPasses
 
 /// Builds Kiln's layer graph from a Keras model file's spec: a table from
 /// Keras class name to a small function reading that layer's config keys.
@@ -252,22 +251,20 @@ public enum KerasGraphBuilder {
         mutating func maskOp(_ c: Context, call: Int, inputs: [Value]) throws -> Value? {
             guard ["NotEqual", "Any"].contains(c.layer.className) else { return nil }
             guard let x = inputs.first, let raw = c.layer.rawCallArguments(call) else { throw c.fail("has no arguments") }
-            var b = PrimBuilder(graph: graph, layer: c.layer.name)
-            defer { graph = b.graph }
             if c.layer.className == "NotEqual" {
                 guard raw.args.count == 2, let value = raw.args[1].float else {
                     throw c.fail("compares with something other than a constant; Kiln supports NotEqual(x, number)")
                 }
-                return try b.compare(.ne, x, try b.const(value))
+                return try graph.add(.layer(.notEqual(value)), [x], layer: c.layer.name)[0]
             }
             // The axis may sit in the op's config, its call's positional arguments or its keywords.
             let axisJSON = c.config["axis"] ?? (raw.args.count > 1 ? raw.args[1] : raw.kwargs.first { $0.0 == "axis" }?.1)
             let keep = c.config["keepdims"]?.bool ?? raw.kwargs.first(where: { $0.0 == "keepdims" })?.1.bool ?? false
-            let rank = b.type(x).rank
+            let rank = graph.type(x).rank
             guard let a = axisJSON?.int, a == -1 || a == rank - 1, !keep else {
                 throw c.fail("reduces over an axis other than the last; Kiln supports Any(x, axis=-1)")
             }
-            return try b.compare(.gt, try b.reduce(.max, try b.cast(x, .f32), axes: [rank - 1]), try b.const(0))
+            return try graph.add(.layer(.anyLastAxis), [x], layer: c.layer.name)[0]
         }
 
         mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> [Value] {

@@ -174,6 +174,11 @@ extension PrimBuilder {
             return try lowerOutputs(op, ins, training: training, salt: &salt)[0]
         case .timeDistributed, .masking:
             return try lowerRecurrent(op, ins, training: training, salt: &salt)
+        case .notEqual(let v):
+            return try compare(.ne, ins[0], try const(v))
+        case .anyLastAxis:
+            let x = ins[0]
+            return try compare(.gt, try reduce(.max, try cast(x, .f32), axes: [type(x).rank - 1]), try const(0))
         }
     }
 }
