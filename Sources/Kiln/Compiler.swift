@@ -64,34 +64,40 @@ public enum Compiler {
             lap("\(pass) (\(g.nodes.count) nodes)")
             if options.printAll || options.printAfter.contains(pass) { log("// after \(pass)\n\(g)") }
         }
-        let predictGraph = try Pipeline.run(Pipeline.predict(unroll: options.unroll), model.graph, observe: observe)
-        let predict = try schedule(predictGraph)
+        // The layer graph is lowered once; predict, the training step and evaluation start from it.
+        let lowered = try Pipeline.run(Pipeline.lowering, model.graph, observe: observe)
+        let predictGraph = try Pipeline.run(Pipeline.inferenceForm(unroll: options.unroll) + Pipeline.optimizations, lowered,
+                                            observe: observe)
+        var steps: (train: TrainingBuilder.Result, evaluate: TrainingBuilder.Result)? = nil
+        if let cfg = model.training, TrainingBuilder.enabled {
+            steps = try TrainingBuilder.build(layers: model.graph, lowered: lowered, cfg, unroll: options.unroll, observe: observe)
+        }
+        // One state layout for every program, planned once: the training graph's params (the
+        // weights, then the optimizer's slots), or predict's when the model does not train.
+        let stateParams = steps?.train.graph.params ?? predictGraph.params
+        let layout = StateLayout(stateParams)
+        let predict = try schedule(predictGraph, state: layout)
         lap("schedule predict (\(predict.steps.count) steps)")
 
         var train: Program? = nil, evaluate: Program? = nil
         var targets: [GlueTensor] = []
         var metricNames: [String] = []
-        var stateParams = predictGraph.params
-        if let cfg = model.training, TrainingBuilder.enabled {
-            let (tg, eg) = try TrainingBuilder.build(model.graph, cfg, unroll: options.unroll, observe: observe)
-            train = try schedule(tg.graph, result: tg.loss, metrics: tg.metrics)
-            evaluate = try schedule(eg.graph, result: eg.loss, metrics: eg.metrics)
+        if let (tg, eg) = steps {
+            train = try schedule(tg.graph, state: layout, result: tg.loss, metrics: tg.metrics)
+            evaluate = try schedule(eg.graph, state: layout, result: eg.loss, metrics: eg.metrics)
             lap("schedule train (\(train!.steps.count) steps)")
             metricNames = tg.metricNames
             targets = tg.targets.map { GlueTensor(name: $0.0, dtype: $0.1.dtype == .i32 ? "i32" : "f32", shape: $0.1.externalShape) }
-            stateParams = tg.graph.params
         }
         let showSchedule = options.printAll || options.printAfter.contains("schedule")
         if showSchedule {
             log("// schedule of predict (arena: \(predict.arenaDescription))\n\(predict.description)")
             if let t = train { log("// schedule of the training step (arena: \(t.arenaDescription))\n\(t.description)") }
         }
-        // One state layout for all programs: the training graph's params (weights, then optimizer slots).
-        let layoutProgram = train ?? predict
-        var image = [UInt8](repeating: 0, count: layoutProgram.stateBytes)
+        var image = [UInt8](repeating: 0, count: layout.bytes)
         var weights: [GlueWeight] = []
         for p in stateParams {
-            guard case .state(let off)? = layoutProgram.homes[p.value] else { continue }
+            guard let off = layout.offsets[p.name] else { continue }
             p.initial.withUnsafeBytes { raw in
                 for (i, byte) in raw.enumerated() { image[off + i] = byte }
             }
@@ -99,21 +105,13 @@ public enum Compiler {
                 weights.append(GlueWeight(name: p.name, shape: p.type.externalShape, offset: off, trainable: p.trainable))
             }
         }
-        // Predict must agree on where weights live.
-        for p in predictGraph.params {
-            guard case .state(let a)? = predict.homes[p.value],
-                  let q = stateParams.first(where: { $0.name == p.name }), case .state(let b)? = layoutProgram.homes[q.value], a == b else {
-                throw BackendError("internal error: predict and train disagree on where weight \(p.name) lives")
-            }
-        }
-
         var glue = GlueModel(
             name: name,
             inputs: zip(predictGraph.inputs, predictGraph.inputNames).map { v, n in
                 GlueTensor(name: n, dtype: predictGraph.type(v).dtype == .i32 ? "i32" : "f32", shape: predictGraph.type(v).externalShape) },
             outputs: zip(predictGraph.outputs, predictGraph.outputNames).map { v, n in
                 GlueTensor(name: n, dtype: "f32", shape: predictGraph.type(v).externalShape) },
-            targets: targets, weights: weights, stateBytes: layoutProgram.stateBytes,
+            targets: targets, weights: weights, stateBytes: layout.bytes,
             predictArenaPerSample: predict.arenaPerSample, predictArenaFixed: predict.arenaFixed,
             trainArenaPerSample: max(train?.arenaPerSample ?? 0, evaluate?.arenaPerSample ?? 0),
             trainArenaFixed: max(train?.arenaFixed ?? 0, evaluate?.arenaFixed ?? 0),

@@ -55,6 +55,10 @@ public struct Graph: Sendable {
     public var outputNames: [String] = []
     /// Per output, its Keras mask (bool, batch and time), when mask propagation found one.
     public var outputMasks: [Value?] = []
+    /// Where predict and evaluate depart from the training form that lowering builds: in an
+    /// inference program, value k stands for value v (a dropout's result for its input). The
+    /// inference pass (Pipeline.swift) applies and clears it; rebuilt graphs carry it.
+    public var inferenceForms: [Value: Value] = [:]
 
     public init(name: String) { self.name = name }
 

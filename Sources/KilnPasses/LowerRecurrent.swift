@@ -17,17 +17,14 @@ extension PrimBuilder {
     /// One recurrent layer over x (N, T, F) as a scan: the input projection of every step
     /// at once, (N*T, F)·(F, G) + b -> (N, T, G), then the scan over the steps.
     /// - Returns: the output sequence (N, T, u) and the last output (N, u).
-    mutating func recurrence(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?, training: Bool,
+    mutating func recurrence(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?,
                              flipOutput: Bool = false) throws -> ScanOutputs {
-        let (proj, rb) = try projection(spec, x: x, weights: weights, training: training)
-        return try scan(spec, proj: proj, recurrent: weights[1], recurrentBias: rb, mask: mask, training: training, flipOutput: flipOutput)
+        let (proj, rb) = try projection(spec, x: x, weights: weights)
+        return try scan(spec, proj: proj, recurrent: weights[1], recurrentBias: rb, mask: mask, flipOutput: flipOutput)
     }
 
     /// The input projection x·W + b of every step, (N, T, G), and GRU's recurrent bias.
-    mutating func projection(_ spec: RecurrentSpec, x: Value, weights: [Value], training: Bool) throws -> (Value, Value?) {
-        if training && (spec.dropout > 0 || spec.recurrentDropout > 0) {
-            throw ShapeError(layer: layer, "\(spec.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
-        }
+    mutating func projection(_ spec: RecurrentSpec, x: Value, weights: [Value]) throws -> (Value, Value?) {
         let xs = type(x).shape
         let g = spec.kind.gates * spec.units
         var proj = try reshape(try p(.matmul(transA: false, transB: false), try reshape(x, [Dim.product([.n, xs[1]])!, xs[2]]), weights[0]),
@@ -45,11 +42,11 @@ extension PrimBuilder {
     }
 
     /// The scan of one recurrent layer over its projection.
-    mutating func scan(_ spec: RecurrentSpec, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?, training: Bool,
+    mutating func scan(_ spec: RecurrentSpec, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?,
                        flipOutput: Bool) throws -> ScanOutputs {
         let cell = ScanCell(kind: spec.kind, units: spec.units, activation: spec.activation, recurrentActivation: spec.recurrentActivation,
                             goBackwards: spec.goBackwards, flipOutput: flipOutput, zeroOutputForMask: spec.zeroOutputForMask,
-                            masked: mask != nil, recurrentBias: recurrentBias != nil, records: training, resetAfter: spec.resetAfter)
+                            masked: mask != nil, recurrentBias: recurrentBias != nil, records: true, resetAfter: spec.resetAfter)
         let outs = try graph.add(.prim(.scan(cell)), [proj, recurrent] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
         return ScanOutputs(sequence: outs[0], last: outs[1], states: Array(outs[2..<(spec.kind == .lstm ? 4 : 3)]))
     }
@@ -145,11 +142,11 @@ extension PrimBuilder {
     }
 
     /// A layer's outputs: the main one, then a recurrent layer's states with return_state.
-    mutating func lowerOutputs(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> [Value] {
+    mutating func lowerOutputs(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> [Value] {
         switch op {
         case let .recurrent(spec, masked):
             let mask = masked ? ins.last : nil
-            let r = try recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask, training: training).outputs(spec)
+            let r = try recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask).outputs(spec)
             return [r.main] + r.states
         case let .bidirectional(fw, bw, merge, masked):
             let mask = masked ? ins.last : nil
@@ -159,10 +156,10 @@ extension PrimBuilder {
             // Both projections first, then the two scans side by side: the program runs two
             // adjacent independent scans at once, one per thread.
             let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + bw.weightCount)]))
-            let (pf, rf) = try projection(fw, x: ins[0], weights: fws, training: training)
-            let (pb, rb) = try projection(bw, x: ins[0], weights: bws, training: training)
-            let f = try scan(fw, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, training: training, flipOutput: false).outputs(fw)
-            let b = try scan(bw, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask, training: training,
+            let (pf, rf) = try projection(fw, x: ins[0], weights: fws)
+            let (pb, rb) = try projection(bw, x: ins[0], weights: bws)
+            let f = try scan(fw, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, flipOutput: false).outputs(fw)
+            let b = try scan(bw, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask,
                              flipOutput: bw.goBackwards != fw.goBackwards).outputs(bw)
             let (x, y) = (f.main, b.main)
             let merged: Value
@@ -174,17 +171,17 @@ extension PrimBuilder {
             }
             return [merged] + f.states + b.states
         default:
-            return [try lower(op, ins, training: training, salt: &salt)]
+            return [try lower(op, ins, salt: &salt)]
         }
     }
 
-    mutating func lowerRecurrent(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> Value {
+    mutating func lowerRecurrent(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> Value {
         switch op {
         case .timeDistributed(let inner):
             let x = ins[0]
             let xs = type(x).shape
             let inside = try reshape(x, [Dim.product([.n, xs[1]])!] + Array(xs.dropFirst(2)))
-            let y = try lower(inner.op, [inside] + ins.dropFirst(), training: training, salt: &salt)
+            let y = try lower(inner.op, [inside] + ins.dropFirst(), salt: &salt)
             return try reshape(y, [.n, xs[1]] + Array(type(y).shape.dropFirst()))
         case .masking(let value):
             return try mul(ins[0], try cast(try maskOf(masking: ins[0], value: value, keepLast: true), .f32))

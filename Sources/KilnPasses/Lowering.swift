@@ -1,19 +1,18 @@
 import KilnIR
 
-/// Lowers layer ops to primitive ops. In training mode Dropout draws its
-/// mask; in inference it is the identity.
-public func lowerLayers(training: Bool) -> Pass {
-    Pass("lower") { g in
-        var r = GraphRebuilder(g)
-        var salt = 0
-        return try r.run { r, n in
-            guard case .layer(let op) = n.op else { return try r.copy(n) }
-            var b = PrimBuilder(graph: r.new, layer: n.layer)
-            let ins = n.inputs.map { r[$0] }
-            let outs = try b.lowerOutputs(op, ins, training: training, salt: &salt)
-            r.new = b.graph
-            return outs
-        }
+/// Lowers layer ops to primitive ops, in the training form every program starts from:
+/// Dropout draws its mask (and records that inference takes its input instead), scans record
+/// what their gradient needs. The inference pass derives predict and evaluate from it.
+public let lowerLayers = Pass("lower") { g in
+    var r = GraphRebuilder(g)
+    var salt = 0
+    return try r.run { r, n in
+        guard case .layer(let op) = n.op else { return try r.copy(n) }
+        var b = PrimBuilder(graph: r.new, layer: n.layer)
+        let ins = n.inputs.map { r[$0] }
+        let outs = try b.lowerOutputs(op, ins, salt: &salt)
+        r.new = b.graph
+        return outs
     }
 }
 
@@ -105,7 +104,7 @@ extension PrimBuilder {
     }
 
     /// Lowers one layer op.
-    mutating func lower(_ op: LayerOp, _ ins: [Value], training: Bool, salt: inout Int) throws -> Value {
+    mutating func lower(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> Value {
         let x = ins[0]
         let xt = type(x)
         switch op {
@@ -154,11 +153,13 @@ extension PrimBuilder {
             let out = try inferLayer(op, [xt], layer: layer)
             return try reshape(x, out.shape)
         case .dropout(let rate):
-            guard training, rate > 0 else { return x }
+            guard rate > 0 else { return x }
             salt += 1
             let u = try p(.randomUniform(salt: salt), x)
             let keep = try cast(try compare(.ge, u, try const(rate)), .f32)
-            return try mul(try mul(x, keep), 1 / (1 - rate))
+            let y = try mul(try mul(x, keep), 1 / (1 - rate))
+            graph.inferenceForms[y] = x
+            return y
         case let .activation(a, alpha):
             return try activation(a, x, alpha: alpha)
         case .embedding:
@@ -171,9 +172,9 @@ extension PrimBuilder {
             for v in ins.dropFirst() { acc = try add(acc, v) }
             return acc
         case .recurrent, .bidirectional:
-            return try lowerOutputs(op, ins, training: training, salt: &salt)[0]
+            return try lowerOutputs(op, ins, salt: &salt)[0]
         case .timeDistributed, .masking:
-            return try lowerRecurrent(op, ins, training: training, salt: &salt)
+            return try lowerRecurrent(op, ins, salt: &salt)
         case .notEqual(let v):
             return try compare(.ne, ins[0], try const(v))
         case .anyLastAxis:

@@ -33,6 +33,7 @@ public struct GraphRebuilder {
         }
         for (v, name) in zip(old.outputs, old.outputNames) { new.addOutput(map[v]!, name: name) }
         new.outputMasks = old.outputMasks.map { $0.flatMap { map[$0] } }
+        for (k, v) in old.inferenceForms { if let nk = map[k], let nv = map[v] { new.inferenceForms[nk] = nv } }
         return new
     }
 

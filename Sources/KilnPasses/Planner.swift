@@ -1,9 +1,26 @@
 import KilnIR
 
+/// Where each parameter (a weight, an optimizer slot) lives in an instance's state block, by
+/// name: planned once, from the graph that has them all (the training step's), and used by
+/// every program of the model, so predict, train and evaluate agree by construction.
+public struct StateLayout: Sendable, Equatable {
+    public private(set) var offsets: [String: Int] = [:]
+    /// The state block's size.
+    public private(set) var bytes = 0
+    public init(_ params: [Param]) {
+        for p in params {
+            offsets[p.name] = bytes
+            bytes += align(p.type.staticCount * p.type.dtype.byteSize)
+        }
+    }
+}
+
 /// Turns a primitive graph into steps and plans memory: inputs stay in the
-/// caller's arrays, parameters in the state block, everything else in one
-/// arena whose offsets are fixed now, scaled by N at run time.
-public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) throws -> Program {
+/// caller's arrays, parameters where `state` places them (by default, a layout of this
+/// graph's own), everything else in one arena whose offsets are fixed now, scaled by N at
+/// run time.
+public func schedule(_ g: Graph, state: StateLayout? = nil, result: Value? = nil, metrics: [Value] = []) throws -> Program {
+    let state = state ?? StateLayout(g.params)
     var steps: [Step] = []
     var alias: [Value: Value] = [:]
     for n in g.nodes {
@@ -24,10 +41,11 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
 
     var homes: [Value: Home] = [:]
     for (k, v) in g.inputs.enumerated() { homes[v] = .input(k) }
-    var stateOffset = 0
     for p in g.params {
-        homes[p.value] = .state(stateOffset)
-        stateOffset += align(p.type.staticCount * p.type.dtype.byteSize)
+        guard let offset = state.offsets[p.name] else {
+            throw ShapeError(layer: g.name, "internal error: parameter \(p.name) has no place in the model's state layout")
+        }
+        homes[p.value] = .state(offset)
     }
 
     // Liveness over steps, for values that need arena memory.
@@ -69,15 +87,13 @@ public func schedule(_ g: Graph, result: Value? = nil, metrics: [Value] = []) th
     }
     for (a, r) in alias { homes[a] = homes[r] }
 
-    return Program(name: g.name, graph: g, steps: steps, homes: homes, arena: totals,
+    return Program(name: g.name, graph: g, steps: steps, homes: homes, state: state, arena: totals,
                    outputs: g.outputs.map(root), result: result.map(root), metrics: metrics.map(root))
 }
 
 /// Byte offset of a fixed arena value: after the per-sample part (perSample * N).
 extension Program {
-    public var stateBytes: Int {
-        graph.params.reduce(0) { $0 + align($1.type.staticCount * $1.type.dtype.byteSize) }
-    }
+    public var stateBytes: Int { state.bytes }
 }
 
 public func align(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }

@@ -16,6 +16,8 @@ public struct Program: Sendable {
     public var graph: Graph
     public var steps: [Step]
     public var homes: [Value: Home]
+    /// Where the parameters live (shared by every program of the model).
+    public var state: StateLayout
     /// Arena bytes of each pool per unit of its scale. The pools lie in the order of
     /// `Program.poolOrder`: per row-step (N·T), per row (N), per step (T), fixed.
     public var arena: [Scale: Int]

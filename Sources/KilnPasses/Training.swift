@@ -1,7 +1,8 @@
 import KilnIR
 
-/// Builds the training-step and evaluation graphs from a layer graph:
-/// forward (dropout on) -> loss -> autodiff -> optimizer update -> assigns.
+/// Builds the training-step and evaluation graphs from the lowered graph (Pipeline.lowering):
+/// forward (the training form: dropout on) -> loss -> autodiff -> optimizer update -> assigns;
+/// forward (the inference form) -> loss for evaluation.
 public enum TrainingBuilder {
     public static let enabled = true
 
@@ -15,15 +16,31 @@ public enum TrainingBuilder {
         public var metricNames: [String] = []
     }
 
-    public static func build(_ g: Graph, _ cfg: TrainingConfig, unroll: UnrollPolicy = .auto,
+    /// - Parameters:
+    ///   - layers: the layer graph (checked for what Kiln cannot train).
+    ///   - lowered: the same graph after Pipeline.lowering.
+    public static func build(layers: Graph, lowered: Graph, _ cfg: TrainingConfig, unroll: UnrollPolicy = .auto,
                              observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
-        let train = try step(g, cfg, training: true, unroll: unroll, observe: observe)
-        let eval = try step(g, cfg, training: false, unroll: unroll, observe: { _, _ in })
+        for n in layers.nodes {
+            guard case .layer(let op) = n.op else { continue }
+            var specs: [RecurrentSpec] = []
+            switch op {
+            case let .recurrent(s, _): specs = [s]
+            case let .bidirectional(f, b, _, _): specs = [f, b]
+            default: break
+            }
+            if let s = specs.first(where: { $0.dropout > 0 || $0.recurrentDropout > 0 }) {
+                throw ShapeError(layer: n.layer, "\(s.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
+            }
+        }
+        let train = try step(lowered, cfg, training: true, unroll: unroll, observe: observe)
+        let eval = try step(lowered, cfg, training: false, unroll: unroll, observe: { _, _ in })
         return (train, eval)
     }
 
     static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, unroll: UnrollPolicy, observe: (String, Graph) -> Void) throws -> Result {
-        let lowered = try Pipeline.run(Pipeline.lowering(training: training, unroll: unroll), g)
+        let form = training ? Pipeline.trainingForm(unroll: unroll) : Pipeline.inferenceForm(unroll: unroll)
+        let lowered = try Pipeline.run(form, g)
         var b = PrimBuilder(graph: lowered, layer: "loss")
         var targets: [(String, TensorType)] = []
         var total: Value? = nil

@@ -41,7 +41,7 @@ final class FusionGoldenTests: XCTestCase {
     }
 
     static func fused(_ g: Graph) throws -> (lowered: Graph, fused: Graph) {
-        let lowered = try Pipeline.run([verify, lowerLayers(training: false)], g)
+        let lowered = try Pipeline.run([verify, lowerLayers, inference], g)
         let fused = try Pipeline.run([fuseConvBiasActivation, fuseElementwise], lowered)
         try fused.verify()
         return (lowered, fused)
@@ -124,5 +124,41 @@ final class FusionGoldenTests: XCTestCase {
                 assertClose(a[u]!, b[v]!, rtol: 1e-12, atol: 1e-12, "conv-gemm \(pad) stride \(s)")
             }
         }
+    }
+}
+
+/// The layer graph is lowered once, in the training form; the inference pass derives predict's
+/// and evaluate's form from it.
+final class InferenceFormTests: XCTestCase {
+    func testDropoutAndRecordsGoOnlyInTheInferenceForm() throws {
+        var g = Graph(name: "rnn")
+        let x = g.addInput("x", .f32([.n, .fixed(5), .fixed(3)]))
+        let spec = RecurrentSpec(kind: .lstm, units: 4, returnSequences: true)
+        let w = [g.addParam("lstm/kernel", .f32([.fixed(3), .fixed(16)]), initial: FusionGoldenTests.rand(48, 1)),
+                 g.addParam("lstm/recurrent_kernel", .f32([.fixed(4), .fixed(16)]), initial: FusionGoldenTests.rand(64, 2)),
+                 g.addParam("lstm/bias", .f32([.fixed(16)]), initial: FusionGoldenTests.rand(16, 3))]
+        let h = try g.add(.layer(.recurrent(spec, masked: false)), [x] + w, layer: "lstm")[0]
+        let y = try g.add(.layer(.dropout(rate: 0.5)), [h], layer: "dropout")[0]
+        g.addOutput(y, name: "dropout")
+        let lowered = try Pipeline.run(Pipeline.lowering, g)
+        func draws(_ g: Graph) -> Int { g.nodes.filter { if case .prim(.randomUniform) = $0.op { return true } else { return false } }.count }
+        func recording(_ g: Graph) -> Int { g.nodes.filter { if case .prim(.scan(let c)) = $0.op { return c.records } else { return false } }.count }
+        XCTAssertEqual(draws(lowered), 1)
+        XCTAssertEqual(recording(lowered), 1)
+        XCTAssertEqual(lowered.inferenceForms.count, 1)
+        let inferred = try Pipeline.run([inference], lowered)
+        XCTAssertEqual(draws(inferred), 0)
+        XCTAssertEqual(recording(inferred), 0)
+        XCTAssertTrue(inferred.inferenceForms.isEmpty)
+        try inferred.verify()
+        // The inference form computes what a graph lowered without dropout computes.
+        var plain = g
+        plain.nodes.removeLast()
+        plain.outputs = [h]
+        let reference = try Pipeline.run(Pipeline.lowering + [inference], plain)
+        var rng = RNG(4)
+        let ins = [rng.uniforms(2 * 15, -1, 1)]
+        let a = try Interpreter.run(inferred, inputs: ins, n: 2), b = try Interpreter.run(reference, inputs: ins, n: 2)
+        assertClose(a[inferred.outputs[0]]!, b[reference.outputs[0]]!, rtol: 0, atol: 0, "inference form vs no dropout")
     }
 }
