@@ -22,7 +22,8 @@ let package = Package(
         // The compiled libraries' C interface (Runtime/kiln_abi.h), header only.
         .systemLibrary(name: "CKilnABI", path: "Sources/CKilnABI"),
 
-        // Helpers every module uses: splitmix64, Keras' shape notation, the all-or-nothing file write.
+        // Helpers every module uses: splitmix64, Keras' shape notation, the all-or-nothing file
+        // write, JSON (value, parser, writer).
         .target(name: "KilnSupport"),
         // The typed graph IR: tensor types, ops, shape inference, printer, and the primitive
         // table (Ops/: each primitive family's shape, gradient, float64, kernel and printing rules).
