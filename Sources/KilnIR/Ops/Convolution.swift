@@ -80,9 +80,7 @@ public enum Convolution: PrimitiveFamily {
     }
 
     public static func kernel(_ op: PrimOp, _ n: Node, in g: Graph) -> [Step] {
-        let ins = n.inputs.map { g.type($0) }
-        let args = n.inputs + n.outputs
-        let bufs = kernelBuffers(n, in: g)
+        let (ins, args, bufs) = kernelOperands(n, in: g)
         func idx(_ k: Int) -> KExpr { .index(k) }
         switch op {
         case let .conv2D(win, _, _):
@@ -162,81 +160,57 @@ public func directGradFilter(filters f: Int) -> Bool { f % 16 == 0 }
 /// faster as im2col + product, whose rows are whole patches).
 public func directForward(channels c: Int, filters f: Int) -> Bool { f % 16 == 0 && c >= 8 }
 
-/// y[b,oy,ox,f] = sum_{i,j,c} x[b, oy*sh+i-pt, ox*sw+j-pl, c] * w[i,j,c,f]; cells outside x are zero.
-func conv2D(_ x: Tensor, _ w: Tensor, _ win: Window2D, _ oh: Int, _ ow: Int) -> [Double] {
-    let (nb, h, wd, c) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
-    let f = w.dims[3]
-    var y = [Double](repeating: 0, count: nb * oh * ow * f)
+/// Every product of a convolution's forward sum, as flat indices: x[xi] * w[wi] adds to
+/// y[yi] (cells outside x contribute nothing). The three float64 rules below, the
+/// convolution and its adjoints in x and in w, are sums over these triples.
+func forEachConvProduct(n nb: Int, h: Int, w wd: Int, c: Int, oh: Int, ow: Int, f: Int, _ win: Window2D,
+                        _ body: (_ xi: Int, _ wi: Int, _ yi: Int) -> Void) {
     for b in 0..<nb {
         for oy in 0..<oh {
             for ox in 0..<ow {
-                for ff in 0..<f {
-                    var s = 0.0
-                    for i in 0..<win.kh {
-                        for j in 0..<win.kw {
-                            let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
-                            if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                            for cc in 0..<c {
-                                s += x.data[((b * h + iy) * wd + ix) * c + cc] * w.data[((i * win.kw + j) * c + cc) * f + ff]
+                for i in 0..<win.kh {
+                    for j in 0..<win.kw {
+                        let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
+                        if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
+                        for cc in 0..<c {
+                            for ff in 0..<f {
+                                body(((b * h + iy) * wd + ix) * c + cc, ((i * win.kw + j) * c + cc) * f + ff,
+                                     ((b * oh + oy) * ow + ox) * f + ff)
                             }
                         }
                     }
-                    y[((b * oh + oy) * ow + ox) * f + ff] = s
                 }
             }
         }
+    }
+}
+
+/// y[b,oy,ox,f] = sum_{i,j,c} x[b, oy*sh+i-pt, ox*sw+j-pl, c] * w[i,j,c,f]; cells outside x are zero.
+func conv2D(_ x: Tensor, _ w: Tensor, _ win: Window2D, _ oh: Int, _ ow: Int) -> [Double] {
+    let f = w.dims[3]
+    var y = [Double](repeating: 0, count: x.dims[0] * oh * ow * f)
+    forEachConvProduct(n: x.dims[0], h: x.dims[1], w: x.dims[2], c: x.dims[3], oh: oh, ow: ow, f: f, win) { xi, wi, yi in
+        y[yi] += x.data[xi] * w.data[wi]
     }
     return y
 }
 
 /// The adjoint of conv2D in x: every product x·w of the forward sum sends dy·w back to its x cell.
 func conv2DGradInput(_ dy: Tensor, _ w: Tensor, _ win: Window2D, _ h: Int, _ wd: Int) -> [Double] {
-    let (nb, oh, ow, f) = (dy.dims[0], dy.dims[1], dy.dims[2], dy.dims[3])
     let c = w.dims[2]
-    var dx = [Double](repeating: 0, count: nb * h * wd * c)
-    for b in 0..<nb {
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                for ff in 0..<f {
-                    let g = dy.data[((b * oh + oy) * ow + ox) * f + ff]
-                    for i in 0..<win.kh {
-                        for j in 0..<win.kw {
-                            let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
-                            if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                            for cc in 0..<c {
-                                dx[((b * h + iy) * wd + ix) * c + cc] += g * w.data[((i * win.kw + j) * c + cc) * f + ff]
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    var dx = [Double](repeating: 0, count: dy.dims[0] * h * wd * c)
+    forEachConvProduct(n: dy.dims[0], h: h, w: wd, c: c, oh: dy.dims[1], ow: dy.dims[2], f: dy.dims[3], win) { xi, wi, yi in
+        dx[xi] += dy.data[yi] * w.data[wi]
     }
     return dx
 }
 
-/// The adjoint of conv2D in w.
+/// The adjoint of conv2D in w: every product x·w of the forward sum sends dy·x back to its w cell.
 func conv2DGradFilter(_ x: Tensor, _ dy: Tensor, _ win: Window2D) -> [Double] {
-    let (nb, h, wd, c) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
-    let (oh, ow, f) = (dy.dims[1], dy.dims[2], dy.dims[3])
+    let (c, f) = (x.dims[3], dy.dims[3])
     var dw = [Double](repeating: 0, count: win.kh * win.kw * c * f)
-    for b in 0..<nb {
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                for ff in 0..<f {
-                    let g = dy.data[((b * oh + oy) * ow + ox) * f + ff]
-                    for i in 0..<win.kh {
-                        for j in 0..<win.kw {
-                            let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
-                            if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                            for cc in 0..<c {
-                                dw[((i * win.kw + j) * c + cc) * f + ff] += g * x.data[((b * h + iy) * wd + ix) * c + cc]
-                            }
-                        }
-                    }
-                }
-            }
-        }
+    forEachConvProduct(n: x.dims[0], h: x.dims[1], w: x.dims[2], c: c, oh: dy.dims[1], ow: dy.dims[2], f: f, win) { xi, wi, yi in
+        dw[wi] += dy.data[yi] * x.data[xi]
     }
     return dw
 }

@@ -102,10 +102,8 @@ func kexpr(_ e: FusedExpr, _ load: (Int) -> KExpr) -> KExpr {
 /// (numpy broadcasting): a flat loop when every input has the output's shape or is a
 /// single element, else a loop nest over the output's dimensions.
 func elementwiseSteps(_ e: FusedExpr, _ n: Node, in g: Graph) -> [Step] {
-    let ins = n.inputs.map { g.type($0) }
-    let args = n.inputs + n.outputs
+    let (ins, args, bufs) = kernelOperands(n, in: g)
     let outBuf = n.inputs.count
-    let bufs = kernelBuffers(n, in: g)
     let out = g.type(n.outputs[0])
     // Same shape everywhere (or a single element, broadcast): one flat loop.
     func isScalar(_ t: TensorType) -> Bool { t.scale == .fixed && t.staticCount == 1 }
@@ -124,6 +122,12 @@ func elementwiseSteps(_ e: FusedExpr, _ n: Node, in g: Graph) -> [Step] {
 }
 
 /// A node's kernel buffers: its inputs, then its outputs (written), each of its value's dtype.
+/// What a node's loop kernel starts from: its operands' types, its values in buffer order
+/// (inputs, then outputs) and their buffers.
+func kernelOperands(_ n: Node, in g: Graph) -> (ins: [TensorType], args: [Value], bufs: [KBuffer]) {
+    (n.inputs.map { g.type($0) }, n.inputs + n.outputs, kernelBuffers(n, in: g))
+}
+
 func kernelBuffers(_ n: Node, in g: Graph) -> [KBuffer] {
     n.inputs.map { KBuffer(g.type($0).dtype) } + n.outputs.map { KBuffer(g.type($0).dtype, written: true) }
 }

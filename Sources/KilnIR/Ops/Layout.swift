@@ -111,9 +111,7 @@ public enum Layout: PrimitiveFamily {
     }
 
     public static func kernel(_ op: PrimOp, _ n: Node, in g: Graph) -> [Step] {
-        let ins = n.inputs.map { g.type($0) }
-        let args = n.inputs + n.outputs
-        let bufs = kernelBuffers(n, in: g)
+        let (ins, args, bufs) = kernelOperands(n, in: g)
         func idx(_ k: Int) -> KExpr { .index(k) }
         switch op {
         case .reshape:
