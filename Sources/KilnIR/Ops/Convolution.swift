@@ -215,26 +215,13 @@ func conv2DGradFilter(_ x: Tensor, _ dy: Tensor, _ win: Window2D) -> [Double] {
     return dw
 }
 
-/// Patch rows: p[(b,oy,ox), (i,j,c)] = x[b, oy*sh+i-pt, ox*sw+j-pl, c], zero outside x.
+/// Patch rows: p[(b,oy,ox), (i,j,c)] = x[b, oy*sh+i-pt, ox*sw+j-pl, c], zero outside x. (With
+/// one filter, a convolution's product indices are the patch row yi and column wi.)
 func im2col(_ x: Tensor, _ win: Window2D, _ oh: Int, _ ow: Int) -> [Double] {
-    let (nb, h, wd, c) = (x.dims[0], x.dims[1], x.dims[2], x.dims[3])
-    let cols = win.kh * win.kw * c
-    var p = [Double](repeating: 0, count: nb * oh * ow * cols)
-    for b in 0..<nb {
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                let row = (b * oh + oy) * ow + ox
-                for i in 0..<win.kh {
-                    for j in 0..<win.kw {
-                        let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
-                        if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                        for cc in 0..<c {
-                            p[row * cols + (i * win.kw + j) * c + cc] = x.data[((b * h + iy) * wd + ix) * c + cc]
-                        }
-                    }
-                }
-            }
-        }
+    let cols = win.kh * win.kw * x.dims[3]
+    var p = [Double](repeating: 0, count: x.dims[0] * oh * ow * cols)
+    forEachConvProduct(n: x.dims[0], h: x.dims[1], w: x.dims[2], c: x.dims[3], oh: oh, ow: ow, f: 1, win) { xi, wi, yi in
+        p[yi * cols + wi] = x.data[xi]
     }
     return p
 }
@@ -244,21 +231,8 @@ func col2im(_ p: Tensor, _ win: Window2D, _ h: Int, _ wd: Int, _ c: Int, _ oh: I
     let cols = win.kh * win.kw * c
     let nb = p.dims[0] / (oh * ow)
     var x = [Double](repeating: 0, count: nb * h * wd * c)
-    for b in 0..<nb {
-        for oy in 0..<oh {
-            for ox in 0..<ow {
-                let row = (b * oh + oy) * ow + ox
-                for i in 0..<win.kh {
-                    for j in 0..<win.kw {
-                        let iy = oy * win.sh + i - win.padTop, ix = ox * win.sw + j - win.padLeft
-                        if iy < 0 || iy >= h || ix < 0 || ix >= wd { continue }
-                        for cc in 0..<c {
-                            x[((b * h + iy) * wd + ix) * c + cc] += p.data[row * cols + (i * win.kw + j) * c + cc]
-                        }
-                    }
-                }
-            }
-        }
+    forEachConvProduct(n: nb, h: h, w: wd, c: c, oh: oh, ow: ow, f: 1, win) { xi, wi, yi in
+        x[xi] += p.data[yi * cols + wi]
     }
     return x
 }
