@@ -307,11 +307,8 @@ final class KerasArchiveTests: XCTestCase {
 
     /// Damaged files of every kind give an error or a model, never a crash.
     func testCorruptedFilesNeverCrash() throws {
-        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next(_ n: Int) -> Int {
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return Int((seed >> 33) % UInt64(n))
-        }
+        var rng = SplitMix64(state: 1)
+        func next(_ n: Int) -> Int { Int(rng.next() % UInt64(n)) }
         let config = try entry("functional_mask_zero_lstm", "config.json")
         let h5 = try [UInt8](entry("functional_mask_zero_lstm", "model.weights.h5"))
         let whole = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath("bidir_ave"))))

@@ -3,6 +3,7 @@
 
 import Foundation
 import XCTest
+import KilnSupport
 @testable import KilnRuntime
 
 final class CompiledLibraryTests: XCTestCase {
@@ -338,13 +339,12 @@ final class CompiledLibraryTests: XCTestCase {
         XCTAssertTrue(try lib.trainStep(x: [big], y: [HostTensor(shape: [700, 2], floats: .init(repeating: 0, count: 1400))]).isFinite)
     }
 
-    /// splitmix64 of (splitmix64(seed) ^ iteration), as kiln_step_seed.
+    /// splitmix64 of (splitmix64(seed) ^ iteration), as kiln_step_seed: the first output of a
+    /// generator started at v is splitmix64's mix of v.
     func stepSeed(_ seed: UInt64, _ it: UInt64) -> UInt64 {
         func mix(_ v: UInt64) -> UInt64 {
-            var z = v &+ 0x9E37_79B9_7F4A_7C15
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
+            var g = SplitMix64(state: v)
+            return g.next()
         }
         return mix(mix(seed) ^ it)
     }
