@@ -93,7 +93,7 @@ KILN_HIDDEN void kiln_conv2d_grad_input(const float *dy, const float *w, float *
                                         int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw,
                                         int64_t sh, int64_t sw, int64_t pt, int64_t pl) {
     if (n <= 0) return;
-    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && kiln_winograd_fits(F, C)) {
+    if (kiln_winograd_fits(kh, kw, sh, sw, F, C)) {
         /* The input gradient of a stride-1 convolution is the convolution of dy, padded by
          * kh - 1 - pt, with the filters turned half a turn and transposed. */
         kiln_winograd_conv3x3(dy, w, 1, dx, n, OH, OW, F, H, W, C, 2 - pt, 2 - pl, NULL, 0);
@@ -155,19 +155,14 @@ typedef struct {
             for (int v = 0; v < NV; v++)                                                           \
                 *(v16 *)(j->y + ((img * j->OH + oh) * j->OW + ow0 + r) * j->F + f0 + 16 * v) = acc[r][v]; \
     }
-#define FORWARD_BLOCKS(NV)                                                                         \
-    FORWARD_BLOCK(1, NV) FORWARD_BLOCK(2, NV) FORWARD_BLOCK(3, NV) FORWARD_BLOCK(4, NV)            \
-    FORWARD_BLOCK(5, NV) FORWARD_BLOCK(6, NV) FORWARD_BLOCK(7, NV) FORWARD_BLOCK(8, NV)            \
-    FORWARD_BLOCK(9, NV) FORWARD_BLOCK(10, NV) FORWARD_BLOCK(11, NV) FORWARD_BLOCK(12, NV)
-FORWARD_BLOCKS(2)
-FORWARD_BLOCKS(1)
+KILN_SIZES_1_TO_12(FORWARD_BLOCK, 2)
+KILN_SIZES_1_TO_12(FORWARD_BLOCK, 1)
 
 typedef void (*forward_fn)(const conv_fwd_job *, int64_t, int64_t, int64_t, int64_t);
+#define FORWARD_FN(P, NV) forward_##P##x##NV,
 static const forward_fn forward_by_pixels[2][13] = {
-    { NULL, forward_1x1, forward_2x1, forward_3x1, forward_4x1, forward_5x1, forward_6x1, forward_7x1, forward_8x1,
-      forward_9x1, forward_10x1, forward_11x1, forward_12x1 },
-    { NULL, forward_1x2, forward_2x2, forward_3x2, forward_4x2, forward_5x2, forward_6x2, forward_7x2, forward_8x2,
-      forward_9x2, forward_10x2, forward_11x2, forward_12x2 },
+    { NULL, KILN_SIZES_1_TO_12(FORWARD_FN, 1) },
+    { NULL, KILN_SIZES_1_TO_12(FORWARD_FN, 2) },
 };
 
 /* The widest pixel block: 12 pixels x 32 filters keep 24 of the 32 vector registers. */
@@ -199,7 +194,7 @@ KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n
                              int64_t OH, int64_t OW, int64_t F, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                              int64_t pt, int64_t pl, const float *bias, int32_t relu) {
     if (n <= 0) return;
-    if (kh == 3 && kw == 3 && sh == 1 && sw == 1 && kiln_winograd_fits(C, F)) {
+    if (kiln_winograd_fits(kh, kw, sh, sw, C, F)) {
         kiln_winograd_conv3x3(x, w, 0, y, n, H, W, C, OH, OW, F, pt, pl, bias, relu);
         return;
     }
@@ -264,19 +259,14 @@ typedef struct {
         for (int r = 0; r < R; r++)                                                                \
             for (int v = 0; v < NV; v++) *(v16 *)(out + r * F + 16 * v) = acc[r][v];               \
     }
-#define GRAD_FILTER_BLOCKS(NV)                                                                     \
-    GRAD_FILTER_BLOCK(1, NV) GRAD_FILTER_BLOCK(2, NV) GRAD_FILTER_BLOCK(3, NV) GRAD_FILTER_BLOCK(4, NV) \
-    GRAD_FILTER_BLOCK(5, NV) GRAD_FILTER_BLOCK(6, NV) GRAD_FILTER_BLOCK(7, NV) GRAD_FILTER_BLOCK(8, NV) \
-    GRAD_FILTER_BLOCK(9, NV) GRAD_FILTER_BLOCK(10, NV) GRAD_FILTER_BLOCK(11, NV) GRAD_FILTER_BLOCK(12, NV)
-GRAD_FILTER_BLOCKS(2)
-GRAD_FILTER_BLOCKS(1)
+KILN_SIZES_1_TO_12(GRAD_FILTER_BLOCK, 2)
+KILN_SIZES_1_TO_12(GRAD_FILTER_BLOCK, 1)
 
 typedef void (*grad_filter_fn)(const conv_gf_job *, int64_t, int64_t, int64_t, int64_t);
+#define GRAD_FILTER_FN(R, NV) grad_filter_##R##x##NV,
 static const grad_filter_fn grad_filter_by_rows[2][13] = {
-    { NULL, grad_filter_1x1, grad_filter_2x1, grad_filter_3x1, grad_filter_4x1, grad_filter_5x1, grad_filter_6x1,
-      grad_filter_7x1, grad_filter_8x1, grad_filter_9x1, grad_filter_10x1, grad_filter_11x1, grad_filter_12x1 },
-    { NULL, grad_filter_1x2, grad_filter_2x2, grad_filter_3x2, grad_filter_4x2, grad_filter_5x2, grad_filter_6x2,
-      grad_filter_7x2, grad_filter_8x2, grad_filter_9x2, grad_filter_10x2, grad_filter_11x2, grad_filter_12x2 },
+    { NULL, KILN_SIZES_1_TO_12(GRAD_FILTER_FN, 1) },
+    { NULL, KILN_SIZES_1_TO_12(GRAD_FILTER_FN, 2) },
 };
 
 /* Item = tap * cblocks + channel block: every filter of that tap and block of channels. */

@@ -46,14 +46,13 @@ typedef float v16 __attribute__((vector_size(64), aligned(4), may_alias));
         for (int r = 0; r < MR; r++)                                                              \
             for (int v = 0; v < NV; v++) *(v16 *)(C + r * ldc + 16 * v) = c[r][v];                \
     }
-NN_BLOCK(12, 2) NN_BLOCK(11, 2) NN_BLOCK(10, 2) NN_BLOCK(9, 2) NN_BLOCK(8, 2) NN_BLOCK(7, 2)
-NN_BLOCK(6, 2) NN_BLOCK(5, 2) NN_BLOCK(4, 2) NN_BLOCK(3, 2) NN_BLOCK(2, 2) NN_BLOCK(1, 2)
+KILN_SIZES_1_TO_12(NN_BLOCK, 2)
 NN_BLOCK(4, 1) NN_BLOCK(1, 1)
 
 /* The 32-column block kernels by row count. */
 typedef void (*nn_fn)(int64_t, const float *, int64_t, int64_t, const float *, int64_t, float *, int64_t, int);
-static const nn_fn nn_by_rows[13] = { NULL, nn_1x2, nn_2x2, nn_3x2, nn_4x2, nn_5x2, nn_6x2, nn_7x2, nn_8x2,
-                                      nn_9x2, nn_10x2, nn_11x2, nn_12x2 };
+#define NN_FN(MR, NV) nn_##MR##x##NV,
+static const nn_fn nn_by_rows[13] = { NULL, KILN_SIZES_1_TO_12(NN_FN, 2) };
 
 static void gemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t ar, int64_t ak, const float *B,
                     int64_t ldb, float *C, int64_t ldc, int acc);

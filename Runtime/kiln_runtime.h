@@ -101,6 +101,11 @@ KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int cou
  * default: $KILN_NUM_THREADS, else the number of online CPUs. */
 KILN_HIDDEN int kiln_set_num_threads(kiln_instance *inst, int threads);
 
+/* The register-block sizes 1 to 12 of the runtime's kernels (kiln_gemm.c, kiln_conv.c): M(size, NV)
+ * for each, to generate one kernel per size and the table that picks one by size. */
+#define KILN_SIZES_1_TO_12(M, NV) \
+    M(1, NV) M(2, NV) M(3, NV) M(4, NV) M(5, NV) M(6, NV) M(7, NV) M(8, NV) M(9, NV) M(10, NV) M(11, NV) M(12, NV)
+
 /* The thread count of the instance whose call runs on this thread (1 outside calls). */
 KILN_HIDDEN int kiln_thread_count(void);
 
@@ -154,9 +159,10 @@ KILN_HIDDEN void kiln_conv2d(const float *x, const float *w, float *y, int64_t n
                              int64_t pt, int64_t pl, const float *bias, int32_t relu);
 
 /* The same for a 3x3 filter at stride 1 by Winograd's F(2x2, 3x3) (kiln_winograd.c), where
- * kiln_winograd_fits(C, F) holds; flipped 1 takes w as (3, 3, F, C) turned half a turn (the
- * input gradient's filters). kiln_conv2d and kiln_conv2d_grad_input choose it themselves. */
-KILN_HIDDEN int kiln_winograd_fits(int64_t C, int64_t F);
+ * kiln_winograd_fits(kh, kw, sh, sw, C, F) holds: that geometry, and C and F that fit. flipped 1
+ * takes w as (3, 3, F, C) turned half a turn (the input gradient's filters). kiln_conv2d and
+ * kiln_conv2d_grad_input choose it themselves. */
+KILN_HIDDEN int kiln_winograd_fits(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t C, int64_t F);
 KILN_HIDDEN void kiln_winograd_conv3x3(const float *x, const float *w, int flipped, float *y, int64_t n, int64_t H,
                                        int64_t W, int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t pt, int64_t pl,
                                        const float *bias, int32_t relu);

@@ -46,8 +46,9 @@ typedef struct {
     int relu;
 } wino_job;
 
-KILN_HIDDEN int kiln_winograd_fits(int64_t C, int64_t F) {
-    return C % 16 == 0 && F % 16 == 0 && 16 * C * F <= MAX_FILTER_FLOATS && 16 * TILES * (C + F) <= MAX_BLOCK_FLOATS;
+KILN_HIDDEN int kiln_winograd_fits(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t C, int64_t F) {
+    return kh == 3 && kw == 3 && sh == 1 && sw == 1 && C % 16 == 0 && F % 16 == 0 && 16 * C * F <= MAX_FILTER_FLOATS
+           && 16 * TILES * (C + F) <= MAX_BLOCK_FLOATS;
 }
 
 /* u[pos][c][f] = (G g Gᵀ)[pos] for the filter g = w[:, :, c, f] (w is (3, 3, C, F)); when
@@ -134,13 +135,10 @@ static void transform_patch(const wino_job *j, int64_t tile, float *v, int64_t p
 PRODUCT(2)
 PRODUCT(1)
 
-typedef int32_t i16 __attribute__((vector_size(64), aligned(4)));
-
-/* The 2x2 outputs of tile p from m[pos][p][f]: Aᵀ m A, then the bias and relu. */
+/* The 2x2 outputs of tile p from m[pos][p][f]: Aᵀ m A, then the layer's bias and relu
+ * (kiln_add_bias) on each pixel written, while it is in cache. */
 static void inverse_tile(const wino_job *j, int64_t tile, const float *m, int64_t p) {
     const int64_t OH = j->OH, OW = j->OW, F = j->F, TH = j->TH, TW = j->TW;
-    const float *bias = j->bias;
-    const int relu = j->relu;
     float *y = j->y;
     int64_t img = tile / (TH * TW), rest = tile % (TH * TW);
     int64_t oh0 = rest / TW * 2, ow0 = rest % TW * 2;
@@ -156,16 +154,14 @@ static void inverse_tile(const wino_job *j, int64_t tile, const float *m, int64_
             s[0][b] = m0 + m1 + m2;
             s[1][b] = m1 - m2 - m3;
         }
-        v16 bv = bias ? *(const v16 *)(bias + f0) : (v16){ 0 };
         for (int a = 0; a < rows; a++) {
-            v16 out[2] = { s[a][0] + s[a][1] + s[a][2] + bv, s[a][1] - s[a][2] - s[a][3] + bv };
-            for (int b = 0; b < cols; b++) {
-                v16 o = out[b];
-                if (relu) o = (v16)((i16)o & (i16)(o > (v16){ 0 }));
-                *(v16 *)(y + ((img * OH + oh0 + a) * OW + ow0 + b) * F + f0) = o;
-            }
+            v16 out[2] = { s[a][0] + s[a][1] + s[a][2], s[a][1] - s[a][2] - s[a][3] };
+            for (int b = 0; b < cols; b++) *(v16 *)(y + ((img * OH + oh0 + a) * OW + ow0 + b) * F + f0) = out[b];
         }
     }
+    if (!j->bias) return;
+    for (int a = 0; a < rows; a++)
+        for (int b = 0; b < cols; b++) kiln_add_bias(y + ((img * OH + oh0 + a) * OW + ow0 + b) * F, j->bias, F, j->relu);
 }
 
 static void wino_block(void *ctx, int64_t block) {
