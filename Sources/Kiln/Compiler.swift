@@ -65,12 +65,14 @@ public enum Compiler {
             if options.printAll || options.printAfter.contains(pass) { log("// after \(pass)\n\(g)") }
         }
         // The layer graph is lowered once; predict, the training step and evaluation start from it.
+        // Predict and evaluation share its inference form.
         let lowered = try Pipeline.run(Pipeline.lowering, model.graph, observe: observe)
-        let predictGraph = try Pipeline.run(Pipeline.inferenceForm(unroll: options.unroll) + Pipeline.optimizations, lowered,
-                                            observe: observe)
+        let inferred = try Pipeline.run(Pipeline.inferenceForm(unroll: options.unroll), lowered, observe: observe)
+        let predictGraph = try Pipeline.run(Pipeline.optimizations, inferred, observe: observe)
         var steps: (train: TrainingBuilder.Result, evaluate: TrainingBuilder.Result)? = nil
         if let cfg = model.training, TrainingBuilder.enabled {
-            steps = try TrainingBuilder.build(layers: model.graph, lowered: lowered, cfg, unroll: options.unroll, observe: observe)
+            steps = try TrainingBuilder.build(layers: model.graph, lowered: lowered, inferred: inferred, cfg, unroll: options.unroll,
+                                              observe: observe)
         }
         // One state layout for every program, planned once: the training graph's params (the
         // weights, then the optimizer's slots), or predict's when the model does not train.

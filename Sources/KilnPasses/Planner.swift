@@ -91,11 +91,6 @@ public func schedule(_ g: Graph, state: StateLayout? = nil, result: Value? = nil
                    outputs: g.outputs.map(root), result: result.map(root), metrics: metrics.map(root))
 }
 
-/// Byte offset of a fixed arena value: after the per-sample part (perSample * N).
-extension Program {
-    public var stateBytes: Int { state.bytes }
-}
-
 public func align(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
 
 /// An optimizer update `v = f(p, ...); assign(p, v)` writes straight into p's

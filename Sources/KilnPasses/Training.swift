@@ -1,8 +1,8 @@
 import KilnIR
 
 /// Builds the training-step and evaluation graphs from the lowered graph (Pipeline.lowering):
-/// forward (the training form: dropout on) -> loss -> autodiff -> optimizer update -> assigns;
-/// forward (the inference form) -> loss for evaluation.
+/// forward (its training form: dropout on) -> loss -> autodiff -> optimizer update -> assigns;
+/// forward (its inference form, predict's) -> loss for evaluation.
 public enum TrainingBuilder {
     public static let enabled = true
 
@@ -19,7 +19,8 @@ public enum TrainingBuilder {
     /// - Parameters:
     ///   - layers: the layer graph (checked for what Kiln cannot train).
     ///   - lowered: the same graph after Pipeline.lowering.
-    public static func build(layers: Graph, lowered: Graph, _ cfg: TrainingConfig, unroll: UnrollPolicy = .auto,
+    ///   - inferred: `lowered` after Pipeline.inferenceForm, as predict has it.
+    public static func build(layers: Graph, lowered: Graph, inferred: Graph, _ cfg: TrainingConfig, unroll: UnrollPolicy = .auto,
                              observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
         for n in layers.nodes {
             guard case .layer(let op) = n.op else { continue }
@@ -33,14 +34,13 @@ public enum TrainingBuilder {
                 throw ShapeError(layer: n.layer, "\(s.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
             }
         }
-        let train = try step(lowered, cfg, training: true, unroll: unroll, observe: observe)
-        let eval = try step(lowered, cfg, training: false, unroll: unroll, observe: { _, _ in })
+        let train = try step(try Pipeline.run(Pipeline.trainingForm(unroll: unroll), lowered), cfg, training: true, observe: observe)
+        let eval = try step(inferred, cfg, training: false, observe: { _, _ in })
         return (train, eval)
     }
 
-    static func step(_ g: Graph, _ cfg: TrainingConfig, training: Bool, unroll: UnrollPolicy, observe: (String, Graph) -> Void) throws -> Result {
-        let form = training ? Pipeline.trainingForm(unroll: unroll) : Pipeline.inferenceForm(unroll: unroll)
-        let lowered = try Pipeline.run(form, g)
+    /// The loss (and for training the update) on top of a forward graph in the right form.
+    static func step(_ lowered: Graph, _ cfg: TrainingConfig, training: Bool, observe: (String, Graph) -> Void) throws -> Result {
         var b = PrimBuilder(graph: lowered, layer: "loss")
         var targets: [(String, TensorType)] = []
         var total: Value? = nil
@@ -76,7 +76,7 @@ public enum TrainingBuilder {
                 metricNames.append(prefix + m)
             }
         }
-        guard let loss = total else { throw ShapeError(layer: g.name, "the model has no outputs to train") }
+        guard let loss = total else { throw ShapeError(layer: lowered.name, "the model has no outputs to train") }
         if training {
             let trainable = b.graph.params.filter { $0.trainable && $0.role == .weight }.map(\.value)
             let grads = try differentiate(&b, loss: loss, wrt: trainable)
