@@ -28,6 +28,12 @@ conformance: build
 samples: build
 	bash samples/run.sh $(KILN) $(OUT)/samples
 
+# One sample of samples/NAME in its full form (samples/README.md lists them), e.g. `make sample-ner`;
+# `make test` runs each one's short form (run.sh --short), which asserts its result.
+sample-%: build
+	@[ -f samples/$*/run.sh ] || { echo "make: no sample '$*'; see samples/README.md" >&2; exit 2; }
+	bash samples/$*/run.sh $(KILN) $(OUT)/$*
+
 # The default sample end to end: compile the demo CNN, link a C program, print its predictions.
 demo: deps
 	$(SWIFT) build --product kiln

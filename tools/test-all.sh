@@ -28,6 +28,12 @@ passed=$((passed + p)); failed=$((failed + f))
 [ "$rc" -ne 0 ] && status=1
 
 if bash samples/run.sh "$kiln" "$out/samples"; then passed=$((passed + 2)); else failed=$((failed + 1)); status=1; fi
+# The samples of samples/NAME/ in their short form: each asserts its result (accuracy, F1, loss drop).
+for run in samples/*/run.sh; do
+    name=$(basename "$(dirname "$run")")
+    echo "== sample $name (short)"
+    if bash "$run" "$kiln" "$out/$name" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+done
 rm -f "$log"
 
 echo
