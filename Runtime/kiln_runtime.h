@@ -167,6 +167,19 @@ KILN_HIDDEN void kiln_winograd_conv3x3(const float *x, const float *w, int flipp
                                        int64_t W, int64_t C, int64_t OH, int64_t OW, int64_t F, int64_t pt, int64_t pl,
                                        const float *bias, int32_t relu);
 
+/* A linear-chain CRF (kiln_crf.c, the definition in KilnIR/Ops/CRF.swift): emissions em (rows,
+ * steps, n), transitions (n, n), start (n), end (n), tags (rows, steps), mask (rows, steps) 0/1 bytes
+ * or NULL. nll (rows): each row's negative log-likelihood of its tags. The gradient scales row r by
+ * dnll[r] and writes d em (rows, steps, n) and each row's d transitions (rows, n, n), d start and
+ * d end (rows, n). Viterbi writes the best tags (rows, steps) and its backpointers (rows, steps, n). */
+KILN_HIDDEN void kiln_crf_nll(const float *em, const float *trans, const float *start, const float *end,
+                              const int32_t *tags, const uint8_t *mask, float *nll, int64_t rows, int64_t steps, int64_t n);
+KILN_HIDDEN void kiln_crf_nll_grad(const float *em, const float *trans, const float *start, const float *end,
+                                   const int32_t *tags, const float *dnll, const uint8_t *mask, float *dem, float *dtrans,
+                                   float *dstart, float *dend, int64_t rows, int64_t steps, int64_t n);
+KILN_HIDDEN void kiln_crf_viterbi(const float *em, const float *trans, const float *start, const float *end,
+                                  const uint8_t *mask, int32_t *path, int32_t *pointers, int64_t rows, int64_t steps, int64_t n);
+
 /* C = op(A)·op(B) (beta 0) or C += op(A)·op(B) (beta 1), row-major (kiln_gemm.c). */
 KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t N, int64_t K, const float *A,
                             int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

@@ -112,7 +112,7 @@ public enum Compiler {
             inputs: zip(predictGraph.inputs, predictGraph.inputNames).map { v, n in
                 GlueTensor(name: n, dtype: predictGraph.type(v).dtype == .i32 ? "i32" : "f32", shape: predictGraph.type(v).externalShape) },
             outputs: zip(predictGraph.outputs, predictGraph.outputNames).map { v, n in
-                GlueTensor(name: n, dtype: "f32", shape: predictGraph.type(v).externalShape) },
+                GlueTensor(name: n, dtype: predictGraph.type(v).dtype == .i32 ? "i32" : "f32", shape: predictGraph.type(v).externalShape) },
             targets: targets, weights: weights, stateBytes: layout.bytes,
             predictArenaPerSample: predict.arenaPerSample, predictArenaFixed: predict.arenaFixed,
             trainArenaPerSample: max(train?.arenaPerSample ?? 0, evaluate?.arenaPerSample ?? 0),

@@ -24,6 +24,9 @@ public struct LossConfig: Sendable, Equatable {
     public var name: String
     public var fromLogits: Bool
     public var labelSmoothing: Float
+    /// The CRF loss ("crf"): the name of the CRF layer it trains (Keras' CRFLoss config "crf"),
+    /// which must produce the output; nil takes the CRF that produces it.
+    public var crfLayer: String? = nil
     public init(name: String, fromLogits: Bool = false, labelSmoothing: Float = 0) {
         self.name = name; self.fromLogits = fromLogits; self.labelSmoothing = labelSmoothing
     }

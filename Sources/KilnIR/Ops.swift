@@ -86,6 +86,9 @@ public enum LayerOp: Hashable, Sendable {
     case notEqual(Float)
     /// Keras' Any op over the last axis (keepdims false), as saved for a mask: bool, rank - 1.
     case anyLastAxis
+    /// CRF (the kiln_crf package's): emission scores x (N, T, n), transitions (n, n), start (n),
+    /// end (n), [mask (N, T) bool] -> the Viterbi tags (N, T) i32. The CRF loss reads its inputs.
+    case crf(masked: Bool)
 }
 
 /// Elementwise unary functions on f32.
@@ -179,6 +182,15 @@ public enum PrimOp: Hashable, Sendable {
     /// Writes the value (second input) into the state buffer of the parameter
     /// (first input); produces nothing. Training's optimizer update.
     case assign
+    /// A linear-chain CRF's negative log-likelihood of each row's tag path (Ops/CRF.swift):
+    /// (emissions (N, T, n), transitions (n, n), start (n), end (n), tags i32 (N, T), [mask bool (N, T)]) -> (N).
+    case crfNLL
+    /// Its gradient by forward-backward: (emissions, transitions, start, end, tags, dnll (N), [mask]) ->
+    /// d emissions (N, T, n), and per row d transitions (N, n, n), d start (N, n), d end (N, n).
+    case crfNLLGrad
+    /// Viterbi decoding: (emissions, transitions, start, end, [mask]) -> the best tags i32 (N, T), 0 at
+    /// masked steps, and the backpointers i32 (N, T, n) (scratch).
+    case crfViterbi
 }
 
 extension PrimOp {
@@ -197,6 +209,7 @@ extension PrimOp {
         case .scan, .scanGrad: return Scan.self
         case .assign: return Assign.self
         case .pad: return Pad.self
+        case .crfNLL, .crfNLLGrad, .crfViterbi: return ChainCRF.self
         }
     }
 }

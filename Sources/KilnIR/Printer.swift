@@ -29,6 +29,7 @@ extension LayerOp: CustomStringConvertible {
         case .masking(let v): return "masking<\(v)>"
         case .notEqual(let v): return "not_equal<\(v)>"
         case .anyLastAxis: return "any<axis=-1>"
+        case .crf(let m): return "crf" + (m ? "<masked>" : "")
         }
     }
 }

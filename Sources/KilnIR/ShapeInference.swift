@@ -26,6 +26,7 @@ extension LayerOp {
         case .masking: return "Masking"
         case .notEqual: return "NotEqual"
         case .anyLastAxis: return "Any"
+        case .crf: return "CRF"
         }
     }
 }
@@ -107,6 +108,8 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     switch op {
     case .recurrent, .bidirectional, .timeDistributed, .masking:
         return try inferRecurrent(op, ins, layer: layer)
+    case .crf(let masked):
+        return try inferCRF(masked: masked, ins, layer: layer)
     case .notEqual:
         try expectArity(ins, 1...1, layer)
         return TensorType(.bool, x.shape)

@@ -19,7 +19,9 @@ public enum KerasCompileConfig {
                        "Hinge": "hinge", "CategoricalHinge": "categorical_hinge", "BinaryCrossentropy": "binary_crossentropy",
                        "LogCosh": "log_cosh", "CategoricalCrossentropy": "categorical_crossentropy",
                        "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy", "KLDivergence": "kl_divergence",
-                       "Poisson": "poisson", "CosineSimilarity": "cosine_similarity"]
+                       "Poisson": "poisson", "CosineSimilarity": "cosine_similarity",
+                       // The kiln_crf package's CRFLoss (registered "kiln_crf>CRFLoss"), on a CRF layer's output.
+                       "crf": "crf", "CRFLoss": "crf"]
         for (a, c) in aliases { m[a] = c }
         return m
     }()
@@ -82,6 +84,12 @@ public enum KerasCompileConfig {
         }
         l.fromLogits = cfg?["from_logits"]?.bool ?? false
         l.labelSmoothing = cfg?["label_smoothing"]?.float ?? 0
+        if l.name == "crf" {
+            guard let layer = cfg?["crf"]?.string else {
+                throw KerasImportError("\(file): the CRFLoss in compile_config names no CRF layer (its config has no string 'crf')")
+            }
+            l.crfLayer = layer
+        }
         return l
     }
 

@@ -8,7 +8,7 @@ public enum KerasGraphBuilder {
     public static var supported: [String] { table.keys.sorted() }
 
     /// Keras classes whose call carries a mask argument Kiln passes on.
-    static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
+    static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "CRF"]
 
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
         var b = Builder(file: file, graph: Graph(name: spec.name))
@@ -141,6 +141,8 @@ public enum KerasGraphBuilder {
         },
         "Concatenate": { c in (.concatenate(axis: try c.int("axis", -1)), []) },
         "Add": { _ in (.add, []) },
+        // The kiln_crf package's CRF (registered "kiln_crf>CRF"); the number of tags is its input's last dimension.
+        "CRF": { _ in (.crf(masked: false), ["transitions", "start_transitions", "end_transitions"]) },
     ]
 
     struct Builder {
@@ -276,7 +278,8 @@ public enum KerasGraphBuilder {
                 switch op {
                 case let .recurrent(s, _): op = .recurrent(s, masked: true)
                 case let .bidirectional(f, b, m, _): op = .bidirectional(f, b, merge: m, masked: true)
-                default: throw c.fail("is given a mask, which Kiln supports for recurrent layers only")
+                case .crf: op = .crf(masked: true)
+                default: throw c.fail("is given a mask, which Kiln supports for recurrent layers and CRF only")
                 }
             }
             let trainable = c.config["trainable"]?.bool ?? true

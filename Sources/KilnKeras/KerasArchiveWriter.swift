@@ -102,7 +102,7 @@ public enum KerasArchiveWriter {
                 config = .object(items.filter { $0.0 != KerasLayerSpec.inboundNodesKey })
             }
             var entry: [(String, JSON)] = [("module", .string(layerModule(l.className))), ("class_name", .string(l.className)),
-                                           ("config", config), ("registered_name", .null)]
+                                           ("config", config), ("registered_name", registeredName(l.className))]
             if l.className != "InputLayer", let s = shapes.byLayer[l.name] {
                 entry.append(("build_config", .object([("input_shape", s)])))
             }
@@ -140,8 +140,14 @@ public enum KerasArchiveWriter {
         switch cls {
         case "Sequential": return "keras"
         case "Functional": return "keras.src.models.functional"
+        case "CRF": return "kiln_crf"
         default: return "keras.layers"
         }
+    }
+
+    /// The name a layer class is registered under outside Keras (null for Keras' own).
+    static func registeredName(_ cls: String) -> JSON {
+        cls == "CRF" ? .string("kiln_crf>CRF") : .null
     }
 
     /// Layers Keras calls on a list of tensors (`layer([a, b])`).

@@ -13,7 +13,7 @@ public struct LibraryLinkError: Error, CustomStringConvertible, Sendable {
 
 public enum LibraryLinker {
     /// The runtime's C files, compiled into every library.
-    public static let runtimeSources = ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_conv.c", "kiln_winograd.c"]
+    public static let runtimeSources = ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_conv.c", "kiln_winograd.c", "kiln_crf.c"]
     /// The flags the runtime and the glue are compiled with: built for this machine (the runtime's
     /// products and convolutions, like the model's code), symbols hidden but the API.
     static let cFlags = ["-fPIC", "-O3", "-march=native", "-fvisibility=hidden"]

@@ -150,6 +150,8 @@ final class ProgramEmitter {
                 emitConv("kiln_conv2d_grad_filter", p, frame, from: x, dy, to: dw, geo)
             case let .conv(x, w, y, geo, e):
                 emitConv("kiln_conv2d", p, frame, from: x, w, to: y, geo, epilogue: e)
+            case .call(let c):
+                emitCall(p, frame, c)
             }
         }
     }
@@ -181,6 +183,15 @@ final class ProgramEmitter {
     }
 
     var thunkCache: [LoopKernel: LLVMValueRef] = [:]
+
+    /// void function(ptr inputs..., ptr outputs..., i64 sizes...) of the runtime (RuntimeCall).
+    func emitCall(_ p: Program, _ frame: Frame, _ c: RuntimeCall) {
+        let pointers = c.inputs.count + c.outputs.count
+        let fn = m.function(c.function, m.void, Array(repeating: m.ptr, count: pointers) + Array(repeating: m.i64, count: c.sizes.count))
+        let args = c.inputs.map { $0.map { address(p, $0, frame) } ?? LLVMConstNull(m.ptr)! }
+            + c.outputs.map { address(p, $0, frame) } + c.sizes.map { intValue($0, frame) }
+        _ = m.call(fn, args)
+    }
 
     /// fn(from, w, to, n, H, W, C, OH, OW, F, kh, kw, sh, sw, pad_top, pad_left): a convolution or its
     /// input or filter gradient by the runtime (kiln_conv.c; the filter gradient's second operand is dy), with the

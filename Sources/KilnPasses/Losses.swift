@@ -10,6 +10,7 @@ public enum Losses {
         if loss.name == "sparse_categorical_crossentropy" {
             return TensorType(.i32, Array(output.shape.dropLast()))
         }
+        if loss.name == "crf" { return TensorType(.i32, output.shape) }
         return .f32(output.shape)
     }
 
@@ -78,6 +79,8 @@ public enum Losses {
             return try sum(try b.mul(tc, try b.unary(.log, try b.div(tc, pc))))
         case "poisson":
             return try mean(try b.sub(p, try b.mul(t, try b.unary(.log, try b.add(p, eps)))))
+        case "crf":
+            return try crf(yTrue: t0, yPred: p, &b)
         case "cosine_similarity":
             func normalize(_ v: Value) throws -> Value {
                 let ss = try b.reduce(.sum, try b.unary(.square, v), axes: [last], keepDims: true)

@@ -177,6 +177,9 @@ extension PrimBuilder {
             return try lowerRecurrent(op, ins, salt: &salt)
         case .notEqual(let v):
             return try compare(.ne, ins[0], try const(v))
+        case .crf:
+            // Predict's form: the Viterbi path. The CRF loss (Losses.crf) reads this node's inputs.
+            return try graph.add(.prim(.crfViterbi), ins, layer: layer)[0]
         case .anyLastAxis:
             let x = ins[0]
             return try compare(.gt, try reduce(.max, try cast(x, .f32), axes: [type(x).rank - 1]), try const(0))

@@ -22,6 +22,9 @@ public let propagateMasks = Pass("masks") { g in
             op2 = .recurrent(spec, masked: true); ins2.append(inMask!)
         case let .bidirectional(f, bw, merge, false) where inMask != nil:
             op2 = .bidirectional(f, bw, merge: merge, masked: true); ins2.append(inMask!)
+        case .crf(false) where inMask != nil:
+            // The CRF consumes the mask: its output has none, so the loss is not weighted by it.
+            op2 = .crf(masked: true); ins2.append(inMask!)
         default: break
         }
         let outs = try b.graph.add(.layer(op2), ins2, layer: n.layer)

@@ -181,5 +181,8 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
     case let .convGradInput(dy, w, dx, geo): return .convGradInput(dy: f(dy), w: f(w), dx: f(dx), geo)
     case let .convGradFilter(x, dy, dw, geo): return .convGradFilter(x: f(x), dy: f(dy), dw: f(dw), geo)
     case let .conv(x, w, y, geo, e): return .conv(x: f(x), w: f(w), y: f(y), geo, epilogue: e.map { Epilogue(bias: f($0.bias), relu: $0.relu) })
+    case .call(var c):
+        c.inputs = c.inputs.map { $0.map(f) }; c.outputs = c.outputs.map(f)
+        return .call(c)
     }
 }

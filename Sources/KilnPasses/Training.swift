@@ -45,6 +45,7 @@ public enum TrainingBuilder {
         var targets: [(String, TensorType)] = []
         var total: Value? = nil
         var metrics: [Value] = [], metricNames: [String] = []
+        try Losses.checkCRFs(lowered, cfg)
         for (k, out) in lowered.outputs.enumerated() {
             let lc = cfg.losses[k]
             let tt = Losses.targetType(lc, output: b.type(out))

@@ -53,7 +53,19 @@ extension KerasModel {
         }
         return KerasModelSpec(kind: isSequential ? .sequential : .functional, name: name, layers: layers,
                               inputs: isSequential ? [] : inputs.map(ref), outputs: isSequential ? [] : outputs.map(ref),
-                              compileConfig: training.map { $0.kerasCompileConfig() })
+                              compileConfig: training.map { withCRFNames($0).kerasCompileConfig() })
+    }
+}
+
+extension KerasModel {
+    /// The settings with each CRF loss naming its layer, as Keras' CRFLoss config does: the CRF
+    /// that produces the output when the loss names none.
+    func withCRFNames(_ t: TrainingConfig) -> TrainingConfig {
+        var t = t
+        for k in t.losses.indices where t.losses[k].name == "crf" && t.losses[k].crfLayer == nil && k < outputs.count {
+            t.losses[k].crfLayer = outputs[k].layer.name
+        }
+        return t
     }
 }
 
@@ -122,6 +134,9 @@ extension Layer {
             return .object(head + [("axis", .number(Double(l.axis)))])
         case is Add:
             return .object(head)
+        case is CRF:
+            // The kiln_crf package's config: the standard keys and its initialisers' names.
+            return .object(head + [("transitions_initializer", .string("glorot_uniform")), ("boundary_initializer", .string("zeros"))])
         case let l as ActivationLayer:
             switch l.className {
             case "Activation": return .object(head + [("activation", .string(l.activation.rawValue))])
@@ -162,6 +177,13 @@ extension TrainingConfig {
 extension LossConfig {
     /// The loss's name, or Keras' serialized loss object when it has options.
     func kerasJSON() -> JSON {
+        if name == "crf" {
+            // The kiln_crf package's CRFLoss.
+            return .object([("module", .string("kiln_crf")), ("class_name", .string("CRFLoss")),
+                            ("config", .object([("name", .string("crf_loss")), ("reduction", .string("sum_over_batch_size")),
+                                                ("dtype", .null), ("crf", crfLayer.map { .string($0) } ?? .null)])),
+                            ("registered_name", .string("kiln_crf>CRFLoss"))])
+        }
         let classes = ["categorical_crossentropy": "CategoricalCrossentropy", "binary_crossentropy": "BinaryCrossentropy",
                        "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"]
         guard fromLogits || labelSmoothing != 0, let cls = classes[name] else { return .string(name) }

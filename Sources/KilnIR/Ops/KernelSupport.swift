@@ -17,6 +17,8 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
     case convGradFilter(x: Value, dy: Value, dw: Value, ConvGeometry)
     /// y = a convolution, by the runtime (kiln_conv2d), then the epilogue if any.
     case conv(x: Value, w: Value, y: Value, ConvGeometry, epilogue: Epilogue?)
+    /// A function of the runtime on the storage of values, with sizes (RuntimeCall).
+    case call(RuntimeCall)
 
     public var description: String {
         switch self {
@@ -30,6 +32,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .conv(x, w, y, geo, e):
             let win = geo.window
             return "conv2d \(y) = \(x) ⋆ \(w) \(win.kh)x\(win.kw)/\(win.sh)x\(win.sw)" + (e.map { " " + $0.description } ?? "")
+        case .call(let c): return c.description
         }
     }
 
@@ -45,6 +48,7 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .convGradInput(dy, w, _, _): return [dy, w]
         case let .convGradFilter(x, dy, _, _): return [x, dy]
         case let .conv(x, w, _, _, e): return [x, w] + (e.map { [$0.bias] } ?? [])
+        case .call(let c): return c.inputs.compactMap { $0 }
         }
     }
     public var writes: [Value] {
@@ -56,7 +60,26 @@ public enum Step: Hashable, Sendable, CustomStringConvertible {
         case let .convGradInput(_, _, dx, _): return [dx]
         case let .convGradFilter(_, _, dw, _): return [dw]
         case let .conv(_, _, y, _, _): return [y]
+        case .call(let c): return c.outputs
         }
+    }
+}
+
+/// `void function(inputs..., outputs..., sizes...)` of the runtime: a pointer to each value's storage
+/// (NULL for an absent optional input), then each size as an int64 (expressions of N and T). The
+/// function writes every output whole. For work the loop kernels cannot express, such as a CRF's
+/// recurrences over the steps (Ops/CRF.swift, Runtime/kiln_crf.c).
+public struct RuntimeCall: Hashable, Sendable, CustomStringConvertible {
+    public var function: String
+    public var inputs: [Value?]
+    public var outputs: [Value]
+    public var sizes: [KExpr]
+    public init(_ function: String, inputs: [Value?], outputs: [Value], sizes: [KExpr]) {
+        self.function = function; self.inputs = inputs; self.outputs = outputs; self.sizes = sizes
+    }
+    public var description: String {
+        "call " + outputs.map(\.description).joined(separator: ", ") + " = " + function + "("
+            + (inputs.map { $0?.description ?? "null" } + sizes.map(\.description)).joined(separator: ", ") + ")"
     }
 }
 
