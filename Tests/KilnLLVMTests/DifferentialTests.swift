@@ -1,8 +1,8 @@
 // Random well-typed primitive graphs compiled the whole way (passes, schedule,
 // LLVM, the runtime) and compared with the float64 interpreter: elementwise
 // ops with broadcasting, reductions over any non-batch axes, products,
-// transposes, slices, pads and concatenations, in chains the fusion, CSE and
-// epilogue passes rewrite. `make test` runs a few models with a fixed seed;
+// transposes, slices, pads, concatenations and a CRF's NLL and its gradient,
+// in chains the fusion, CSE and epilogue passes rewrite. `make test` runs a few models with a fixed seed;
 // KILN_DIFF_MODELS=N runs N models (each holds GRAPHS_PER_MODEL graphs).
 
 import Foundation
@@ -33,7 +33,7 @@ final class DifferentialTests: XCTestCase {
         var outputs = 0
         while outputs < Self.graphsPerModel {
             var v: Value
-            switch r.int(10) {
+            switch r.int(11) {
             case 0:
                 let ops: [UnaryOp] = [.neg, .abs, .tanh, .sigmoid, .relu, .square, .softplus, .erf, .exp]
                 let op = ops[r.int(ops.count)]
@@ -98,6 +98,29 @@ final class DifferentialTests: XCTestCase {
                 guard !s.isEmpty else { continue }
                 let values: [Float] = [0, 1, -0.5]
                 v = try add(.pad(axis: 1 + r.int(s.count), before: r.int(3), after: r.int(3), value: values[r.int(3)]), [p])
+            case 9:
+                // A CRF over p as emissions (N, steps, tags): the NLL of tags drawn from q, or the NLL's
+                // gradient to the emissions, with a mask from q's sign.
+                let p = pick(), s = shape(p)
+                guard s.count == 2 else { continue }
+                let q = try add(.reshape([.n] + s.map { .fixed($0) }), [pool.filter { shape($0) == s }.randomElement(using: &r) ?? p])
+                let (steps, tags) = (s[0], s[1])
+                func weight(_ dims: [Int]) -> Value {
+                    params += 1
+                    return g.addParam("crf\(params)", .f32(dims.map { .fixed($0) }), initial: r.floats(dims.reduce(1, *), -0.5, 0.5))
+                }
+                let (a, st, en) = (weight([tags, tags]), weight([tags]), weight([tags]))
+                let first = try add(.reshape([.n, .fixed(steps)]), [try add(.slice(axis: 2, start: 0, length: 1), [q])])
+                let y = try add(.cast(.i32), [try add(.unary(.floor), [try add(.binary(.mul), [try add(.unary(.sigmoid), [first]),
+                                                                                              try add(.constant(Float(tags) * 0.999), [])])])])
+                let mask = try add(.compare(.gt), [first, try add(.constant(-0.3), [])])
+                let e = try bounded(p)
+                if r.int(2) == 0 {
+                    v = try add(.reshape([.n, .fixed(1)]), [try add(.crfNLL, [e, a, st, en, y, mask])])
+                } else {
+                    let dnll = try add(.reduce(.mean, axes: [1, 2], keepDims: false), [q])
+                    v = try g.add(.prim(.crfNLLGrad), [e, a, st, en, y, dnll, mask], layer: "op\(g.nodes.count)")[0]
+                }
             default:
                 v = try bounded(pick())
             }
