@@ -125,6 +125,42 @@ final class CRFTests: XCTestCase {
         }
     }
 
+    /// A batch large enough to run in blocks of rows on the thread pool: the same results with one
+    /// thread and three, and the float64 rules' (checked against enumeration in CRFRuleTests).
+    func testLargeBatchesRunInBlocksOnThreads() throws {
+        var r = TestRNG(4107)
+        let (rows, steps, n) = (70, 40, 8)   // 40 * 8 * 8 multiply-adds a row: blocks of 25 rows
+        var g = Graph(name: "crf_blocks")
+        let e = g.addInput("emissions", .f32([.n, .fixed(steps), .fixed(n)]))
+        let y = g.addInput("tags", TensorType(.i32, [.n, .fixed(steps)]))
+        let m = g.addInput("mask", TensorType(.i32, [.n, .fixed(steps)]))
+        let d = g.addInput("dnll", .f32([.n]))
+        let a = g.addParam("transitions", .f32([.fixed(n), .fixed(n)]), initial: r.floats(n * n))
+        let s = g.addParam("start", .f32([.fixed(n)]), initial: r.floats(n))
+        let f = g.addParam("end", .f32([.fixed(n)]), initial: r.floats(n))
+        let mask = try g.prim(.compare(.ne), m, try g.prim(.constant(0), layer: "zero"), layer: "mask")
+        g.addOutput(try g.add(.prim(.crfNLL), [e, a, s, f, y, mask], layer: "nll")[0], name: "nll")
+        for (j, v) in try g.add(.prim(.crfNLLGrad), [e, a, s, f, y, d, mask], layer: "grad").enumerated() { g.addOutput(v, name: "grad\(j)") }
+        g.addOutput(try g.add(.prim(.crfViterbi), [e, a, s, f, mask], layer: "viterbi")[0], name: "viterbi")
+        let lib = try compileAndLoad(Model(graph: g, layers: [], training: nil, isSequential: false), name: "crf_blocks", dir: try makeTempDir(self))
+        // Right-padded rows of 0 to 40 real steps.
+        let lengths = (0..<rows).map { $0 == 0 ? 0 : 1 + r.int(steps) }
+        let maskIds = (0..<rows * steps).map { Int32(($0 % steps) < lengths[$0 / steps] ? 1 : 0) }
+        let inputs = [HostTensor(shape: [rows, steps, n], floats: r.floats(rows * steps * n, -2, 2)),
+                      HostTensor(shape: [rows, steps], ints: (0..<rows * steps).map { _ in Int32(r.int(n)) }),
+                      HostTensor(shape: [rows, steps], ints: maskIds), HostTensor(shape: [rows], floats: r.floats(rows, 0.5, 2))]
+        try lib.setNumThreads(1)
+        let one = try lib.predict(inputs, batchSize: rows)
+        try lib.setNumThreads(3)
+        let three = try lib.predict(inputs, batchSize: rows)
+        XCTAssertEqual(one, three, "results depend on the thread count")
+        let ref = try Interpreter.run(g, inputs: inputs.map { $0.dtype == .float32 ? $0.floats.map(Double.init) : $0.ints.map(Double.init) }, n: rows)
+        for (j, v) in g.outputs.enumerated() {
+            let got = one[j].dtype == .float32 ? one[j].floats.map(Double.init) : one[j].ints.map(Double.init)
+            assertClose(got, ref[v]!, rtol: 1e-4, atol: 1e-4, "output \(j) against the interpreter")
+        }
+    }
+
     func testViterbiTiesGoToTheLowerTag() throws {
         // All scores equal: every path ties, and each max takes the lowest tag.
         var g = Graph(name: "ties")
@@ -146,7 +182,8 @@ final class CRFTests: XCTestCase {
     /// emissions of one position; row 0, every masked position's, must get nothing).
     func testTrainingStepLossAndGradient() throws {
         var r = TestRNG(4102)
-        for masks in Self.batches {
+        // Each batch with a fixed number of steps, and the second with a free one (Input((None,))).
+        for (masks, free) in [(Self.batches[0], false), (Self.batches[1], false), (Self.batches[1], true)] {
             let b = Batch(masks, &r)
             let (n, steps, rows) = (b.tags, b.steps, b.rows)
             let vocab = 1 + rows * steps
@@ -155,7 +192,7 @@ final class CRFTests: XCTestCase {
             var table = r.floats(n, -1.5, 1.5)
             for i in 0..<rows * steps { table += b.emissions[i * n..<(i + 1) * n].map(Float.init) }
             var m = GraphMaker("crf_step")
-            let x = m.input("tokens", [steps], dtype: .i32)
+            let x = free ? m.g.addInput("tokens", TensorType(.i32, [.n, .t])) : m.input("tokens", [steps], dtype: .i32)
             let emb = try m.layer(.embedding(inputDim: vocab, outputDim: n, maskZero: true), [x, m.param("embedding/embeddings", [vocab, n], table)], "embedding")
             let w = b.weights
             let tags = try m.layer(.crf(masked: false), [emb, m.param("crf/transitions", [n, n], w.transitions.map(Float.init)),
