@@ -161,6 +161,23 @@ final class CRFTests: XCTestCase {
         }
     }
 
+    /// A tag outside [0, n) at an unmasked step makes that row's NLL (so the batch loss) NaN, which
+    /// the training loop reports; the other rows are unaffected.
+    func testOutOfRangeTagMakesItsRowNaN() throws {
+        var g = Graph(name: "bad_tags")
+        let e = g.addInput("emissions", .f32([.n, .fixed(3), .fixed(2)]))
+        let y = g.addInput("tags", TensorType(.i32, [.n, .fixed(3)]))
+        let w = { (shape: [Int]) in g.addParam("p\(g.params.count)", .f32(shape.map { .fixed($0) }), initial: [Float](repeating: 0.1, count: shape.reduce(1, *))) }
+        let (a, s, f) = (w([2, 2]), w([2]), w([2]))
+        g.addOutput(try g.add(.prim(.crfNLL), [e, a, s, f, y], layer: "nll")[0], name: "nll")
+        let lib = try compileAndLoad(Model(graph: g, layers: [], training: nil, isSequential: false), name: "bad_tags", dir: try makeTempDir(self))
+        let out = try lib.predict([HostTensor(shape: [3, 3, 2], floats: [Float](repeating: 0, count: 18)),
+                                   HostTensor(shape: [3, 3], ints: [0, 1, 0, 1, 2, 0, -1, 0, 0])])[0].floats
+        // All scores equal: each path's score is 0.1 per transition and boundary, logZ - score = log(2^3).
+        XCTAssertEqual(Double(out[0]), log(8), accuracy: 1e-6)
+        XCTAssertTrue(out[1].isNaN && out[2].isNaN, "\(out)")
+    }
+
     func testViterbiTiesGoToTheLowerTag() throws {
         // All scores equal: every path ties, and each max takes the lowest tag.
         var g = Graph(name: "ties")
