@@ -14,8 +14,8 @@
  *
  * Rows are independent: a large batch runs in blocks of rows on the instance's thread pool, and
  * each row's result is the same whatever the blocks, so results do not depend on the thread
- * count. The per-row scratch vectors (a few times n floats) live on the stack; Viterbi's
- * backpointers are an output the planner places.
+ * count. The per-row scratch vectors (a few of KILN_CRF_MAX_TAGS floats, 16 KB at most) live on
+ * the stack; Viterbi's backpointers are an output the planner places.
  */
 #include "kiln_runtime.h"
 
@@ -99,7 +99,7 @@ static void nll_row(const crf_job *j, int64_t r) {
     const float *em = j->em + r * steps * n;
     const int32_t *tags = j->tags + r * steps;
     const uint8_t *mask = j->mask ? j->mask + r * steps : NULL;
-    float a[n], b[n], tmp[n];
+    float a[KILN_CRF_MAX_TAGS], b[KILN_CRF_MAX_TAGS], tmp[KILN_CRF_MAX_TAGS];
     float *alpha = a, *next = b;
     if (!tags_valid(tags, mask, steps, n)) { j->out[r] = NAN; return; }
     int64_t last = -1;
@@ -145,7 +145,7 @@ static void grad_row(const crf_job *j, int64_t r) {
     float *de = j->out + r * steps * n, *dtrans = j->dtrans + r * n * n;
     float *dstart = j->dstart + r * n, *dend = j->dend + r * n;
     const float g = j->dnll[r];
-    float beta[n], prev[n], w[n], tmp[n];
+    float beta[KILN_CRF_MAX_TAGS], prev[KILN_CRF_MAX_TAGS], w[KILN_CRF_MAX_TAGS], tmp[KILN_CRF_MAX_TAGS];
     memset(de, 0, sizeof(float) * (size_t)(steps * n));
     memset(dtrans, 0, sizeof(float) * (size_t)(n * n));
     memset(dstart, 0, sizeof(float) * (size_t)n);
@@ -214,7 +214,7 @@ static void viterbi_row(const crf_job *j, int64_t r) {
     const float *em = j->em + r * steps * n;
     const uint8_t *mask = j->mask ? j->mask + r * steps : NULL;
     int32_t *path = j->path + r * steps, *bp = j->pointers + r * steps * n;
-    float a[n], b[n];
+    float a[KILN_CRF_MAX_TAGS], b[KILN_CRF_MAX_TAGS];
     float *delta = a, *next = b;
     memset(path, 0, sizeof(int32_t) * (size_t)steps);
     memset(bp, 0, sizeof(int32_t) * (size_t)(steps * n));

@@ -171,7 +171,9 @@ KILN_HIDDEN void kiln_winograd_conv3x3(const float *x, const float *w, int flipp
  * steps, n), transitions (n, n), start (n), end (n), tags (rows, steps), mask (rows, steps) 0/1 bytes
  * or NULL. nll (rows): each row's negative log-likelihood of its tags. The gradient scales row r by
  * dnll[r] and writes d em (rows, steps, n) and each row's d transitions (rows, n, n), d start and
- * d end (rows, n). Viterbi writes the best tags (rows, steps) and its backpointers (rows, steps, n). */
+ * d end (rows, n). Viterbi writes the best tags (rows, steps) and its backpointers (rows, steps, n).
+ * n is at most KILN_CRF_MAX_TAGS (ChainCRF.maxTags in KilnIR/Ops/CRF.swift). */
+#define KILN_CRF_MAX_TAGS 1024
 KILN_HIDDEN void kiln_crf_nll(const float *em, const float *trans, const float *start, const float *end,
                               const int32_t *tags, const uint8_t *mask, float *nll, int64_t rows, int64_t steps, int64_t n);
 KILN_HIDDEN void kiln_crf_nll_grad(const float *em, const float *trans, const float *start, const float *end,

@@ -12,6 +12,9 @@ public func crfTagCount(_ x: TensorType, layer: String) throws -> Int {
                             + (x.dtype == .f32 ? "" : " of \(x.dtype.rawValue)"),
                          hint: "give it one score per tag at every step, e.g. Dense(tags) or TimeDistributed(Dense(tags)) after a recurrent layer with return_sequences=True")
     }
+    guard n <= ChainCRF.maxTags else {
+        throw ShapeError(layer: layer, "has \(n) tags (its input \(x.kerasDescription)); Kiln's CRF takes at most \(ChainCRF.maxTags)")
+    }
     return n
 }
 

@@ -30,6 +30,9 @@ final class CRFRuleTests: XCTestCase {
         refuses(.layer(.crf(masked: false)), [x, .f32([fx(4), fx(4)]), w[1], w[2]], name: "crf",
                 ["weight transitions of shape (4, 4) does not fit 5 tags", "expected (5, 5)"])
         refuses(.layer(.crf(masked: true)), [x] + w + [TensorType(.bool, [N, fx(6)])], name: "crf", ["mask"])
+        let many = TensorType.f32([fx(1025)])
+        refuses(.layer(.crf(masked: false)), [.f32([N, fx(7), fx(1025)]), .f32([fx(1025), fx(1025)]), many, many], name: "crf",
+                ["CRF 'crf': has 1025 tags", "at most 1024"])
         XCTAssertEqual(LayerOp.crf(masked: true).description, "crf<masked>")
         XCTAssertEqual(LayerOp.crf(masked: false).kerasClass, "CRF")
     }

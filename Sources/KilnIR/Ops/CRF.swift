@@ -17,6 +17,10 @@
 import Foundation
 
 public enum ChainCRF: PrimitiveFamily {
+    /// The most tags the runtime's kernels take (KILN_CRF_MAX_TAGS, Runtime/kiln_runtime.h): each
+    /// row's scratch vectors are arrays of that size on the stack.
+    public static let maxTags = 1024
+
     /// Input counts of each op, the mask (optional, last) included.
     static func arity(_ op: PrimOp) -> ClosedRange<Int> {
         switch op {
@@ -31,8 +35,8 @@ public enum ChainCRF: PrimitiveFamily {
         let counts = arity(op)
         try expectArity(ins, counts, layer)
         let e = ins[0]
-        guard e.dtype == .f32, e.rank == 3, let n = e.shape[2].fixedValue, n >= 1 else {
-            throw primShapeError(op, layer: layer, "needs emissions (rows, steps, tags) of f32, got \(e)")
+        guard e.dtype == .f32, e.rank == 3, let n = e.shape[2].fixedValue, n >= 1, n <= maxTags else {
+            throw primShapeError(op, layer: layer, "needs emissions (rows, steps, tags) of f32 with at most \(maxTags) tags, got \(e)")
         }
         let (rows, steps) = (e.shape[0], e.shape[1])
         var want: [(String, TensorType)] = [("transitions", .f32([.fixed(n), .fixed(n)])), ("start", .f32([.fixed(n)])),
