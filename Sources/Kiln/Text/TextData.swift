@@ -60,9 +60,6 @@ enum TextData {
         return out
     }
 
-    /// Whether a line holds only spaces and tabs.
-    static func isBlank(_ line: ArraySlice<UInt8>) -> Bool { line.allSatisfy { $0 == 0x20 || $0 == 0x09 } }
-
     /// The bytes as a string, or nil when they are not valid UTF-8.
     static func string(_ bytes: ArraySlice<UInt8>) -> String? { String(validating: bytes, as: UTF8.self) }
 

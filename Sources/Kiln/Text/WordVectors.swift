@@ -123,7 +123,6 @@ private struct Reader {
     var values: [Float] = []
     var index: [String: Int] = [:]
     var duplicates: [(word: String, location: String)] = []
-    var numberBuffer = [CChar](repeating: 0, count: 72)
 
     init(bytes: [UInt8], name: String, format: WordVectorFormat) {
         self.bytes = bytes; self.name = name; self.format = format
@@ -154,37 +153,63 @@ private struct Reader {
     /// Text lines from `from`; with a header, each must hold a word and `header.dim`
     /// numbers, otherwise the first line sets the dimension. Returns the dimension.
     mutating func readText(from: Int, firstLine: Int, header: (count: Int, dim: Int)?) throws -> Int {
+        // A NUL after the last byte, so that strtof can read the fields in place: it stops at
+        // the space, tab, "\r" or "\n" after a number, or at this NUL.
+        let text = bytes + [0]
+        return try text.withUnsafeBufferPointer { try readLines($0, from: from, firstLine: firstLine, header: header) }
+    }
+
+    mutating func readLines(_ p: UnsafeBufferPointer<UInt8>, from: Int, firstLine: Int, header: (count: Int, dim: Int)?) throws -> Int {
         var dim = header?.dim ?? 0
         var entries = 0
         var blank: Int? = nil
         var source = "the dimension the header declares"
-        for (n, line) in TextData.lines(bytes, from: from, firstLine: firstLine) {
-            if TextData.isBlank(line) { blank = blank ?? n; continue }
+        var fields: [Range<Int>] = []
+        let end = p.count - 1
+        var pos = from, n = firstLine - 1
+        while pos < end {
+            n += 1
+            var stop = pos
+            while stop < end && p[stop] != 0x0A { stop += 1 }
+            let line = pos..<(stop > pos && p[stop - 1] == 0x0D ? stop - 1 : stop)
+            pos = stop + 1
+            fields.removeAll(keepingCapacity: true)
+            var i = line.lowerBound
+            while i < line.upperBound {
+                while i < line.upperBound && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+                let s = i
+                while i < line.upperBound && p[i] != 0x20 && p[i] != 0x09 { i += 1 }
+                if i > s { fields.append(s..<i) }
+            }
+            if fields.isEmpty { blank = blank ?? n; continue }
             if let b = blank {
                 let what = dim == 0 ? "its numbers" : "\(dim) numbers"
                 throw TextDataError("\(name), line \(b) is blank: expected a word and \(what) (blank lines may only end the file).")
             }
-            guard TextData.string(line) != nil else { throw TextDataError("\(name), line \(n) is not valid UTF-8.") }
-            let f = TextData.fields(line)
+            guard let word = TextData.string(bytes[fields[0]]) else { throw TextDataError("\(name), line \(n) is not valid UTF-8.") }
             if let h = header, entries == h.count {
                 throw TextDataError("\(name), line \(n): the header declares \(h.count) vectors, but more lines follow.")
             }
             if dim == 0 {
-                guard f.count >= 2 else {
-                    throw TextDataError("\(name), line \(n): expected a word and its numbers, found only \(TextData.quote(line)).")
+                guard fields.count >= 2 else {
+                    throw TextDataError("\(name), line \(n): expected a word and its numbers, found only \(TextData.quote(bytes[line])).")
                 }
-                dim = f.count - 1
+                dim = fields.count - 1
                 source = "the dimension of line \(n)"
             }
-            guard f.count == dim + 1 else {
-                throw TextDataError("\(name), line \(n): expected a word and \(dim) numbers (\(source)), found \(f.count - 1) value\(f.count == 2 ? "" : "s") after \(TextData.quote(f[0])).")
+            guard fields.count == dim + 1 else {
+                let k = fields.count - 1
+                throw TextDataError("\(name), line \(n): expected a word and \(dim) numbers (\(source)), found \(k) value\(k == 1 ? "" : "s") after '\(word)'.")
             }
-            let word = String(decoding: f[0], as: UTF8.self)
             let before = values.count
             for k in 1...dim {
-                guard let v = number(f[k]) else {
+                let r = fields[k]
+                let base = UnsafeRawPointer(p.baseAddress!)
+                var stopped: UnsafeMutablePointer<CChar>? = nil
+                let v = strtof((base + r.lowerBound).assumingMemoryBound(to: CChar.self), &stopped)
+                guard let stopped, UnsafeRawPointer(stopped) - base == r.upperBound, v.isFinite else {
                     values.removeSubrange(before...)
-                    throw TextDataError("\(name), line \(n): value \(k) of '\(word)' is \(TextData.quote(f[k])); expected a finite number.")
+                    throw TextDataError("\(name), line \(n): value \(k) of '\(word)' is \(TextData.quote(bytes[r])); expected a finite number.")
                 }
                 values.append(v)
             }
@@ -254,19 +279,6 @@ private struct Reader {
         } else {
             index[word] = words.count
             words.append(word)
-        }
-    }
-
-    /// A finite float32 from a decimal (or C99 hexadecimal) field, or nil.
-    mutating func number(_ f: ArraySlice<UInt8>) -> Float? {
-        guard f.count < numberBuffer.count else { return nil }
-        return numberBuffer.withUnsafeMutableBufferPointer { buf -> Float? in
-            for (i, c) in f.enumerated() { buf[i] = CChar(bitPattern: c) }
-            buf[f.count] = 0
-            var end: UnsafeMutablePointer<CChar>? = nil
-            let v = strtof(buf.baseAddress!, &end)
-            guard end == buf.baseAddress! + f.count, v.isFinite else { return nil }
-            return v
         }
     }
 }
