@@ -20,7 +20,7 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Compile Keras models ahead of time into native shared libraries.",
-        subcommands: [Summary.self, Compile.self, Predict.self, Fit.self, Plot.self])
+        subcommands: [Summary.self, Compile.self, Predict.self, Fit.self, Plot.self, Vectors.self])
 }
 
 struct Summary: ParsableCommand {
@@ -142,6 +142,59 @@ struct Plot: ParsableCommand {
     func run() throws {
         do {
             try LossPlot.write(histories: histories, to: output)
+        } catch { fail(error) }
+    }
+}
+
+struct Vectors: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an embedding matrix and vocabulary from word vectors, and token and tag ids from CoNLL files.",
+        discussion: """
+            Writes DIR/embedding.npy (float32, vocabulary x dimension), DIR/vocab.txt (line k: the word of id k-1; \
+            id 0 <pad>, id 1 <unk>), and for each --conll STEM.EXT: DIR/STEM_x.npy and DIR/STEM_y.npy (int32, \
+            sentences x T, padded with 0) and DIR/tags.txt (line k: the tag of id k-1; id 0 is O).
+            """)
+    @Argument(help: "A word-vector file: word2vec text or binary, or GloVe text.") var vectors: String
+    @Option(name: .shortAndLong, help: "Output directory (created if missing).") var output: String
+    @Option(help: "auto, word2vec-text, word2vec-binary or glove.") var format: String = "auto"
+    @Option(name: .customLong("conll"), help: "A CoNLL file (token ... tag per line) to encode; repeat for several.") var conll: [String] = []
+    @Option(name: .customLong("max-length"), help: "T, the padded length (default: the longest sentence); longer sentences are refused.") var maxLength: Int?
+    @Flag(help: "Lowercase the vector file's words and the tokens.") var lowercase = false
+    @Flag(help: "Keep only the vector words that occur in the --conll files.") var restrict = false
+    @Option(help: "Corpus words without a vector: unknown (read as <unk>), zeros or random (rows of their own).") var missing: String = "unknown"
+    @Option(name: .customLong("unknown-vector"), help: "The row of <unk>: zeros or mean (of all the file's vectors).") var unknownVector: String = "zeros"
+    @Option(help: "Seed of --missing random.") var seed: UInt64 = 0
+
+    func run() throws {
+        var f: WordVectorFormat? = nil
+        if format != "auto" {
+            guard let known = WordVectorFormat(rawValue: format) else {
+                throw ValidationError("--format takes auto, word2vec-text, word2vec-binary or glove, not '\(format)'")
+            }
+            f = known
+        }
+        var options = EmbeddingOptions(lowercase: lowercase, restrictToCorpus: restrict)
+        guard let u = EmbeddingOptions.UnknownVector(rawValue: unknownVector) else {
+            throw ValidationError("--unknown-vector takes zeros or mean, not '\(unknownVector)'")
+        }
+        options.unknownVector = u
+        switch missing {
+        case "unknown": options.missingWords = .unknown
+        case "zeros": options.missingWords = .zeros
+        case "random": options.missingWords = .random(seed: seed)
+        default: throw ValidationError("--missing takes unknown, zeros or random, not '\(missing)'")
+        }
+        if conll.isEmpty && (restrict || missing != "unknown") {
+            throw ValidationError("--restrict and --missing need at least one --conll file")
+        }
+        if let t = maxLength, t < 1 { throw ValidationError("--max-length must be 1 or more, not \(t)") }
+        do {
+            let report = try VectorExport.run(vectors: vectors, output: output, format: f, conll: conll, maxLength: maxLength, options: options)
+            for d in report.vectors.duplicates.prefix(1) {
+                let more = report.vectors.duplicates.count > 1 ? " (\(report.vectors.duplicates.count) repeated words in all)" : ""
+                FileHandle.standardError.write("kiln: warning: \(vectors), \(d.location): '\(d.word)' appears again; the first vector is kept, as gensim does\(more).\n".data(using: .utf8)!)
+            }
+            print(report.summary)
         } catch { fail(error) }
     }
 }
