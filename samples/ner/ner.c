@@ -52,6 +52,7 @@ static int32_t *read_ids(const char *path, int64_t *rows, int64_t *cols) {
     header = calloc(hlen + 1, 1);
     if (!header) goto done;
     if (fread(header, 1, hlen, f) != hlen) goto truncated;
+    for (size_t k = hlen; k > 0 && (header[k - 1] == ' ' || header[k - 1] == '\n'); k--) header[k - 1] = 0;
     if (strstr(header, "'descr': '<i4'")) width = 4;
     else if (strstr(header, "'descr': '<i8'")) width = 8;
     else {
@@ -63,7 +64,9 @@ static int32_t *read_ids(const char *path, int64_t *rows, int64_t *cols) {
         goto done;
     }
     const char *s = strstr(header, "'shape': (");
-    if (!s || sscanf(s, "'shape': (%" SCNd64 ", %" SCNd64 ")", rows, cols) != 2 || *rows < 0 || *cols < 0) {
+    int used = 0;   /* set only when the closing parenthesis follows the two sizes */
+    if (!s || sscanf(s, "'shape': (%" SCNd64 ", %" SCNd64 ")%n", rows, cols, &used) != 2 || !used
+        || *rows < 0 || *cols < 0) {
         fprintf(stderr, "ner: %s: expected a 2-D array (sentences, steps), found %s\n", path, header);
         goto done;
     }
@@ -197,15 +200,15 @@ int main(int argc, char **argv) {
     /* the arrays and the tags */
     char path[4096];
     int64_t nx, tx, ny, ty, mx, sx, my, sy;
+    int32_t *x, *y, *test_x, *test_y;
     snprintf(path, sizeof path, "%s/train_x.npy", data);
-    int32_t *x = read_ids(path, &nx, &tx);
+    if (!(x = read_ids(path, &nx, &tx))) return 1;
     snprintf(path, sizeof path, "%s/train_y.npy", data);
-    int32_t *y = read_ids(path, &ny, &ty);
+    if (!(y = read_ids(path, &ny, &ty))) return 1;
     snprintf(path, sizeof path, "%s/test_x.npy", data);
-    int32_t *test_x = read_ids(path, &mx, &sx);
+    if (!(test_x = read_ids(path, &mx, &sx))) return 1;
     snprintf(path, sizeof path, "%s/test_y.npy", data);
-    int32_t *test_y = read_ids(path, &my, &sy);
-    if (!x || !y || !test_x || !test_y) return 1;
+    if (!(test_y = read_ids(path, &my, &sy))) return 1;
     if (nx != ny || tx != ty || mx != my || sx != sy || tx != STEPS || sx != STEPS || nx == 0 || mx == 0) {
         fprintf(stderr, "ner: expected token and tag arrays of equal shapes (sentences, %d); found train "
                 "(%" PRId64 ", %" PRId64 ") and (%" PRId64 ", %" PRId64 "), test (%" PRId64 ", %" PRId64
