@@ -350,6 +350,38 @@ def test_save_load_round_trip():
             assert_close(b, a, 1e-6, 1e-6, "weights after training the loaded model")
 
 
+def test_loads_configs_with_initializer_names():
+    """The spec's short form, as Kiln's Swift API saves it: initializers by name, module
+    "kiln_crf", the loss's dtype null."""
+    rng = np.random.default_rng(11)
+    model = tagger()
+    model.compile(optimizer="adam", loss=kiln_crf.CRFLoss(model.layers[-1]))
+    x = token_batch(rng, 8, 6, 12, [[1, 1, 1, 0, 0, 0], [1] * 6] * 4)
+    y = rng.integers(0, 3, (8, 6)).astype(np.int32)
+    with tempfile.TemporaryDirectory() as tmp:
+        path, short = os.path.join(tmp, "a.keras"), os.path.join(tmp, "b.keras")
+        model.save(path)
+        with zipfile.ZipFile(path) as zin, zipfile.ZipFile(short, "w") as zout:
+            for item in zin.infolist():
+                data = zin.read(item.filename)
+                if item.filename == "config.json":
+                    config = json.loads(data)
+                    layer = config["config"]["layers"][-1]
+                    layer["module"] = "kiln_crf"
+                    layer["config"]["transitions_initializer"] = "glorot_uniform"
+                    layer["config"]["boundary_initializer"] = "zeros"
+                    loss = config["compile_config"]["loss"]
+                    loss["module"] = "kiln_crf"
+                    loss["config"]["dtype"] = None
+                    data = json.dumps(config).encode()
+                zout.writestr(item, data)
+        loaded = keras.saving.load_model(short)
+    assert isinstance(loaded.layers[-1], kiln_crf.CRF) and isinstance(loaded.loss, kiln_crf.CRFLoss)
+    assert np.array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    h = loaded.fit(x, y, epochs=2, verbose=0)
+    assert h.history["loss"][1] < h.history["loss"][0], h.history
+
+
 def test_evaluate_is_refused_with_a_message():
     rng = np.random.default_rng(10)
     model = tagger()
