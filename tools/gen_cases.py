@@ -44,6 +44,11 @@ import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from keras import layers as L  # noqa: E402
 
+# The repo's Keras CRF package (python/kiln_crf), this checkout's version even when another is installed.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "python", "kiln_crf"))
+import kiln_crf  # noqa: E402
+
 if F64:
     keras.config.set_floatx("float64")
     # Keras' type promotion on JAX maps float64 results to float32 ("aligned with JAX's
@@ -917,6 +922,76 @@ case("bidir_lstm_return_state_masked",
               "backward c]; the merged output, the forward c and the backward h feed a Dense")
 
 
+# ================================================================= D. CRF (python/kiln_crf)
+
+def crf_loss():
+    # By the layer's name, as a loaded model's loss knows it (the CRF layers are named "crf").
+    return kiln_crf.CRFLoss("crf")
+
+
+def with_empty_rows(data, rows):
+    """data's token arrays with the given rows all padding (a sequence with no real step)."""
+    def make(rng):
+        x, p, tx, ty = data(rng)
+        for a in x + tx:
+            a[[r for r in rows if r < len(a)]] = 0
+        return x, p, tx, ty
+    return make
+
+
+CRF_COVERS = ["CRF", "loss:CRFLoss", "output:int32"]
+
+case("crf_embedding_td_dense",
+     ["Embedding", "Embedding:mask_zero", "TimeDistributed", "TimeDistributed:Dense"] + CRF_COVERS
+     + ["CRF:masked", "CRF:empty_sequence", "optimizer:SGD", "input:int32", "api:Sequential"],
+     seq((7,), lambda: L.Embedding(14, 5, mask_zero=True), lambda: L.TimeDistributed(L.Dense(4)),
+         lambda: kiln_crf.CRF(name="crf"), input_dtype="int32"),
+     comp(crf_loss, sgd(0.1)),
+     with_empty_rows(tok_data(14, 7, TRAIL_MID, seq_spc(7, 4), n_train=26), rows=[3, 13]),
+     scenario="Embedding(mask_zero) -> TimeDistributed(Dense(4)) -> CRF: predict is the Viterbi "
+              "path (int32, 0 on padding); fit minimises the mean NLL. Padding at the end and inside "
+              "sequences (the chain skips it); rows 3 and 13 are all padding (NLL 0, path all 0); "
+              "tags at padded steps are random and must be ignored")
+
+case("crf_bilstm_tagger",
+     ["Embedding", "Embedding:mask_zero", "Bidirectional", "Bidirectional:concat",
+      "Bidirectional:masked", "LSTM", "LSTM:return_sequences", "LSTM:masked", "TimeDistributed",
+      "TimeDistributed:Dense"] + CRF_COVERS
+     + ["CRF:masked", "optimizer:Adam", "input:int32", "api:Sequential"],
+     seq((8,), lambda: L.Embedding(15, 6, mask_zero=True),
+         lambda: L.Bidirectional(L.LSTM(5, return_sequences=True)),
+         lambda: L.TimeDistributed(L.Dense(4)), lambda: kiln_crf.CRF(name="crf"),
+         input_dtype="int32"),
+     comp(crf_loss, adam(0.01)),
+     tok_data(15, 8, TRAIL_MID, seq_spc(8, 4), n_train=26),
+     scenario="the BiLSTM-CRF tagger: Embedding(mask_zero) -> Bidirectional(LSTM(seq)) -> "
+              "TimeDistributed(Dense(4)) -> CRF, padded sequences (trailing and inner padding)")
+
+
+def build_crf_dense_functional():
+    x = keras.Input((6, 3))
+    h = L.Dense(5, activation="tanh")(x)
+    return keras.Model(x, kiln_crf.CRF(name="crf")(L.Dense(3)(h)))
+
+
+case("crf_dense_no_mask",
+     ["Dense", "Dense:3d", "Dense:tanh"] + CRF_COVERS + ["optimizer:SGD", "api:Functional"],
+     build_crf_dense_functional, comp(crf_loss, sgd(0.1)),
+     lambda rng: ([f32(rng, 10, 6, 3)], None, [f32(rng, 22, 6, 3)], [seq_spc(6, 3)(rng, 22)]),
+     scenario="a Functional model without a mask: Dense(tanh) -> Dense(3) -> CRF, every step real")
+
+case("crf_free_steps_frozen_embedding_gru",
+     ["Input:free_steps", "Embedding", "Embedding:mask_zero", "Embedding:trainable_false", "GRU",
+      "GRU:reset_after", "GRU:return_sequences", "GRU:masked", "Dense", "Dense:3d"] + CRF_COVERS
+     + ["CRF:masked", "optimizer:Adam", "input:int32", "api:Sequential"],
+     seq((None,), lambda: L.Embedding(13, 4, mask_zero=True, trainable=False),
+         lambda: L.GRU(5, return_sequences=True), lambda: L.Dense(3),
+         lambda: kiln_crf.CRF(name="crf"), input_dtype="int32"),
+     comp(crf_loss, adam(0.02)),
+     free_tok_data(13, 5, 9, TRAIL_MID, lambda t: seq_spc(t, 3)),
+     scenario="Input((None,)) token ids through a frozen Embedding(mask_zero) -> GRU(seq) -> Dense(3) "
+              "-> CRF: predicted on 5 steps, trained on 9")
+
 
 # ---------------------------------------------------------------- weights
 
@@ -1015,8 +1090,13 @@ def check_f64_trace(model, x):
     ntv = [v.value for v in model.non_trainable_variables]
 
     def f(tv):
-        out, _ = model.stateless_call(tv, ntv, x if len(x) > 1 else x[0])
-        return sum(keras.ops.sum(o) for o in as_list(out))
+        xin = x if len(x) > 1 else x[0]
+        out, _ = model.stateless_call(tv, ntv, xin)
+        outs = [o for o in as_list(out) if "float" in str(o.dtype)]
+        if not outs:   # integer outputs only (a CRF's tags): add the training form's floats
+            out, _ = model.stateless_call(tv, ntv, xin, training=True)
+            outs = as_list(out)
+        return sum(keras.ops.sum(o) for o in outs)
 
     jaxpr = str(jax.make_jaxpr(jax.value_and_grad(f))(tv))
     assert "f32" not in jaxpr, "float32 values in the float64 trace"
