@@ -86,6 +86,9 @@ public enum LayerOp: Hashable, Sendable {
     case notEqual(Float)
     /// Keras' Any op over the last axis (keepdims false), as saved for a mask: bool, rank - 1.
     case anyLastAxis
+    /// Cropping1D: drops `start` steps at the beginning and `end` at the end of the time
+    /// axis, (N, T, F) -> (N, T - start - end, F); like Keras, it does not pass a mask on.
+    case cropping1D(start: Int, end: Int)
 }
 
 /// Elementwise unary functions on f32.

@@ -29,6 +29,7 @@ extension LayerOp: CustomStringConvertible {
         case .masking(let v): return "masking<\(v)>"
         case .notEqual(let v): return "not_equal<\(v)>"
         case .anyLastAxis: return "any<axis=-1>"
+        case let .cropping1D(s, e): return "cropping1d<\(s), \(e)>"
         }
     }
 }

@@ -141,6 +141,14 @@ public enum KerasGraphBuilder {
         },
         "Concatenate": { c in (.concatenate(axis: try c.int("axis", -1)), []) },
         "Add": { _ in (.add, []) },
+        "Cropping1D": { c in
+            // Keras saves (start, end); an int crops both ends alike.
+            let raw = c.config["cropping"]
+            guard let v = raw?.ints ?? raw?.int.map({ [$0, $0] }), v.count == 2, v.allSatisfy({ $0 >= 0 }) else {
+                throw c.fail("has cropping \(raw?.serialized ?? "null"); expected an integer or two integers >= 0")
+            }
+            return (.cropping1D(start: v[0], end: v[1]), [])
+        },
     ]
 
     struct Builder {

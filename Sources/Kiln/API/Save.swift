@@ -122,6 +122,8 @@ extension Layer {
             return .object(head + [("axis", .number(Double(l.axis)))])
         case is Add:
             return .object(head)
+        case let l as Cropping1D:
+            return .object(head + [("cropping", ints([l.cropping.start, l.cropping.end]))])
         case let l as ActivationLayer:
             switch l.className {
             case "Activation": return .object(head + [("activation", .string(l.activation.rawValue))])
