@@ -143,6 +143,7 @@ typedef struct {
     int64_t (*num_weights)(void *);
     int (*set_weight)(void *, int, const float *, int64_t);
     int (*evaluate)(void *, const float *, const float *, int64_t, float *);
+    int (*predict)(void *, const float *, float *, int64_t);
     const char *(*last_error)(void *);
 } racer;
 
@@ -152,8 +153,9 @@ typedef struct {
     static int64_t P##_nw(void *m) { return P##_num_weights((P##_model *)m); }                          \
     static int P##_set(void *m, int i, const float *s, int64_t c) { return P##_set_weight((P##_model *)m, i, s, c); } \
     static int P##_eval(void *m, const float *x, const float *y, int64_t n, float *l) { return P##_evaluate((P##_model *)m, x, y, n, l); } \
+    static int P##_pred(void *m, const float *x, float *y, int64_t n) { return P##_predict((P##_model *)m, x, y, n); } \
     static const char *P##_err(void *m) { return P##_last_error((P##_model *)m); }
-#define ENTRY(P, NAME) {NAME, P##_new, P##_free, P##_nw, P##_set, P##_eval, P##_err}
+#define ENTRY(P, NAME) {NAME, P##_new, P##_free, P##_nw, P##_set, P##_eval, P##_pred, P##_err}
 
 RACER(race_sgd)
 RACER(race_rmsprop)
@@ -206,6 +208,8 @@ static int report(const char *dir, double level, double max_test) {
         return 1;
     }
     int64_t n_test = xs[0];
+    float *pred = malloc(sizeof(float) * (size_t)(n_test * STEPS));
+    if (!pred) { fprintf(stderr, "race: out of memory\n"); return 1; }
 
     double test[RACERS], hist[RACERS][1024];
     int epochs[RACERS], reached[RACERS];
@@ -230,9 +234,21 @@ static int report(const char *dir, double level, double max_test) {
             }
             free(w);
         }
+        /* The test loss as the library computes it (evaluate: mse, dropout off), checked against
+         * the mean squared error of its predictions computed here. */
         float loss;
-        if (o->evaluate(m, x, y, n_test, &loss) != 0) { fprintf(stderr, "race: %s: evaluate: %s\n", o->name, o->last_error(m)); return 1; }
+        if (o->evaluate(m, x, y, n_test, &loss) != 0 || o->predict(m, x, pred, n_test) != 0) {
+            fprintf(stderr, "race: %s: %s\n", o->name, o->last_error(m));
+            return 1;
+        }
         o->destroy(m);
+        double sq = 0;
+        for (int64_t i = 0; i < n_test * STEPS; i++) sq += ((double)pred[i] - y[i]) * ((double)pred[i] - y[i]);
+        sq /= (double)(n_test * STEPS);
+        if (fabs(sq - loss) > 1e-4 * sq) {
+            fprintf(stderr, "race: FAIL: %s: evaluate gives %.6f, the predictions' mean squared error is %.6f\n", o->name, loss, sq);
+            failures++;
+        }
         test[r] = loss;
         snprintf(path, sizeof path, "%s/%s.json", dir, o->name);
         epochs[r] = read_history(path, hist[r], 1024);
@@ -258,6 +274,7 @@ static int report(const char *dir, double level, double max_test) {
     if (!(test[best] < max_test)) { fprintf(stderr, "race: FAIL: the best test MSE %.4f is not below %.4f\n", test[best], max_test); failures++; }
     free(x);
     free(y);
+    free(pred);
     return failures ? 1 : 0;
 }
 
