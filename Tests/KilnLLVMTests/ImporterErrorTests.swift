@@ -130,6 +130,11 @@ final class ImporterErrorTests: XCTestCase {
         let dir = try makeTempDir(self)
         try writeZip(list, to: dir + "/crop.keras")
         expectLoadError(dir + "/crop.keras", ["Cropping1D 'cropping1d'", "cropping (6, 3)", "(None, 8, 4)", "(None, -1, 4)", "at most 7 steps"])
+        // A negative crop is refused by the importer, naming the layer and the value.
+        list[k].1 = Data(text.replacingOccurrences(of: "\"cropping\": [3, 0]", with: "\"cropping\": [-1, 0]").utf8)
+        try FileManager.default.removeItem(atPath: dir + "/crop.keras")
+        try writeZip(list, to: dir + "/crop.keras")
+        expectLoadError(dir + "/crop.keras", ["'cropping1d' (Cropping1D)", "cropping [-1, 0]", "two integers >= 0"])
     }
 
     func testReshapeMismatchMessage() throws {
