@@ -19,10 +19,11 @@
  * because Cropping1D passes no mask on) and, from its predictions, the error
  * on real positions only and on padded positions only.
  *
- * Exits 1 unless the masked model's training loss dropped, its outputs at every
- * padded position are exactly 0 (so padding adds nothing to its loss), its loss
- * equals its real-position error times the share of real positions, and the
- * model without the mask has a nonzero error at padded positions.
+ * Exits 1 unless the masked model's training loss dropped by 30% or more from the
+ * first epoch to the last, its outputs at every padded position are exactly 0 (so
+ * padding adds nothing to its loss), its loss equals its real-position error times
+ * the share of real positions, and the model without the mask has a nonzero error
+ * at padded positions.
  */
 #include <math.h>
 #include <stdint.h>
@@ -161,7 +162,10 @@ int main(int argc, char **argv) {
     printf("%-46s %10.4f %10.4f\n", "real-position MAE x real share", res[0].real_mae * share, res[1].real_mae * share);
 
     int failures = 0;
-    if (!(res[0].last < res[0].first)) { fprintf(stderr, "masking: FAIL: the masked model's training loss did not drop\n"); failures++; }
+    if (!(res[0].last < 0.7 * res[0].first)) {
+        fprintf(stderr, "masking: FAIL: the masked model's training loss did not drop by 30%% or more (%.4f -> %.4f)\n", res[0].first, res[0].last);
+        failures++;
+    }
     if (res[0].pad_max != 0) { fprintf(stderr, "masking: FAIL: the masked model's output at a padded position is %g, not 0\n", res[0].pad_max); failures++; }
     /* Padding adds nothing: the loss over all kept positions is the real positions' error, diluted. */
     if (fabs(res[0].test_loss - res[0].real_mae * share) > 1e-5 * (1 + res[0].test_loss)) {
