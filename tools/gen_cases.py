@@ -719,6 +719,35 @@ case("lstm_masked_last",
               "lengths and, in every batch, one row whose only real token is the first; the "
               "output is the one at the last unmasked step")
 
+# --- Cropping1D (Keras drops the mask: Cropping1D has no compute_mask, so the loss sees every kept step)
+case("cropping1d",
+     ["Dense", "Dense:3d", "Cropping1D", "loss:mse", "optimizer:SGD", "api:Sequential"],
+     seq((7, 3), lambda: L.Dense(4), lambda: L.Cropping1D((2, 1))),
+     comp("mse", sgd(0.1)),
+     dense_data((7, 3), seq_reg(4, 4), n_pred=10, n_train=22),
+     scenario="Dense on every step, then Cropping1D((2, 1)): steps 2..5 of 7 remain; the gradient "
+              "reaches the Dense only through the kept steps")
+
+case("cropping1d_int_first",
+     ["Cropping1D", "Cropping1D:int", "LSTM", "LSTM:return_sequences", "Dense", "Dense:3d",
+      "loss:mse", "optimizer:Adam", "api:Sequential"],
+     seq((6, 2), lambda: L.Cropping1D(1), lambda: L.LSTM(3, return_sequences=True), lambda: L.Dense(2)),
+     comp("mse", adam(0.01)),
+     dense_data((6, 2), seq_reg(4, 2), n_pred=10, n_train=24),
+     scenario="Cropping1D(1) on the input (one step off each end), then LSTM(seq) and Dense")
+
+case("masking_lstm_cropping1d",
+     ["Masking", "LSTM", "LSTM:return_sequences", "LSTM:masked", "Cropping1D", "Cropping1D:drops_mask",
+      "loss:mae", "optimizer:Adam", "api:Sequential"],
+     seq((8, 3), lambda: L.Masking(0.0), lambda: L.LSTM(4, return_sequences=True),
+         lambda: L.Cropping1D((3, 0))),
+     comp("mae", adam(0.01)),
+     maskf_data(8, 3, TRAIL_MID, seq_reg(5, 4), n_train=26),
+     scenario="Masking(0.0) -> LSTM(return_sequences) -> Cropping1D((3, 0)) on padded sequences "
+              "(trailing and inner padding): the LSTM keeps its state and repeats its output on "
+              "masked steps; Cropping1D drops the mask as Keras does, so the loss counts every "
+              "kept step, padded ones included")
+
 # --- Bidirectional
 case("bidir_gru_concat",
      ["Bidirectional", "Bidirectional:concat", "GRU", "GRU:reset_after", "Dense", "loss:mse",

@@ -27,6 +27,7 @@ extension LayerOp {
         case .notEqual: return "NotEqual"
         case .anyLastAxis: return "Any"
         case .crf: return "CRF"
+        case .cropping1D: return "Cropping1D"
         }
     }
 }
@@ -73,6 +74,8 @@ private func checkAttributes(_ op: LayerOp, layer: String) throws {
         guard i >= 1, o >= 1 else { throw ShapeError(layer: layer, "input_dim=\(i) and output_dim=\(o) must be positive") }
     case .dropout(let rate):
         guard rate >= 0 && rate < 1 else { throw ShapeError(layer: layer, "rate=\(rate) must be in [0, 1)") }
+    case let .cropping1D(start, end):
+        guard start >= 0, end >= 0 else { throw ShapeError(layer: layer, "cropping (\(start), \(end)) must be two integers >= 0") }
     default:
         break
     }
@@ -184,6 +187,8 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     case .dropout, .activation, .relu:
         try expectArity(ins, 1...1, layer)
         return x
+    case let .cropping1D(start, end):
+        return try inferCropping1D(start, end, x, ins, layer: layer)
     case .prelu:
         try expectArity(ins, 2...2, layer)
         guard broadcastShapes(Array(x.shape.dropFirst()), ins[1].shape) == Array(x.shape.dropFirst()) else {
@@ -230,6 +235,26 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
         }
         return .f32(shape)
     }
+}
+
+/// Cropping1D: (N, T, F) -> (N, T - start - end, F); at least one step must remain.
+private func inferCropping1D(_ start: Int, _ end: Int, _ x: TensorType, _ ins: [TensorType], layer: String) throws -> TensorType {
+    try expectArity(ins, 1...1, layer)
+    guard x.rank == 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t, x.shape[2].fixedValue != nil else {
+        throw ShapeError(layer: layer, "expects a sequence (batch, timesteps, features), got \(x.kerasDescription)",
+                         hint: "Cropping1D crops axis 1 of 3-D input")
+    }
+    guard let steps = x.shape[1].fixedValue else {
+        throw ShapeError(layer: layer, "cannot crop input \(x.kerasDescription): its time axis is free (None), and Kiln needs the number of steps to size the cropped output",
+                         hint: "give the Input a fixed number of steps, e.g. Input((T, \(x.shape[2].factor)))")
+    }
+    let kept = steps - start - end
+    guard kept >= 1 else {
+        var out = x.shape; out[1] = .fixed(kept)
+        throw ShapeError(layer: layer, "cropping (\(start), \(end)) removes \(start + end) steps from input \(x.kerasDescription), which has \(steps); the output \(TensorType(x.dtype, out).kerasDescription) would have no steps",
+                         hint: "crop at most \(steps - 1) steps in total")
+    }
+    return TensorType(x.dtype, [x.shape[0], .fixed(kept), x.shape[2]])
 }
 
 extension FusedExpr {

@@ -143,6 +143,14 @@ public enum KerasGraphBuilder {
         "Add": { _ in (.add, []) },
         // The kiln_crf package's CRF (registered "kiln_crf>CRF"); the number of tags is its input's last dimension.
         "CRF": { _ in (.crf(masked: false), ["transitions", "start_transitions", "end_transitions"]) },
+        "Cropping1D": { c in
+            // Keras saves (start, end); an int crops both ends alike.
+            let raw = c.config["cropping"]
+            guard let v = raw?.ints ?? raw?.int.map({ [$0, $0] }), v.count == 2, v.allSatisfy({ $0 >= 0 }) else {
+                throw c.fail("has cropping \(raw?.serialized ?? "null"); expected an integer or two integers >= 0")
+            }
+            return (.cropping1D(start: v[0], end: v[1]), [])
+        },
     ]
 
     struct Builder {

@@ -118,6 +118,25 @@ final class ImporterErrorTests: XCTestCase {
         expectLoadError(path, ["'my_lambda'", "Lambda", "refuses"])
     }
 
+    /// A Keras-made Masking -> LSTM(4, sequences) -> Cropping1D((3, 0)) on 8 steps whose cropping is
+    /// edited to remove every step: refused naming the layer, the input and the empty output.
+    func testCroppingLongerThanTheSequence() throws {
+        let source = packageRoot.appendingPathComponent("Tests/cases/masking_lstm_cropping1d/model.keras").path
+        var list = try entries(source)
+        let k = try XCTUnwrap(list.firstIndex { $0.0 == "config.json" })
+        let text = try XCTUnwrap(String(data: list[k].1, encoding: .utf8))
+        XCTAssertTrue(text.contains("\"cropping\": [3, 0]"), "the case's config.json has changed")
+        list[k].1 = Data(text.replacingOccurrences(of: "\"cropping\": [3, 0]", with: "\"cropping\": [6, 3]").utf8)
+        let dir = try makeTempDir(self)
+        try writeZip(list, to: dir + "/crop.keras")
+        expectLoadError(dir + "/crop.keras", ["Cropping1D 'cropping1d'", "cropping (6, 3)", "(None, 8, 4)", "(None, -1, 4)", "at most 7 steps"])
+        // A negative crop is refused by the importer, naming the layer and the value.
+        list[k].1 = Data(text.replacingOccurrences(of: "\"cropping\": [3, 0]", with: "\"cropping\": [-1, 0]").utf8)
+        try FileManager.default.removeItem(atPath: dir + "/crop.keras")
+        try writeZip(list, to: dir + "/crop.keras")
+        expectLoadError(dir + "/crop.keras", ["'cropping1d' (Cropping1D)", "cropping [-1, 0]", "two integers >= 0"])
+    }
+
     func testReshapeMismatchMessage() throws {
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.reshapeCase.appendingPathComponent("case.json"))) as? [String: Any]
         let expected = try XCTUnwrap(json?["expect_error"] as? [String])

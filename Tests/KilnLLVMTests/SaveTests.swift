@@ -164,6 +164,28 @@ final class SaveTests: XCTestCase {
         XCTAssertEqual(m.training?.optimizer.learningRate, 0.01)
     }
 
+    /// Dense on every step, Cropping1D, Dense: saved and read back; and the cropped
+    /// model's predictions are the uncropped one's steps 2..<5, weights alike.
+    func testCropping1DRoundTripsAndCrops() throws {
+        Keras.clearSession(seed: 17)
+        let dense = Dense(3, activation: .tanh)
+        let m = try Sequential([dense, Cropping1D(cropping: (2, 1)), Dense(2)], input: Input(shape: [6, 4]))
+        try m.compile(loss: "mse", optimizer: .sgd(learningRate: 0.1))
+        try randomize(m, seed: 5)
+        XCTAssertTrue(m.summary().contains("(None, 3, 3)"), m.summary())
+        try checkSaved(m, "cropping1d")
+
+        let whole = try Sequential([Dense(3, activation: .tanh)], input: Input(shape: [6, 4]))
+        try whole.setWeights(dense.weights)
+        let x = inputs(m, rows: 5, seed: 3)
+        let cropped = try Sequential([Dense(3, activation: .tanh, name: "d2"), Cropping1D(cropping: (2, 1))], input: Input(shape: [6, 4]))
+        try cropped.setWeights(dense.weights)
+        let (a, b) = (try whole.predict(x)[0], try cropped.predict(x)[0])
+        XCTAssertEqual(b.shape, [5, 3, 3])
+        let expected = (0..<5).flatMap { r in (2..<5).flatMap { t in (0..<3).map { k in Double(a.floats[(r * 6 + t) * 3 + k]) } } }
+        assertClose(b.floats, expected, rtol: 0, atol: 0, "Cropping1D keeps steps 2..<5")
+    }
+
     func testFunctionalTwoInputsRoundTrips() throws {
         try checkSaved(try twoInputs(), "two_inputs")
     }

@@ -137,6 +137,8 @@ extension Layer {
         case is CRF:
             // The kiln_crf package's config: the standard keys and its initialisers' names.
             return .object(head + [("transitions_initializer", .string("glorot_uniform")), ("boundary_initializer", .string("zeros"))])
+        case let l as Cropping1D:
+            return .object(head + [("cropping", ints([l.cropping.start, l.cropping.end]))])
         case let l as ActivationLayer:
             switch l.className {
             case "Activation": return .object(head + [("activation", .string(l.activation.rawValue))])
