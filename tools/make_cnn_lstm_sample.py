@@ -4,6 +4,7 @@ for a reference accuracy.
 
     KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/make_cnn_lstm_sample.py            # the models
     KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/make_cnn_lstm_sample.py --reference [--epochs E]
+    KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/make_cnn_lstm_sample.py --invalid     # only the invalid models
 
 Writes samples/cnn-lstm/models/cnn_lstm_digits.keras (input: 4 tiles of 4x4x1,
 the quadrants of an 8x8 UCI digit) and cnn_lstm_mnist.keras (4 tiles of
@@ -26,10 +27,22 @@ seed, 1,500 train / 297 held out, the same order of batches per epoch) and
 prints the held-out accuracy after each epoch: the figure Kiln's training is
 compared with in samples/cnn-lstm/README.md. Nothing is downloaded: the
 data is samples/cnn-lstm/data/digits.csv.gz.
+
+Also writes three invalid models, the mistakes CNN-LSTM users make, which
+Keras will not build (their config.json is edited, the weights are valid):
+Tests/cases_invalid/cnn_lstm_flatten_unwrapped (a Flatten not wrapped in
+TimeDistributed feeds the LSTM a 2-D tensor), cnn_lstm_conv_kernel_too_big
+('valid' 3x3 convolutions on 4x4 tiles) and cnn_channels_first_input (the
+demo CNN given the input shape (1, 28, 28)). Each case.json lists in
+expect_error what Kiln's refusal must say.
 """
 import argparse
 import gzip
+import json
 import os
+import re
+import shutil
+import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -41,6 +54,7 @@ from keras import layers as L  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(ROOT, "samples", "cnn-lstm")
+INVALID = os.path.join(ROOT, "Tests", "cases_invalid")
 LR = 0.003          # Adam's learning rate, saved in the models' compile_config
 SPLIT_SEED = 20240909   # train.c's DEFAULT_SEED
 N_TRAIN = 1500
@@ -110,19 +124,118 @@ def reference(epochs):
               % (e + 1, h.history["loss"][0], correct, len(held), 100.0 * correct / len(held)))
 
 
+# ---------------------------------------------------------------- invalid models
+
+def keras_refusal(build_fn):
+    """Keras' own message for a model it will not build (None if it builds)."""
+    try:
+        build_fn()
+        return None
+    except ValueError as e:
+        lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
+        return " ".join(lines)[:400]
+
+
+def rewrite(src, dst_dir, edit, info):
+    """Copies the .keras file src into dst_dir/model.keras with config.json edited by edit(cfg)
+    (the weights file unchanged) and writes case.json from info."""
+    shutil.rmtree(dst_dir, ignore_errors=True)
+    os.makedirs(dst_dir)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(os.path.join(dst_dir, "model.keras"), "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "config.json":
+                cfg = json.loads(data)
+                edit(cfg["config"]["layers"])
+                data = json.dumps(cfg).encode()
+            zout.writestr(item, data)
+    with open(os.path.join(dst_dir, "case.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    print("wrote", os.path.relpath(dst_dir, ROOT), "(keras: %s)" % info["keras_error"])
+
+
+def layer_named(layers, name):
+    return next(l for l in layers if l["config"]["name"] == name)
+
+
+def make_invalid():
+    """Three mistakes of CNN-LSTM users, as .keras files Keras itself will not build (so their
+    config.json is edited; the weights are the valid model's). Kiln must refuse each with the
+    message of case.json's expect_error (Tests/run_conformance.py, ImporterErrorTests)."""
+    digits = os.path.join(SAMPLE, "models", "cnn_lstm_digits.keras")
+
+    def unwrap_flatten(layers):
+        k = layers.index(layer_named(layers, "td_flatten"))
+        inner = layers[k]["config"]["layer"]
+        inner["config"]["name"] = "flatten"
+        layers[k] = inner
+
+    def plain_flatten():
+        keras.Sequential([keras.Input((4, 4, 4, 1)), L.TimeDistributed(L.Conv2D(16, 3, padding="same")),
+                          L.TimeDistributed(L.Conv2D(32, 3, padding="same")), L.TimeDistributed(L.MaxPooling2D(2)),
+                          L.Flatten(), L.Dropout(0.25), L.LSTM(64)])
+    rewrite(digits, os.path.join(INVALID, "cnn_lstm_flatten_unwrapped"), unwrap_flatten, {
+        "name": "cnn_lstm_flatten_unwrapped",
+        "covers": ["TimeDistributed", "Flatten", "LSTM", "error:shape"],
+        "seed_scenario": "samples/cnn-lstm's model with its Flatten not wrapped in TimeDistributed: it turns "
+                         "(None, 4, 2, 2, 32) into (None, 512), and the LSTM after the Dropout gets no time axis. "
+                         "config.json was edited (Keras will not build it); the weights are valid.",
+        "expect_error": ["LSTM 'lstm'", "(batch, time, features)", "(None, 512)", "Flatten 'flatten'",
+                         "(None, 4, 2, 2, 32)", "TimeDistributed(Flatten())", "(None, 4, 128)"],
+        "keras_error": keras_refusal(plain_flatten)})
+
+    def valid_padding(layers):
+        for name in ("td_conv1", "td_conv2"):
+            layer_named(layers, name)["config"]["layer"]["config"]["padding"] = "valid"
+
+    def valid_convs():
+        keras.Sequential([keras.Input((4, 4, 4, 1)), L.TimeDistributed(L.Conv2D(16, 3)),
+                          L.TimeDistributed(L.Conv2D(32, 3))])
+    rewrite(digits, os.path.join(INVALID, "cnn_lstm_conv_kernel_too_big"), valid_padding, {
+        "name": "cnn_lstm_conv_kernel_too_big",
+        "covers": ["TimeDistributed", "Conv2D", "error:shape"],
+        "seed_scenario": "samples/cnn-lstm's model with padding='valid' in both convolutions: the first leaves "
+                         "2x2 of each 4x4 tile, the second's 3x3 kernel does not fit. config.json was edited "
+                         "(Keras will not build it); the weights are valid.",
+        "expect_error": ["td_conv2", "Conv2D", "3x3 'valid' convolution", "(None, 2, 2, 16)", "height 2", "width 2",
+                         "padding='same'"],
+        "keras_error": keras_refusal(valid_convs)})
+
+    def channels_first(layers):
+        layers[0]["config"]["batch_shape"] = [None, 1, 28, 28]
+
+    def first_input():
+        keras.Sequential([keras.Input((1, 28, 28)), L.Conv2D(32, 3, activation="relu")])
+    rewrite(os.path.join(ROOT, "samples", "models", "mnist_cnn.keras"), os.path.join(INVALID, "cnn_channels_first_input"),
+            channels_first, {
+        "name": "cnn_channels_first_input",
+        "covers": ["Conv2D", "error:shape"],
+        "seed_scenario": "the demo CNN (samples/models/mnist_cnn.keras, Conv2D on (28, 28, 1)) with the input "
+                         "shape a PyTorch user writes, (1, 28, 28): channels first. config.json was edited; "
+                         "the weights are valid.",
+        "expect_error": ["channels_first", "(None, 1, 28, 28)", "(28, 28, 1)", "channels_last", "data_format"],
+        "keras_error": keras_refusal(first_input)})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reference", action="store_true", help="train the digits model in Keras on the sample's split")
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--invalid", action="store_true", help="only write the invalid models of Tests/cases_invalid/cnn_*")
     args = ap.parse_args()
     if args.reference:
         reference(args.epochs)
+        return
+    if args.invalid:
+        make_invalid()
         return
     os.makedirs(os.path.join(SAMPLE, "models"), exist_ok=True)
     for tile, name in ((4, "cnn_lstm_digits"), (14, "cnn_lstm_mnist")):
         path = os.path.join(SAMPLE, "models", name + ".keras")
         build(tile, name).save(path)
         print("wrote", os.path.relpath(path, ROOT))
+    make_invalid()
 
 
 if __name__ == "__main__":
