@@ -6,8 +6,11 @@
 //   swiftc -I OUT -L OUT -lcnn_lstm -Xlinker -rpath -Xlinker OUT samples/cnn-lstm/classify.swift -o OUT/classify
 //   OUT/classify OUT/weights.bin OUT/heldout_x.npy OUT/heldout_y.npy [--expect-correct K] [--min-accuracy P]
 //
+// (For the MNIST model, cnn_lstm_mnist.keras, add `-D TILE14` to swiftc: the
+// program then takes tiles of 14x14 instead of 4x4, as train.c's -DTILE.)
+//
 // Loads the trained state with cnn_lstm_load_weights, predicts every held-out
-// image (tiles (n, 4, t, t, 1) float32, labels (n,) int32, as train.c's
+// image (tiles (n, 4, TILE, TILE, 1) float32, labels (n,) int32, as train.c's
 // --write-heldout writes them), prints a confusion matrix and the accuracy.
 // Exits 1 when the accuracy is below --min-accuracy, or when the number of
 // correct images differs from --expect-correct (the C program's count: the
@@ -15,6 +18,12 @@
 
 import Foundation
 import cnn_lstm
+
+#if TILE14
+let tile = 14   // MNIST: 28x28 images
+#else
+let tile = 4    // UCI digits: 8x8 images
+#endif
 
 struct Failure: Error, CustomStringConvertible { var description: String }
 
@@ -86,8 +95,9 @@ func run(_ args: [String]) throws -> Int32 {
     }
     let (weights, xPath, yPath) = (positional[0], positional[1], positional[2])
     let x = try readNPY(xPath), y = try readNPY(yPath)
-    guard x.descr == "<f4", x.shape.count == 5, x.shape[1] == 4, x.shape[2] == x.shape[3], x.shape[4] == 1 else {
-        throw Failure(description: "\(xPath) holds \(x.descr) \(x.shape); expected float32 ('<f4') tiles of shape (n, 4, t, t, 1).")
+    guard x.descr == "<f4", x.shape.count == 5, x.shape.dropFirst() == [4, tile, tile, 1] else {
+        throw Failure(description: "\(xPath) holds \(x.descr) \(x.shape); this program, built for tiles of \(tile)x\(tile)"
+                      + " (\(tile == 4 ? "the UCI digits; -D TILE14 for MNIST" : "MNIST")), expects float32 ('<f4') tiles of shape (n, 4, \(tile), \(tile), 1).")
     }
     let n = x.shape[0]
     guard y.descr == "<i4", y.shape == [n] else {

@@ -77,7 +77,9 @@ run_model() {
     correct=$(sed -n 's|^held-out accuracy: \([0-9]*\)/.*|\1|p' "$dir/train.log")
     [ -n "$correct" ] || { echo "run.sh: train printed no held-out accuracy" >&2; exit 1; }
     echo "== $name: Swift program (classify.swift)"
-    "$SWIFTC" -I "$dir" -L "$dir" -lcnn_lstm -Xlinker -rpath -Xlinker "$dir" "$HERE/classify.swift" -o "$dir/classify"
+    local swiftflags=()
+    [ "$tile" = 14 ] && swiftflags=(-D TILE14)
+    "$SWIFTC" "${swiftflags[@]}" -I "$dir" -L "$dir" -lcnn_lstm -Xlinker -rpath -Xlinker "$dir" "$HERE/classify.swift" -o "$dir/classify"
     "$dir/classify" "$dir/weights.bin" "$dir/heldout_x.npy" "$dir/heldout_y.npy" --expect-correct "$correct"
 }
 
