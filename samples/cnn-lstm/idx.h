@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IDX_ERR_LEN 512
+#define IDX_ERR_LEN 3072   /* room for two paths of up to 1024 bytes and the sentence */
 
 typedef struct {
     int dims;              /* 1 (labels) or 3 (images) */

@@ -150,28 +150,24 @@ static dataset read_digits_csv(const char *path) {
 
 /* ------------------------------------------------------------ MNIST (IDX) */
 
-/* DIR/NAME-idx3-ubyte, or Kaggle's spelling DIR/NAME.idx3-ubyte. */
-static char *find_idx(const char *dir, const char *stem, const char *kind) {
-    static char paths[2][2][1024];
-    static int slot = 0;
-    char *a = paths[slot][0], *b = paths[slot][1];
-    slot ^= 1;
-    snprintf(a, 1024, "%s/%s-%s", dir, stem, kind);
-    snprintf(b, 1024, "%s/%s.%s", dir, stem, kind);
-    if (access(a, R_OK) == 0) return a;
-    if (access(b, R_OK) == 0) return b;
+/* Fills `path` with DIR/PREFIX-WHAT-KIND (MNIST's name, e.g. train-images-idx3-ubyte) or, when
+ * only that exists, Kaggle's spelling DIR/PREFIX-WHAT.KIND; exits when neither is there. */
+static void find_idx(const char *dir, const char *prefix, const char *what, const char *kind, char *path, size_t len) {
+    char other[1024];
+    snprintf(path, len, "%s/%s-%s-%s", dir, prefix, what, kind);
+    snprintf(other, sizeof other, "%s/%s-%s.%s", dir, prefix, what, kind);
+    if (access(path, R_OK) == 0) return;
+    if (access(other, R_OK) == 0) { snprintf(path, len, "%s", other); return; }
     fprintf(stderr, "--mnist %s: found neither %s nor %s; the folder must hold MNIST's four IDX files "
                     "(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte), decompressed\n",
-            dir, a, b);
+            dir, path, other);
     exit(1);
 }
 
 static dataset read_mnist(const char *dir, const char *prefix, int64_t limit) {
-    char err[IDX_ERR_LEN], images_stem[64], labels_stem[64];
-    snprintf(images_stem, sizeof images_stem, "%s-images", prefix);
-    snprintf(labels_stem, sizeof labels_stem, "%s-labels", prefix);
-    const char *images = find_idx(dir, images_stem, "idx3-ubyte");
-    const char *labels = find_idx(dir, labels_stem, "idx1-ubyte");
+    char err[IDX_ERR_LEN], images[1024], labels[1024];
+    find_idx(dir, prefix, "images", "idx3-ubyte", images, sizeof images);
+    find_idx(dir, prefix, "labels", "idx1-ubyte", labels, sizeof labels);
     idx_array x, y;
     if (idx_read_set(images, labels, &x, &y, err, sizeof err) != 0) { fprintf(stderr, "%s\n", err); exit(1); }
     if (x.size[1] != SIDE || x.size[2] != SIDE) {
