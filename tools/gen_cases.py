@@ -843,6 +843,19 @@ case("td_cnn_lstm_runtime_kernels",
      scenario="the CNN-LSTM seed workload in small: 4 tiles of 10x7, Conv2D(16) -> Conv2D(32) "
               "(Winograd on 8x5 -> 6x3 maps; direct filter gradients) -> MaxPooling2D -> LSTM")
 
+case("td_cnn_lstm_tiles_same",
+     ["TimeDistributed", "TimeDistributed:Conv2D", "TimeDistributed:MaxPooling2D",
+      "TimeDistributed:Flatten", "Conv2D:same", "Conv2D:relu", "LSTM", "Dense:relu", "Dense:softmax",
+      "loss:sparse_categorical_crossentropy", "optimizer:Adam", "api:Sequential"],
+     seq((4, 4, 4, 1), lambda: L.TimeDistributed(L.Conv2D(4, 3, padding="same", activation="relu")),
+         lambda: L.TimeDistributed(L.Conv2D(8, 3, padding="same", activation="relu")),
+         lambda: L.TimeDistributed(L.MaxPooling2D(2)), lambda: L.TimeDistributed(L.Flatten()),
+         lambda: L.LSTM(6), lambda: L.Dense(8, activation="relu"), lambda: L.Dense(10, activation="softmax")),
+     comp("sparse_categorical_crossentropy", adam(0.01)),
+     dense_data((4, 4, 4, 1), spc(10), n_pred=8, n_train=20),
+     scenario="samples/cnn-lstm's model in small (without its Dropout): the four 4x4 quadrants of an 8x8 "
+              "digit, 'same' 3x3 convolutions on each, 2x2 pooling, LSTM, Dense, Dense(10, softmax)")
+
 
 # --- Functional
 def build_functional_masking_lstm():

@@ -98,7 +98,8 @@ public struct Graph: Sendable {
     /// Appends a node whose output types are inferred; throws a ShapeError naming the layer.
     @discardableResult
     public mutating func add(_ op: Op, _ inputs: [Value], layer: String) throws -> [Value] {
-        let types = try inferTypes(op, inputs.map { type($0) }, layer: layer)
+        let types: [TensorType]
+        do { types = try inferTypes(op, inputs.map { type($0) }, layer: layer) } catch let e as ShapeError { throw explain(e, op, inputs) }
         let index = nodes.count
         let outs = types.enumerated().map { k, t in newValue(t, .node(index, k), layer) }
         nodes.append(Node(op: op, inputs: inputs, outputs: outs, layer: layer))

@@ -81,8 +81,17 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
     // The time steps: fixed, or free (T, Keras' None).
     func sequence() throws -> (t: Dim, f: Int) {
         guard x.rank == 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t, let f = x.shape[2].fixedValue else {
-            throw ShapeError(layer: layer, "expects a sequence (batch, timesteps, features), got \(x.kerasDescription)",
-                             hint: "recurrent layers take 3-D input; use Reshape or TimeDistributed(Flatten) before them")
+            if x.rank > 3, x.shape[0] == .n, !x.shape.dropFirst(2).contains(where: \.isSteps) {
+                let step = x.shape.dropFirst(2).map(\.factor)
+                throw ShapeError(layer: layer, "expects a 3-D input (batch, time, features), got \(x.kerasDescription): each of its \(x.shape[1] == .t ? "None" : "\(x.shape[1])") steps is \(formatShape(step)), not a vector of features",
+                                 hint: "flatten each step with TimeDistributed(Flatten()) before it, which gives (None, \(x.shape[1] == .t ? "None" : "\(x.shape[1])"), \(step.reduce(1, *)))")
+            }
+            if x.rank == 2 {
+                // Graph.add names the layer that dropped the time axis (Diagnosis.swift).
+                throw ShapeError(layer: layer, "expects a 3-D input (batch, time, features), got the 2-D \(x.kerasDescription), which has no time axis",
+                                 hint: "keep the time axis in the layers before it (wrap them in TimeDistributed), or Reshape to (timesteps, features)")
+            }
+            throw ShapeError(layer: layer, "expects a 3-D input (batch, time, features), got \(x.kerasDescription)")
         }
         return (x.shape[1], f)
     }
@@ -121,11 +130,11 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
         return .f32(fw.returnSequences ? [.n, t, .fixed(u)] : [.n, .fixed(u)])
     case .timeDistributed(let inner):
         guard x.rank >= 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t else {
-            throw ShapeError(layer: layer, "expects (batch, timesteps, ...), got \(x.kerasDescription)")
+            throw ShapeError(layer: layer, "expects (batch, time, ...), got \(x.kerasDescription), which has no time axis")
         }
-        // The wrapped layer sees (batch * timesteps, ...).
+        // The wrapped layer sees (batch * timesteps, ...); its messages speak of one step's input.
         let inside = TensorType(x.dtype, [.n] + Array(x.shape.dropFirst(2)))
-        let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: layer)
+        let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: "\(layer) (\(inner.op.kerasClass) on each step)")
         return TensorType(out.dtype, [.n, x.shape[1]] + Array(out.shape.dropFirst()))
     case .masking:
         return x

@@ -105,6 +105,29 @@ private func expectFixed(_ t: TensorType, _ layer: String) throws {
     }
 }
 
+/// For a 'valid' window (a kernel or a pool) on x (batch, height, width, channels): nil when it
+/// fits, else which dimension is smaller than the window, e.g. "its height 2 is smaller than the
+/// kernel's 3 rows".
+private func tooSmall(_ x: TensorType, _ window: [Int], _ padding: Padding, _ what: String) -> String? {
+    guard padding == .valid else { return nil }
+    let (h, w) = (x.shape[1].factor, x.shape[2].factor)
+    switch (h < window[0], w < window[1]) {
+    case (true, true): return "its height \(h) and width \(w) are smaller than the \(what)'s \(window[0])x\(window[1])"
+    case (true, false): return "its height \(h) is smaller than the \(what)'s \(window[0]) rows"
+    case (false, true): return "its width \(w) is smaller than the \(what)'s \(window[1]) columns"
+    case (false, false): return nil
+    }
+}
+
+/// The refusal of a Conv2D input (batch, a, b, c) that looks channels_first: (channels, height, width).
+private func channelsFirst(_ x: TensorType, _ layer: String, _ why: String) -> ShapeError {
+    let (a, b, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
+    return ShapeError(layer: layer, "input \(x.kerasDescription) looks channels_first (channels, height, width): \(why), "
+                      + "but Conv2D is channels_last (batch, height, width, channels) and reads height \(a), width \(b) and \(c) channels",
+                      hint: "give the input shape (\(b), \(c), \(a)) and move the channel axis of the data last (numpy.moveaxis); "
+                      + "Kiln compiles data_format='channels_last' (Keras' default) only")
+}
+
 public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
     guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
     try checkAttributes(op, layer: layer)
@@ -135,25 +158,34 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
         try expectBatched(x, rank: 4, layer, what: "an input")
         let (h, w, c) = (x.shape[1].factor, x.shape[2].factor, x.shape[3].factor)
         if ins[1].shape != [.fixed(kernel[0]), .fixed(kernel[1]), .fixed(c), .fixed(filters)] {
+            // Weights made for as many channels as axis 1 holds: the input is channels_first.
+            if ins[1].rank == 4, ins[1].shape[2].fixedValue == x.shape[1].fixedValue, ins[1].shape[2].fixedValue != c {
+                let k = ins[1].shape[2].factor
+                throw channelsFirst(x, layer, "its kernel \(ins[1].kerasDescription) takes \(k) input channel\(k == 1 ? "" : "s"), the size of axis 1")
+            }
             throw ShapeError(layer: layer, "kernel of shape \(ins[1].kerasDescription) does not fit input \(x.kerasDescription)",
                              hint: "expected kernel (\(kernel[0]), \(kernel[1]), \(c), \(filters))")
         }
+        if let short = tooSmall(x, kernel, padding, "kernel") {
+            // A height of a few rows before two image-sized axes may be channels written first.
+            let firstHint = h < kernel[0] && h <= 4 && w >= 8 && c >= 8
+                ? "if the input is channels_first (\(h) channel\(h == 1 ? "" : "s") of \(w)x\(c)), give it as (\(w), \(c), \(h)) and move the channel axis "
+                  + "of the data last (numpy.moveaxis): Kiln compiles data_format='channels_last' (Keras' default) only; otherwise " : ""
+            throw ShapeError(layer: layer, "a \(kernel[0])x\(kernel[1]) '\(padding.rawValue)' convolution does not fit input \(x.kerasDescription): \(short)",
+                             hint: firstHint + "use padding='same', a smaller kernel, or fewer convolutions and poolings before it")
+        }
         let (oh, _) = Window2D.outSize(h, kernel: kernel[0], stride: strides[0], padding: padding)
         let (ow, _) = Window2D.outSize(w, kernel: kernel[1], stride: strides[1], padding: padding)
-        if oh <= 0 || ow <= 0 {
-            throw ShapeError(layer: layer, "a \(kernel[0])x\(kernel[1]) '\(padding.rawValue)' convolution does not fit input \(x.kerasDescription)",
-                             hint: "the input is smaller than the kernel; use padding='same' or a smaller kernel")
-        }
         return .f32([x.shape[0], .fixed(oh), .fixed(ow), .fixed(filters)])
     case let .maxPool2D(pool, strides, padding), let .avgPool2D(pool, strides, padding):
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, rank: 4, layer, what: "an input")
+        if let short = tooSmall(x, pool, padding, "pool") {
+            throw ShapeError(layer: layer, "a \(pool[0])x\(pool[1]) pool does not fit input \(x.kerasDescription): \(short)",
+                             hint: "use padding='same', a smaller pool, or fewer convolutions and poolings before it")
+        }
         let (oh, _) = Window2D.outSize(x.shape[1].factor, kernel: pool[0], stride: strides[0], padding: padding)
         let (ow, _) = Window2D.outSize(x.shape[2].factor, kernel: pool[1], stride: strides[1], padding: padding)
-        if oh <= 0 || ow <= 0 {
-            throw ShapeError(layer: layer, "a \(pool[0])x\(pool[1]) pool does not fit input \(x.kerasDescription)",
-                             hint: "the input is smaller than the pool window")
-        }
         return .f32([x.shape[0], .fixed(oh), .fixed(ow), x.shape[3]])
     case .globalAvgPool2D, .globalMaxPool2D:
         try expectArity(ins, 1...1, layer)

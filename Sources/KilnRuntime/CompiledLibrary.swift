@@ -351,6 +351,11 @@ public final class CompiledLibrary {
         let exact = want.count == have.count && zip(want, have).allSatisfy { $0 < 0 || $0 == $1 }
         let squeezed = !want.contains(where: { $0 < 0 }) && want.filter { $0 != 1 } == have.filter { $0 != 1 }
         guard exact || squeezed else {
+            // Images (n, channels, height, width) for a model that takes (n, height, width, channels).
+            if want.count == 3, have == [want[2], want[0], want[1]] {
+                throw KilnRuntimeError("\(what) expects shape \(spec.shapeText), found \(formatShape(t.shape)), which looks channels_first "
+                                       + "(channels, height, width); the model is channels_last: move the channel axis last (numpy.moveaxis(x, 1, -1)).")
+            }
             throw KilnRuntimeError("\(what) expects shape \(spec.shapeText), found \(formatShape(t.shape)).")
         }
         let rowElements = have.reduce(1, *)

@@ -144,6 +144,18 @@ final class ImporterErrorTests: XCTestCase {
         expectLoadError(Self.reshapeCase.appendingPathComponent("model.keras").path, expected)
     }
 
+    func testCNNLSTMMistakesTeach() throws {
+        // The invalid models of tools/make_cnn_lstm_sample.py: an LSTM after a Flatten that is not
+        // wrapped in TimeDistributed, 'valid' 3x3 convolutions on 4x4 tiles, a channels_first input.
+        for name in ["cnn_lstm_flatten_unwrapped", "cnn_lstm_conv_kernel_too_big", "cnn_channels_first_input"] {
+            let dir = packageRoot.appendingPathComponent("Tests/cases_invalid/\(name)")
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("case.json"))) as? [String: Any]
+            let expected = try XCTUnwrap(json?["expect_error"] as? [String], name)
+            XCTAssertGreaterThan(expected.count, 3, name)
+            expectLoadError(dir.appendingPathComponent("model.keras").path, expected)
+        }
+    }
+
     // MARK: - The kiln command
 
 

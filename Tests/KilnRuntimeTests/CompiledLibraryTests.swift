@@ -274,6 +274,14 @@ final class CompiledLibraryTests: XCTestCase {
         assertClose(try lib.predict([ints])[0].floats, reference([1, 2, 3, 4, 5, 6], W: FakeModel.W, b: FakeModel.b), "predict from int32 input")
         let x = xs(2)
         XCTAssertEqual(try lib.predict([HostTensor(shape: [2, 3, 1], floats: x.floats)]), try lib.predict([x]))
+        // Images with the channels first, for a channels_last image input: the message says so.
+        let image = TensorSpec(name: "image", dtype: .float32, shape: [-1, 32, 32, 3])
+        let planes = HostTensor(shape: [2, 3, 32, 32], floats: .init(repeating: 0, count: 2 * 3 * 32 * 32))
+        XCTAssertEqual(message { _ = try lib.prepare(planes, image, role: "input") },
+                       "input 'image' expects shape (-1, 32, 32, 3), found (2, 3, 32, 32), which looks channels_first (channels, height, width); "
+                       + "the model is channels_last: move the channel axis last (numpy.moveaxis(x, 1, -1)).")
+        XCTAssertEqual(message { _ = try lib.prepare(HostTensor(shape: [2, 32, 3, 32], floats: planes.floats), image, role: "input") },
+                       "input 'image' expects shape (-1, 32, 32, 3), found (2, 32, 3, 32).")
     }
 
     func testRuntimeChecksArguments() throws {
