@@ -187,8 +187,6 @@ def main():
     tag_ids = {t: i for i, t in enumerate(tags)}
     x, y = encode(train, ids, tag_ids)
     tx, ty = encode(test, ids, tag_ids)
-    for name, arr in [("train_x", x), ("train_y", y), ("test_x", tx), ("test_y", ty)]:
-        np.save(os.path.join(DATA, name + ".npy"), arr)
     with open(os.path.join(DATA, "vocab.txt"), "w") as f:
         f.write("".join(w + "\n" for w in vocab))
     with open(os.path.join(DATA, "tags.txt"), "w") as f:
@@ -199,7 +197,7 @@ def main():
     path = os.path.join(SAMPLE, "ner.keras")
     model.save(path)
     unk = float(np.mean(tx[tx > 0] == 1))
-    print("wrote %s (vocabulary %d x %d, %d tags: %s) and the arrays: train %s, test %s; "
+    print("wrote %s (vocabulary %d x %d, %d tags: %s) (sentences: train %s, test %s); "
           "unknown test tokens %.1f%%" % (os.path.relpath(path, ROOT), len(vocab), vectors.shape[1],
                                           len(tags), " ".join(tags), x.shape, tx.shape, 100 * unk))
     if a.check:

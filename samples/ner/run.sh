@@ -33,19 +33,13 @@ for f in libner.so ner.h; do
 done
 
 echo "== token and tag ids"
-if "$KILN" help vectors 2>/dev/null | grep -q "kiln vectors"; then
-    rm -rf "$OUT/data"
-    "$KILN" vectors "$DATA/vectors.txt" -o "$OUT/data" --conll "$DATA/train.txt" --conll "$DATA/test.txt" --max-length 16
-    # The model's embedding rows follow this vocabulary (tools/gen_ner_model.py built both).
-    for f in vocab.txt tags.txt; do
-        cmp -s "$OUT/data/$f" "$DATA/$f" || { echo "run.sh: kiln vectors wrote a $f that differs from the one ner.keras was made with ($DATA/$f)" >&2; exit 1; }
-    done
-    IDS="$OUT/data"
-else
-    # Until `kiln vectors` is in this kiln: the same arrays, written by tools/gen_ner_model.py.
-    echo "this kiln has no 'vectors' command: using the ids tools/gen_ner_model.py wrote in $DATA"
-    IDS="$DATA"
-fi
+rm -rf "$OUT/data"
+"$KILN" vectors "$DATA/vectors.txt" -o "$OUT/data" --conll "$DATA/train.txt" --conll "$DATA/test.txt" --max-length 16
+# The model's embedding rows follow this vocabulary (tools/gen_ner_model.py built both).
+for f in vocab.txt tags.txt; do
+    cmp -s "$OUT/data/$f" "$DATA/$f" || { echo "run.sh: kiln vectors wrote a $f that differs from the one ner.keras was made with ($DATA/$f)" >&2; exit 1; }
+done
+IDS="$OUT/data"
 
 echo "== C program"
 CC=${CC:-cc}
