@@ -37,14 +37,18 @@ let package = Package(
         .target(
             name: "KilnLLVM",
             dependencies: ["KilnIR", "KilnPasses", "CLLVM", "CKilnABI"]),
+        // The layer table: one file per Keras layer (or family) in Layers/, each with its
+        // LayerKind (import, weights, shapes, masks, lowering, config) and its Swift API class,
+        // and the Swift API's base (Layer, KerasTensor, Input) they share.
+        .target(name: "KilnLayers", dependencies: ["KilnSupport", "KilnIR", "KilnRuntime"]),
         // Keras 3 .keras importer (zip + config.json + model.weights.h5).
         .target(
             name: "KilnKeras",
-            dependencies: ["KilnSupport", "KilnIR", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
+            dependencies: ["KilnSupport", "KilnIR", "KilnLayers", "CHDF5", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         // Loads a compiled library (dlopen) and runs predict / fit; .npy I/O.
         .target(name: "KilnRuntime", dependencies: ["KilnSupport", "CKilnABI"]),
         // The Swift model API: Sequential, functional graphs, Keras-named layers.
-        .target(name: "Kiln", dependencies: ["KilnIR", "KilnPasses", "KilnLLVM", "KilnKeras", "KilnRuntime"]),
+        .target(name: "Kiln", dependencies: ["KilnIR", "KilnLayers", "KilnPasses", "KilnLLVM", "KilnKeras", "KilnRuntime"]),
         // The `kiln` command.
         .executableTarget(
             name: "kiln",
@@ -52,7 +56,7 @@ let package = Package(
 
         // What the test targets share: the process runner, assertClose.
         .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),
-        .testTarget(name: "KilnIRTests", dependencies: ["KilnIR", "KilnPasses", "KilnReference", "KilnTestSupport"]),
+        .testTarget(name: "KilnIRTests", dependencies: ["KilnIR", "KilnLayers", "KilnPasses", "KilnReference", "KilnTestSupport"]),
         .testTarget(name: "KilnLLVMTests", dependencies: ["Kiln", "KilnTestSupport"]),
         .testTarget(name: "KilnKerasTests", dependencies: ["KilnKeras", "Kiln", "KilnTestSupport"]),
         .testTarget(name: "KilnRuntimeTests", dependencies: ["KilnRuntime", "KilnTestSupport"]),

@@ -89,9 +89,8 @@ public enum LayerOp: Hashable, Sendable {
     /// CRF (the kiln_crf package's): emission scores x (N, T, n), transitions (n, n), start (n),
     /// end (n), [mask (N, T) bool] -> the Viterbi tags (N, T) i32. The CRF loss reads its inputs.
     case crf(masked: Bool)
-    /// Cropping1D: drops `start` steps at the beginning and `end` at the end of the time
-    /// axis, (N, T, F) -> (N, T - start - end, F); like Keras, it does not pass a mask on.
-    case cropping1D(start: Int, end: Int)
+    /// A layer of the layer table (LayerKind.swift): its rules are the kind's.
+    case table(AnyLayer)
 }
 
 /// Elementwise unary functions on f32.

@@ -30,7 +30,7 @@ extension LayerOp: CustomStringConvertible {
         case .notEqual(let v): return "not_equal<\(v)>"
         case .anyLastAxis: return "any<axis=-1>"
         case .crf(let m): return "crf" + (m ? "<masked>" : "")
-        case let .cropping1D(s, e): return "cropping1d<\(s), \(e)>"
+        case .table(let t): return t.description
         }
     }
 }

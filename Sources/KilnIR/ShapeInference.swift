@@ -27,7 +27,7 @@ extension LayerOp {
         case .notEqual: return "NotEqual"
         case .anyLastAxis: return "Any"
         case .crf: return "CRF"
-        case .cropping1D: return "Cropping1D"
+        case .table(let t): return t.kind.kerasClass
         }
     }
 }
@@ -52,6 +52,7 @@ func perSample(_ t: TensorType) -> [Int] { Array(t.shape.dropFirst().map(\.facto
 /// Infers the output types of an op from its input types.
 public func inferTypes(_ op: Op, _ ins: [TensorType], layer: String) throws -> [TensorType] {
     switch op {
+    case .layer(.table(let t)): return try t.kind.infer(ins, layer: "\(t.kind.kerasClass) '\(layer)'")
     case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")] + layerStateTypes(l)
     case .prim(let p): return try inferPrim(p, ins, layer: layer)
     }
@@ -74,14 +75,12 @@ private func checkAttributes(_ op: LayerOp, layer: String) throws {
         guard i >= 1, o >= 1 else { throw ShapeError(layer: layer, "input_dim=\(i) and output_dim=\(o) must be positive") }
     case .dropout(let rate):
         guard rate >= 0 && rate < 1 else { throw ShapeError(layer: layer, "rate=\(rate) must be in [0, 1)") }
-    case let .cropping1D(start, end):
-        guard start >= 0, end >= 0 else { throw ShapeError(layer: layer, "cropping (\(start), \(end)) must be two integers >= 0") }
     default:
         break
     }
 }
 
-func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
+public func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
     if !counts.contains(ins.count) {
         throw ShapeError(layer: layer, "takes \(counts.lowerBound == counts.upperBound ? "\(counts.lowerBound)" : "\(counts.lowerBound) to \(counts.upperBound)") inputs, got \(ins.count)")
     }
@@ -132,6 +131,8 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
     try checkAttributes(op, layer: layer)
     switch op {
+    case .table(let t):
+        return try t.kind.infer(ins, layer: layer)[0]
     case .recurrent, .bidirectional, .timeDistributed, .masking:
         return try inferRecurrent(op, ins, layer: layer)
     case .crf(let masked):
@@ -219,8 +220,6 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     case .dropout, .activation, .relu:
         try expectArity(ins, 1...1, layer)
         return x
-    case let .cropping1D(start, end):
-        return try inferCropping1D(start, end, x, ins, layer: layer)
     case .prelu:
         try expectArity(ins, 2...2, layer)
         guard broadcastShapes(Array(x.shape.dropFirst()), ins[1].shape) == Array(x.shape.dropFirst()) else {
@@ -267,26 +266,6 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
         }
         return .f32(shape)
     }
-}
-
-/// Cropping1D: (N, T, F) -> (N, T - start - end, F); at least one step must remain.
-private func inferCropping1D(_ start: Int, _ end: Int, _ x: TensorType, _ ins: [TensorType], layer: String) throws -> TensorType {
-    try expectArity(ins, 1...1, layer)
-    guard x.rank == 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t, x.shape[2].fixedValue != nil else {
-        throw ShapeError(layer: layer, "expects a sequence (batch, timesteps, features), got \(x.kerasDescription)",
-                         hint: "Cropping1D crops axis 1 of 3-D input")
-    }
-    guard let steps = x.shape[1].fixedValue else {
-        throw ShapeError(layer: layer, "cannot crop input \(x.kerasDescription): its time axis is free (None), and Kiln needs the number of steps to size the cropped output",
-                         hint: "give the Input a fixed number of steps, e.g. Input((T, \(x.shape[2].factor)))")
-    }
-    let kept = steps - start - end
-    guard kept >= 1 else {
-        var out = x.shape; out[1] = .fixed(kept)
-        throw ShapeError(layer: layer, "cropping (\(start), \(end)) removes \(start + end) steps from input \(x.kerasDescription), which has \(steps); the output \(TensorType(x.dtype, out).kerasDescription) would have no steps",
-                         hint: "crop at most \(steps - 1) steps in total")
-    }
-    return TensorType(x.dtype, [x.shape[0], .fixed(kept), x.shape[2]])
 }
 
 extension FusedExpr {

@@ -1,11 +1,13 @@
 import KilnIR
+import KilnSupport
+import KilnLayers
 
 /// Builds Kiln's layer graph from a Keras model file's spec: a table from
 /// Keras class name to a small function reading that layer's config keys.
 /// Everything is validated here; nothing from the file is executed.
 public enum KerasGraphBuilder {
     /// Keras classes Kiln imports.
-    public static var supported: [String] { table.keys.sorted() }
+    public static var supported: [String] { Set(table.keys).union(LayerTable.byKerasClass.keys).sorted() }
 
     /// Keras classes whose call carries a mask argument Kiln passes on.
     static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "CRF"]
@@ -143,14 +145,6 @@ public enum KerasGraphBuilder {
         "Add": { _ in (.add, []) },
         // The kiln_crf package's CRF (registered "kiln_crf>CRF"); the number of tags is its input's last dimension.
         "CRF": { _ in (.crf(masked: false), ["transitions", "start_transitions", "end_transitions"]) },
-        "Cropping1D": { c in
-            // Keras saves (start, end); an int crops both ends alike.
-            let raw = c.config["cropping"]
-            guard let v = raw?.ints ?? raw?.int.map({ [$0, $0] }), v.count == 2, v.allSatisfy({ $0 >= 0 }) else {
-                throw c.fail("has cropping \(raw?.serialized ?? "null"); expected an integer or two integers >= 0")
-            }
-            return (.cropping1D(start: v[0], end: v[1]), [])
-        },
     ]
 
     struct Builder {
@@ -189,7 +183,9 @@ public enum KerasGraphBuilder {
                     last = outs[0]; lastName = layer.name; lastOutputs = outs
                 } else {
                     for (k, call) in layer.calls.enumerated() {
-                        let other = call.kwargs.filter { $0.0 != "mask" || !KerasGraphBuilder.masked.contains(layer.className) }
+                        let other = call.kwargs.filter {
+                            $0.0 != "mask" || !(KerasGraphBuilder.masked.contains(layer.className) || LayerTable.byKerasClass[layer.className] != nil)
+                        }
                         if !other.isEmpty {
                             throw c.fail("is called with \(other.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
                         }
@@ -278,6 +274,9 @@ public enum KerasGraphBuilder {
         }
 
         mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> [Value] {
+            if let kindType = LayerTable.byKerasClass[c.layer.className] {
+                return try applyKind(kindType, c, inputs: inputs, inbound: inbound, mask: mask)
+            }
             guard let fn = KerasGraphBuilder.table[c.layer.className] else {
                 throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
             }
@@ -321,9 +320,58 @@ public enum KerasGraphBuilder {
                 }
                 return outs
             } catch let e as ShapeError {
-                if case .reshape = op {
-                    throw KerasImportError(e.description)
+                throw KerasImportError(e.description)
+            }
+        }
+
+        /// A layer of the layer table: its kind reads the config and says its weights.
+        mutating func applyKind(_ kindType: any LayerKind.Type, _ c: Context, inputs: [Value], inbound: [String], mask: Value?) throws -> [Value] {
+            var kind: any LayerKind
+            do {
+                kind = try kindType.init(keras: KerasConfig(name: c.layer.name, className: c.layer.className, json: c.config, file: file))
+            } catch let e as LayerConfigError {
+                throw KerasImportError(e.description)
+            }
+            var extra: [Value] = []
+            if let mask {
+                guard let consuming = kind.consumingMask() else { throw c.fail("is given a mask, which it does not take") }
+                kind = consuming; extra = [mask]
+            }
+            let trainable = c.config["trainable"]?.bool ?? true
+            var params: [Value] = []
+            var count = 0, trainableCount = 0
+            let shared = layers.contains { $0.name == c.layer.name }
+            do {
+                if shared {
+                    params = graph.params.filter { $0.name.hasPrefix(c.layer.name + "/") }.map(\.value)
+                } else {
+                    let specs = try kind.weights(for: inputs.map { graph.type($0) })
+                    guard c.layer.weights.count == specs.count else {
+                        throw c.fail("has \(c.layer.weights.count) weight arrays in the file; Kiln expects \(specs.count) (\(specs.map(\.name).joined(separator: ", ")))")
+                    }
+                    for (w, spec) in zip(c.layer.weights, specs) {
+                        guard w.shape == spec.shape else {
+                            throw c.fail("has weight '\(spec.name)' of shape \(formatShape(w.shape)) in the file; for its input \(inputs.map { graph.type($0).kerasDescription }.joined(separator: ", ")) it needs \(formatShape(spec.shape))")
+                        }
+                        let t = TensorType.f32(spec.shape.map { .fixed($0) })
+                        guard w.values.count == t.staticCount else { throw c.fail("weight '\(spec.name)' holds \(w.values.count) values for shape \(w.shape)") }
+                        let train = trainable && spec.trainable
+                        params.append(graph.addParam("\(c.layer.name)/\(spec.name)", t, initial: w.values, trainable: train))
+                        count += w.values.count
+                        if train { trainableCount += w.values.count }
+                    }
                 }
+                let outs = try graph.add(.layer(kind.op), inputs + params + extra, layer: c.layer.name)
+                if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
+                    layers[k].outputs += outs
+                    layers[k].shared = true
+                    layers[k].inbound += inbound
+                } else {
+                    layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
+                                            trainableCount: trainableCount, inbound: inbound))
+                }
+                return outs
+            } catch let e as ShapeError {
                 throw KerasImportError(e.description)
             }
         }

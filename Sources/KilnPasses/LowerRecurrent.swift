@@ -170,6 +170,11 @@ extension PrimBuilder {
             case .ave: merged = try mul(try add(x, y), 0.5)
             }
             return [merged] + f.states + b.states
+        case .table(let t):
+            var ctx = LoweringContext(salt: salt)
+            let outs = try t.kind.lower(&self, ins, &ctx)
+            salt = ctx.salt
+            return outs
         default:
             return [try lower(op, ins, salt: &salt)]
         }

@@ -183,10 +183,11 @@ extension PrimBuilder {
         case .anyLastAxis:
             let x = ins[0]
             return try compare(.gt, try reduce(.max, try cast(x, .f32), axes: [type(x).rank - 1]), try const(0))
-        case let .cropping1D(start, end):
-            // A slice of the time axis; its gradient puts dy back between zeros.
-            let steps = xt.shape[1].factor
-            return start + end == 0 ? x : try p(.slice(axis: 1, start: start, length: steps - start - end), x)
+        case .table(let t):
+            var ctx = LoweringContext(salt: salt)
+            let outs = try t.kind.lower(&self, ins, &ctx)
+            salt = ctx.salt
+            return outs[0]
         }
     }
 }

@@ -8,6 +8,7 @@ import KilnIR
 public let propagateMasks = Pass("masks") { g in
     var r = GraphRebuilder(g)
     var masks: [Value: Value] = [:]   // new value -> its mask
+    let paramValues = Set(g.params.map(\.value))
     var result = try r.run { r, n in
         let ins = n.inputs.map { r[$0] }
         let inMask = ins.first.flatMap { masks[$0] }
@@ -15,6 +16,17 @@ public let propagateMasks = Pass("masks") { g in
         defer { r.new = b.graph }
         guard case .layer(let op) = n.op else {
             return try b.graph.add(n.op, ins, layer: n.layer)
+        }
+        if case .table(let t) = op {
+            // A table layer: it may take the mask as its last input, and says its output's mask.
+            let kind = t.kind
+            let dataCount = n.inputs.filter { !paramValues.contains($0) }.count
+            let inMasks = ins.prefix(max(dataCount, 1)).map { masks[$0] }
+            var node = kind as any LayerKind, extra: [Value] = []
+            if let m = inMask, let consuming = kind.consumingMask() { node = consuming; extra = [m] }
+            let outs = try b.graph.add(.layer(node.op), ins + extra, layer: n.layer)
+            if let m = try node.outputMask(&b, inputs: ins, masks: inMasks, outputs: outs) { masks[outs[0]] = m }
+            return outs
         }
         var op2 = op, ins2 = ins
         switch op {

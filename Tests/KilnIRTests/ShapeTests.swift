@@ -133,23 +133,6 @@ final class ShapeTests: XCTestCase {
         refuses(.layer(.add), [f32(N, fx(3)), f32(N, fx(4))], name: "sum", ["Add 'sum'", "(None, 3)", "(None, 4)"])
     }
 
-    func testCropping1D() throws {
-        XCTAssertEqual(try layer(.cropping1D(start: 2, end: 1), [f32(N, fx(7), fx(3))]), f32(N, fx(4), fx(3)))
-        XCTAssertEqual(try layer(.cropping1D(start: 0, end: 0), [f32(N, fx(7), fx(3))]), f32(N, fx(7), fx(3)))
-        XCTAssertEqual(try layer(.cropping1D(start: 6, end: 0), [f32(N, fx(7), fx(3))]), f32(N, fx(1), fx(3)))
-        XCTAssertEqual(LayerOp.cropping1D(start: 3, end: 0).description, "cropping1d<3, 0>")
-        // Cropping everything: the layer, the input shape, the output it would give, a hint.
-        refuses(.layer(.cropping1D(start: 5, end: 3)), [f32(N, fx(6), fx(4))], name: "crop",
-                ["Cropping1D 'crop'", "cropping (5, 3)", "(None, 6, 4)", "(None, -2, 4)", "at most 5 steps"])
-        refuses(.layer(.cropping1D(start: 4, end: 0)), [f32(N, fx(4), fx(2))], name: "crop",
-                ["Cropping1D 'crop'", "(None, 4, 2)", "(None, 0, 2)"])
-        refuses(.layer(.cropping1D(start: -1, end: 0)), [f32(N, fx(6), fx(4))], ["cropping (-1, 0)", ">= 0"])
-        refuses(.layer(.cropping1D(start: 1, end: 1)), [f32(N, fx(6))], name: "crop",
-                ["Cropping1D 'crop'", "(batch, timesteps, features)", "(None, 6)"])
-        refuses(.layer(.cropping1D(start: 1, end: 1)), [f32(N, Dim.t, fx(4))], name: "crop",
-                ["Cropping1D 'crop'", "(None, None, 4)", "free (None)", "fixed number of steps"])
-    }
-
     // MARK: - Broadcasting
 
     func testBroadcastRules() {

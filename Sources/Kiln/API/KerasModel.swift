@@ -3,6 +3,7 @@
 // the summary and owns the weights; Training.swift compiles and runs it.
 
 import KilnIR
+import KilnLayers
 
 /// What ``Sequential`` and ``FunctionalModel`` share: inputs, outputs, the
 /// layers in Keras order, the weights, `summary()` and `build()`; the
@@ -109,8 +110,9 @@ public class KerasModel {
         }
         var params: [ObjectIdentifier: [Value]] = [:]
         for l in operations where !(l is InputLayer) {
-            params[ObjectIdentifier(l)] = zip(l.weightNames, zip(l.weightShapes, l.weights)).map { wname, sv in
-                g.addParam("\(l.name)/\(wname)", .f32(sv.0.map { .fixed($0) }), initial: sv.1, trainable: l.trainable)
+            params[ObjectIdentifier(l)] = l.weightNames.indices.map { i in
+                g.addParam("\(l.name)/\(l.weightNames[i])", .f32(l.weightShapes[i].map { .fixed($0) }), initial: l.weights[i],
+                           trainable: l.trainable && l.weightTrainable[i])
             }
         }
         for node in nodes {
@@ -129,8 +131,9 @@ public class KerasModel {
         let firstCall = Dictionary(nodes.map { (ObjectIdentifier($0.layer), $0) }, uniquingKeysWith: { a, _ in a })
         let infos = operations.map { l -> LayerInfo in
             let count = l.countParams()
+            let trainableCount = l.trainable ? zip(l.weightShapes, l.weightTrainable).filter(\.1).reduce(0) { $0 + $1.0.reduce(1, *) } : 0
             return LayerInfo(name: l.name, className: l.className, outputs: layerOutputs[ObjectIdentifier(l)] ?? [],
-                             paramCount: count, trainableCount: l.trainable ? count : 0,
+                             paramCount: count, trainableCount: trainableCount,
                              inbound: firstCall[ObjectIdentifier(l)]?.inputs.map { "\($0.layer.name)[0][0]" } ?? [])
         }
         return KilnIR.Model(graph: g, layers: infos, training: training, isSequential: isSequential)

@@ -6,6 +6,7 @@
 
 import Foundation
 import KilnIR
+import KilnLayers
 import KilnKeras
 
 extension KerasModel {
@@ -92,6 +93,7 @@ extension Layer {
     /// what Kiln does not model).
     func kerasConfig() throws -> JSON {
         let head: [(String, JSON)] = [("name", .string(name)), ("trainable", .bool(trainable)), ("dtype", dtypePolicy)]
+        if let kind { return .object(head + kind.kerasConfig()) }
         switch self {
         case let l as InputLayer:
             return .object([("batch_shape", .array([.null] + l.inputShape.map { .number(Double($0)) })),
@@ -137,8 +139,6 @@ extension Layer {
         case is CRF:
             // The kiln_crf package's config: the standard keys and its initialisers' names.
             return .object(head + [("transitions_initializer", .string("glorot_uniform")), ("boundary_initializer", .string("zeros"))])
-        case let l as Cropping1D:
-            return .object(head + [("cropping", ints([l.cropping.start, l.cropping.end]))])
         case let l as ActivationLayer:
             switch l.className {
             case "Activation": return .object(head + [("activation", .string(l.activation.rawValue))])

@@ -4,6 +4,7 @@
 
 import Foundation
 import KilnIR
+import KilnLayers
 import KilnKeras
 import KilnLLVM
 import KilnRuntime

@@ -1,6 +1,7 @@
 // Keras' 2-D convolution and pooling layers (channels_last: N, H, W, C).
 
 import KilnIR
+import KilnRuntime
 
 /// A 2-D convolution: `activation(conv(x, kernel) + bias)` (Keras' `Conv2D`).
 public final class Conv2D: Layer {
@@ -27,12 +28,12 @@ public final class Conv2D: Layer {
     }
 
     public override var className: String { "Conv2D" }
-    override var op: LayerOp? {
+    override package var op: LayerOp? {
         .conv2D(filters: filters, kernel: kernelSize.list, strides: strides.list, padding: padding,
                 activation: activation, useBias: useBias)
     }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         guard filters > 0, kernelSize.list.allSatisfy({ $0 > 0 }), strides.list.allSatisfy({ $0 > 0 }) else {
             throw KerasAPIError("Conv2D '\(name)' needs positive filters, kernel size and strides.")
         }
@@ -40,8 +41,8 @@ public final class Conv2D: Layer {
             throw KerasAPIError("Conv2D '\(name)' expects an input of rank 4 (batch, height, width, channels), got \(inputs.first?.kerasDescription ?? "none").")
         }
         // Saved as "kernel" (kh, kw, C, filters) and "bias" (filters,).
-        return [("kernel", kernelSize.list + [channels, filters], .glorotUniform)]
-            + (useBias ? [("bias", [filters], .zeros)] : [])
+        return [LayerWeight("kernel", kernelSize.list + [channels, filters], .glorotUniform)]
+            + (useBias ? [LayerWeight("bias", [filters], .zeros)] : [])
     }
 }
 
@@ -63,11 +64,11 @@ public final class MaxPooling2D: Layer {
 
     public override var className: String { "MaxPooling2D" }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         try checkWindow(poolSize, strides, "MaxPooling2D", name)
         return []
     }
-    override var op: LayerOp? { .maxPool2D(pool: poolSize.list, strides: strides.list, padding: padding) }
+    override package var op: LayerOp? { .maxPool2D(pool: poolSize.list, strides: strides.list, padding: padding) }
 }
 
 /// The mean over each window; padded cells are not counted (Keras' `AveragePooling2D`).
@@ -88,11 +89,11 @@ public final class AveragePooling2D: Layer {
 
     public override var className: String { "AveragePooling2D" }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         try checkWindow(poolSize, strides, "AveragePooling2D", name)
         return []
     }
-    override var op: LayerOp? { .avgPool2D(pool: poolSize.list, strides: strides.list, padding: padding) }
+    override package var op: LayerOp? { .avgPool2D(pool: poolSize.list, strides: strides.list, padding: padding) }
 }
 
 /// The mean over height and width: (N, H, W, C) -> (N, C) (Keras' `GlobalAveragePooling2D`).
@@ -101,7 +102,7 @@ public final class GlobalAveragePooling2D: Layer {
     ///   - name: the layer name (default `global_average_pooling2d`, ...).
     public init(name: String? = nil) { super.init(name: name, prefix: "global_average_pooling2d") }
     public override var className: String { "GlobalAveragePooling2D" }
-    override var op: LayerOp? { .globalAvgPool2D }
+    override package var op: LayerOp? { .globalAvgPool2D }
 }
 
 /// Throws unless a pooling window and its strides are positive.

@@ -2,6 +2,7 @@
 // activation layers.
 
 import KilnIR
+import KilnRuntime
 
 /// A densely connected layer: `activation(x · kernel + bias)` (Keras' `Dense`).
 public final class Dense: Layer {
@@ -20,15 +21,15 @@ public final class Dense: Layer {
     }
 
     public override var className: String { "Dense" }
-    override var op: LayerOp? { .dense(units: units, activation: activation, useBias: useBias) }
+    override package var op: LayerOp? { .dense(units: units, activation: activation, useBias: useBias) }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         guard units > 0 else { throw KerasAPIError("Dense '\(name)' needs a positive number of units, got \(units).") }
         guard let x = inputs.first, x.rank >= 2, let last = x.shape.last?.fixedValue else {
             throw KerasAPIError("Dense '\(name)' expects an input of rank 2 or more (the batch first), got \(inputs.first?.kerasDescription ?? "none").")
         }
         // Saved as "kernel" (in, units) and "bias" (units,).
-        return [("kernel", [last, units], .glorotUniform)] + (useBias ? [("bias", [units], .zeros)] : [])
+        return [LayerWeight("kernel", [last, units], .glorotUniform)] + (useBias ? [LayerWeight("bias", [units], .zeros)] : [])
     }
 }
 
@@ -49,14 +50,14 @@ public final class Embedding: Layer {
     }
 
     public override var className: String { "Embedding" }
-    override var op: LayerOp? { .embedding(inputDim: inputDim, outputDim: outputDim, maskZero: maskZero) }
+    override package var op: LayerOp? { .embedding(inputDim: inputDim, outputDim: outputDim, maskZero: maskZero) }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         guard inputDim > 0, outputDim > 0 else {
             throw KerasAPIError("Embedding '\(name)' needs positive inputDim and outputDim, got \(inputDim) and \(outputDim).")
         }
         // Saved as "embeddings" (inputDim, outputDim); Keras starts it uniform in ±0.05.
-        return [("embeddings", [inputDim, outputDim], .uniform(0.05))]
+        return [LayerWeight("embeddings", [inputDim, outputDim], .uniform(0.05))]
     }
 }
 
@@ -66,7 +67,7 @@ public final class Flatten: Layer {
     ///   - name: the layer name (default `flatten`, ...).
     public init(name: String? = nil) { super.init(name: name, prefix: "flatten") }
     public override var className: String { "Flatten" }
-    override var op: LayerOp? { .flatten }
+    override package var op: LayerOp? { .flatten }
 }
 
 /// Reshapes each sample (Keras' `Reshape`).
@@ -81,7 +82,7 @@ public final class Reshape: Layer {
         super.init(name: name, prefix: "reshape")
     }
     public override var className: String { "Reshape" }
-    override var op: LayerOp? { .reshape(target: targetShape) }
+    override package var op: LayerOp? { .reshape(target: targetShape) }
 }
 
 /// Sets a fraction of the inputs to 0 while training, scaling the rest by
@@ -97,9 +98,9 @@ public final class Dropout: Layer {
         super.init(name: name, prefix: "dropout")
     }
     public override var className: String { "Dropout" }
-    override var op: LayerOp? { .dropout(rate: rate) }
+    override package var op: LayerOp? { .dropout(rate: rate) }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         guard rate >= 0, rate < 1 else { throw KerasAPIError("Dropout '\(name)' needs a rate in [0, 1), got \(rate).") }
         return []
     }
@@ -122,7 +123,7 @@ public final class ActivationLayer: Layer {
     }
 
     public override var className: String { kerasClass }
-    override var op: LayerOp? { .activation(activation, alpha: alpha) }
+    override package var op: LayerOp? { .activation(activation, alpha: alpha) }
 }
 
 /// Keras' `Activation` layer.

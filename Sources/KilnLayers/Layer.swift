@@ -1,8 +1,11 @@
 // The base layer: a name, weights made on the first call, `callAsFunction` on
-// symbolic tensors. A concrete layer says only which LayerOp it is and which
-// weights it needs for given inputs.
+// symbolic tensors. A layer of the layer table is a `LayerKind` value (its file in
+// Layers/ holds both); the older layers say which LayerOp they are and which weights
+// they need for given inputs.
 
 import KilnIR
+import KilnRuntime
+import KilnSupport
 
 /// A Keras layer. Call it on a ``KerasTensor`` (or a list, for merge layers)
 /// to add it to a model; its weights are made on the first call, from the
@@ -18,27 +21,44 @@ public class Layer {
     public private(set) var weightNames: [String] = []
     /// Shapes of the weights, in `get_weights()` order.
     public private(set) var weightShapes: [[Int]] = []
-    var weightValues: [[Float]] = []
+    /// Whether gradient steps change each weight (false for statistics such as
+    /// BatchNormalization's moving mean), in `get_weights()` order.
+    public private(set) var weightTrainable: [Bool] = []
+    package var weightValues: [[Float]] = []
     /// Bumped by every `setWeights`, so a loaded model knows what to push.
-    var version = 0
+    package var version = 0
     /// Whether the weights exist (the layer has been called once).
     public private(set) var isBuilt = false
+    /// The layer table's kind, for the layers declared through it (Layers/*.swift).
+    package let kind: (any LayerKind)?
 
-    init(name: String?, prefix: String) {
+    package init(name: String?, prefix: String) {
         self.name = name ?? Keras.uniqueName(prefix)
+        self.kind = nil
+    }
+
+    /// A layer of the layer table; its default name is Keras' (the class name in snake case).
+    package init(kind: any LayerKind, name: String?) {
+        self.kind = kind
+        self.name = name ?? Keras.uniqueName(Keras.snakeCase(kind.kerasClass))
     }
 
     /// The Keras class name, as `summary()` shows it.
-    public var className: String { "Layer" }
+    public var className: String { kind?.kerasClass ?? "Layer" }
 
     /// The layer op this layer adds to the graph.
-    var op: LayerOp? { nil }
+    package var op: LayerOp? { kind?.op }
 
     /// How many inputs a call takes.
-    var arity: ClosedRange<Int> { 1...1 }
+    package var arity: ClosedRange<Int> { kind?.arity ?? 1...1 }
 
-    /// The weights a first call on inputs of these types makes: Keras name, shape, initialiser.
-    func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] { [] }
+    /// The weights a first call on inputs of these types makes.
+    package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
+        guard let kind else { return [] }
+        do { return try kind.weights(for: inputs) } catch let e as ShapeError {
+            throw KerasAPIError(e.description)
+        }
+    }
 
     /// Applies the layer to one tensor.
     /// - Parameters:
@@ -52,7 +72,7 @@ public class Layer {
     ///   - xs: the symbolic inputs, in order.
     public func callAsFunction(_ xs: [KerasTensor]) -> KerasTensor { call(xs) }
 
-    func call(_ xs: [KerasTensor]) -> KerasTensor {
+    package func call(_ xs: [KerasTensor]) -> KerasTensor {
         let node = LayerNode(layer: self, inputs: xs, op: op)
         if let failed = xs.first(where: { $0.error != nil }), let e = failed.error {
             return KerasTensor(node: node, error: e)
@@ -64,16 +84,17 @@ public class Layer {
         let types = xs.compactMap(\.type)
         do {
             var shapes = weightShapes
-            var specs: [(String, [Int], Initializer)] = []
+            var specs: [LayerWeight] = []
             if !isBuilt {
                 specs = try weightSpecs(types)
-                shapes = specs.map(\.1)
+                shapes = specs.map(\.shape)
             }
             let out = try inferTypes(.layer(op), types + shapes.map { TensorType.f32($0.map { .fixed($0) }) }, layer: name)[0]
             if !isBuilt {
-                weightNames = specs.map(\.0)
+                weightNames = specs.map(\.name)
                 weightShapes = shapes
-                weightValues = specs.map { $0.2.values($0.1) }
+                weightTrainable = specs.map(\.trainable)
+                weightValues = specs.map { $0.initializer.values($0.shape) }
                 isBuilt = true
             }
             return KerasTensor(node: node, type: out)
@@ -119,7 +140,7 @@ public class Layer {
     public func countParams() -> Int { weightShapes.reduce(0) { $0 + $1.reduce(1, *) } }
 
     /// Sets the weights without counting it as a user change (a pull from a library).
-    func syncWeights(_ values: [[Float]]) { weightValues = values }
+    package func syncWeights(_ values: [[Float]]) { weightValues = values }
 }
 
 /// A model input's layer, made by ``Input(shape:dtype:name:)``.
@@ -128,7 +149,7 @@ public final class InputLayer: Layer {
     public let inputShape: [Int]
     public let dtype: HostDType
 
-    init(shape: [Int], dtype: HostDType, name: String?) {
+    package init(shape: [Int], dtype: HostDType, name: String?) {
         self.inputShape = shape
         self.dtype = dtype
         super.init(name: name, prefix: "input_layer")
@@ -136,7 +157,7 @@ public final class InputLayer: Layer {
 
     public override var className: String { "InputLayer" }
 
-    func makeOutput() -> KerasTensor {
+    package func makeOutput() -> KerasTensor {
         let node = LayerNode(layer: self, inputs: [], op: nil)
         let t: KerasTensor
         if inputShape.isEmpty || inputShape.contains(where: { $0 <= 0 }) {

@@ -5,7 +5,7 @@
 //     let y = Dense(10, activation: .softmax)(Flatten()(x))
 //     let model = try FunctionalModel(inputs: x, outputs: y)
 
-@_exported import KilnRuntime
+import KilnRuntime
 import Foundation
 import KilnIR
 
@@ -20,19 +20,19 @@ public final class KerasTensor: CustomStringConvertible {
     /// Element type: `.float32`, or `.int32` for token ids.
     public let dtype: HostDType
     /// The call that produced this tensor.
-    let node: LayerNode
+    package let node: LayerNode
     /// The graph type; nil when `error` is set.
-    let type: TensorType?
+    package let type: TensorType?
     /// The first error on the way to this tensor.
-    let error: Error?
+    package let error: Error?
 
-    init(node: LayerNode, type: TensorType) {
+    package init(node: LayerNode, type: TensorType) {
         self.node = node; self.type = type; self.error = nil
         self.dtype = type.dtype == .i32 ? .int32 : .float32
         self.shape = [nil] + type.shape.dropFirst().map { Optional($0.factor) }
     }
 
-    init(node: LayerNode, error: Error, dtype: HostDType = .float32) {
+    package init(node: LayerNode, error: Error, dtype: HostDType = .float32) {
         self.node = node; self.type = nil; self.error = error; self.dtype = dtype; self.shape = []
     }
 
@@ -46,12 +46,12 @@ public final class KerasTensor: CustomStringConvertible {
 }
 
 /// One application of a layer to input tensors.
-final class LayerNode {
-    let layer: Layer
-    let inputs: [KerasTensor]
+package final class LayerNode {
+    package let layer: Layer
+    package let inputs: [KerasTensor]
     /// nil for an input layer's node.
-    let op: LayerOp?
-    init(layer: Layer, inputs: [KerasTensor], op: LayerOp?) {
+    package let op: LayerOp?
+    package init(layer: Layer, inputs: [KerasTensor], op: LayerOp?) {
         self.layer = layer; self.inputs = inputs; self.op = op
     }
 }
@@ -99,7 +99,7 @@ public enum Keras {
     }
 
     /// `prefix` the first time, then `prefix_1`, `prefix_2`, ... (Keras' auto names).
-    static func uniqueName(_ prefix: String) -> String {
+    package static func uniqueName(_ prefix: String) -> String {
         lock.lock(); defer { lock.unlock() }
         let k = counters[prefix, default: 0]
         counters[prefix] = k + 1
@@ -107,7 +107,7 @@ public enum Keras {
     }
 
     /// `count` uniform numbers in [lo, hi) from the global splitmix64 stream.
-    static func uniform(_ count: Int, _ lo: Float, _ hi: Float) -> [Float] {
+    package static func uniform(_ count: Int, _ lo: Float, _ hi: Float) -> [Float] {
         lock.lock(); defer { lock.unlock() }
         var out = [Float]()
         out.reserveCapacity(count)
@@ -116,23 +116,55 @@ public enum Keras {
     }
 }
 
-/// How a weight starts, as Keras' initialisers.
-enum Initializer {
-    /// Uniform in ±sqrt(6 / (fan_in + fan_out)) (Keras' default kernel initialiser).
-    case glorotUniform
-    case zeros
-    /// Uniform in ±limit (Keras' `RandomUniform(-limit, limit)`; Embedding uses 0.05).
-    case uniform(Float)
+/// Keras' default names: "MaxPooling1D" -> "max_pooling1d", "PReLU" -> "p_re_lu", "LSTM" ->
+/// "lstm": Keras' `to_snake_case`, its two substitutions done as the regex engine does them.
+extension Keras {
+    package static func snakeCase(_ name: String) -> String {
+        func upper(_ c: Character) -> Bool { c.isASCII && c.isUppercase }
+        func lower(_ c: Character) -> Bool { c.isASCII && c.isLowercase }
+        // (.)([A-Z][a-z]+) -> \1_\2, matches not overlapping.
+        let s = Array(name)
+        var a: [Character] = []
+        var i = 0
+        while i < s.count {
+            if i + 2 < s.count, upper(s[i + 1]), lower(s[i + 2]) {
+                var j = i + 2
+                while j + 1 < s.count, lower(s[j + 1]) { j += 1 }
+                a += [s[i], "_"] + s[(i + 1)...j]
+                i = j + 1
+            } else {
+                a.append(s[i]); i += 1
+            }
+        }
+        // ([a-z])([A-Z]) -> \1_\2.
+        var out = ""
+        i = 0
+        while i < a.count {
+            if i + 1 < a.count, lower(a[i]), upper(a[i + 1]) {
+                out += String(a[i]) + "_" + String(a[i + 1]); i += 2
+            } else {
+                out.append(a[i]); i += 1
+            }
+        }
+        return out.lowercased()
+    }
+}
 
-    func values(_ shape: [Int]) -> [Float] {
+extension WeightInit {
+    /// Initial values for a weight of this shape, from Keras' seeded stream.
+    package func values(_ shape: [Int]) -> [Float] {
         let count = shape.reduce(1, *)
         switch self {
         case .zeros:
             return [Float](repeating: 0, count: count)
+        case .ones:
+            return [Float](repeating: 1, count: count)
+        case .constant(let c):
+            return [Float](repeating: c, count: count)
         case .uniform(let limit):
             return Keras.uniform(count, -limit, limit)
         case .glorotUniform:
-            let (fanIn, fanOut) = Initializer.fans(shape)
+            let (fanIn, fanOut) = WeightInit.fans(shape)
             let limit = (6 / Float(max(fanIn + fanOut, 1))).squareRoot()
             return Keras.uniform(count, -limit, limit)
         }
@@ -140,7 +172,7 @@ enum Initializer {
 
     /// Keras' `compute_fans`: (in, out) for a dense kernel; for a conv kernel
     /// (kh, kw, C, F), C and F times the receptive field.
-    static func fans(_ shape: [Int]) -> (Int, Int) {
+    package static func fans(_ shape: [Int]) -> (Int, Int) {
         switch shape.count {
         case 0: return (1, 1)
         case 1: return (shape[0], shape[0])
@@ -169,5 +201,5 @@ public struct Size2D: ExpressibleByIntegerLiteral, ExpressibleByArrayLiteral, Ha
         self.init(elements[0], elements.count == 2 ? elements[1] : elements[0])
     }
 
-    var list: [Int] { [height, width] }
+    package var list: [Int] { [height, width] }
 }

@@ -2,6 +2,7 @@
 // conditional random field over one tag per step.
 
 import KilnIR
+import KilnRuntime
 
 /// A linear-chain CRF on emission scores (batch, steps, tags), as the kiln_crf package's `CRF`:
 /// `predict` gives the Viterbi tags (batch, steps) as int32 (0 at masked steps), and training
@@ -19,25 +20,12 @@ public final class CRF: Layer {
     public init(name: String? = nil) { super.init(name: name, prefix: "crf") }
 
     public override var className: String { "CRF" }
-    override var op: LayerOp? { .crf(masked: false) }
+    override package var op: LayerOp? { .crf(masked: false) }
 
-    override func weightSpecs(_ inputs: [TensorType]) throws -> [(String, [Int], Initializer)] {
+    override package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         let n = try crfTagCount(inputs.first ?? .f32([]), layer: "CRF '\(name)'")
         // Saved as "transitions" (tags, tags), [i, j] the score of tag i followed by tag j,
         // "start_transitions" and "end_transitions" (tags,): the package's initialisers.
-        return [("transitions", [n, n], .glorotUniform), ("start_transitions", [n], .zeros), ("end_transitions", [n], .zeros)]
-    }
-}
-
-extension LossConfig {
-    /// The CRF loss: the mean over the batch of the negative log-likelihood of the target tags
-    /// (int ids, (batch, steps)) under the CRF layer that produces the output (the kiln_crf
-    /// package's `CRFLoss`).
-    /// - Parameters:
-    ///   - layer: the CRF layer's name; nil takes the CRF that produces the output.
-    public static func crf(layer: String? = nil) -> LossConfig {
-        var l = LossConfig(name: "crf")
-        l.crfLayer = layer
-        return l
+        return [LayerWeight("transitions", [n, n], .glorotUniform), LayerWeight("start_transitions", [n], .zeros), LayerWeight("end_transitions", [n], .zeros)]
     }
 }

@@ -1,6 +1,7 @@
 // Keras' merge layers: called on a list of tensors.
 
 import KilnIR
+import KilnRuntime
 
 /// Joins tensors along an axis (Keras' `Concatenate`).
 ///
@@ -18,8 +19,8 @@ public final class Concatenate: Layer {
     }
 
     public override var className: String { "Concatenate" }
-    override var op: LayerOp? { .concatenate(axis: axis) }
-    override var arity: ClosedRange<Int> { 2...Int.max }
+    override package var op: LayerOp? { .concatenate(axis: axis) }
+    override package var arity: ClosedRange<Int> { 2...Int.max }
 }
 
 /// The elementwise sum of tensors of one shape (Keras' `Add`).
@@ -31,6 +32,6 @@ public final class Add: Layer {
     public init(name: String? = nil) { super.init(name: name, prefix: "add") }
 
     public override var className: String { "Add" }
-    override var op: LayerOp? { .add }
-    override var arity: ClosedRange<Int> { 2...Int.max }
+    override package var op: LayerOp? { .add }
+    override package var arity: ClosedRange<Int> { 2...Int.max }
 }

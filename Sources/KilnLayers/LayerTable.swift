@@ -1,0 +1,18 @@
+// The list of the layer table: every LayerKind, once. Adding a Keras layer is its file in
+// Layers/ (the kind and its Swift API class), its tests, and one line here.
+
+import KilnIR
+
+public enum LayerTable {
+    /// Every layer kind of the table.
+    public static let kinds: [any LayerKind.Type] = [
+        Cropping1DKind.self,
+    ]
+
+    /// Kind by Keras class name.
+    public static let byKerasClass: [String: any LayerKind.Type] = {
+        var m: [String: any LayerKind.Type] = [:]
+        for k in kinds { for c in k.kerasClasses { precondition(m[c] == nil, "two layer kinds import \(c)"); m[c] = k } }
+        return m
+    }()
+}
