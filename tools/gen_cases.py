@@ -1035,6 +1035,16 @@ case("crf_free_steps_frozen_embedding_gru",
               "-> CRF: predicted on 5 steps, trained on 9")
 
 
+# ---------------------------------------------------------------- case sets of their own files
+
+# tools/case_sets/*.py (one per group of layers) define more cases with the helpers above
+# (case, seq, comp, f32, reg, ...): each is run in this module's namespace, in name order.
+for _path in sorted(os.listdir(os.path.join(ROOT, "tools", "case_sets"))):
+    if _path.endswith(".py"):
+        _path = os.path.join(ROOT, "tools", "case_sets", _path)
+        exec(compile(open(_path).read(), _path, "exec"))
+
+
 # ---------------------------------------------------------------- weights
 
 def randomize(model, rng, wscale):
