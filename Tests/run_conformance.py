@@ -84,6 +84,42 @@ def metric_cases(kiln, tmp):
     return failed
 
 
+def summary_cases(kiln):
+    """Cases with Keras' summary figures (summary.json, tools/gen_summaries.py): `kiln summary`
+    must show the same layers (name and class), output shapes, parameter counts and the
+    trainable and non-trainable totals."""
+    failed = 0
+    root = os.path.join(HERE, "cases")
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name, "summary.json")
+        if not os.path.exists(path):
+            continue
+        want = json.load(open(path))
+        r = subprocess.run([kiln, "summary", os.path.join(root, name, "model.keras")], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"FAIL summary/{name}: {r.stderr.strip()}"); failed += 1; continue
+        rows, totals = [], {}
+        for line in r.stdout.splitlines():
+            if line.startswith("\u2502"):
+                cells = [c.strip() for c in line.strip("\u2502").split("\u2502")]
+                rows.append((cells[0], cells[1], int(cells[2].replace(",", ""))))
+            for key, label in (("trainable", "Trainable params:"), ("non_trainable", "Non-trainable params:")):
+                if line.strip().startswith(label):
+                    totals[key] = int(line.split(":")[1].split("(")[0].strip().replace(",", ""))
+        expect = [(f"{l['name']} ({l['class']})", l["shape"], l["params"]) for l in want["layers"]]
+        diffs = [f"row {i}: kiln {g}, keras {w}" for i, (g, w) in enumerate(zip(rows, expect)) if g != w]
+        if len(rows) != len(expect):
+            diffs.append(f"kiln shows {len(rows)} layers, keras {len(expect)}")
+        for key in ("trainable", "non_trainable"):
+            if totals.get(key) != want[key]:
+                diffs.append(f"{key} params: kiln {totals.get(key)}, keras {want[key]}")
+        if diffs:
+            print(f"FAIL summary/{name}: " + "; ".join(diffs)); failed += 1
+        else:
+            print(f"PASS summary/{name}")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kiln", required=True)
@@ -104,6 +140,7 @@ def main():
                                 "--cases", link_dir, "--timeout", args.timeout])
             total_fail += r.returncode != 0
         total_fail += metric_cases(kiln, tmp)
+    total_fail += summary_cases(kiln)
     total_fail += invalid_cases(kiln)
     sys.exit(1 if total_fail else 0)
 
