@@ -17,19 +17,3 @@ public func crfTagCount(_ x: TensorType, layer: String) throws -> Int {
     }
     return n
 }
-
-/// CRF: x (N, T, n), transitions (n, n), start (n), end (n), [mask (N, T) bool] -> (N, T) i32.
-func inferCRF(masked: Bool, _ ins: [TensorType], layer: String) throws -> TensorType {
-    try expectArity(ins, masked ? 5...5 : 4...4, layer)
-    let x = ins[0]
-    let n = try crfTagCount(x, layer: layer)
-    for (k, (name, shape)) in [("transitions", [n, n]), ("start_transitions", [n]), ("end_transitions", [n])].enumerated()
-    where ins[k + 1] != .f32(shape.map { .fixed($0) }) {
-        throw ShapeError(layer: layer, "weight \(name) of shape \(formatShape(ins[k + 1].shape.map(\.factor))) does not fit \(n) tags",
-                         hint: "expected \(formatShape(shape))")
-    }
-    if masked, ins[4] != TensorType(.bool, [x.shape[0], x.shape[1]]) {
-        throw ShapeError(layer: layer, "mask \(ins[4]) does not fit input \(x.kerasDescription)")
-    }
-    return TensorType(.i32, [x.shape[0], x.shape[1]])
-}

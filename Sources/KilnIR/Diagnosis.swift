@@ -8,12 +8,12 @@ extension Graph {
     func explain(_ e: ShapeError, _ op: Op, _ inputs: [Value]) -> ShapeError {
         guard case let .layer(l) = op, let x = inputs.first, type(x).rank == 2 else { return e }
         switch l {
-        case .recurrent, .bidirectional, .timeDistributed:
-            guard let why = whereTheTimeAxisWent(x) else { return e }
-            return ShapeError(layer: e.layer, e.message, hint: why)
-        default:
-            return e
+        case .recurrent, .bidirectional, .timeDistributed: break
+        case .table(let t) where t.kind.kerasClass == "TimeDistributed": break
+        default: return e
         }
+        guard let why = whereTheTimeAxisWent(x) else { return e }
+        return ShapeError(layer: e.layer, e.message, hint: why)
     }
 
     /// Walks back from a 2-D value through the layers that keep its rank (Dropout, Dense,
@@ -53,14 +53,14 @@ extension Graph {
         case let .bidirectional(f, _, merge, _) where !f.returnSequences:
             return "Bidirectional '\(name)' returns only its last step, \(after.kerasDescription) (return_sequences=False): "
                 + "set return_sequences=True on its layer to pass on every step, (None, \(t), \(merge == .concat ? 2 * f.units : f.units))"
-        case .flatten where before.rank >= 5:
+        case _ where op.kerasClass == "Flatten" && before.rank >= 5:
             // (batch, steps, height, width, channels): a sequence of images, as TimeDistributed layers make it.
             return "\(who), flattening the time axis (\(t) steps) together with each step's \(formatShape(step)): "
                 + "wrap it as TimeDistributed(Flatten()) to flatten each step instead, which gives (None, \(t), \(perStep))"
-        case .flatten where before.rank == 3:
+        case _ where op.kerasClass == "Flatten" && before.rank == 3:
             return "\(who), folding its \(t) steps into one vector: remove it (each step already is \(perStep) features), "
                 + "or keep the steps with TimeDistributed(Flatten())"
-        case .flatten, .reshape:
+        case _ where op.kerasClass == "Flatten" || op.kerasClass == "Reshape":
             // An image (batch, height, width, channels): its rows can be the steps.
             return "\(who), dropping axis 1 (\(t)), the only one that could be the time axis: to read the rows as steps, "
                 + "use Reshape((\(t), \(perStep))) instead; for a sequence of images, give the input (steps, height, width, channels) "

@@ -30,6 +30,7 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     var arity: ClosedRange<Int> { get }
 
     /// The weights a layer with these data input types makes, in Keras' `get_weights()` order.
+    /// A refusal is a ShapeError whose `layer` the caller replaces by the layer's name.
     func weights(for inputs: [TensorType]) throws -> [LayerWeight]
 
     /// Output types from the data inputs, then the weights, then the mask if `consumingMask()`
@@ -239,6 +240,13 @@ public enum KerasJSON {
                  ("config", .object(config)), ("registered_name", .null)])
     }
     public static let glorotUniform = initializer("GlorotUniform", [("seed", .null)])
+    /// The float32 dtype policy Keras writes for every layer.
+    public static let dtypePolicy = JSON.object([("module", .string("keras")), ("class_name", .string("DTypePolicy")),
+                                                 ("config", .object([("name", .string("float32"))])), ("registered_name", .null)])
+    /// The module a layer class is saved under.
+    public static func module(_ cls: String) -> String { cls == "CRF" ? "kiln_crf" : "keras.layers" }
+    /// The name a layer class is registered under outside Keras (null for Keras' own).
+    public static func registeredName(_ cls: String) -> JSON { cls == "CRF" ? .string("kiln_crf>CRF") : .null }
     public static let zeros = initializer("Zeros")
     public static let ones = initializer("Ones")
 }

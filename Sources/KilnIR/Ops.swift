@@ -45,8 +45,6 @@ public struct Window2D: Hashable, Sendable {
 /// Layer ops: Keras layers as the frontends produce them. Weights are inputs
 /// (graph parameters) after the data inputs.
 public enum LayerOp: Hashable, Sendable {
-    /// Dense: x (…, in), kernel (in, units), [bias (units)] -> (…, units).
-    case dense(units: Int, activation: Activation, useBias: Bool)
     /// Conv2D, channels_last: x (N, H, W, C), kernel (kh, kw, C, F), [bias (F)].
     case conv2D(filters: Int, kernel: [Int], strides: [Int], padding: Padding, activation: Activation, useBias: Bool)
     /// MaxPooling2D / AveragePooling2D.
@@ -56,39 +54,16 @@ public enum LayerOp: Hashable, Sendable {
     case globalAvgPool2D
     /// GlobalMaxPooling2D: (N, H, W, C) -> (N, C).
     case globalMaxPool2D
-    /// ReLU layer: clip to max_value, slope below threshold.
-    case relu(maxValue: Float?, negativeSlope: Float, threshold: Float)
-    /// PReLU: x (…), alpha (per-sample shape, 1 on shared axes) -> relu(x) - alpha * relu(-x).
-    case prelu
-    /// Flatten: (N, …) -> (N, prod(…)).
-    case flatten
-    /// Reshape to a per-sample target shape (one entry may be -1).
-    case reshape(target: [Int])
-    /// Dropout: identity in inference, inverted dropout in training.
-    case dropout(rate: Float)
-    /// Activation layer (also ReLU, LeakyReLU, Softmax layers).
-    case activation(Activation, alpha: Float)
-    /// Embedding: ids (N, …) int, table (inputDim, outputDim) -> (N, …, outputDim).
-    case embedding(inputDim: Int, outputDim: Int, maskZero: Bool)
-    /// Concatenate along an axis (negative counts from the end).
-    case concatenate(axis: Int)
-    /// Elementwise sum of any number of same-shaped inputs.
-    case add
     /// LSTM / GRU / SimpleRNN: x (N, T, F), kernel, recurrent_kernel, [bias], [mask (N, T) bool].
     case recurrent(RecurrentSpec, masked: Bool)
     /// Bidirectional: x, forward weights, backward weights, [mask].
     case bidirectional(RecurrentSpec, RecurrentSpec, merge: MergeMode, masked: Bool)
     /// TimeDistributed: the wrapped layer on every time step; x (N, T, ...), the layer's weights.
     case timeDistributed(Wrapped)
-    /// Masking: zeroes steps whose features all equal the value (and masks them).
-    case masking(Float)
     /// Keras' NotEqual op, as a Functional model saves it to compute a mask: x != value, bool.
     case notEqual(Float)
     /// Keras' Any op over the last axis (keepdims false), as saved for a mask: bool, rank - 1.
     case anyLastAxis
-    /// CRF (the kiln_crf package's): emission scores x (N, T, n), transitions (n, n), start (n),
-    /// end (n), [mask (N, T) bool] -> the Viterbi tags (N, T) i32. The CRF loss reads its inputs.
-    case crf(masked: Bool)
     /// A layer of the layer table (LayerKind.swift): its rules are the kind's.
     case table(AnyLayer)
 }

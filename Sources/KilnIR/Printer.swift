@@ -7,29 +7,17 @@
 extension LayerOp: CustomStringConvertible {
     public var description: String {
         switch self {
-        case let .dense(u, a, b): return "dense<units=\(u), \(a.rawValue)\(b ? "" : ", no_bias")>"
         case let .conv2D(f, k, s, p, a, b):
             return "conv2d<filters=\(f), kernel=\(k), strides=\(s), \(p.rawValue), \(a.rawValue)\(b ? "" : ", no_bias")>"
         case let .maxPool2D(k, s, p): return "max_pool2d<\(k), strides=\(s), \(p.rawValue)>"
         case let .avgPool2D(k, s, p): return "avg_pool2d<\(k), strides=\(s), \(p.rawValue)>"
         case .globalAvgPool2D: return "global_avg_pool2d"
         case .globalMaxPool2D: return "global_max_pool2d"
-        case let .relu(m, s, t): return "relu<max=\(m.map { "\($0)" } ?? "none"), slope=\(s), threshold=\(t)>"
-        case .prelu: return "prelu"
-        case .flatten: return "flatten"
-        case .reshape(let t): return "reshape<\(t)>"
-        case .dropout(let r): return "dropout<\(r)>"
-        case let .activation(a, alpha): return "activation<\(a.rawValue)\(alpha != 0 ? ", alpha=\(alpha)" : "")>"
-        case let .embedding(i, o, m): return "embedding<\(i), \(o)\(m ? ", mask_zero" : "")>"
-        case .concatenate(let a): return "concatenate<axis=\(a)>"
-        case .add: return "add"
         case let .recurrent(s, m): return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(m ? ", masked" : "")>"
         case let .bidirectional(f, _, merge, m): return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge.rawValue)\(f.returnSequences ? ", sequences" : "")\(f.returnState ? ", state" : "")\(m ? ", masked" : "")>"
         case .timeDistributed(let inner): return "time_distributed<\(inner)>"
-        case .masking(let v): return "masking<\(v)>"
         case .notEqual(let v): return "not_equal<\(v)>"
         case .anyLastAxis: return "any<axis=-1>"
-        case .crf(let m): return "crf" + (m ? "<masked>" : "")
         case .table(let t): return t.description
         }
     }

@@ -136,8 +136,6 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
         let inside = TensorType(x.dtype, [.n] + Array(x.shape.dropFirst(2)))
         let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: "\(layer) (\(inner.op.kerasClass) on each step)")
         return TensorType(out.dtype, [.n, x.shape[1]] + Array(out.shape.dropFirst()))
-    case .masking:
-        return x
     default:
         fatalError("inferRecurrent: \(op) is not a recurrent op")
     }

@@ -5,28 +5,16 @@ extension LayerOp {
     /// The Keras class name, for messages and `kiln summary`.
     public var kerasClass: String {
         switch self {
-        case .dense: return "Dense"
         case .conv2D: return "Conv2D"
         case .maxPool2D: return "MaxPooling2D"
         case .avgPool2D: return "AveragePooling2D"
         case .globalAvgPool2D: return "GlobalAveragePooling2D"
         case .globalMaxPool2D: return "GlobalMaxPooling2D"
-        case .relu: return "ReLU"
-        case .prelu: return "PReLU"
-        case .flatten: return "Flatten"
-        case .reshape: return "Reshape"
-        case .dropout: return "Dropout"
-        case .activation: return "Activation"
-        case .embedding: return "Embedding"
-        case .concatenate: return "Concatenate"
-        case .add: return "Add"
         case let .recurrent(s, _): return s.kind.rawValue
         case .bidirectional: return "Bidirectional"
         case .timeDistributed: return "TimeDistributed"
-        case .masking: return "Masking"
         case .notEqual: return "NotEqual"
         case .anyLastAxis: return "Any"
-        case .crf: return "CRF"
         case .table(let t): return t.kind.kerasClass
         }
     }
@@ -64,17 +52,11 @@ private func checkAttributes(_ op: LayerOp, layer: String) throws {
         guard v.count == 2, v.allSatisfy({ $0 >= 1 }) else { throw ShapeError(layer: layer, "\(name) \(v) must be two positive integers") }
     }
     switch op {
-    case let .dense(units, _, _):
-        guard units >= 1 else { throw ShapeError(layer: layer, "units=\(units) must be positive") }
     case let .conv2D(filters, kernel, strides, _, _, _):
         guard filters >= 1 else { throw ShapeError(layer: layer, "filters=\(filters) must be positive") }
         try sizes("kernel size", kernel); try sizes("strides", strides)
     case let .maxPool2D(pool, strides, _), let .avgPool2D(pool, strides, _):
         try sizes("pool size", pool); try sizes("strides", strides)
-    case let .embedding(i, o, _):
-        guard i >= 1, o >= 1 else { throw ShapeError(layer: layer, "input_dim=\(i) and output_dim=\(o) must be positive") }
-    case .dropout(let rate):
-        guard rate >= 0 && rate < 1 else { throw ShapeError(layer: layer, "rate=\(rate) must be in [0, 1)") }
     default:
         break
     }
@@ -133,10 +115,8 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     switch op {
     case .table(let t):
         return try t.kind.infer(ins, layer: layer)[0]
-    case .recurrent, .bidirectional, .timeDistributed, .masking:
+    case .recurrent, .bidirectional, .timeDistributed:
         return try inferRecurrent(op, ins, layer: layer)
-    case .crf(let masked):
-        return try inferCRF(masked: masked, ins, layer: layer)
     case .notEqual:
         try expectArity(ins, 1...1, layer)
         return TensorType(.bool, x.shape)
@@ -144,16 +124,6 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
         try expectArity(ins, 1...1, layer)
         guard x.rank >= 2 else { throw ShapeError(layer: layer, "reduces the last axis of \(x.kerasDescription), which has no axis but the batch") }
         return TensorType(.bool, Array(x.shape.dropLast()))
-    case let .dense(units, _, useBias):
-        try expectArity(ins, useBias ? 3...3 : 2...2, layer)
-        guard x.rank >= 2, let last = x.shape.last?.fixedValue else {
-            throw ShapeError(layer: layer, "expects an input of rank 2 or more with a fixed last dimension, got \(x.kerasDescription)")
-        }
-        if ins[1].shape != [.fixed(last), .fixed(units)] {
-            throw ShapeError(layer: layer, "kernel of shape \(ins[1].kerasDescription) does not fit input \(x.kerasDescription) and \(units) units",
-                             hint: "expected kernel (\(last), \(units))")
-        }
-        return .f32(Array(x.shape.dropLast()) + [.fixed(units)])
     case let .conv2D(filters, kernel, strides, padding, _, useBias):
         try expectArity(ins, useBias ? 3...3 : 2...2, layer)
         try expectBatched(x, rank: 4, layer, what: "an input")
@@ -192,79 +162,6 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
         try expectArity(ins, 1...1, layer)
         try expectBatched(x, rank: 4, layer, what: "an input")
         return .f32([x.shape[0], x.shape[3]])
-    case .flatten:
-        try expectArity(ins, 1...1, layer)
-        try expectBatched(x, layer, what: "an input")
-        try expectFixed(x, layer)
-        return TensorType(x.dtype, [x.shape[0], .fixed(perSample(x).reduce(1, *))])
-    case .reshape(let target):
-        try expectArity(ins, 1...1, layer)
-        try expectBatched(x, layer, what: "an input")
-        try expectFixed(x, layer)
-        let have = perSample(x).reduce(1, *)
-        let known = target.filter { $0 != -1 }.reduce(1, *)
-        var dims = target
-        if target.filter({ $0 == -1 }).count > 1 || target.contains(where: { $0 < -1 || $0 == 0 }) {
-            throw ShapeError(layer: layer, "target shape \(formatShape(target)) is not valid", hint: "use positive sizes and at most one -1")
-        }
-        if let k = target.firstIndex(of: -1) {
-            if known == 0 || have % known != 0 {
-                throw ShapeError(layer: layer, "input of shape \(formatShape(perSample(x))) has \(have) elements per sample, which target shape \(formatShape(target)) cannot divide")
-            }
-            dims[k] = have / known
-        } else if known != have {
-            throw ShapeError(layer: layer, "input of shape \(formatShape(perSample(x))) has \(have) elements per sample, but target shape \(formatShape(target)) needs \(known)",
-                             hint: "did a convolution or pooling change the size? see `kiln summary`")
-        }
-        return TensorType(x.dtype, [x.shape[0]] + dims.map { .fixed($0) })
-    case .dropout, .activation, .relu:
-        try expectArity(ins, 1...1, layer)
-        return x
-    case .prelu:
-        try expectArity(ins, 2...2, layer)
-        guard broadcastShapes(Array(x.shape.dropFirst()), ins[1].shape) == Array(x.shape.dropFirst()) else {
-            throw ShapeError(layer: layer, "alpha of shape \(ins[1].kerasDescription) does not fit input \(x.kerasDescription)")
-        }
-        return x
-    case let .embedding(inputDim, outputDim, _):
-        try expectArity(ins, 2...2, layer)
-        try expectBatched(x, layer, what: "token ids")
-        if ins[1].shape != [.fixed(inputDim), .fixed(outputDim)] {
-            throw ShapeError(layer: layer, "table of shape \(ins[1].kerasDescription) is not (\(inputDim), \(outputDim))")
-        }
-        return .f32(x.shape + [.fixed(outputDim)])
-    case .concatenate(let axis):
-        guard ins.count >= 2 else { throw ShapeError(layer: layer, "needs at least 2 inputs, got \(ins.count)") }
-        let r = x.rank
-        let ax = axis < 0 ? r + axis : axis
-        guard ax >= 1 && ax < r else { throw ShapeError(layer: layer, "axis \(axis) is out of range for inputs of rank \(r)") }
-        var total = 0
-        for t in ins {
-            var a = t.shape, b = x.shape
-            guard t.rank == r else {
-                throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) have different ranks")
-            }
-            guard t.shape[ax].fixedValue != nil else {
-                throw ShapeError(layer: layer, "cannot concatenate along the free (None) dimension of \(t.kerasDescription)")
-            }
-            a[ax] = .fixed(0); b[ax] = .fixed(0)
-            if a != b {
-                throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) differ outside the concatenation axis \(axis)")
-            }
-            total += t.shape[ax].factor
-        }
-        var out = x.shape; out[ax] = .fixed(total)
-        return .f32(out)
-    case .add:
-        guard ins.count >= 2 else { throw ShapeError(layer: layer, "needs at least 2 inputs, got \(ins.count)") }
-        var shape = x.shape
-        for t in ins.dropFirst() {
-            guard let s = broadcastShapes(shape, t.shape) else {
-                throw ShapeError(layer: layer, "inputs \(x.kerasDescription) and \(t.kerasDescription) have different shapes")
-            }
-            shape = s
-        }
-        return .f32(shape)
     }
 }
 

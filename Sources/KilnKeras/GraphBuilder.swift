@@ -10,7 +10,7 @@ public enum KerasGraphBuilder {
     public static var supported: [String] { Set(table.keys).union(LayerTable.byKerasClass.keys).sorted() }
 
     /// Keras classes whose call carries a mask argument Kiln passes on.
-    static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional", "CRF"]
+    static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
         var b = Builder(file: file, graph: Graph(name: spec.name))
@@ -80,10 +80,6 @@ public enum KerasGraphBuilder {
     // Each entry: the layer op and the names of its weights, in Keras order.
     static let table: [String: LayerFn] = coreTable.merging(recurrentTable) { a, _ in a }
     static let coreTable: [String: LayerFn] = [
-        "Dense": { c in
-            let bias = c.config["use_bias"]?.bool ?? true
-            return (.dense(units: try c.positive("units"), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
-        },
         "Conv2D": { c in
             try c.channelsLast()
             if try c.pair("dilation_rate", [1, 1]) != [1, 1] { throw c.fail("uses dilation_rate \(try c.pair("dilation_rate")); Kiln supports dilation 1") }
@@ -112,39 +108,6 @@ public enum KerasGraphBuilder {
             if c.config["keepdims"]?.bool == true { throw c.fail("uses keepdims=True; Kiln supports keepdims=False") }
             return (.globalMaxPool2D, [])
         },
-        "PReLU": { _ in (.prelu, ["alpha"]) },
-        "Flatten": { c in try c.channelsLast(); return (.flatten, []) },
-        "Reshape": { c in
-            guard let t = c.config["target_shape"]?.ints else { throw c.fail("has no 'target_shape' list") }
-            return (.reshape(target: t), [])
-        },
-        "Dropout": { c in
-            let rate = try c.float("rate")
-            guard rate >= 0 && rate < 1 else { throw c.fail("has rate \(rate); expected 0 <= rate < 1") }
-            return (.dropout(rate: rate), [])
-        },
-        "Activation": { c in (.activation(try c.activation(), alpha: 0), []) },
-        "ReLU": { c in
-            let maxValue: Float? = c.config["max_value"]?.isNull == false ? try c.float("max_value") : nil
-            return (.relu(maxValue: maxValue, negativeSlope: try c.float("negative_slope", 0), threshold: try c.float("threshold", 0)), [])
-        },
-        "LeakyReLU": { c in
-            let slope = try c.config["negative_slope"].map { _ in try c.float("negative_slope") } ?? c.float("alpha", 0.3)
-            return (.activation(.leakyRelu, alpha: slope), [])
-        },
-        "ELU": { c in (.activation(.elu, alpha: try c.float("alpha", 1)), []) },
-        "Softmax": { c in
-            if let axis = c.config["axis"]?.int, axis != -1 { throw c.fail("uses axis \(axis); Kiln supports the last axis") }
-            return (.activation(.softmax, alpha: 0), [])
-        },
-        "Embedding": { c in
-            (.embedding(inputDim: try c.positive("input_dim"), outputDim: try c.positive("output_dim"), maskZero: c.config["mask_zero"]?.bool ?? false),
-             ["embeddings"])
-        },
-        "Concatenate": { c in (.concatenate(axis: try c.int("axis", -1)), []) },
-        "Add": { _ in (.add, []) },
-        // The kiln_crf package's CRF (registered "kiln_crf>CRF"); the number of tags is its input's last dimension.
-        "CRF": { _ in (.crf(masked: false), ["transitions", "start_transitions", "end_transitions"]) },
     ]
 
     struct Builder {
@@ -274,7 +237,7 @@ public enum KerasGraphBuilder {
         }
 
         mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> [Value] {
-            if let kindType = LayerTable.byKerasClass[c.layer.className] {
+            if let kindType = LayerTable.byKerasClass[c.layer.className], !wrapsLegacyLayer(c) {
                 return try applyKind(kindType, c, inputs: inputs, inbound: inbound, mask: mask)
             }
             guard let fn = KerasGraphBuilder.table[c.layer.className] else {
@@ -285,7 +248,6 @@ public enum KerasGraphBuilder {
                 switch op {
                 case let .recurrent(s, _): op = .recurrent(s, masked: true)
                 case let .bidirectional(f, b, m, _): op = .bidirectional(f, b, merge: m, masked: true)
-                case .crf: op = .crf(masked: true)
                 default: throw c.fail("is given a mask, which Kiln supports for recurrent layers and CRF only")
                 }
             }
@@ -324,6 +286,13 @@ public enum KerasGraphBuilder {
             }
         }
 
+        /// A TimeDistributed whose layer is not in the layer table yet (the legacy 2-D convolution
+        /// and pooling ops) goes the legacy way.
+        func wrapsLegacyLayer(_ c: Context) -> Bool {
+            guard c.layer.className == "TimeDistributed", let cls = c.config["layer"]?["class_name"]?.string else { return false }
+            return LayerTable.byKerasClass[cls] == nil && KerasGraphBuilder.table[cls] != nil
+        }
+
         /// A layer of the layer table: its kind reads the config and says its weights.
         mutating func applyKind(_ kindType: any LayerKind.Type, _ c: Context, inputs: [Value], inbound: [String], mask: Value?) throws -> [Value] {
             var kind: any LayerKind
@@ -345,7 +314,10 @@ public enum KerasGraphBuilder {
                 if shared {
                     params = graph.params.filter { $0.name.hasPrefix(c.layer.name + "/") }.map(\.value)
                 } else {
-                    let specs = try kind.weights(for: inputs.map { graph.type($0) })
+                    let specs: [LayerWeight]
+                    do { specs = try kind.weights(for: inputs.map { graph.type($0) }) } catch let e as ShapeError {
+                        throw ShapeError(layer: "\(c.layer.className) '\(c.layer.name)'", e.message, hint: e.hint)
+                    }
                     guard c.layer.weights.count == specs.count else {
                         throw c.fail("has \(c.layer.weights.count) weight arrays in the file; Kiln expects \(specs.count) (\(specs.map(\.name).joined(separator: ", ")))")
                     }

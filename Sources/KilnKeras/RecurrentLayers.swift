@@ -38,7 +38,6 @@ extension KerasGraphBuilder {
             let (op, names) = try fn(c.nested(inner))
             return (.timeDistributed(Wrapped(op)), names)
         },
-        "Masking": { c in (.masking(try c.float("mask_value", 0)), []) },
     ]
 
     static func recurrent(_ c: Context, _ kind: RecurrentKind) throws -> (LayerOp, [String]) {

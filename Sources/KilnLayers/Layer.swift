@@ -56,7 +56,7 @@ public class Layer {
     package func weightSpecs(_ inputs: [TensorType]) throws -> [LayerWeight] {
         guard let kind else { return [] }
         do { return try kind.weights(for: inputs) } catch let e as ShapeError {
-            throw KerasAPIError(e.description)
+            throw KerasAPIError(ShapeError(layer: "\(className) '\(name)'", e.message, hint: e.hint).description)
         }
     }
 

@@ -6,7 +6,19 @@ import KilnIR
 public enum LayerTable {
     /// Every layer kind of the table.
     public static let kinds: [any LayerKind.Type] = [
+        ActivationKind.self,
+        AddKind.self,
+        ConcatenateKind.self,
+        CRFKind.self,
         Cropping1DKind.self,
+        DenseKind.self,
+        DropoutKind.self,
+        EmbeddingKind.self,
+        FlattenKind.self,
+        MaskingKind.self,
+        PReLUKind.self,
+        ReshapeKind.self,
+        TimeDistributedKind.self,
     ]
 
     /// Kind by Keras class name.

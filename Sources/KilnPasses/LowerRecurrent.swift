@@ -188,18 +188,8 @@ extension PrimBuilder {
             let inside = try reshape(x, [Dim.product([.n, xs[1]])!] + Array(xs.dropFirst(2)))
             let y = try lower(inner.op, [inside] + ins.dropFirst(), salt: &salt)
             return try reshape(y, [.n, xs[1]] + Array(type(y).shape.dropFirst()))
-        case .masking(let value):
-            return try mul(ins[0], try cast(try maskOf(masking: ins[0], value: value, keepLast: true), .f32))
         default:
             fatalError("lowerRecurrent: \(op)")
         }
-    }
-
-    /// Masking's mask: a step is kept when any feature differs from the value.
-    /// keepLast: (N, T, 1) for multiplying; otherwise (N, T).
-    public mutating func maskOf(masking x: Value, value: Float, keepLast: Bool = false) throws -> Value {
-        let last = type(x).rank - 1
-        let differs = try cast(try compare(.ne, x, try const(value)), .f32)
-        return try compare(.gt, try reduce(.max, differs, axes: [last], keepDims: keepLast), try const(0))
     }
 }

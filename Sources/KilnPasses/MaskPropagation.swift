@@ -34,23 +34,16 @@ public let propagateMasks = Pass("masks") { g in
             op2 = .recurrent(spec, masked: true); ins2.append(inMask!)
         case let .bidirectional(f, bw, merge, false) where inMask != nil:
             op2 = .bidirectional(f, bw, merge: merge, masked: true); ins2.append(inMask!)
-        case .crf(false) where inMask != nil:
-            // The CRF consumes the mask: its output has none, so the loss is not weighted by it.
-            op2 = .crf(masked: true); ins2.append(inMask!)
         default: break
         }
         let outs = try b.graph.add(.layer(op2), ins2, layer: n.layer)
         let out = outs[0]   // return_state's states after it carry no mask, as in Keras
         switch op2 {
-        case .embedding(_, _, true):
-            masks[out] = try b.compare(.ne, ins[0], try b.const(0))
-        case .masking(let v):
-            masks[out] = try b.maskOf(masking: ins[0], value: v)
         case let .recurrent(spec, true):
             if spec.returnSequences { masks[out] = ins2.last }
         case let .bidirectional(f, _, _, true):
             if f.returnSequences { masks[out] = ins2.last }
-        case .dense, .dropout, .activation, .relu, .timeDistributed:
+        case .timeDistributed:
             if let m = inMask, b.type(out).rank >= 3 { masks[out] = m }
         default:
             break

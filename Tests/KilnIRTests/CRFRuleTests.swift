@@ -4,6 +4,7 @@
 
 import XCTest
 import KilnIR
+import KilnLayers
 import KilnPasses
 import KilnReference
 
@@ -20,21 +21,21 @@ final class CRFRuleTests: XCTestCase {
     func testLayerShapes() throws {
         let w = [TensorType.f32([fx(5), fx(5)]), .f32([fx(5)]), .f32([fx(5)])]
         let x = TensorType.f32([N, fx(7), fx(5)])
-        XCTAssertEqual(try inferTypes(.layer(.crf(masked: false)), [x] + w, layer: "crf"), [TensorType(.i32, [N, fx(7)])])
-        XCTAssertEqual(try inferTypes(.layer(.crf(masked: true)), [.f32([N, .t, fx(5)])] + w + [TensorType(.bool, [N, .t])], layer: "crf"),
+        XCTAssertEqual(try inferTypes(.layer(CRFKind(masked: false).op), [x] + w, layer: "crf"), [TensorType(.i32, [N, fx(7)])])
+        XCTAssertEqual(try inferTypes(.layer(CRFKind(masked: true).op), [.f32([N, .t, fx(5)])] + w + [TensorType(.bool, [N, .t])], layer: "crf"),
                        [TensorType(.i32, [N, .t])])
         // The layer on a rank-2 input: one sentence naming the layer, the shape and what it expects.
-        refuses(.layer(.crf(masked: false)), [.f32([N, fx(5)])] + w, name: "tagger",
+        refuses(.layer(CRFKind(masked: false).op), [.f32([N, fx(5)])] + w, name: "tagger",
                 ["CRF 'tagger'", "expects emission scores of shape (batch, steps, tags)", "got (None, 5)", "Dense(tags)"])
-        refuses(.layer(.crf(masked: false)), [TensorType(.i32, [N, fx(7), fx(5)])] + w, name: "crf", ["got (None, 7, 5) of i32"])
-        refuses(.layer(.crf(masked: false)), [x, .f32([fx(4), fx(4)]), w[1], w[2]], name: "crf",
+        refuses(.layer(CRFKind(masked: false).op), [TensorType(.i32, [N, fx(7), fx(5)])] + w, name: "crf", ["got (None, 7, 5) of i32"])
+        refuses(.layer(CRFKind(masked: false).op), [x, .f32([fx(4), fx(4)]), w[1], w[2]], name: "crf",
                 ["weight transitions of shape (4, 4) does not fit 5 tags", "expected (5, 5)"])
-        refuses(.layer(.crf(masked: true)), [x] + w + [TensorType(.bool, [N, fx(6)])], name: "crf", ["mask"])
+        refuses(.layer(CRFKind(masked: true).op), [x] + w + [TensorType(.bool, [N, fx(6)])], name: "crf", ["mask"])
         let many = TensorType.f32([fx(1025)])
-        refuses(.layer(.crf(masked: false)), [.f32([N, fx(7), fx(1025)]), .f32([fx(1025), fx(1025)]), many, many], name: "crf",
+        refuses(.layer(CRFKind(masked: false).op), [.f32([N, fx(7), fx(1025)]), .f32([fx(1025), fx(1025)]), many, many], name: "crf",
                 ["CRF 'crf': has 1025 tags", "at most 1024"])
-        XCTAssertEqual(LayerOp.crf(masked: true).description, "crf<masked>")
-        XCTAssertEqual(LayerOp.crf(masked: false).kerasClass, "CRF")
+        XCTAssertEqual(CRFKind(masked: true).op.description, "crf<masked>")
+        XCTAssertEqual(CRFKind(masked: false).op.kerasClass, "CRF")
     }
 
     func testPrimitiveShapes() throws {

@@ -3,6 +3,7 @@
 
 import XCTest
 import KilnIR
+import KilnLayers
 import KilnPasses
 import KilnReference
 
@@ -20,7 +21,7 @@ final class FusionGoldenTests: XCTestCase {
         let bias = g.addParam("conv/bias", .f32([.fixed(4)]), initial: rand(4, 2))
         var y = try g.add(.layer(.conv2D(filters: 4, kernel: [3, 3], strides: [1, 1], padding: .same,
                                          activation: separateActivation ? .linear : .relu, useBias: true)), [x, k, bias], layer: "conv")[0]
-        if separateActivation { y = try g.add(.layer(.activation(.relu, alpha: 0)), [y], layer: "act")[0] }
+        if separateActivation { y = try g.add(.layer(ActivationKind(.relu, alpha: 0).op), [y], layer: "act")[0] }
         g.addOutput(y, name: separateActivation ? "act" : "conv")
         return g
     }
@@ -33,9 +34,9 @@ final class FusionGoldenTests: XCTestCase {
         let b1 = g.addParam("d1/bias", .f32([.fixed(8)]), initial: rand(8, 4))
         let k2 = g.addParam("d2/kernel", .f32([.fixed(8), .fixed(3)]), initial: rand(24, 5))
         let b2 = g.addParam("d2/bias", .f32([.fixed(3)]), initial: rand(3, 6))
-        let h = try g.add(.layer(.dense(units: 8, activation: .tanh, useBias: true)), [x, k1, b1], layer: "d1")[0]
-        let o = try g.add(.layer(.dense(units: 3, activation: .linear, useBias: true)), [h, k2, b2], layer: "d2")[0]
-        let t = try g.add(.layer(.activation(.tanh, alpha: 0)), [o], layer: "out")[0]
+        let h = try g.add(.layer(DenseKind(units: 8, activation: .tanh, useBias: true).op), [x, k1, b1], layer: "d1")[0]
+        let o = try g.add(.layer(DenseKind(units: 3, activation: .linear, useBias: true).op), [h, k2, b2], layer: "d2")[0]
+        let t = try g.add(.layer(ActivationKind(.tanh, alpha: 0).op), [o], layer: "out")[0]
         g.addOutput(t, name: "out")
         return g
     }
@@ -138,7 +139,7 @@ final class InferenceFormTests: XCTestCase {
                  g.addParam("lstm/recurrent_kernel", .f32([.fixed(4), .fixed(16)]), initial: FusionGoldenTests.rand(64, 2)),
                  g.addParam("lstm/bias", .f32([.fixed(16)]), initial: FusionGoldenTests.rand(16, 3))]
         let h = try g.add(.layer(.recurrent(spec, masked: false)), [x] + w, layer: "lstm")[0]
-        let y = try g.add(.layer(.dropout(rate: 0.5)), [h], layer: "dropout")[0]
+        let y = try g.add(.layer(DropoutKind(rate: 0.5).op), [h], layer: "dropout")[0]
         g.addOutput(y, name: "dropout")
         let lowered = try Pipeline.run(Pipeline.lowering, g)
         func draws(_ g: Graph) -> Int { g.nodes.filter { if case .prim(.randomUniform) = $0.op { return true } else { return false } }.count }

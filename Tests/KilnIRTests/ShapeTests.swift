@@ -2,6 +2,7 @@
 
 import XCTest
 import KilnIR
+import KilnLayers
 import KilnPasses
 
 private func f32(_ dims: Dim...) -> TensorType { .f32(dims) }
@@ -40,7 +41,7 @@ final class ShapeTests: XCTestCase {
         let p = try g.add(.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid)), [c2], layer: "pool")[0]
         XCTAssertEqual(g.type(c1).kerasDescription, "(None, 54, 12, 32)")
         XCTAssertEqual(g.type(p).kerasDescription, "(None, 26, 5, 32)")
-        XCTAssertThrowsError(try g.add(.layer(.reshape(target: [784])), [p], layer: "to_vector")) { e in
+        XCTAssertThrowsError(try g.add(.layer(ReshapeKind(target: [784]).op), [p], layer: "to_vector")) { e in
             XCTAssertTrue(e is ShapeError)
             let text = "\(e)"
             for f in ["Reshape 'to_vector'", "4160", "784", "(26, 5, 32)", "(784,)"] {
@@ -53,13 +54,13 @@ final class ShapeTests: XCTestCase {
     // MARK: - Layer ops
 
     func testDense() throws {
-        XCTAssertEqual(try layer(.dense(units: 8, activation: .relu, useBias: true), [f32(N, fx(4)), f32(fx(4), fx(8)), f32(fx(8))]), f32(N, fx(8)))
-        XCTAssertEqual(try layer(.dense(units: 8, activation: .linear, useBias: false), [f32(N, fx(5), fx(4)), f32(fx(4), fx(8))]),
+        XCTAssertEqual(try layer(DenseKind(units: 8, activation: .relu, useBias: true).op, [f32(N, fx(4)), f32(fx(4), fx(8)), f32(fx(8))]), f32(N, fx(8)))
+        XCTAssertEqual(try layer(DenseKind(units: 8, activation: .linear, useBias: false).op, [f32(N, fx(5), fx(4)), f32(fx(4), fx(8))]),
                        f32(N, fx(5), fx(8)))
-        refuses(.layer(.dense(units: 8, activation: .relu, useBias: false)), [f32(N, fx(4)), f32(fx(5), fx(8))], name: "d",
+        refuses(.layer(DenseKind(units: 8, activation: .relu, useBias: false).op), [f32(N, fx(4)), f32(fx(5), fx(8))], name: "d",
                 ["Dense 'd'", "(5, 8)", "(None, 4)", "expected kernel (4, 8)"])
-        refuses(.layer(.dense(units: 8, activation: .relu, useBias: true)), [f32(N, fx(4)), f32(fx(4), fx(8))], ["takes 3 inputs, got 2"])
-        refuses(.layer(.dense(units: 8, activation: .relu, useBias: false)), [f32(fx(4)), f32(fx(4), fx(8))], ["rank 2 or more"])
+        refuses(.layer(DenseKind(units: 8, activation: .relu, useBias: true).op), [f32(N, fx(4)), f32(fx(4), fx(8))], ["takes 3 inputs, got 2"])
+        refuses(.layer(DenseKind(units: 8, activation: .relu, useBias: false).op), [f32(fx(4)), f32(fx(4), fx(8))], ["rank 2 or more"])
     }
 
     func testConv2D() throws {
@@ -95,42 +96,42 @@ final class ShapeTests: XCTestCase {
     }
 
     func testFlattenReshape() throws {
-        XCTAssertEqual(try layer(.flatten, [f32(N, fx(3), fx(4), fx(5))]), f32(N, fx(60)))
-        XCTAssertEqual(try layer(.reshape(target: [6, 10]), [f32(N, fx(3), fx(4), fx(5))]), f32(N, fx(6), fx(10)))
-        XCTAssertEqual(try layer(.reshape(target: [-1, 4]), [f32(N, fx(3), fx(4), fx(5))]), f32(N, fx(15), fx(4)))
-        refuses(.layer(.reshape(target: [-1, 7])), [f32(N, fx(60))], ["60 elements", "cannot divide"])
-        refuses(.layer(.reshape(target: [-1, -1])), [f32(N, fx(60))], ["not valid", "at most one -1"])
-        refuses(.layer(.reshape(target: [0, 60])), [f32(N, fx(60))], ["not valid"])
-        refuses(.layer(.reshape(target: [61])), [f32(N, fx(60))], name: "r", ["Reshape 'r'", "(60,)", "needs 61"])
+        XCTAssertEqual(try layer(FlattenKind().op, [f32(N, fx(3), fx(4), fx(5))]), f32(N, fx(60)))
+        XCTAssertEqual(try layer(ReshapeKind(target: [6, 10]).op, [f32(N, fx(3), fx(4), fx(5))]), f32(N, fx(6), fx(10)))
+        XCTAssertEqual(try layer(ReshapeKind(target: [-1, 4]).op, [f32(N, fx(3), fx(4), fx(5))]), f32(N, fx(15), fx(4)))
+        refuses(.layer(ReshapeKind(target: [-1, 7]).op), [f32(N, fx(60))], ["60 elements", "cannot divide"])
+        refuses(.layer(ReshapeKind(target: [-1, -1]).op), [f32(N, fx(60))], ["not valid", "at most one -1"])
+        refuses(.layer(ReshapeKind(target: [0, 60]).op), [f32(N, fx(60))], ["not valid"])
+        refuses(.layer(ReshapeKind(target: [61]).op), [f32(N, fx(60))], name: "r", ["Reshape 'r'", "(60,)", "needs 61"])
     }
 
     func testElementwiseLayers() throws {
         let x = f32(N, fx(3), fx(4))
-        XCTAssertEqual(try layer(.dropout(rate: 0.5), [x]), x)
-        XCTAssertEqual(try layer(.activation(.softmax, alpha: 0), [x]), x)
-        XCTAssertEqual(try layer(.relu(maxValue: 6, negativeSlope: 0.1, threshold: 0), [x]), x)
-        XCTAssertEqual(try layer(.prelu, [x, f32(fx(1), fx(4))]), x)
-        XCTAssertEqual(try layer(.prelu, [x, f32(fx(3), fx(4))]), x)
-        refuses(.layer(.prelu), [x, f32(fx(4), fx(3))], name: "pr", ["PReLU 'pr'", "alpha of shape (4, 3)"])
-        refuses(.layer(.dropout(rate: 0.5)), [x, x], ["takes 1 inputs, got 2"])
+        XCTAssertEqual(try layer(DropoutKind(rate: 0.5).op, [x]), x)
+        XCTAssertEqual(try layer(ActivationKind(.softmax, alpha: 0).op, [x]), x)
+        XCTAssertEqual(try layer(ActivationKind(.relu, kerasClass: "ReLU", alpha: 0.1, maxValue: 6, threshold: 0).op, [x]), x)
+        XCTAssertEqual(try layer(PReLUKind().op, [x, f32(fx(1), fx(4))]), x)
+        XCTAssertEqual(try layer(PReLUKind().op, [x, f32(fx(3), fx(4))]), x)
+        refuses(.layer(PReLUKind().op), [x, f32(fx(4), fx(3))], name: "pr", ["PReLU 'pr'", "alpha of shape (4, 3)"])
+        refuses(.layer(DropoutKind(rate: 0.5).op), [x, x], ["takes 1 inputs, got 2"])
     }
 
     func testEmbedding() throws {
-        XCTAssertEqual(try layer(.embedding(inputDim: 100, outputDim: 16, maskZero: false), [f32(N, fx(7)), f32(fx(100), fx(16))]),
+        XCTAssertEqual(try layer(EmbeddingKind(inputDim: 100, outputDim: 16, maskZero: false).op, [f32(N, fx(7)), f32(fx(100), fx(16))]),
                        f32(N, fx(7), fx(16)))
-        refuses(.layer(.embedding(inputDim: 100, outputDim: 16, maskZero: false)), [f32(N, fx(7)), f32(fx(99), fx(16))], ["(99, 16)", "(100, 16)"])
+        refuses(.layer(EmbeddingKind(inputDim: 100, outputDim: 16, maskZero: false).op), [f32(N, fx(7)), f32(fx(99), fx(16))], ["(99, 16)", "(100, 16)"])
     }
 
     func testConcatenateAndAdd() throws {
-        XCTAssertEqual(try layer(.concatenate(axis: -1), [f32(N, fx(3)), f32(N, fx(4)), f32(N, fx(1))]), f32(N, fx(8)))
-        XCTAssertEqual(try layer(.concatenate(axis: 1), [f32(N, fx(2), fx(5)), f32(N, fx(3), fx(5))]), f32(N, fx(5), fx(5)))
-        refuses(.layer(.concatenate(axis: -1)), [f32(N, fx(3), fx(2)), f32(N, fx(4), fx(3))], name: "cat",
+        XCTAssertEqual(try layer(ConcatenateKind(axis: -1).op, [f32(N, fx(3)), f32(N, fx(4)), f32(N, fx(1))]), f32(N, fx(8)))
+        XCTAssertEqual(try layer(ConcatenateKind(axis: 1).op, [f32(N, fx(2), fx(5)), f32(N, fx(3), fx(5))]), f32(N, fx(5), fx(5)))
+        refuses(.layer(ConcatenateKind(axis: -1).op), [f32(N, fx(3), fx(2)), f32(N, fx(4), fx(3))], name: "cat",
                 ["Concatenate 'cat'", "(None, 3, 2)", "(None, 4, 3)", "differ outside the concatenation axis"])
-        refuses(.layer(.concatenate(axis: -1)), [f32(N, fx(3)), f32(N, fx(3), fx(1))], ["different ranks"])
-        refuses(.layer(.concatenate(axis: 0)), [f32(N, fx(3)), f32(N, fx(3))], ["axis 0 is out of range"])
-        refuses(.layer(.concatenate(axis: 1)), [f32(N, fx(3))], ["at least 2 inputs"])
-        XCTAssertEqual(try layer(.add, [f32(N, fx(3)), f32(N, fx(3)), f32(N, fx(3))]), f32(N, fx(3)))
-        refuses(.layer(.add), [f32(N, fx(3)), f32(N, fx(4))], name: "sum", ["Add 'sum'", "(None, 3)", "(None, 4)"])
+        refuses(.layer(ConcatenateKind(axis: -1).op), [f32(N, fx(3)), f32(N, fx(3), fx(1))], ["different ranks"])
+        refuses(.layer(ConcatenateKind(axis: 0).op), [f32(N, fx(3)), f32(N, fx(3))], ["axis 0 is out of range"])
+        refuses(.layer(ConcatenateKind(axis: 1).op), [f32(N, fx(3))], ["at least 2 inputs"])
+        XCTAssertEqual(try layer(AddKind().op, [f32(N, fx(3)), f32(N, fx(3)), f32(N, fx(3))]), f32(N, fx(3)))
+        refuses(.layer(AddKind().op), [f32(N, fx(3)), f32(N, fx(4))], name: "sum", ["Add 'sum'", "(None, 3)", "(None, 4)"])
     }
 
     // MARK: - Broadcasting

@@ -5,6 +5,7 @@
 
 import XCTest
 import KilnIR
+import KilnLayers
 
 private func f32(_ dims: Dim...) -> TensorType { .f32(dims) }
 private func fx(_ k: Int) -> Dim { .fixed(k) }
@@ -119,8 +120,8 @@ final class TeachingErrorTests: XCTestCase {
     func testLSTMAfterAnUnwrappedFlattenNamesTheFlatten() throws {
         var m = Maker()
         let x = m.g.addInput("tiles", f32(N, fx(4), fx(2), fx(2), fx(32)))
-        let flat = try m.g.add(.layer(.flatten), [x], layer: "flatten")[0]
-        let drop = try m.g.add(.layer(.dropout(rate: 0.25)), [flat], layer: "dropout")[0]
+        let flat = try m.g.add(.layer(FlattenKind().op), [x], layer: "flatten")[0]
+        let drop = try m.g.add(.layer(DropoutKind(rate: 0.25).op), [flat], layer: "dropout")[0]
         let count = m.g.nodes.count
         expectError(["LSTM 'lstm'", "expects a 3-D input (batch, time, features)", "got the 2-D (None, 512)",
                      "Flatten 'flatten' turned (None, 4, 2, 2, 32) into (None, 512)", "time axis (4 steps)",
@@ -132,7 +133,7 @@ final class TeachingErrorTests: XCTestCase {
         // Wrapped, the same layers build.
         var ok = Maker()
         let y = ok.g.addInput("tiles", f32(N, fx(4), fx(2), fx(2), fx(32)))
-        let perStep = try ok.g.add(.layer(.timeDistributed(Wrapped(.flatten))), [y], layer: "td_flatten")[0]
+        let perStep = try ok.g.add(.layer(.timeDistributed(Wrapped(FlattenKind().op))), [y], layer: "td_flatten")[0]
         XCTAssertEqual(ok.g.type(perStep), f32(N, fx(4), fx(128)))
         let h = try ok.lstm(perStep, units: 8, "lstm")
         XCTAssertEqual(ok.g.type(h), f32(N, fx(8)))
@@ -160,7 +161,7 @@ final class TeachingErrorTests: XCTestCase {
     func testInputWithoutTimeAxis() throws {
         var m = Maker()
         let x = m.g.addInput("pixels", f32(N, fx(64)))
-        let d = try m.g.add(.layer(.dense(units: 64, activation: .relu, useBias: false)), [x, m.param("dense/kernel", [64, 64])], layer: "dense")[0]
+        let d = try m.g.add(.layer(DenseKind(units: 64, activation: .relu, useBias: false).op), [x, m.param("dense/kernel", [64, 64])], layer: "dense")[0]
         expectError(["LSTM 'lstm'", "the model input 'pixels' is (None, 64), with no time axis", "(8, 8) for 8 steps of 8 values"]) {
             _ = try m.lstm(d, units: 4, "lstm")
         }
@@ -170,7 +171,7 @@ final class TeachingErrorTests: XCTestCase {
         var m = Maker()
         let x = m.g.addInput("image", f32(N, fx(28), fx(28), fx(1)))
         let c = try m.g.add(.layer(conv(8, 3, .valid)), [x, m.param("conv/kernel", [3, 3, 1, 8])], layer: "conv")[0]
-        let f = try m.g.add(.layer(.flatten), [c], layer: "flatten")[0]
+        let f = try m.g.add(.layer(FlattenKind().op), [c], layer: "flatten")[0]
         expectError(["Flatten 'flatten' turned (None, 26, 26, 8) into (None, 5408)", "Reshape((26, 208))", "TimeDistributed"]) {
             _ = try m.lstm(f, units: 4, "lstm")
         }
@@ -179,10 +180,10 @@ final class TeachingErrorTests: XCTestCase {
     func testTimeDistributedAfterFlatteningTheSteps() throws {
         var m = Maker()
         let x = m.g.addInput("x", f32(N, fx(6), fx(5)))
-        let f = try m.g.add(.layer(.flatten), [x], layer: "flatten")[0]
+        let f = try m.g.add(.layer(FlattenKind().op), [x], layer: "flatten")[0]
         expectError(["TimeDistributed 'td'", "no time axis", "Flatten 'flatten' turned (None, 6, 5) into (None, 30)",
                      "folding its 6 steps", "remove it"]) {
-            _ = try m.g.add(.layer(.timeDistributed(Wrapped(.dense(units: 2, activation: .linear, useBias: false)))),
+            _ = try m.g.add(.layer(.timeDistributed(Wrapped(DenseKind(units: 2, activation: .linear, useBias: false).op))),
                             [f, m.param("td/kernel", [5, 2])], layer: "td")
         }
     }

@@ -85,7 +85,7 @@ final class CRFModelTests: XCTestCase {
         }
         var m = GraphMaker("bilstm_crf")
         let ids = m.input("tokens", [steps], dtype: .i32)
-        let emb = try m.layer(.embedding(inputDim: vocab, outputDim: dim, maskZero: true), [ids, m.param("embedding/embeddings", [vocab, dim], r.floats(vocab * dim, -0.5, 0.5))], "embedding")
+        let emb = try m.layer(EmbeddingKind(inputDim: vocab, outputDim: dim, maskZero: true).op, [ids, m.param("embedding/embeddings", [vocab, dim], r.floats(vocab * dim, -0.5, 0.5))], "embedding")
         let fw = RecurrentSpec(kind: .lstm, units: units, returnSequences: true, zeroOutputForMask: true)
         var bw = fw
         bw.goBackwards = true
@@ -96,9 +96,9 @@ final class CRFModelTests: XCTestCase {
             weights.append(m.param("\(side)/bias", [4 * units], r.floats(4 * units, -0.1, 0.1)))
         }
         let seq = try m.layer(.bidirectional(fw, bw, merge: .concat, masked: false), [emb] + weights, "bidirectional")
-        let scores = try m.layer(.dense(units: n, activation: .linear, useBias: true),
+        let scores = try m.layer(DenseKind(units: n, activation: .linear, useBias: true).op,
                                  [seq, m.param("dense/kernel", [2 * units, n], r.floats(2 * units * n, -0.4, 0.4)), m.param("dense/bias", [n], [0, 0, 0])], "dense")
-        let crf = try m.layer(.crf(masked: false), [scores, m.param("crf/transitions", [n, n], r.floats(n * n, -0.4, 0.4)),
+        let crf = try m.layer(CRFKind(masked: false).op, [scores, m.param("crf/transitions", [n, n], r.floats(n * n, -0.4, 0.4)),
                                                     m.param("crf/start_transitions", [n], [0, 0, 0]), m.param("crf/end_transitions", [n], [0, 0, 0])], "crf")
         m.output(crf, "crf")
         let dir = try makeTempDir(self)
@@ -168,14 +168,14 @@ final class CRFModelTests: XCTestCase {
         func model(_ loss: LossConfig, metrics: [String] = [], crfFeedsOn: Bool = false, crfLast: Bool = true) throws -> Model {
             var m = GraphMaker("bad")
             let ids = m.input("tokens", [4], dtype: .i32)
-            let emb = try m.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true), [ids, m.param("embedding/embeddings", [5, 3], r.floats(15))], "embedding")
-            let scores = try m.layer(.dense(units: 3, activation: .linear, useBias: false), [emb, m.param("dense/kernel", [3, 3], r.floats(9))], "dense")
+            let emb = try m.layer(EmbeddingKind(inputDim: 5, outputDim: 3, maskZero: true).op, [ids, m.param("embedding/embeddings", [5, 3], r.floats(15))], "embedding")
+            let scores = try m.layer(DenseKind(units: 3, activation: .linear, useBias: false).op, [emb, m.param("dense/kernel", [3, 3], r.floats(9))], "dense")
             if crfLast {
-                let tags = try m.layer(.crf(masked: false), [scores, m.param("crf/transitions", [3, 3], r.floats(9)),
+                let tags = try m.layer(CRFKind(masked: false).op, [scores, m.param("crf/transitions", [3, 3], r.floats(9)),
                                                              m.param("crf/start_transitions", [3], r.floats(3)), m.param("crf/end_transitions", [3], r.floats(3))], "crf")
                 if crfFeedsOn {
                     // The tags as the ids of a further embedding: the CRF is no longer an output.
-                    m.output(try m.layer(.embedding(inputDim: 3, outputDim: 2, maskZero: false), [tags, m.param("again/embeddings", [3, 2], r.floats(6))], "again"), "again")
+                    m.output(try m.layer(EmbeddingKind(inputDim: 3, outputDim: 2, maskZero: false).op, [tags, m.param("again/embeddings", [3, 2], r.floats(6))], "again"), "again")
                 } else {
                     m.output(tags, "crf")
                 }

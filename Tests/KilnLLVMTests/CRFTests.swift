@@ -208,9 +208,9 @@ final class CRFTests: XCTestCase {
             for i in 0..<rows * steps { table += b.emissions[i * n..<(i + 1) * n].map(Float.init) }
             var m = GraphMaker("crf_step")
             let x = free ? m.g.addInput("tokens", TensorType(.i32, [.n, .t])) : m.input("tokens", [steps], dtype: .i32)
-            let emb = try m.layer(.embedding(inputDim: vocab, outputDim: n, maskZero: true), [x, m.param("embedding/embeddings", [vocab, n], table)], "embedding")
+            let emb = try m.layer(EmbeddingKind(inputDim: vocab, outputDim: n, maskZero: true).op, [x, m.param("embedding/embeddings", [vocab, n], table)], "embedding")
             let w = b.weights
-            let tags = try m.layer(.crf(masked: false), [emb, m.param("crf/transitions", [n, n], w.transitions.map(Float.init)),
+            let tags = try m.layer(CRFKind(masked: false).op, [emb, m.param("crf/transitions", [n, n], w.transitions.map(Float.init)),
                                                          m.param("crf/start_transitions", [n], w.start.map(Float.init)),
                                                          m.param("crf/end_transitions", [n], w.end.map(Float.init))], "crf")
             m.output(tags, "crf")

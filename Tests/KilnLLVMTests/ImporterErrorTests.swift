@@ -177,7 +177,7 @@ final class ImporterErrorTests: XCTestCase {
         var m = GraphMaker("cli")
         let x = m.input("features", [3])
         var r = TestRNG(101)
-        m.output(try m.layer(.dense(units: 2, activation: .relu, useBias: true),
+        m.output(try m.layer(DenseKind(units: 2, activation: .relu, useBias: true).op,
                              [x, m.param("dense/kernel", [3, 2], r.floats(6)), m.param("dense/bias", [2], r.floats(2))], "dense"), "dense")
         let a = try Compiler.compile(m.model(), name: "cli", to: dir, log: { _ in })
 

@@ -201,12 +201,12 @@ final class KernelTests: XCTestCase {
         let w2 = rng.floats(6 * 3), b2 = rng.floats(3)
         let w3 = rng.floats(6 * 5)
         let w4 = rng.floats(6 * 2), b4 = rng.floats(2)
-        m.output(try m.layer(.dense(units: 4, activation: .linear, useBias: true),
+        m.output(try m.layer(DenseKind(units: 4, activation: .linear, useBias: true).op,
                              [x2, m.param("d1/kernel", [6, 4], w1), m.param("d1/bias", [4], b1)], "d1"), "d1")
-        m.output(try m.layer(.dense(units: 3, activation: .relu, useBias: true),
+        m.output(try m.layer(DenseKind(units: 3, activation: .relu, useBias: true).op,
                              [x2, m.param("d2/kernel", [6, 3], w2), m.param("d2/bias", [3], b2)], "d2"), "d2")
-        m.output(try m.layer(.dense(units: 5, activation: .tanh, useBias: false), [x3, m.param("d3/kernel", [6, 5], w3)], "d3"), "d3")
-        m.output(try m.layer(.dense(units: 2, activation: .sigmoid, useBias: true),
+        m.output(try m.layer(DenseKind(units: 5, activation: .tanh, useBias: false).op, [x3, m.param("d3/kernel", [6, 5], w3)], "d3"), "d3")
+        m.output(try m.layer(DenseKind(units: 2, activation: .sigmoid, useBias: true).op,
                              [x4, m.param("d4/kernel", [6, 2], w4), m.param("d4/bias", [2], b4)], "d4"), "d4")
         let lib = try compileAndLoad(m.model(), name: "dense", dir: dir)
         let d = { (a: [Float]) in a.map(Double.init) }
@@ -231,7 +231,7 @@ final class KernelTests: XCTestCase {
         var cases: [(Activation, Float)] = Activation.allCases.map { ($0, 0) }
         cases += [(.elu, 0.5), (.leakyRelu, 0.3), (.relu, 0.1), (.celu, 0.5)]
         for (i, (a, alpha)) in cases.enumerated() {
-            m.output(try m.layer(.activation(a, alpha: alpha), [x], "act\(i)"), "\(a.rawValue)_\(alpha)")
+            m.output(try m.layer(ActivationKind(a, alpha: alpha).op, [x], "act\(i)"), "\(a.rawValue)_\(alpha)")
         }
         let lib = try compileAndLoad(m.model(), name: "acts", dir: dir)
         try check(lib, seed: 12, inputs: { n, r in
@@ -252,7 +252,7 @@ final class KernelTests: XCTestCase {
         var m = GraphMaker("ties")
         let x = m.input("x", [4, 5])
         let acts: [Activation] = [.softmax, .logSoftmax, .sparsemax]
-        for a in acts { m.output(try m.layer(.activation(a, alpha: 0), [x], a.rawValue), a.rawValue) }
+        for a in acts { m.output(try m.layer(ActivationKind(a, alpha: 0).op, [x], a.rawValue), a.rawValue) }
         let lib = try compileAndLoad(m.model(), name: "ties", dir: dir)
         let ties: [Float] = [0.5, 0.5, -1, -2, -3,  0.25, -0.25, 0.25, -0.25, 0,  -2, -2, -2, -2, -2,  1, 3, 3, 0.5, 3]
         try check(lib, seed: 19, inputs: { n, r in
@@ -342,17 +342,17 @@ final class KernelTests: XCTestCase {
         var m = GraphMaker("shapes")
         let x = m.input("x", [4, 3, 2])
         m.output(try m.layer(.globalAvgPool2D, [x], "gap"), "gap")
-        let flat = try m.layer(.flatten, [x], "flatten")
+        let flat = try m.layer(FlattenKind().op, [x], "flatten")
         m.output(flat, "flatten")
-        m.output(try m.layer(.reshape(target: [6, 4]), [x], "reshape"), "reshape")
-        let r2 = try m.layer(.reshape(target: [-1, 2]), [x], "reshape_free")
+        m.output(try m.layer(ReshapeKind(target: [6, 4]).op, [x], "reshape"), "reshape")
+        let r2 = try m.layer(ReshapeKind(target: [-1, 2]).op, [x], "reshape_free")
         m.output(r2, "reshape_free")
         let w = rng.floats(24 * 5), b = rng.floats(5)
-        m.output(try m.layer(.dense(units: 5, activation: .linear, useBias: true),
+        m.output(try m.layer(DenseKind(units: 5, activation: .linear, useBias: true).op,
                              [flat, m.param("dense/kernel", [24, 5], w), m.param("dense/bias", [5], b)], "dense"), "dense")
         // Reshape in the middle: (12, 2) -> Dense over the last axis.
         let w2 = rng.floats(2 * 3)
-        m.output(try m.layer(.dense(units: 3, activation: .linear, useBias: false), [r2, m.param("dense2/kernel", [2, 3], w2)], "dense2"), "dense2")
+        m.output(try m.layer(DenseKind(units: 3, activation: .linear, useBias: false).op, [r2, m.param("dense2/kernel", [2, 3], w2)], "dense2"), "dense2")
         let lib = try compileAndLoad(m.model(), name: "shapes", dir: dir)
         try check(lib, seed: 15, inputs: { n, r in [HostTensor(shape: [n, 4, 3, 2], floats: r.floats(n * 24, -2, 2))] }, reference: { xs in
             let v = xs[0].doubles, n = xs[0].rows
@@ -371,8 +371,8 @@ final class KernelTests: XCTestCase {
         var m = GraphMaker("embed")
         let ids1 = m.input("ids1", [5], dtype: .i32), ids2 = m.input("ids2", [2, 3], dtype: .i32)
         let t1 = rng.floats(10 * 4), t2 = rng.floats(7 * 3)
-        m.output(try m.layer(.embedding(inputDim: 10, outputDim: 4, maskZero: false), [ids1, m.param("e1/embeddings", [10, 4], t1)], "e1"), "e1")
-        m.output(try m.layer(.embedding(inputDim: 7, outputDim: 3, maskZero: false), [ids2, m.param("e2/embeddings", [7, 3], t2)], "e2"), "e2")
+        m.output(try m.layer(EmbeddingKind(inputDim: 10, outputDim: 4, maskZero: false).op, [ids1, m.param("e1/embeddings", [10, 4], t1)], "e1"), "e1")
+        m.output(try m.layer(EmbeddingKind(inputDim: 7, outputDim: 3, maskZero: false).op, [ids2, m.param("e2/embeddings", [7, 3], t2)], "e2"), "e2")
         let lib = try compileAndLoad(m.model(), name: "embed", dir: dir)
         XCTAssertEqual(lib.inputs.map(\.dtype), [.int32, .int32])
         func gather(_ ids: [Int32], _ table: [Float], _ d: Int) -> [Double] {
@@ -398,7 +398,7 @@ final class KernelTests: XCTestCase {
         let table = rng.floats(rows * dim)
         var m = GraphMaker("embed_grad")
         let ids = m.input("ids", [steps], dtype: .i32)
-        m.output(try m.layer(.embedding(inputDim: rows, outputDim: dim, maskZero: false),
+        m.output(try m.layer(EmbeddingKind(inputDim: rows, outputDim: dim, maskZero: false).op,
                              [ids, m.param("e/embeddings", [rows, dim], table)], "e"), "e")
         let lr = 0.5
         let lib = try compileAndLoad(m.model(training: TrainingConfig(losses: [LossConfig(name: "mean_squared_error")],
@@ -436,11 +436,11 @@ final class KernelTests: XCTestCase {
         let dir = try makeTempDir(self)
         var m = GraphMaker("concat_add")
         let a = m.input("a", [3, 4]), b = m.input("b", [3, 2]), c = m.input("c", [2, 4]), d = m.input("d", [3, 4])
-        m.output(try m.layer(.concatenate(axis: -1), [a, b], "cat_last"), "cat_last")
-        m.output(try m.layer(.concatenate(axis: 1), [a, c], "cat_1"), "cat_1")
-        m.output(try m.layer(.concatenate(axis: -1), [b, a, b], "cat3"), "cat3")
-        m.output(try m.layer(.add, [a, d], "add2"), "add2")
-        m.output(try m.layer(.add, [a, d, a], "add3"), "add3")
+        m.output(try m.layer(ConcatenateKind(axis: -1).op, [a, b], "cat_last"), "cat_last")
+        m.output(try m.layer(ConcatenateKind(axis: 1).op, [a, c], "cat_1"), "cat_1")
+        m.output(try m.layer(ConcatenateKind(axis: -1).op, [b, a, b], "cat3"), "cat3")
+        m.output(try m.layer(AddKind().op, [a, d], "add2"), "add2")
+        m.output(try m.layer(AddKind().op, [a, d, a], "add3"), "add3")
         let lib = try compileAndLoad(m.model(), name: "concat_add", dir: dir)
         try check(lib, seed: 17, inputs: { n, r in
             [HostTensor(shape: [n, 3, 4], floats: r.floats(n * 12)), HostTensor(shape: [n, 3, 2], floats: r.floats(n * 6)),
@@ -471,8 +471,8 @@ final class KernelTests: XCTestCase {
         h = try m.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .same), [h], "p1")                 // (4, 3, 4)
         h = try m.layer(.conv2D(filters: 3, kernel: [3, 3], strides: [2, 2], padding: .same, activation: .tanh, useBias: true),
                         [h, m.param("c2/kernel", [3, 3, 4, 3], k2), m.param("c2/bias", [3], b2)], "c2")         // (2, 2, 3)
-        h = try m.layer(.flatten, [h], "flat")
-        h = try m.layer(.dense(units: 5, activation: .softmax, useBias: true),
+        h = try m.layer(FlattenKind().op, [h], "flat")
+        h = try m.layer(DenseKind(units: 5, activation: .softmax, useBias: true).op,
                         [h, m.param("out/kernel", [12, 5], w), m.param("out/bias", [5], b)], "out")
         m.output(h, "out")
         let lib = try compileAndLoad(m.model(), name: "cnn", dir: dir)

@@ -135,7 +135,7 @@ final class RecurrentTests: XCTestCase {
             }
         }
         var input = x
-        if masked { input = try m.layer(.masking(0), [x], "masking") }
+        if masked { input = try m.layer(MaskingKind(value: 0).op, [x], "masking") }
         let op: LayerOp = merge.map { .bidirectional(specs[0], specs[1], merge: $0, masked: false) } ?? .recurrent(specs[0], masked: false)
         m.output(try m.layer(op, [input] + params, "rnn"), "rnn")
         let dir = try makeTempDir(self)

@@ -85,11 +85,11 @@ final class ScanTests: XCTestCase {
                 params.append(m.param("l\(k)/w\(j)", shape, w))
             }
         }
-        let input = c.masked ? try m.layer(.masking(0), [x], "masking") : x
+        let input = c.masked ? try m.layer(MaskingKind(value: 0).op, [x], "masking") : x
         let op: LayerOp = c.merge.map { .bidirectional(c.specs[0], c.specs[1], merge: $0, masked: false) } ?? .recurrent(c.specs[0], masked: false)
         let outs = try m.g.add(.layer(op), [input] + params, layer: "rnn")
         // With return_state the output and every state are concatenated into one output row.
-        m.output(outs.count == 1 ? outs[0] : try m.layer(.concatenate(axis: -1), outs, "concatenate"), "rnn")
+        m.output(outs.count == 1 ? outs[0] : try m.layer(ConcatenateKind(axis: -1).op, outs, "concatenate"), "rnn")
         let training = TrainingConfig(losses: [LossConfig(name: "mean_squared_error")], optimizer: OptimizerConfig(name: "SGD", learningRate: 1))
         let lib = try compileAndLoad(m.model(training: training), name: "scan", dir: try makeTempDir(self))
 
@@ -183,7 +183,7 @@ final class ScanTests: XCTestCase {
             let x = m.input("x", [steps, 4])
             let spec = RecurrentSpec(kind: .lstm, units: 8, returnSequences: true)
             let ws = spec.weightShapes(features: 4).enumerated().map { j, s in m.param("w\(j)", s, r.floats(s.reduce(1, *))) }
-            m.output(try m.layer(.recurrent(spec, masked: false), [try m.layer(.masking(0), [x], "masking")] + ws, "lstm"), "lstm")
+            m.output(try m.layer(.recurrent(spec, masked: false), [try m.layer(MaskingKind(value: 0).op, [x], "masking")] + ws, "lstm"), "lstm")
             let training = TrainingConfig(losses: [LossConfig(name: "mean_absolute_error")], optimizer: OptimizerConfig(name: "Adam", learningRate: 0.001))
             var options = CompileOptions()
             options.printAfter = ["schedule"]

@@ -24,11 +24,11 @@ final class TrainingTests: XCTestCase {
         func model(act: Activation = .tanh, dropout: Float? = nil, frozenFirst: Bool = false, training: TrainingConfig) throws -> Model {
             var m = GraphMaker("mlp")
             let x = m.input("x", [inDim])
-            var h = try m.layer(.dense(units: hidden, activation: act, useBias: true),
+            var h = try m.layer(DenseKind(units: hidden, activation: act, useBias: true).op,
                                 [x, m.param("dense_1/kernel", [inDim, hidden], w1, trainable: !frozenFirst),
                                  m.param("dense_1/bias", [hidden], b1, trainable: !frozenFirst)], "dense_1")
-            if let rate = dropout { h = try m.layer(.dropout(rate: rate), [h], "dropout") }
-            let y = try m.layer(.dense(units: out, activation: .linear, useBias: true),
+            if let rate = dropout { h = try m.layer(DropoutKind(rate: rate).op, [h], "dropout") }
+            let y = try m.layer(DenseKind(units: out, activation: .linear, useBias: true).op,
                                 [h, m.param("dense_2/kernel", [hidden, out], w2), m.param("dense_2/bias", [out], b2)], "dense_2")
             m.output(y, "out")
             return m.model(training: training)
@@ -55,8 +55,8 @@ final class TrainingTests: XCTestCase {
         var h = try cnn.layer(.conv2D(filters: 16, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true),
                               [image, cnn.param("conv/kernel", [3, 3, 3, 16], r.floats(432, -0.3, 0.3)), cnn.param("conv/bias", [16], r.floats(16, -0.1, 0.1))], "conv")
         h = try cnn.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid), [h], "pool")
-        h = try cnn.layer(.flatten, [h], "flatten")
-        h = try cnn.layer(.dense(units: 10, activation: .softmax, useBias: true),
+        h = try cnn.layer(FlattenKind().op, [h], "flatten")
+        h = try cnn.layer(DenseKind(units: 10, activation: .softmax, useBias: true).op,
                           [h, cnn.param("dense/kernel", [784, 10], r.floats(7840, -0.1, 0.1)), cnn.param("dense/bias", [10], r.floats(10, -0.1, 0.1))], "dense")
         cnn.output(h, "y")
         let cnnModel = cnn.model(training: TrainingConfig(losses: [LossConfig(name: "categorical_crossentropy")], optimizer: adam))
@@ -72,7 +72,7 @@ final class TrainingTests: XCTestCase {
             rnn.param("lstm/w\(j)", shape, r.floats(shape.reduce(1, *), -0.2, 0.2))
         }
         var g = try rnn.layer(.recurrent(spec, masked: false), [seq] + lstmWeights, "lstm")
-        g = try rnn.layer(.dense(units: 4, activation: .linear, useBias: true),
+        g = try rnn.layer(DenseKind(units: 4, activation: .linear, useBias: true).op,
                           [g, rnn.param("out/kernel", [96, 4], r.floats(384, -0.3, 0.3)), rnn.param("out/bias", [4], r.floats(4))], "out")
         rnn.output(g, "y")
         let rnnModel = rnn.model(training: TrainingConfig(losses: [Self.mse], optimizer: adam))
@@ -187,7 +187,7 @@ final class TrainingTests: XCTestCase {
         var m = GraphMaker("diverge")
         let x0 = m.input("x", [3])
         var r = TestRNG(51)
-        m.output(try m.layer(.dense(units: 2, activation: .linear, useBias: true),
+        m.output(try m.layer(DenseKind(units: 2, activation: .linear, useBias: true).op,
                              [x0, m.param("dense/kernel", [3, 2], r.floats(6)), m.param("dense/bias", [2], r.floats(2))], "dense"), "out")
         var options = CompileOptions()
         options.learningRate = 3e4   // overrides the config's

@@ -99,11 +99,6 @@ extension Layer {
             return .object([("batch_shape", .array([.null] + l.inputShape.map { .number(Double($0)) })),
                             ("dtype", .string(l.dtype == .int32 ? "int32" : "float32")), ("sparse", .bool(false)),
                             ("ragged", .bool(false)), ("name", .string(name)), ("optional", .bool(false))])
-        case let l as Dense:
-            return .object(head + [("units", .number(Double(l.units))), ("activation", .string(l.activation.rawValue)),
-                                   ("use_bias", .bool(l.useBias)), ("kernel_initializer", glorotUniform),
-                                   ("bias_initializer", zerosInit), ("kernel_regularizer", .null), ("bias_regularizer", .null),
-                                   ("kernel_constraint", .null), ("bias_constraint", .null), ("quantization_config", .null)])
         case let l as Conv2D:
             return .object(head + [("filters", .number(Double(l.filters))), ("kernel_size", ints(l.kernelSize.list)),
                                    ("strides", ints(l.strides.list)), ("padding", .string(l.padding.rawValue)),
@@ -120,36 +115,6 @@ extension Layer {
                                    ("strides", ints(l.strides.list)), ("data_format", .string("channels_last"))])
         case is GlobalAveragePooling2D:
             return .object(head + [("data_format", .string("channels_last")), ("keepdims", .bool(false))])
-        case is Flatten:
-            return .object(head + [("data_format", .string("channels_last"))])
-        case let l as Reshape:
-            return .object(head + [("target_shape", ints(l.targetShape))])
-        case let l as Dropout:
-            return .object(head + [("rate", kerasNumber(l.rate)), ("seed", .null), ("noise_shape", .null)])
-        case let l as Embedding:
-            let uniform = initializer("RandomUniform", [("seed", .null), ("minval", .number(-0.05)), ("maxval", .number(0.05))])
-            return .object(head + [("input_dim", .number(Double(l.inputDim))), ("output_dim", .number(Double(l.outputDim))),
-                                   ("embeddings_initializer", uniform), ("embeddings_regularizer", .null),
-                                   ("activity_regularizer", .null), ("embeddings_constraint", .null),
-                                   ("mask_zero", .bool(l.maskZero)), ("quantization_config", .null)])
-        case let l as Concatenate:
-            return .object(head + [("axis", .number(Double(l.axis)))])
-        case is Add:
-            return .object(head)
-        case is CRF:
-            // The kiln_crf package's config: the standard keys and its initialisers' names.
-            return .object(head + [("transitions_initializer", .string("glorot_uniform")), ("boundary_initializer", .string("zeros"))])
-        case let l as ActivationLayer:
-            switch l.className {
-            case "Activation": return .object(head + [("activation", .string(l.activation.rawValue))])
-            case "ReLU": return .object(head + [("max_value", .null), ("negative_slope", .number(0)), ("threshold", .number(0))])
-            case "LeakyReLU": return .object(head + [("negative_slope", kerasNumber(l.alpha))])
-            case "ELU":
-                return .object([("name", .string(name)), ("alpha", kerasNumber(l.alpha)), ("trainable", .bool(trainable)),
-                                ("dtype", dtypePolicy)])
-            case "Softmax": return .object(head + [("axis", .number(-1))])
-            default: break
-            }
         default: break
         }
         throw KerasAPIError("layer '\(name)' (\(className)) cannot be saved as a Keras file yet.")
