@@ -8,8 +8,8 @@ extension Graph {
     func explain(_ e: ShapeError, _ op: Op, _ inputs: [Value]) -> ShapeError {
         guard case let .layer(l) = op, let x = inputs.first, type(x).rank == 2 else { return e }
         switch l {
-        case .recurrent, .bidirectional, .timeDistributed: break
-        case .table(let t) where t.kind.kerasClass == "TimeDistributed": break
+        case .timeDistributed: break
+        case .table(let t) where t.kind.needsTimeAxis: break
         default: return e
         }
         guard let why = whereTheTimeAxisWent(x) else { return e }
@@ -47,24 +47,9 @@ extension Graph {
         let step = before.shape.dropFirst(2).map(\.factor)
         let perStep = step.reduce(1, *)
         switch op {
-        case let .recurrent(s, _) where !s.returnSequences:
-            return "\(s.kind.rawValue) '\(name)' returns only its last step, \(after.kerasDescription) (return_sequences=False): "
-                + "set return_sequences=True on it to pass on every step, (None, \(t), \(s.units))"
-        case let .bidirectional(f, _, merge, _) where !f.returnSequences:
-            return "Bidirectional '\(name)' returns only its last step, \(after.kerasDescription) (return_sequences=False): "
-                + "set return_sequences=True on its layer to pass on every step, (None, \(t), \(merge == .concat ? 2 * f.units : f.units))"
-        case _ where op.kerasClass == "Flatten" && before.rank >= 5:
-            // (batch, steps, height, width, channels): a sequence of images, as TimeDistributed layers make it.
-            return "\(who), flattening the time axis (\(t) steps) together with each step's \(formatShape(step)): "
-                + "wrap it as TimeDistributed(Flatten()) to flatten each step instead, which gives (None, \(t), \(perStep))"
-        case _ where op.kerasClass == "Flatten" && before.rank == 3:
-            return "\(who), folding its \(t) steps into one vector: remove it (each step already is \(perStep) features), "
-                + "or keep the steps with TimeDistributed(Flatten())"
-        case _ where op.kerasClass == "Flatten" || op.kerasClass == "Reshape":
-            // An image (batch, height, width, channels): its rows can be the steps.
-            return "\(who), dropping axis 1 (\(t)), the only one that could be the time axis: to read the rows as steps, "
-                + "use Reshape((\(t), \(perStep))) instead; for a sequence of images, give the input (steps, height, width, channels) "
-                + "and wrap the layers before it in TimeDistributed"
+        case .table(let t):
+            if let hint = t.kind.droppedTimeAxisHint(name: name, before: before, after: after) { return hint }
+            fallthrough
         default:
             return "\(who), dropping axis 1 (\(t)), the time axis: apply it to each step with TimeDistributed(\(op.kerasClass)(...))"
         }

@@ -38,7 +38,8 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     func infer(_ ins: [TensorType], layer: String) throws -> [TensorType]
 
     /// A copy that takes the incoming mask as its last input, or nil when the layer does not
-    /// read the mask (it then only decides the output's mask, by `outputMask`).
+    /// read the mask (it then only decides the output's mask, by `outputMask`) or this value
+    /// already takes one (a Functional model's file passed it explicitly).
     func consumingMask() -> Self?
 
     /// The mask of the first output, from the masks of the data inputs (nil: none). Keras'
@@ -51,6 +52,18 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
 
     /// The Keras config keys after name, trainable and dtype, in Keras' order.
     func kerasConfig() -> [(String, JSON)]
+
+    /// Whether the layer reads a time axis (batch, time, ...): refused on a 2-D input, it is
+    /// told which earlier layer dropped that axis (Diagnosis.swift).
+    var needsTimeAxis: Bool { get }
+
+    /// What to tell a user whose sequence `before` (rank 3 or more) this layer, named `name`,
+    /// turned into the 2-D `after`; nil for the generic advice (wrap it in TimeDistributed).
+    func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String?
+
+    /// Why a model with this layer cannot be trained by Kiln yet (nil: it can); compiling for
+    /// prediction still works.
+    var trainingRefusal: String? { get }
 }
 
 extension LayerKind {
@@ -58,6 +71,9 @@ extension LayerKind {
     public var arity: ClosedRange<Int> { 1...1 }
     public func weights(for inputs: [TensorType]) throws -> [LayerWeight] { [] }
     public func consumingMask() -> Self? { nil }
+    public var needsTimeAxis: Bool { false }
+    public var trainingRefusal: String? { nil }
+    public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? { nil }
     /// Keras' default for a layer without `supports_masking`: the mask stops here.
     public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? { nil }
 
@@ -100,6 +116,10 @@ public enum WeightInit: Hashable, Sendable {
     /// Uniform in ±limit (Keras' `RandomUniform(-limit, limit)`; Embedding uses 0.05).
     case uniform(Float)
     case constant(Float)
+    /// A random orthogonal matrix (Keras' `Orthogonal`, recurrent kernels).
+    case orthogonal
+    /// Zeros but ones for the forget gate's block, the second of four (LSTM's unit_forget_bias).
+    case unitForgetBias
 }
 
 /// A layer of the table, as a `LayerOp` holds it.

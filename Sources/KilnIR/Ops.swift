@@ -54,10 +54,6 @@ public enum LayerOp: Hashable, Sendable {
     case globalAvgPool2D
     /// GlobalMaxPooling2D: (N, H, W, C) -> (N, C).
     case globalMaxPool2D
-    /// LSTM / GRU / SimpleRNN: x (N, T, F), kernel, recurrent_kernel, [bias], [mask (N, T) bool].
-    case recurrent(RecurrentSpec, masked: Bool)
-    /// Bidirectional: x, forward weights, backward weights, [mask].
-    case bidirectional(RecurrentSpec, RecurrentSpec, merge: MergeMode, masked: Bool)
     /// TimeDistributed: the wrapped layer on every time step; x (N, T, ...), the layer's weights.
     case timeDistributed(Wrapped)
     /// Keras' NotEqual op, as a Functional model saves it to compute a mask: x != value, bool.

@@ -13,8 +13,6 @@ extension LayerOp: CustomStringConvertible {
         case let .avgPool2D(k, s, p): return "avg_pool2d<\(k), strides=\(s), \(p.rawValue)>"
         case .globalAvgPool2D: return "global_avg_pool2d"
         case .globalMaxPool2D: return "global_max_pool2d"
-        case let .recurrent(s, m): return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(m ? ", masked" : "")>"
-        case let .bidirectional(f, _, merge, m): return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge.rawValue)\(f.returnSequences ? ", sequences" : "")\(f.returnState ? ", state" : "")\(m ? ", masked" : "")>"
         case .timeDistributed(let inner): return "time_distributed<\(inner)>"
         case .notEqual(let v): return "not_equal<\(v)>"
         case .anyLastAxis: return "any<axis=-1>"

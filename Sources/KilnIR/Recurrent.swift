@@ -65,69 +65,10 @@ public final class Wrapped: Hashable, Sendable, CustomStringConvertible {
 /// How Bidirectional merges the forward and backward outputs.
 public enum MergeMode: String, Hashable, Sendable { case concat, sum, mul, ave }
 
-/// The outputs a layer adds after its main one: a recurrent layer's states with
-/// return_state (Bidirectional: the forward layer's, then the backward one's).
-public func layerStateTypes(_ op: LayerOp) -> [TensorType] {
-    switch op {
-    case let .recurrent(s, _): return s.stateTypes
-    case let .bidirectional(f, b, _, _): return f.stateTypes + b.stateTypes
-    default: return []
-    }
-}
-
-/// Shape rules of the recurrent layer ops. Inputs: x (N, T, F), weights, then the mask (N, T) if masked.
+/// The shape rule of the legacy TimeDistributed op (wrapping a legacy layer op).
 func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
     let x = ins[0]
-    // The time steps: fixed, or free (T, Keras' None).
-    func sequence() throws -> (t: Dim, f: Int) {
-        guard x.rank == 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t, let f = x.shape[2].fixedValue else {
-            if x.rank > 3, x.shape[0] == .n, !x.shape.dropFirst(2).contains(where: \.isSteps) {
-                let step = x.shape.dropFirst(2).map(\.factor)
-                throw ShapeError(layer: layer, "expects a 3-D input (batch, time, features), got \(x.kerasDescription): each of its \(x.shape[1] == .t ? "None" : "\(x.shape[1])") steps is \(formatShape(step)), not a vector of features",
-                                 hint: "flatten each step with TimeDistributed(Flatten()) before it, which gives (None, \(x.shape[1] == .t ? "None" : "\(x.shape[1])"), \(step.reduce(1, *)))")
-            }
-            if x.rank == 2 {
-                // Graph.add names the layer that dropped the time axis (Diagnosis.swift).
-                throw ShapeError(layer: layer, "expects a 3-D input (batch, time, features), got the 2-D \(x.kerasDescription), which has no time axis",
-                                 hint: "keep the time axis in the layers before it (wrap them in TimeDistributed), or Reshape to (timesteps, features)")
-            }
-            throw ShapeError(layer: layer, "expects a 3-D input (batch, time, features), got \(x.kerasDescription)")
-        }
-        return (x.shape[1], f)
-    }
-    func checkWeights(_ spec: RecurrentSpec, _ ws: ArraySlice<TensorType>, features: Int) throws {
-        for (w, shape) in zip(ws, spec.weightShapes(features: features)) where w.shape != shape.map({ .fixed($0) }) {
-            throw ShapeError(layer: layer, "weight of shape \(w.kerasDescription) does not fit input \(x.kerasDescription)",
-                             hint: "expected \(formatShape(shape))")
-        }
-    }
-    func checkMask(_ masked: Bool, expected count: Int, t: Dim) throws {
-        guard masked else { return }
-        guard ins.count == count + 1, ins[count].shape == [.n, t] else {
-            throw ShapeError(layer: layer, "expects a mask of shape (None, \(t)), got \(ins.count > count ? ins[count].kerasDescription : "none")")
-        }
-    }
     switch op {
-    case let .recurrent(spec, masked):
-        let (t, f) = try sequence()
-        guard ins.count == 1 + spec.weightCount + (masked ? 1 : 0) else {
-            throw ShapeError(layer: layer, "takes \(1 + spec.weightCount) inputs and weights, got \(ins.count)")
-        }
-        try checkWeights(spec, ins[1...spec.weightCount], features: f)
-        try checkMask(masked, expected: 1 + spec.weightCount, t: t)
-        return .f32(spec.returnSequences ? [.n, t, .fixed(spec.units)] : [.n, .fixed(spec.units)])
-    case let .bidirectional(fw, bw, merge, masked):
-        let (t, f) = try sequence()
-        let n = 1 + fw.weightCount + bw.weightCount
-        guard ins.count == n + (masked ? 1 : 0) else { throw ShapeError(layer: layer, "takes \(n) inputs and weights, got \(ins.count)") }
-        try checkWeights(fw, ins[1...fw.weightCount], features: f)
-        try checkWeights(bw, ins[(1 + fw.weightCount)..<n], features: f)
-        try checkMask(masked, expected: n, t: t)
-        guard fw.units == bw.units, fw.returnSequences == bw.returnSequences else {
-            throw ShapeError(layer: layer, "forward and backward layers differ in units or return_sequences")
-        }
-        let u = merge == .concat ? 2 * fw.units : fw.units
-        return .f32(fw.returnSequences ? [.n, t, .fixed(u)] : [.n, .fixed(u)])
     case .timeDistributed(let inner):
         guard x.rank >= 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t else {
             throw ShapeError(layer: layer, "expects (batch, time, ...), got \(x.kerasDescription), which has no time axis")
@@ -137,6 +78,6 @@ func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws ->
         let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: "\(layer) (\(inner.op.kerasClass) on each step)")
         return TensorType(out.dtype, [.n, x.shape[1]] + Array(out.shape.dropFirst()))
     default:
-        fatalError("inferRecurrent: \(op) is not a recurrent op")
+        fatalError("inferRecurrent: \(op) is not TimeDistributed")
     }
 }

@@ -10,8 +10,6 @@ extension LayerOp {
         case .avgPool2D: return "AveragePooling2D"
         case .globalAvgPool2D: return "GlobalAveragePooling2D"
         case .globalMaxPool2D: return "GlobalMaxPooling2D"
-        case let .recurrent(s, _): return s.kind.rawValue
-        case .bidirectional: return "Bidirectional"
         case .timeDistributed: return "TimeDistributed"
         case .notEqual: return "NotEqual"
         case .anyLastAxis: return "Any"
@@ -41,7 +39,7 @@ func perSample(_ t: TensorType) -> [Int] { Array(t.shape.dropFirst().map(\.facto
 public func inferTypes(_ op: Op, _ ins: [TensorType], layer: String) throws -> [TensorType] {
     switch op {
     case .layer(.table(let t)): return try t.kind.infer(ins, layer: "\(t.kind.kerasClass) '\(layer)'")
-    case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")] + layerStateTypes(l)
+    case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")]
     case .prim(let p): return try inferPrim(p, ins, layer: layer)
     }
 }
@@ -115,7 +113,7 @@ public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws
     switch op {
     case .table(let t):
         return try t.kind.infer(ins, layer: layer)[0]
-    case .recurrent, .bidirectional, .timeDistributed:
+    case .timeDistributed:
         return try inferRecurrent(op, ins, layer: layer)
     case .notEqual:
         try expectArity(ins, 1...1, layer)

@@ -9,8 +9,6 @@ public enum KerasGraphBuilder {
     /// Keras classes Kiln imports.
     public static var supported: [String] { Set(table.keys).union(LayerTable.byKerasClass.keys).sorted() }
 
-    /// Keras classes whose call carries a mask argument Kiln passes on.
-    static let masked = ["LSTM", "GRU", "SimpleRNN", "Bidirectional"]
 
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
         var b = Builder(file: file, graph: Graph(name: spec.name))
@@ -147,7 +145,7 @@ public enum KerasGraphBuilder {
                 } else {
                     for (k, call) in layer.calls.enumerated() {
                         let other = call.kwargs.filter {
-                            $0.0 != "mask" || !(KerasGraphBuilder.masked.contains(layer.className) || LayerTable.byKerasClass[layer.className] != nil)
+                            $0.0 != "mask" || LayerTable.byKerasClass[layer.className] == nil
                         }
                         if !other.isEmpty {
                             throw c.fail("is called with \(other.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
@@ -243,14 +241,8 @@ public enum KerasGraphBuilder {
             guard let fn = KerasGraphBuilder.table[c.layer.className] else {
                 throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
             }
-            var (op, weightNames) = try fn(c)
-            if mask != nil {
-                switch op {
-                case let .recurrent(s, _): op = .recurrent(s, masked: true)
-                case let .bidirectional(f, b, m, _): op = .bidirectional(f, b, merge: m, masked: true)
-                default: throw c.fail("is given a mask, which Kiln supports for recurrent layers and CRF only")
-                }
-            }
+            let (op, weightNames) = try fn(c)
+            if mask != nil { throw c.fail("is given a mask, which it does not take") }
             let trainable = c.config["trainable"]?.bool ?? true
             // Weights are created once per layer (shared layers reuse them).
             var params: [Value] = []
@@ -321,11 +313,11 @@ public enum KerasGraphBuilder {
                     guard c.layer.weights.count == specs.count else {
                         throw c.fail("has \(c.layer.weights.count) weight arrays in the file; Kiln expects \(specs.count) (\(specs.map(\.name).joined(separator: ", ")))")
                     }
+                    // The file's shapes go into the graph: a wrong input is refused by the layer's shape
+                    // rule (with the graph's advice); what the rule lets through must still be the
+                    // shapes the kind asks for (checked below).
                     for (w, spec) in zip(c.layer.weights, specs) {
-                        guard w.shape == spec.shape else {
-                            throw c.fail("has weight '\(spec.name)' of shape \(formatShape(w.shape)) in the file; for its input \(inputs.map { graph.type($0).kerasDescription }.joined(separator: ", ")) it needs \(formatShape(spec.shape))")
-                        }
-                        let t = TensorType.f32(spec.shape.map { .fixed($0) })
+                        let t = TensorType.f32(w.shape.map { .fixed($0) })
                         guard w.values.count == t.staticCount else { throw c.fail("weight '\(spec.name)' holds \(w.values.count) values for shape \(w.shape)") }
                         let train = trainable && spec.trainable
                         params.append(graph.addParam("\(c.layer.name)/\(spec.name)", t, initial: w.values, trainable: train))
@@ -334,6 +326,11 @@ public enum KerasGraphBuilder {
                     }
                 }
                 let outs = try graph.add(.layer(kind.op), inputs + params + extra, layer: c.layer.name)
+                if !shared {
+                    for (w, spec) in zip(c.layer.weights, try kind.weights(for: inputs.map { graph.type($0) })) where w.shape != spec.shape {
+                        throw c.fail("has weight '\(spec.name)' of shape \(formatShape(w.shape)) in the file; for its input \(inputs.map { graph.type($0).kerasDescription }.joined(separator: ", ")) it needs \(formatShape(spec.shape))")
+                    }
+                }
                 if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
                     layers[k].outputs += outs
                     layers[k].shared = true

@@ -163,6 +163,25 @@ extension WeightInit {
             return [Float](repeating: c, count: count)
         case .uniform(let limit):
             return Keras.uniform(count, -limit, limit)
+        case .unitForgetBias:
+            let u = count / 4
+            return (0..<count).map { $0 >= u && $0 < 2 * u ? 1 : 0 }
+        case .orthogonal:
+            // Rows (or columns, whichever are fewer) made orthonormal by Gram-Schmidt from uniform draws.
+            let rows = shape.dropLast().reduce(1, *), cols = shape.last ?? 1
+            let (n, len) = rows <= cols ? (rows, cols) : (cols, rows)
+            var v = (0..<n).map { _ in Keras.uniform(len, -1, 1).map(Double.init) }
+            for i in 0..<n {
+                for j in 0..<i {
+                    let d = zip(v[i], v[j]).reduce(0) { $0 + $1.0 * $1.1 }
+                    for k in 0..<len { v[i][k] -= d * v[j][k] }
+                }
+                let norm = v[i].reduce(0) { $0 + $1 * $1 }.squareRoot()
+                for k in 0..<len { v[i][k] /= max(norm, 1e-12) }
+            }
+            var out = [Float](repeating: 0, count: count)
+            for i in 0..<n { for k in 0..<len { out[rows <= cols ? i * cols + k : k * cols + i] = Float(v[i][k]) } }
+            return out
         case .glorotUniform:
             let (fanIn, fanOut) = WeightInit.fans(shape)
             let limit = (6 / Float(max(fanIn + fanOut, 1))).squareRoot()

@@ -18,6 +18,8 @@ public enum LayerTable {
         MaskingKind.self,
         PReLUKind.self,
         ReshapeKind.self,
+        RNNKind.self,
+        BidirectionalKind.self,
         TimeDistributedKind.self,
     ]
 

@@ -8,60 +8,6 @@ import KilnIR
 // Keras' rnn() does.
 
 extension PrimBuilder {
-    /// Slices `length` entries at `start` along `axis`.
-    mutating func slice(_ x: Value, axis: Int, _ start: Int, _ length: Int) throws -> Value {
-        if start == 0 && type(x).shape[axis] == .fixed(length) { return x }
-        return try p(.slice(axis: axis, start: start, length: length), x)
-    }
-
-    /// One recurrent layer over x (N, T, F) as a scan: the input projection of every step
-    /// at once, (N*T, F)·(F, G) + b -> (N, T, G), then the scan over the steps.
-    /// - Returns: the output sequence (N, T, u) and the last output (N, u).
-    mutating func recurrence(_ spec: RecurrentSpec, x: Value, weights: [Value], mask: Value?,
-                             flipOutput: Bool = false) throws -> ScanOutputs {
-        let (proj, rb) = try projection(spec, x: x, weights: weights)
-        return try scan(spec, proj: proj, recurrent: weights[1], recurrentBias: rb, mask: mask, flipOutput: flipOutput)
-    }
-
-    /// The input projection x·W + b of every step, (N, T, G), and GRU's recurrent bias.
-    mutating func projection(_ spec: RecurrentSpec, x: Value, weights: [Value]) throws -> (Value, Value?) {
-        let xs = type(x).shape
-        let g = spec.kind.gates * spec.units
-        var proj = try reshape(try p(.matmul(transA: false, transB: false), try reshape(x, [Dim.product([.n, xs[1]])!, xs[2]]), weights[0]),
-                               [.n, xs[1], .fixed(g)])
-        var recurrentBias: Value? = nil
-        if spec.useBias {
-            var inputBias = weights[2]
-            if spec.kind == .gru && spec.resetAfter {
-                inputBias = try reshape(try slice(weights[2], axis: 0, 0, 1), [.fixed(g)])
-                recurrentBias = try reshape(try slice(weights[2], axis: 0, 1, 1), [.fixed(g)])
-            }
-            proj = try add(proj, inputBias)
-        }
-        return (proj, recurrentBias)
-    }
-
-    /// The scan of one recurrent layer over its projection.
-    mutating func scan(_ spec: RecurrentSpec, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?,
-                       flipOutput: Bool) throws -> ScanOutputs {
-        let cell = ScanCell(kind: spec.kind, units: spec.units, activation: spec.activation, recurrentActivation: spec.recurrentActivation,
-                            goBackwards: spec.goBackwards, flipOutput: flipOutput, zeroOutputForMask: spec.zeroOutputForMask,
-                            masked: mask != nil, recurrentBias: recurrentBias != nil, records: true, resetAfter: spec.resetAfter)
-        let outs = try graph.add(.prim(.scan(cell)), [proj, recurrent] + [recurrentBias, mask].compactMap { $0 }, layer: layer)
-        return ScanOutputs(sequence: outs[0], last: outs[1], states: Array(outs[2..<(spec.kind == .lstm ? 4 : 3)]))
-    }
-
-    /// What a recurrent layer takes from its scan: the sequence, the last output and the final states
-    /// (h, and c for LSTM), which return_state adds to the layer's outputs.
-    struct ScanOutputs {
-        var sequence: Value
-        var last: Value
-        var states: [Value]
-        func outputs(_ spec: RecurrentSpec) -> (main: Value, states: [Value]) {
-            (spec.returnSequences ? sequence : last, spec.returnState ? states : [])
-        }
-    }
-
     /// A scan as straight-line primitives, one copy of the cell per step (the unroll pass).
     /// - Returns: the sequence (N, T, u), the last output, final h and final c.
     mutating func unroll(_ cell: ScanCell, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?) throws -> (Value, Value, Value, Value) {
@@ -134,42 +80,9 @@ extension PrimBuilder {
         return (try stack(cell.flipOutput ? outputs.reversed() : outputs), outputs.last!, h, c)
     }
 
-    /// Stacks per-step outputs (N, u) into (N, T, u), in the given order.
-    mutating func stack(_ steps: [Value]) throws -> Value {
-        let u = type(steps[0]).shape[1]
-        let rows = try steps.map { try reshape($0, [.n, .fixed(1), u]) }
-        return rows.count == 1 ? rows[0] : try graph.add(.prim(.concat(axis: 1)), rows, layer: layer)[0]
-    }
-
     /// A layer's outputs: the main one, then a recurrent layer's states with return_state.
     mutating func lowerOutputs(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> [Value] {
         switch op {
-        case let .recurrent(spec, masked):
-            let mask = masked ? ins.last : nil
-            let r = try recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: mask).outputs(spec)
-            return [r.main] + r.states
-        case let .bidirectional(fw, bw, merge, masked):
-            let mask = masked ? ins.last : nil
-            let n = fw.weightCount
-            // The backward layer's outputs come in its processing order; they are written back in
-            // time order (flipOutput) when its direction differs from the forward layer's.
-            // Both projections first, then the two scans side by side: the program runs two
-            // adjacent independent scans at once, one per thread.
-            let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + bw.weightCount)]))
-            let (pf, rf) = try projection(fw, x: ins[0], weights: fws)
-            let (pb, rb) = try projection(bw, x: ins[0], weights: bws)
-            let f = try scan(fw, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, flipOutput: false).outputs(fw)
-            let b = try scan(bw, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask,
-                             flipOutput: bw.goBackwards != fw.goBackwards).outputs(bw)
-            let (x, y) = (f.main, b.main)
-            let merged: Value
-            switch merge {
-            case .concat: merged = try graph.add(.prim(.concat(axis: type(x).rank - 1)), [x, y], layer: layer)[0]
-            case .sum: merged = try add(x, y)
-            case .mul: merged = try mul(x, y)
-            case .ave: merged = try mul(try add(x, y), 0.5)
-            }
-            return [merged] + f.states + b.states
         case .table(let t):
             var ctx = LoweringContext(salt: salt)
             let outs = try t.kind.lower(&self, ins, &ctx)

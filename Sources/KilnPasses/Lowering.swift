@@ -39,8 +39,6 @@ extension PrimBuilder {
             return try reduce(.mean, x, axes: [1, 2])
         case .globalMaxPool2D:
             return try reduce(.max, x, axes: [1, 2])
-        case .recurrent, .bidirectional:
-            return try lowerOutputs(op, ins, salt: &salt)[0]
         case .timeDistributed:
             return try lowerRecurrent(op, ins, salt: &salt)
         case .anyLastAxis:

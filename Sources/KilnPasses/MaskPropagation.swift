@@ -28,26 +28,8 @@ public let propagateMasks = Pass("masks") { g in
             if let m = try node.outputMask(&b, inputs: ins, masks: inMasks, outputs: outs) { masks[outs[0]] = m }
             return outs
         }
-        var op2 = op, ins2 = ins
-        switch op {
-        case let .recurrent(spec, false) where inMask != nil:
-            op2 = .recurrent(spec, masked: true); ins2.append(inMask!)
-        case let .bidirectional(f, bw, merge, false) where inMask != nil:
-            op2 = .bidirectional(f, bw, merge: merge, masked: true); ins2.append(inMask!)
-        default: break
-        }
-        let outs = try b.graph.add(.layer(op2), ins2, layer: n.layer)
-        let out = outs[0]   // return_state's states after it carry no mask, as in Keras
-        switch op2 {
-        case let .recurrent(spec, true):
-            if spec.returnSequences { masks[out] = ins2.last }
-        case let .bidirectional(f, _, _, true):
-            if f.returnSequences { masks[out] = ins2.last }
-        case .timeDistributed:
-            if let m = inMask, b.type(out).rank >= 3 { masks[out] = m }
-        default:
-            break
-        }
+        let outs = try b.graph.add(.layer(op), ins, layer: n.layer)
+        if case .timeDistributed = op, let m = inMask, b.type(outs[0]).rank >= 3 { masks[outs[0]] = m }
         return outs
     }
     result.outputMasks = result.outputs.map { masks[$0] }

@@ -23,16 +23,8 @@ public enum TrainingBuilder {
     public static func build(layers: Graph, lowered: Graph, inferred: Graph, _ cfg: TrainingConfig, unroll: UnrollPolicy = .auto,
                              observe: (String, Graph) -> Void = { _, _ in }) throws -> (train: Result, evaluate: Result) {
         for n in layers.nodes {
-            guard case .layer(let op) = n.op else { continue }
-            var specs: [RecurrentSpec] = []
-            switch op {
-            case let .recurrent(s, _): specs = [s]
-            case let .bidirectional(f, b, _, _): specs = [f, b]
-            default: break
-            }
-            if let s = specs.first(where: { $0.dropout > 0 || $0.recurrentDropout > 0 }) {
-                throw ShapeError(layer: n.layer, "\(s.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train")
-            }
+            guard case .layer(.table(let t)) = n.op, let why = t.kind.trainingRefusal else { continue }
+            throw ShapeError(layer: n.layer, why)
         }
         let train = try step(try Pipeline.run(Pipeline.trainingForm(unroll: unroll), lowered), cfg, training: true, observe: observe)
         let eval = try step(inferred, cfg, training: false, observe: { _, _ in })

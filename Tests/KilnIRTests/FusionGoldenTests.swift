@@ -138,7 +138,7 @@ final class InferenceFormTests: XCTestCase {
         let w = [g.addParam("lstm/kernel", .f32([.fixed(3), .fixed(16)]), initial: FusionGoldenTests.rand(48, 1)),
                  g.addParam("lstm/recurrent_kernel", .f32([.fixed(4), .fixed(16)]), initial: FusionGoldenTests.rand(64, 2)),
                  g.addParam("lstm/bias", .f32([.fixed(16)]), initial: FusionGoldenTests.rand(16, 3))]
-        let h = try g.add(.layer(.recurrent(spec, masked: false)), [x] + w, layer: "lstm")[0]
+        let h = try g.add(.layer(RNNKind(spec, masked: false).op), [x] + w, layer: "lstm")[0]
         let y = try g.add(.layer(DropoutKind(rate: 0.5).op), [h], layer: "dropout")[0]
         g.addOutput(y, name: "dropout")
         let lowered = try Pipeline.run(Pipeline.lowering, g)

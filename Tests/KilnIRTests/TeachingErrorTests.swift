@@ -111,7 +111,7 @@ final class TeachingErrorTests: XCTestCase {
         mutating func lstm(_ x: Value, units: Int, sequences: Bool = false, _ name: String) throws -> Value {
             let features = g.type(x).shape.last!.factor
             let spec = RecurrentSpec(kind: .lstm, units: units, returnSequences: sequences)
-            return try g.add(.layer(.recurrent(spec, masked: false)),
+            return try g.add(.layer(RNNKind(spec, masked: false).op),
                              [x, param("\(name)/kernel", [features, 4 * units]), param("\(name)/recurrent_kernel", [units, 4 * units]),
                               param("\(name)/bias", [4 * units])], layer: name)[0]
         }
@@ -198,7 +198,7 @@ final class TeachingErrorTests: XCTestCase {
         for dir in ["forward", "backward"] {
             ws += [m.param("bi/\(dir)_kernel", [3, 15]), m.param("bi/\(dir)_recurrent_kernel", [5, 15]), m.param("bi/\(dir)_bias", [2, 15])]
         }
-        let h = try m.g.add(.layer(.bidirectional(s, back, merge: .concat, masked: false)), ws, layer: "bi")[0]
+        let h = try m.g.add(.layer(BidirectionalKind(forward: s, backward: back, merge: .concat, masked: false, innerName: "rnn").op), ws, layer: "bi")[0]
         expectError(["Bidirectional 'bi' returns only its last step, (None, 10)", "return_sequences=True", "(None, 7, 10)"]) {
             _ = try m.lstm(h, units: 4, "lstm")
         }

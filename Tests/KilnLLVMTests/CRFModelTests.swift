@@ -95,7 +95,7 @@ final class CRFModelTests: XCTestCase {
             weights.append(m.param("\(side)/recurrent_kernel", [units, 4 * units], r.floats(units * 4 * units, -0.4, 0.4)))
             weights.append(m.param("\(side)/bias", [4 * units], r.floats(4 * units, -0.1, 0.1)))
         }
-        let seq = try m.layer(.bidirectional(fw, bw, merge: .concat, masked: false), [emb] + weights, "bidirectional")
+        let seq = try m.layer(BidirectionalKind(forward: fw, backward: bw, merge: .concat, masked: false, innerName: "rnn").op, [emb] + weights, "bidirectional")
         let scores = try m.layer(DenseKind(units: n, activation: .linear, useBias: true).op,
                                  [seq, m.param("dense/kernel", [2 * units, n], r.floats(2 * units * n, -0.4, 0.4)), m.param("dense/bias", [n], [0, 0, 0])], "dense")
         let crf = try m.layer(CRFKind(masked: false).op, [scores, m.param("crf/transitions", [n, n], r.floats(n * n, -0.4, 0.4)),

@@ -136,7 +136,7 @@ final class RecurrentTests: XCTestCase {
         }
         var input = x
         if masked { input = try m.layer(MaskingKind(value: 0).op, [x], "masking") }
-        let op: LayerOp = merge.map { .bidirectional(specs[0], specs[1], merge: $0, masked: false) } ?? .recurrent(specs[0], masked: false)
+        let op: LayerOp = merge.map { BidirectionalKind(forward: specs[0], backward: specs[1], merge: $0, masked: false, innerName: "rnn").op } ?? RNNKind(specs[0], masked: false).op
         m.output(try m.layer(op, [input] + params, "rnn"), "rnn")
         let dir = try makeTempDir(self)
         let lib = try compileAndLoad(m.model(), name: "rnn", dir: dir)

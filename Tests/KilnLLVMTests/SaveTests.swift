@@ -194,6 +194,27 @@ final class SaveTests: XCTestCase {
         try checkSaved(try otherLayers(), "other_layers")
     }
 
+    /// The recurrent layers and wrappers of the Swift API (LSTM, GRU, SimpleRNN, Bidirectional,
+    /// TimeDistributed), with Masking and PReLU: saved, read back, compiled, the same predictions.
+    func testRecurrentLayersRoundTrip() throws {
+        Keras.clearSession(seed: 21)
+        let m = try Sequential([
+            Masking(maskValue: 0),
+            Bidirectional(LSTM(4, returnSequences: true), mergeMode: .sum),
+            GRU(5, returnSequences: true, resetAfter: false),
+            TimeDistributed(Dense(3)),
+            PReLU(sharedAxes: [1]),
+            SimpleRNN(2, activation: .relu),
+        ], input: Input(shape: [6, 3]))
+        XCTAssertEqual(m.layers.map(\.name), ["masking", "bidirectional", "gru", "time_distributed", "p_re_lu", "simple_rnn"])
+        XCTAssertEqual(m.layers[1].weightShapes, [[3, 16], [4, 16], [16], [3, 16], [4, 16], [16]])
+        // LSTM's unit_forget_bias: the forget gate's block of the bias starts at one.
+        XCTAssertEqual(m.layers[1].weights[2], [Float](repeating: 0, count: 4) + [Float](repeating: 1, count: 4) + [Float](repeating: 0, count: 8))
+        try m.compile(loss: "mse", optimizer: .adam())
+        try randomize(m, seed: 4)
+        try checkSaved(m, "recurrent_layers")
+    }
+
     /// The weight keys follow Keras' rule (snake_case class name, made unique
     /// over model.layers; a Functional model's input layers included).
     func testWeightPaths() throws {

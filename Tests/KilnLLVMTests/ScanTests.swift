@@ -86,7 +86,7 @@ final class ScanTests: XCTestCase {
             }
         }
         let input = c.masked ? try m.layer(MaskingKind(value: 0).op, [x], "masking") : x
-        let op: LayerOp = c.merge.map { .bidirectional(c.specs[0], c.specs[1], merge: $0, masked: false) } ?? .recurrent(c.specs[0], masked: false)
+        let op: LayerOp = c.merge.map { BidirectionalKind(forward: c.specs[0], backward: c.specs[1], merge: $0, masked: false, innerName: "rnn").op } ?? RNNKind(c.specs[0], masked: false).op
         let outs = try m.g.add(.layer(op), [input] + params, layer: "rnn")
         // With return_state the output and every state are concatenated into one output row.
         m.output(outs.count == 1 ? outs[0] : try m.layer(ConcatenateKind(axis: -1).op, outs, "concatenate"), "rnn")
@@ -183,7 +183,7 @@ final class ScanTests: XCTestCase {
             let x = m.input("x", [steps, 4])
             let spec = RecurrentSpec(kind: .lstm, units: 8, returnSequences: true)
             let ws = spec.weightShapes(features: 4).enumerated().map { j, s in m.param("w\(j)", s, r.floats(s.reduce(1, *))) }
-            m.output(try m.layer(.recurrent(spec, masked: false), [try m.layer(MaskingKind(value: 0).op, [x], "masking")] + ws, "lstm"), "lstm")
+            m.output(try m.layer(RNNKind(spec, masked: false).op, [try m.layer(MaskingKind(value: 0).op, [x], "masking")] + ws, "lstm"), "lstm")
             let training = TrainingConfig(losses: [LossConfig(name: "mean_absolute_error")], optimizer: OptimizerConfig(name: "Adam", learningRate: 0.001))
             var options = CompileOptions()
             options.printAfter = ["schedule"]

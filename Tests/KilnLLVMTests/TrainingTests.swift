@@ -71,7 +71,7 @@ final class TrainingTests: XCTestCase {
         let lstmWeights = spec.weightShapes(features: 16).enumerated().map { j, shape in
             rnn.param("lstm/w\(j)", shape, r.floats(shape.reduce(1, *), -0.2, 0.2))
         }
-        var g = try rnn.layer(.recurrent(spec, masked: false), [seq] + lstmWeights, "lstm")
+        var g = try rnn.layer(RNNKind(spec, masked: false).op, [seq] + lstmWeights, "lstm")
         g = try rnn.layer(DenseKind(units: 4, activation: .linear, useBias: true).op,
                           [g, rnn.param("out/kernel", [96, 4], r.floats(384, -0.3, 0.3)), rnn.param("out/bias", [4], r.floats(4))], "out")
         rnn.output(g, "y")

@@ -37,7 +37,7 @@ public struct CRFKind: LayerKind {
         return [TensorType(.i32, [x.shape[0], x.shape[1]])]
     }
 
-    public func consumingMask() -> CRFKind? { CRFKind(masked: true) }
+    public func consumingMask() -> CRFKind? { masked ? nil : CRFKind(masked: true) }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         // Predict's form: the Viterbi path. The CRF loss (Losses.crf) reads this node's inputs.

@@ -14,6 +14,28 @@ private func expectFixedSample(_ x: TensorType, _ layer: String) throws {
     }
 }
 
+/// The advice when Flatten or Reshape turned a sequence or an image into (batch, features) before
+/// a layer that needs a time axis.
+private func flattenedHint(_ cls: String, name: String, before: TensorType, after: TensorType) -> String {
+    let who = "\(cls) '\(name)' turned \(before.kerasDescription) into \(after.kerasDescription)"
+    let t = before.shape[1] == .t ? "None" : "\(before.shape[1])"
+    let step = before.shape.dropFirst(2).map(\.factor)
+    let perStep = step.reduce(1, *)
+    if cls == "Flatten" && before.rank >= 5 {
+        // (batch, steps, height, width, channels): a sequence of images, as TimeDistributed layers make it.
+        return "\(who), flattening the time axis (\(t) steps) together with each step's \(formatShape(step)): "
+            + "wrap it as TimeDistributed(Flatten()) to flatten each step instead, which gives (None, \(t), \(perStep))"
+    }
+    if cls == "Flatten" && before.rank == 3 {
+        return "\(who), folding its \(t) steps into one vector: remove it (each step already is \(perStep) features), "
+            + "or keep the steps with TimeDistributed(Flatten())"
+    }
+    // An image (batch, height, width, channels): its rows can be the steps.
+    return "\(who), dropping axis 1 (\(t)), the only one that could be the time axis: to read the rows as steps, "
+        + "use Reshape((\(t), \(perStep))) instead; for a sequence of images, give the input (steps, height, width, channels) "
+        + "and wrap the layers before it in TimeDistributed"
+}
+
 /// (N, …) -> (N, prod(…)).
 public struct FlattenKind: LayerKind {
     public static let kerasClasses = ["Flatten"]
@@ -33,6 +55,10 @@ public struct FlattenKind: LayerKind {
     }
 
     public func kerasConfig() -> [(String, JSON)] { [("data_format", .string("channels_last"))] }
+
+    public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? {
+        flattenedHint("Flatten", name: name, before: before, after: after)
+    }
 }
 
 /// (N, …) -> (N, target), one entry of the target may be -1.
@@ -76,6 +102,10 @@ public struct ReshapeKind: LayerKind {
     }
 
     public func kerasConfig() -> [(String, JSON)] { [("target_shape", KerasJSON.ints(target))] }
+
+    public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? {
+        flattenedHint("Reshape", name: name, before: before, after: after)
+    }
 }
 
 /// Flattens each sample to one dimension: (N, ...) -> (N, prod(...)) (Keras' `Flatten`).

@@ -21,10 +21,12 @@ public struct TimeDistributedKind: LayerKind {
         let config = layer["config"] ?? .object([])
         let name = config["name"]?.string ?? c.name
         let kind = try type.init(keras: KerasConfig(name: name, className: cls, json: config, file: c.file))
+        guard !kind.needsTimeAxis else { throw c.fail("wraps a \(cls) layer, which Kiln does not support inside TimeDistributed") }
         self.init(inner: kind, innerName: name)
     }
 
     public var description: String { "time_distributed<\(inner)>" }
+    public var needsTimeAxis: Bool { true }
 
     /// One step's input: (N, …) for (N, T, …).
     private func inside(_ x: TensorType, _ layer: String) throws -> TensorType {
