@@ -40,7 +40,7 @@ let package = Package(
         // The layer table: one file per Keras layer (or family) in Layers/, each with its
         // LayerKind (import, weights, shapes, masks, lowering, config) and its Swift API class,
         // and the Swift API's base (Layer, KerasTensor, Input) they share.
-        .target(name: "KilnLayers", dependencies: ["KilnSupport", "KilnIR", "KilnRuntime"]),
+        .target(name: "KilnLayers", dependencies: ["KilnSupport", "KilnIR", "KilnPasses", "KilnRuntime"]),
         // Keras 3 .keras importer (zip + config.json + model.weights.h5).
         .target(
             name: "KilnKeras",

@@ -7,6 +7,14 @@ public enum LayerTable {
     /// Every layer kind of the table.
     public static let kinds: [any LayerKind.Type] = [
         Cropping1DKind.self,
+        Conv1DKind.self,
+        Pooling1DKind.self,
+        GlobalPooling1DKind.self,
+        ZeroPadding1DKind.self,
+        UpSampling1DKind.self,
+        RepeatVectorKind.self,
+        PermuteKind.self,
+        SpatialDropout1DKind.self,
     ]
 
     /// Kind by Keras class name.
