@@ -6,8 +6,8 @@ import KilnSupport
 
 /// x (N, T, C) [or (N, C, T)] -> (N, T', C) [or (N, C, T')]: the maximum or the mean of each
 /// window of `poolSize` steps, every `strides` steps. With 'same' padding the average counts
-/// the real steps of a window only (as Keras' JAX backend). Keras' pooling layers have no
-/// compute_mask: a mask stops here.
+/// the real steps of a window only, and a max window's gradient goes to its first maximal
+/// step (as Keras' JAX backend). Keras' pooling layers have no compute_mask: a mask stops here.
 public struct Pooling1DKind: LayerKind {
     public static let kerasClasses = ["MaxPooling1D", "AveragePooling1D"]
     public var pool: PoolKind
@@ -54,14 +54,35 @@ public struct Pooling1DKind: LayerKind {
     }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
-        // A pool2d over a (1, T) image with a (1, poolSize) window.
         let x = try axes.toChannelsLast(&b, ins[0])
         let xs = b.type(x).shape
-        let (out, before) = Window2D.outSize(xs[1].factor, kernel: poolSize, stride: strides, padding: padding)
-        let x4 = try b.reshape(x, [xs[0], .fixed(1), xs[1], xs[2]])
-        let win = Window2D(kh: 1, kw: poolSize, sh: 1, sw: strides, padTop: 0, padLeft: before)
-        let y = try b.p(.pool2D(pool, win, outH: 1, outW: out), x4)
-        return [try axes.toChannelsLast(&b, try b.reshape(y, [xs[0], .fixed(out), xs[2]]))]
+        let t = xs[1].factor
+        let (out, before) = Window2D.outSize(t, kernel: poolSize, stride: strides, padding: padding)
+        if pool == .avg {
+            // A pool2d over a (1, T) image with a (1, poolSize) window (it averages real cells only).
+            let x4 = try b.reshape(x, [xs[0], .fixed(1), xs[1], xs[2]])
+            let win = Window2D(kh: 1, kw: poolSize, sh: 1, sw: strides, padTop: 0, padLeft: before)
+            let y = try b.p(.pool2D(pool, win, outH: 1, outW: out), x4)
+            return [try axes.toChannelsLast(&b, try b.reshape(y, [xs[0], .fixed(out), xs[2]]))]
+        }
+        // The maximum as Keras' JAX backend differentiates it: a window's gradient goes to its
+        // first maximal step only (ties are common: padding tokens repeat a step). So: -inf
+        // padding, tap j of every window (steps o*s + j) by slices, and a running maximum that
+        // a later tap replaces only when strictly greater.
+        let after = max((poolSize - 1) + out * strides - before - t, 0)
+        let xp = before + after > 0 ? try b.p(.pad(axis: 1, before: before, after: after, value: -.infinity), x) : x
+        func tap(_ j: Int) throws -> Value {
+            if strides == 1 { return try b.p(.slice(axis: 1, start: j, length: out), xp) }
+            let run = try b.p(.slice(axis: 1, start: j, length: out * strides), xp)
+            let groups = try b.reshape(run, [xs[0], .fixed(out), .fixed(strides), xs[2]])
+            return try b.reshape(try b.p(.slice(axis: 2, start: 0, length: 1), groups), [xs[0], .fixed(out), xs[2]])
+        }
+        var y = try tap(0)
+        for j in 1..<max(poolSize, 1) {
+            let v = try tap(j)
+            y = try b.select(try b.compare(.gt, v, y), v, y)
+        }
+        return [try axes.toChannelsLast(&b, y)]
     }
 
     public func kerasConfig() -> [(String, JSON)] {
@@ -74,7 +95,8 @@ public struct Pooling1DKind: LayerKind {
 /// the mean over the steps. The time axis may be free. As Keras 3: GlobalAveragePooling1D takes
 /// the mask (the mean of the real steps only: masked steps count as 0 in the sum and not in the
 /// count, so a row with no real step gives 0/0) and gives none on; GlobalMaxPooling1D ignores
-/// the mask (it has no supports_masking) and the mask stops there.
+/// the mask (it has no supports_masking) and the mask stops there. Steps tied at the maximum
+/// share its gradient equally, as JAX's max.
 public struct GlobalPooling1DKind: LayerKind {
     public static let kerasClasses = ["GlobalMaxPooling1D", "GlobalAveragePooling1D"]
     public var pool: PoolKind
@@ -124,9 +146,15 @@ public struct GlobalPooling1DKind: LayerKind {
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let x = ins[0]
         let time = axes.time
-        guard masked else {
-            return [try b.reduce(pool == .max ? .max : .mean, x, axes: [time], keepDims: keepDims)]
+        if pool == .max {
+            // Keras' ops.max, whose JAX gradient shares dy equally among tied maxima (Kiln's
+            // reduce-max gives each of them dy): the mean of the steps equal to the maximum.
+            let m = try b.reduce(.max, x, axes: [time], keepDims: true)
+            let hit = try b.compare(.eq, x, m)
+            let sum = try b.reduce(.sum, try b.select(hit, x, try b.const(0)), axes: [time], keepDims: keepDims)
+            return [try b.div(sum, try b.reduce(.sum, try b.cast(hit, .f32), axes: [time], keepDims: keepDims))]
         }
+        guard masked else { return [try b.reduce(.mean, x, axes: [time], keepDims: keepDims)] }
         // sum(where(mask, x, 0)) / sum(mask), the mask broadcast over the channels.
         let xs = b.type(x).shape
         var ms = xs; ms[axes.channel] = .fixed(1)
