@@ -185,6 +185,8 @@ final class LayersSeq1DTests: XCTestCase {
         }
         XCTAssertEqual(try SpatialDropout1DKind(rate: 0.2).outputMask(&b, inputs: [x], masks: [m], outputs: [x]), m)
         XCTAssertNotNil(GlobalPooling1DKind(.avg).consumingMask())
+        // One that already takes a mask (the importer gave it, mask=) takes no second one.
+        XCTAssertNil(GlobalPooling1DKind(.avg).consumingMask()!.consumingMask())
         for kind in dropping where !(kind is GlobalPooling1DKind && (kind as! GlobalPooling1DKind).pool == .avg) {
             XCTAssertNil(kind.consumingMask() as (any LayerKind)?, "\(kind.kerasClass) reads the mask")
         }

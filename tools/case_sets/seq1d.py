@@ -160,3 +160,51 @@ def seq1d_permute_model():
     b = L.GlobalMaxPooling1D(data_format="channels_first")(
         L.ZeroPadding1D((1, 2), data_format="channels_first")(h))
     return keras.Model(x, L.Dense(3)(L.Concatenate()([a, b])))
+
+
+case("seq1d_masks_functional",
+     ["Embedding", "Embedding:mask_zero", "GlobalAveragePooling1D", "GlobalAveragePooling1D:masked",
+      "SpatialDropout1D", "SpatialDropout1D:passes_mask", "Conv1D", "Conv1D:drops_mask", "Conv1D:causal",
+      "GlobalMaxPooling1D", "Concatenate", "Dense", "loss:mse", "optimizer:Adam", "input:int32",
+      "api:Functional"],
+     lambda: seq1d_masks_model(),
+     comp("mse", adam(0.01)),
+     tok_data(14, 7, TRAIL_MID, reg(2)),
+     scenario="Functional, one Embedding(mask_zero) read three ways (Keras saves the mask as the "
+              "pooling calls' mask argument): GlobalAveragePooling1D (real steps only); "
+              "SpatialDropout1D(0.0) -> GlobalAveragePooling1D (the dropout passes the mask on); "
+              "Conv1D(causal) -> GlobalMaxPooling1D (no mask after the Conv1D) -> Concatenate -> Dense")
+
+
+def seq1d_masks_model():
+    x = keras.Input((7,), dtype="int32")
+    e = L.Embedding(14, 4, mask_zero=True)(x)
+    a = L.GlobalAveragePooling1D()(e)
+    s = L.GlobalAveragePooling1D()(L.SpatialDropout1D(0.0)(e))
+    c = L.GlobalMaxPooling1D()(L.Conv1D(3, 3, padding="causal", activation="tanh")(e))
+    return keras.Model(x, L.Dense(2)(L.Concatenate()([a, s, c])))
+
+
+# --- free sequence length (Input((None, ...))): the layers that need no fixed step count
+case("free_seq1d_gap_masked",
+     ["Input:free_steps", "Embedding", "Embedding:mask_zero", "SpatialDropout1D", "SpatialDropout1D:passes_mask",
+      "GlobalAveragePooling1D", "GlobalAveragePooling1D:masked", "Dense", "loss:mse", "optimizer:Adam",
+      "input:int32", "api:Sequential"],
+     seq((None,), lambda: L.Embedding(15, 4, mask_zero=True), lambda: L.SpatialDropout1D(0.0),
+         lambda: L.GlobalAveragePooling1D(), lambda: L.Dense(2), input_dtype="int32"),
+     comp("mse", adam(0.01)),
+     free_tok_data(15, 5, 9, TRAIL_MID, lambda t: reg(2)),
+     scenario="Input((None,)) token ids: Embedding(mask_zero) -> SpatialDropout1D(0.0) -> "
+              "GlobalAveragePooling1D (the mean of the real steps, however many) -> Dense; predicted "
+              "on 5 steps, trained on 9")
+
+case("free_seq1d_upsample_globalmax",
+     ["Input:free_steps", "UpSampling1D", "Dense", "Dense:3d", "Dense:tanh", "GlobalMaxPooling1D", "loss:mse",
+      "optimizer:SGD", "api:Sequential"],
+     seq((None, 3), lambda: L.UpSampling1D(3), lambda: L.Dense(4, activation="tanh"),
+         lambda: L.GlobalMaxPooling1D(), lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     lambda rng: ([f32(rng, 10, 4, 3)], None, [f32(rng, 20, 7, 3)], [reg(2)(rng, 20)]),
+     scenario="Input((None, 3)): UpSampling1D(3) (each step three times: every maximum is tied "
+              "three ways, and its gradient is shared as JAX shares it) -> Dense -> GlobalMaxPooling1D; "
+              "predicted on 4 steps, trained on 7")

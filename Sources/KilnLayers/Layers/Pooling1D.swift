@@ -123,7 +123,8 @@ public struct GlobalPooling1DKind: LayerKind {
     }
 
     public func consumingMask() -> GlobalPooling1DKind? {
-        guard pool == .avg else { return nil }
+        // Already taking one (a Functional model's call passes mask=): nothing more to take.
+        guard pool == .avg, !masked else { return nil }
         var k = self; k.masked = true; return k
     }
 
