@@ -64,4 +64,28 @@ extension SaveTests {
         XCTAssertEqual(drop.config["rate"]?.float, 0.3)
         XCTAssertNotNil(spec.layers.first { $0.className == "Conv1D" }?.config["trainable"])
     }
+
+    /// SpatialDropout1D(0.5) compiled: predict is the model without it (same weights, the same
+    /// numbers), and training runs with the channels dropped (its losses are not the
+    /// dropout-free model's).
+    func testSpatialDropout1DCompiled() throws {
+        Keras.clearSession(seed: 23)
+        let drop = try Sequential([Conv1D(4, kernelSize: 2, activation: .tanh), SpatialDropout1D(0.5), GlobalAveragePooling1D(), Dense(2)],
+                                  input: Input(shape: [6, 3]))
+        let plain = try Sequential([Conv1D(4, kernelSize: 2, activation: .tanh), GlobalAveragePooling1D(), Dense(2)], input: Input(shape: [6, 3]))
+        for m in [drop, plain] { try m.compile(loss: "mse", optimizer: .sgd(learningRate: 0.1)) }
+        try randomize(drop, seed: 6)
+        try plain.setWeights(drop.weights)
+        let x = inputs(drop, rows: 16, seed: 5)[0]
+        let (a, b) = (try drop.predict(x), try plain.predict(x))
+        assertClose(a.floats, b.floats.map(Double.init), rtol: 0, atol: 0, "SpatialDropout1D in predict")
+        var rng = TestRNG(8)
+        let y = HostTensor(shape: [16, 2], floats: rng.floats(32))
+        let before = drop.weights
+        let hd = try drop.fit(x: x, y: y, epochs: 3, batchSize: 8, shuffle: false, verbose: false)
+        let hp = try plain.fit(x: x, y: y, epochs: 3, batchSize: 8, shuffle: false, verbose: false)
+        XCTAssertTrue(hd.loss.allSatisfy(\.isFinite), "\(hd.loss)")
+        XCTAssertNotEqual(drop.weights, before)
+        XCTAssertNotEqual(hd.loss, hp.loss, "the dropout was not applied in training")
+    }
 }
