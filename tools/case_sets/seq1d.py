@@ -208,3 +208,15 @@ case("free_seq1d_upsample_globalmax",
      scenario="Input((None, 3)): UpSampling1D(3) (each step three times: every maximum is tied "
               "three ways, and its gradient is shared as JAX shares it) -> Dense -> GlobalMaxPooling1D; "
               "predicted on 4 steps, trained on 7")
+
+
+case("conv1d_wide_channels",
+     ["Conv1D", "Conv1D:same", "Conv1D:relu", "Conv1D:causal", "Conv1D:causal_strides", "Conv1D:wide",
+      "GlobalAveragePooling1D", "Dense", "loss:mse", "optimizer:Adam", "api:Sequential"],
+     seq((12, 16), lambda: L.Conv1D(16, 3, padding="same", activation="relu"),
+         lambda: L.Conv1D(16, 5, strides=2, padding="causal"),
+         lambda: L.GlobalAveragePooling1D(), lambda: L.Dense(2)),
+     comp("mse", adam(0.01)),
+     dense_data((12, 16), reg(2), n_pred=8, n_train=20),
+     scenario="16 channels and 16 filters: the runtime's direct convolution kernels (forward, and "
+              "both gradients) on a (1, T) image; Conv1D(16, 5, strides 2, causal) pads 4 steps in front")
