@@ -21,7 +21,7 @@ public struct SpatialDropout1DKind: LayerKind {
         self.init(rate: rate, seed: c.isAbsent("seed") ? nil : try c.int("seed"))
     }
 
-    public var description: String { "spatial_dropout1d<\(formatRate(rate))>" }
+    public var description: String { "spatial_dropout1d<\(rate)>" }
 
     public func infer(_ ins: [TensorType], layer: String) throws -> [TensorType] {
         try expectArity(ins, 1...1, layer)
@@ -50,8 +50,6 @@ public struct SpatialDropout1DKind: LayerKind {
         [("rate", KerasJSON.float(rate)), ("seed", seed.map(KerasJSON.int) ?? .null)]
     }
 }
-
-private func formatRate(_ r: Float) -> String { "\(r)" }
 
 /// Drops whole channels of a sequence in training (Keras' `SpatialDropout1D`): each row's
 /// channel is kept at every step or at none, with probability 1 - rate, and scaled by
