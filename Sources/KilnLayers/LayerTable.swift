@@ -21,6 +21,14 @@ public enum LayerTable {
         RNNKind.self,
         BidirectionalKind.self,
         TimeDistributedKind.self,
+        Conv1DKind.self,
+        Pooling1DKind.self,
+        GlobalPooling1DKind.self,
+        ZeroPadding1DKind.self,
+        UpSampling1DKind.self,
+        RepeatVectorKind.self,
+        PermuteKind.self,
+        SpatialDropout1DKind.self,
     ]
 
     /// Kind by Keras class name.

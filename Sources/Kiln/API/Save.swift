@@ -93,7 +93,8 @@ extension Layer {
     /// what Kiln does not model).
     func kerasConfig() throws -> JSON {
         let head: [(String, JSON)] = [("name", .string(name)), ("trainable", .bool(trainable)), ("dtype", dtypePolicy)]
-        if let kind { return .object(head + kind.kerasConfig()) }
+        // SpatialDropout1D's constructor takes no `trainable` (Keras' own config has none).
+        if let kind { return .object(head.filter { $0.0 != "trainable" || kind.kerasClass != "SpatialDropout1D" } + kind.kerasConfig()) }
         switch self {
         case let l as InputLayer:
             return .object([("batch_shape", .array([.null] + l.inputShape.map { .number(Double($0)) })),
