@@ -306,6 +306,7 @@ public enum KerasGraphBuilder {
                     params.append(graph.addParam("\(c.layer.name)/\(wname)", t, initial: w.values, trainable: trainable))
                     count += w.values.count
                 }
+                try attachPenalties(c, params: params, weights: weightNames)
             }
             do {
                 let outs = try graph.add(.layer(op), inputs + params + (mask.map { [$0] } ?? []), layer: c.layer.name)
@@ -318,7 +319,7 @@ public enum KerasGraphBuilder {
                     layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
                                             trainableCount: trainable ? count : 0, inbound: inbound))
                 }
-                return outs
+                return try applyActivityRegularizer(c, outs)
             } catch let e as ShapeError {
                 throw KerasImportError(e.description)
             }
@@ -360,6 +361,7 @@ public enum KerasGraphBuilder {
                         count += w.values.count
                         if train { trainableCount += w.values.count }
                     }
+                    try attachPenalties(c, params: params, weights: specs.map(\.name))
                 }
                 let outs = try graph.add(.layer(kind.op), inputs + params + extra, layer: c.layer.name)
                 if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
@@ -370,7 +372,7 @@ public enum KerasGraphBuilder {
                     layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
                                             trainableCount: trainableCount, inbound: inbound))
                 }
-                return outs
+                return try applyActivityRegularizer(c, outs)
             } catch let e as ShapeError {
                 throw KerasImportError(e.description)
             }

@@ -7,6 +7,12 @@ public enum LayerTable {
     /// Every layer kind of the table.
     public static let kinds: [any LayerKind.Type] = [
         Cropping1DKind.self,
+        ElementwiseMergeKind.self,
+        DotKind.self,
+        BatchNormalizationKind.self,
+        GaussianNoiseKind.self,
+        GaussianDropoutKind.self,
+        ActivityRegularizationKind.self,
     ]
 
     /// Kind by Keras class name.
