@@ -36,8 +36,9 @@ public struct GraphRebuilder {
         for (v, name) in zip(old.outputs, old.outputNames) { new.addOutput(map[v]!, name: name) }
         new.outputMasks = old.outputMasks.map { $0.flatMap { map[$0] } }
         for (k, v) in old.inferenceForms { if let nk = map[k], let nv = map[v] { new.inferenceForms[nk] = nv } }
-        new.stateUpdates = old.stateUpdates.compactMap { u in map[u.value].map { StateUpdate(param: map[u.param]!, value: $0) } }
-        new.lossTerms = old.lossTerms.compactMap { map[$0] }
+        // The old graph's state writes and loss terms, then those the rewrite made (lowering's).
+        new.stateUpdates = old.stateUpdates.compactMap { u in map[u.value].map { StateUpdate(param: map[u.param]!, value: $0) } } + new.stateUpdates
+        new.lossTerms = old.lossTerms.compactMap { map[$0] } + new.lossTerms
         return new
     }
 
