@@ -44,7 +44,12 @@ public struct Regularizer: Hashable, Sendable, CustomStringConvertible {
     public func penalty(_ w: Value, _ b: inout PrimBuilder) throws -> Value? {
         let all = Array(0..<b.type(w).rank)
         var terms: [Value] = []
-        if l1 != 0 { terms.append(try b.mul(try b.reduce(.sum, try b.unary(.abs, w), axes: all), l1)) }
+        if l1 != 0 {
+            // |w| as select(w >= 0, w, -w): its gradient at 0 is +1, as JAX's abs has it (a NonNeg
+            // constraint leaves weights at exactly 0).
+            let absW = try b.select(try b.compare(.ge, w, try b.const(0)), w, try b.unary(.neg, w))
+            terms.append(try b.mul(try b.reduce(.sum, absW, axes: all), l1))
+        }
         if l2 != 0 { terms.append(try b.mul(try b.reduce(.sum, try b.unary(.square, w), axes: all), l2)) }
         guard var s = terms.first else { return nil }
         for t in terms.dropFirst() { s = try b.add(s, t) }
