@@ -14,7 +14,8 @@ public struct Regularizer: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "l1_l2<\(l1), \(l2)>" }
 
     /// Reads a serialized Keras regularizer (an object or a name); nil for null. `fail` makes
-    /// the one-sentence refusal of anything else.
+    /// the one-sentence refusal of anything else from a fragment ("OrthogonalRegularizer; Kiln
+    /// supports L1, L2 and L1L2") the caller completes with the layer and the key.
     public static func parse(_ j: JSON?, fail: (String) -> Error) throws -> Regularizer? {
         guard let j, !j.isNull else { return nil }
         if let name = j.string {
@@ -22,21 +23,21 @@ public struct Regularizer: Hashable, Sendable, CustomStringConvertible {
             case "l1": return Regularizer(l1: 0.01)
             case "l2": return Regularizer(l2: 0.01)
             case "l1_l2", "l1l2": return Regularizer(l1: 0.01, l2: 0.01)
-            default: throw fail("regularizer '\(name)'; Kiln supports L1, L2 and L1L2")
+            default: throw fail("'\(name)'; Kiln supports L1, L2 and L1L2")
             }
         }
         let cls = j["class_name"]?.string ?? "?"
         let cfg = j["config"]
         func factor(_ key: String, _ fallback: Float) throws -> Float {
             guard let v = cfg?[key], !v.isNull else { return fallback }
-            guard let f = v.float, f >= 0 else { throw fail("regularizer \(cls) with \(key)=\(v.serialized); expected a number >= 0") }
+            guard let f = v.float, f >= 0 else { throw fail("\(cls) with \(key)=\(v.serialized); expected a number >= 0") }
             return f
         }
         switch cls {
         case "L1": return Regularizer(l1: try factor("l1", 0.01))
         case "L2": return Regularizer(l2: try factor("l2", 0.01))
         case "L1L2": return Regularizer(l1: try factor("l1", 0), l2: try factor("l2", 0))
-        default: throw fail("regularizer \(cls); Kiln supports L1, L2 and L1L2")
+        default: throw fail("\(cls); Kiln supports L1, L2 and L1L2")
         }
     }
 
@@ -84,21 +85,21 @@ public enum Constraint: Hashable, Sendable, CustomStringConvertible {
         let cfg: JSON?
         if let name = j.string {
             let names = ["max_norm": "MaxNorm", "non_neg": "NonNeg", "unit_norm": "UnitNorm", "min_max_norm": "MinMaxNorm"]
-            guard let c = names[name] else { throw fail("constraint '\(name)'; Kiln supports MaxNorm, NonNeg, UnitNorm and MinMaxNorm") }
+            guard let c = names[name] else { throw fail("'\(name)'; Kiln supports MaxNorm, NonNeg, UnitNorm and MinMaxNorm") }
             cls = c; cfg = nil
         } else {
             cls = j["class_name"]?.string ?? "?"; cfg = j["config"]
         }
         func number(_ key: String, _ fallback: Float) throws -> Float {
             guard let v = cfg?[key], !v.isNull else { return fallback }
-            guard let f = v.float else { throw fail("constraint \(cls) with \(key)=\(v.serialized); expected a number") }
+            guard let f = v.float else { throw fail("\(cls) with \(key)=\(v.serialized); expected a number") }
             return f
         }
         func axes() throws -> [Int] {
             guard let v = cfg?["axis"], !v.isNull else { return [0] }
             if let a = v.int { return [a] }
             if let a = v.ints { return a }
-            throw fail("constraint \(cls) with axis=\(v.serialized); expected an integer or a list of integers")
+            throw fail("\(cls) with axis=\(v.serialized); expected an integer or a list of integers")
         }
         switch cls {
         case "MaxNorm": return .maxNorm(maxValue: try number("max_value", 2), axes: try axes())
@@ -107,7 +108,7 @@ public enum Constraint: Hashable, Sendable, CustomStringConvertible {
         case "MinMaxNorm":
             return .minMaxNorm(minValue: try number("min_value", 0), maxValue: try number("max_value", 1),
                                rate: try number("rate", 1), axes: try axes())
-        default: throw fail("constraint \(cls); Kiln supports MaxNorm, NonNeg, UnitNorm and MinMaxNorm")
+        default: throw fail("\(cls); Kiln supports MaxNorm, NonNeg, UnitNorm and MinMaxNorm")
         }
     }
 

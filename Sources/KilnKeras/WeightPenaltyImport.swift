@@ -34,8 +34,8 @@ extension KerasGraphBuilder {
         var out: [(Regularizer?, Constraint?)] = []
         for w in weights {
             let (cfg, stem) = penaltySource(c, weight: w)
-            let r = try Regularizer.parse(cfg["\(stem)_regularizer"]) { c.fail("uses \(stem)_regularizer \($0), which Kiln does not support") }
-            let k = try Constraint.parse(cfg["\(stem)_constraint"]) { c.fail("uses \(stem)_constraint \($0), which Kiln does not support") }
+            let r = try Regularizer.parse(cfg["\(stem)_regularizer"]) { c.fail("uses \(stem)_regularizer \($0)") }
+            let k = try Constraint.parse(cfg["\(stem)_constraint"]) { c.fail("uses \(stem)_constraint \($0)") }
             used[cfg.serialized, default: []].formUnion(["\(stem)_regularizer", "\(stem)_constraint"])
             out.append((r, k))
         }
@@ -54,7 +54,7 @@ extension KerasGraphBuilder {
                 if used[cfg.serialized]?.contains(key) == true { continue }
                 let stem = String(key[..<key.lastIndex(of: "_")!])
                 if optional.contains(stem) { continue }
-                throw c.fail("has \(key)\(place) \(v.serialized), which Kiln does not support for this layer")
+                throw c.fail("has \(key)\(place) \(v["class_name"]?.string ?? v.serialized), which Kiln does not support for this layer")
             }
         }
         return out
@@ -63,7 +63,7 @@ extension KerasGraphBuilder {
     /// The layer's activity regularizer (Keras divides its penalty by the batch size), if any.
     static func activityRegularizer(_ c: Context) throws -> ActivityRegularizationKind? {
         guard let r = try Regularizer.parse(c.config["activity_regularizer"], fail: {
-            c.fail("uses activity_regularizer \($0), which Kiln does not support")
+            c.fail("uses activity_regularizer \($0)")
         }) else { return nil }
         return ActivityRegularizationKind(l1: r.l1, l2: r.l2)
     }
