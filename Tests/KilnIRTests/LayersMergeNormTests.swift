@@ -35,6 +35,27 @@ final class LayersMergeNormTests: XCTestCase {
         XCTAssertEqual(Keras.snakeCase("Maximum"), "maximum")
     }
 
+    /// Masks through merges: Subtract and Average OR them; Multiply (Maximum, Minimum) refuse them.
+    func testMergeMasks() throws {
+        func graph(_ op: ElementwiseMergeKind.Op, maskedBoth: Bool) throws -> Graph {
+            var g = Graph(name: "m")
+            let ids = g.addInput("ids", TensorType(.i32, [.n, fx(4)]))
+            let table = g.addParam("e/embeddings", f32(fx(5), fx(3)), initial: (0..<15).map(Float.init))
+            let e = try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e")[0]
+            let x = g.addInput("x", f32(.n, fx(4), fx(3)))
+            let other = maskedBoth ? try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e2")[0] : x
+            g.addOutput(try g.add(.layer(ElementwiseMergeKind(op).op), [e, other], layer: "merge")[0], name: "merge")
+            return try Pipeline.run(Pipeline.lowering, g)
+        }
+        XCTAssertNotNil(try graph(.subtract, maskedBoth: true).outputMasks[0], "both masked: the OR")
+        XCTAssertNil(try graph(.average, maskedBoth: false).outputMasks[0], "one unmasked input: no mask, as Keras")
+        for op in [ElementwiseMergeKind.Op.multiply, .maximum, .minimum] {
+            XCTAssertThrowsError(try graph(op, maskedBoth: false)) {
+                XCTAssertTrue("\($0)".contains("\(op.rawValue) 'merge': is given masked inputs, which Kiln supports for Subtract and Average only"), "\($0)")
+            }
+        }
+    }
+
     func testDotShapesAndConfig() throws {
         func dot(_ axes: [Int], _ norm: Bool = false) -> KindCheck { KindCheck(kind: DotKind(axes: axes, normalize: norm), name: "d") }
         XCTAssertEqual(try dot([1]).infer([f32(.n, fx(4)), f32(.n, fx(4))]), [f32(.n, fx(1))])

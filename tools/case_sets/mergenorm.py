@@ -216,3 +216,21 @@ case("noise_zero_fit",
      comp("mse", sgd(0.1)),
      dense_data(5, reg(2), n_pred=10, n_train=22),
      scenario="GaussianNoise(0.0) and GaussianDropout(0.0) add no noise in fit either, as in Keras")
+
+
+case("reg_wrappers_activity",
+     ["Bidirectional", "Bidirectional:concat", "LSTM", "LSTM:return_sequences", "kernel_regularizer:L2",
+      "recurrent_constraint:MaxNorm", "TimeDistributed", "Dense", "kernel_regularizer:L1",
+      "bias_constraint:NonNeg", "GRU", "activity_regularizer:L2", "loss:mse", "optimizer:SGD",
+      "api:Sequential"],
+     seq((5, 3),
+         lambda: L.Bidirectional(L.LSTM(4, return_sequences=True, kernel_regularizer=R.L2(0.02),
+                                        recurrent_constraint=K.MaxNorm(0.8))),
+         lambda: L.TimeDistributed(L.Dense(3, kernel_regularizer=R.L1(0.01), bias_constraint=K.NonNeg())),
+         lambda: L.GRU(4, activity_regularizer=R.L2(0.05)),
+         lambda: L.Dense(2)),
+     comp("mse", sgd(0.1)),
+     dense_data((5, 3), reg(2), n_pred=10, n_train=22),
+     scenario="penalties and constraints of wrapped layers: both directions of a Bidirectional LSTM "
+              "(the backward copy of the forward config) and a TimeDistributed Dense; a GRU's "
+              "activity_regularizer on its output")

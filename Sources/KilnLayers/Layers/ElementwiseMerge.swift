@@ -47,8 +47,8 @@ public struct ElementwiseMergeKind: LayerKind {
         if op == .multiply || op == .maximum || op == .minimum {
             // Keras' Multiply, Maximum and Minimum change the values at masked steps (they stand in
             // the other input's value or 1); Kiln does not implement that.
-            throw ShapeError(layer: "\(kerasClass) '\(b.layer)'", "is given masked inputs, which Kiln supports for Add, Subtract and Average only",
-                             hint: "merge before the mask is made, or use Add, Subtract or Average")
+            throw ShapeError(layer: "\(kerasClass) '\(b.layer)'", "is given masked inputs, which Kiln supports for Subtract and Average only (Keras changes the values at masked steps here)",
+                             hint: "merge before the mask is made, or use Subtract or Average")
         }
         // Keras' Merge.compute_mask: no mask unless every input has one, then their OR.
         guard masks.allSatisfy({ $0 != nil }) else { return nil }
