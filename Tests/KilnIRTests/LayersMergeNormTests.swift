@@ -84,7 +84,12 @@ final class LayersMergeNormTests: XCTestCase {
         XCTAssertEqual(try KindCheck(kind: bn).infer([f32(.n, .t, fx(3))]), [f32(.n, .t, fx(3))])
         let k = try kerasKind("BatchNormalization", #"{"axis": -1, "momentum": 0.9, "epsilon": 0.01, "center": false, "scale": true, "trainable": false}"#)
         XCTAssertEqual(k as? BatchNormalizationKind, BatchNormalizationKind(momentum: 0.9, epsilon: 0.01, center: false, frozen: true))
-        refusesConfig("BatchNormalization", #"{"axis": 1}"#, ["layer 'L' (BatchNormalization)", "axis 1", "axis=-1"])
+        refusesConfig("BatchNormalization", #"{"axis": 0}"#, ["layer 'L' (BatchNormalization)", "axis 0", "axis=-1"])
+        // axis as the last axis counted from 0 is the same layer; another axis is refused by the shape rule.
+        XCTAssertEqual(try KindCheck(kind: try kerasKind("BatchNormalization", #"{"axis": [3]}"#)).infer([f32(.n, fx(2), fx(2), fx(3))]),
+                       [f32(.n, fx(2), fx(2), fx(3))])
+        KindCheck(kind: BatchNormalizationKind(axis: 1), name: "bn").refuses([f32(.n, fx(5), fx(3))],
+                                                                         ["BatchNormalization 'bn'", "axis 1", "(None, 5, 3)", "last axis (axis=-1) only"])
         refusesConfig("BatchNormalization", #"{"axis": -1, "renorm": true}"#, ["(BatchNormalization)", "renorm=True"])
         refusesConfig("GaussianDropout", #"{"rate": 1.0}"#, ["(GaussianDropout)", "rate=1.0"])
         refusesConfig("GaussianNoise", #"{"stddev": -0.5}"#, ["(GaussianNoise)", "stddev=-0.5"])

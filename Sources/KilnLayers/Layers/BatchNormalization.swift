@@ -13,6 +13,8 @@ import KilnSupport
 /// Passes the mask on.
 public struct BatchNormalizationKind: LayerKind {
     public static let kerasClasses = ["BatchNormalization"]
+    /// The normalized axis as Keras' config gives it (-1, or the input's last axis counted from 0).
+    public var axis: Int
     public var momentum: Float
     public var epsilon: Float
     public var center: Bool
@@ -22,37 +24,44 @@ public struct BatchNormalizationKind: LayerKind {
     /// Whether the last input is the mask (masked moments).
     public var masked = false
 
-    public init(momentum: Float = 0.99, epsilon: Float = 0.001, center: Bool = true, scale: Bool = true, frozen: Bool = false) {
-        self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale; self.frozen = frozen
+    public init(axis: Int = -1, momentum: Float = 0.99, epsilon: Float = 0.001, center: Bool = true, scale: Bool = true, frozen: Bool = false) {
+        self.axis = axis; self.momentum = momentum; self.epsilon = epsilon; self.center = center; self.scale = scale; self.frozen = frozen
     }
 
     public init(keras c: KerasConfig) throws {
         let raw = c["axis"]
         let axis = raw?.int ?? (raw?.ints?.count == 1 ? raw?.ints?[0] : nil) ?? (c.isAbsent("axis") ? -1 : nil)
-        guard axis == -1 else {
+        guard let axis, axis == -1 || axis >= 1 else {
             throw c.fail("has axis \(raw?.serialized ?? "null"); Kiln supports axis=-1 (the last axis, channels_last)")
         }
         if try c.bool("renorm", false) { throw c.fail("uses renorm=True; Kiln supports renorm=False") }
         if try c.bool("synchronized", false) { throw c.fail("uses synchronized=True; Kiln supports synchronized=False") }
         let eps = try c.float("epsilon", 0.001)
         guard eps > 0 else { throw c.fail("has epsilon=\(eps); expected a number > 0") }
-        self.init(momentum: try c.float("momentum", 0.99), epsilon: eps, center: try c.bool("center", true),
+        self.init(axis: axis, momentum: try c.float("momentum", 0.99), epsilon: eps, center: try c.bool("center", true),
                   scale: try c.bool("scale", true), frozen: !(try c.bool("trainable", true)))
     }
 
     public var description: String {
-        "batch_normalization<momentum \(momentum), epsilon \(epsilon)\(center ? "" : ", no center")\(scale ? "" : ", no scale")\(frozen ? ", frozen" : "")\(masked ? ", masked" : "")>"
+        "batch_normalization<\(axis == -1 ? "" : "axis \(axis), ")momentum \(momentum), epsilon \(epsilon)\(center ? "" : ", no center")\(scale ? "" : ", no scale")\(frozen ? ", frozen" : "")\(masked ? ", masked" : "")>"
     }
 
     func channels(_ x: TensorType, _ layer: String) throws -> Int {
         guard x.dtype == .f32, x.rank >= 2, x.shape[0] == .n, let c = x.shape.last?.fixedValue else {
             throw ShapeError(layer: layer, "normalizes float tensors (batch, ..., features) with a fixed last axis, got \(x.kerasDescription)")
         }
+        guard axis == -1 || axis == x.rank - 1 else {
+            throw ShapeError(layer: layer, "normalizes axis \(axis) of input \(x.kerasDescription); Kiln supports the last axis (axis=-1) only",
+                             hint: "normalize channels_last data over its last axis")
+        }
         return c
     }
 
     public func weights(for inputs: [TensorType]) throws -> [LayerWeight] {
-        let c = try channels(inputs[0], "BatchNormalization")
+        // Sized by the axis the config names, so that a file's weights fit and the shape rule
+        // (which names the layer) is the one to refuse another axis than the last.
+        let x = inputs[0]
+        let c = axis >= 1 && axis < x.rank - 1 ? x.shape[axis].factor : try channels(x, "BatchNormalization")
         return (scale ? [LayerWeight("gamma", [c], .ones)] : []) + (center ? [LayerWeight("beta", [c], .zeros)] : [])
             + [LayerWeight("moving_mean", [c], .zeros, trainable: false), LayerWeight("moving_variance", [c], .ones, trainable: false)]
     }
@@ -131,7 +140,7 @@ public struct BatchNormalizationKind: LayerKind {
     }
 
     public func kerasConfig() -> [(String, JSON)] {
-        [("axis", KerasJSON.int(-1)), ("momentum", KerasJSON.float(momentum)), ("epsilon", KerasJSON.float(epsilon)),
+        [("axis", KerasJSON.int(axis)), ("momentum", KerasJSON.float(momentum)), ("epsilon", KerasJSON.float(epsilon)),
          ("center", .bool(center)), ("scale", .bool(scale)),
          ("beta_initializer", KerasJSON.zeros), ("gamma_initializer", KerasJSON.ones),
          ("moving_mean_initializer", KerasJSON.zeros), ("moving_variance_initializer", KerasJSON.ones),
