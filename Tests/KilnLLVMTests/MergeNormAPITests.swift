@@ -48,5 +48,14 @@ final class MergeNormAPITests: XCTestCase {
         let lib = try compileAndLoad(loaded, name: "mergenorm", dir: dir + "/lib")
         let want = try m.predict(x)[0]
         assertClose(try lib.predict(x)[0].floats, want.floats.map(Double.init), rtol: 0, atol: 1e-6, "predictions of the saved model")
+
+        // For the by-hand check with real Keras (tools/check_saved_with_keras.py), as SaveTests:
+        // KILN_SAVE_DUMP=DIR keeps the file, its inputs and the Swift model's predictions.
+        if let dump = ProcessInfo.processInfo.environment["KILN_SAVE_DUMP"], !dump.isEmpty {
+            try FileManager.default.createDirectory(atPath: dump, withIntermediateDirectories: true)
+            try m.save(dump + "/mergenorm.keras")
+            for (i, t) in x.enumerated() { try NPY.write(t, path: dump + "/mergenorm_x\(i).npy") }
+            try NPY.write(want, path: dump + "/mergenorm_p0.npy")
+        }
     }
 }
