@@ -35,23 +35,53 @@ final class LayersMergeNormTests: XCTestCase {
         XCTAssertEqual(Keras.snakeCase("Maximum"), "maximum")
     }
 
-    /// Masks through merges: Subtract and Average OR them; Multiply (Maximum, Minimum) refuse them.
+    /// Masks through merges: Subtract and Average OR them; Multiply, Maximum and Minimum take
+    /// inputs that all carry the same mask (and refuse others).
     func testMergeMasks() throws {
-        func graph(_ op: ElementwiseMergeKind.Op, maskedBoth: Bool) throws -> Graph {
+        enum Other { case same, second, unmasked }
+        func graph(_ op: ElementwiseMergeKind.Op, _ other: Other) throws -> Graph {
             var g = Graph(name: "m")
             let ids = g.addInput("ids", TensorType(.i32, [.n, fx(4)]))
             let table = g.addParam("e/embeddings", f32(fx(5), fx(3)), initial: (0..<15).map(Float.init))
             let e = try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e")[0]
             let x = g.addInput("x", f32(.n, fx(4), fx(3)))
-            let other = maskedBoth ? try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e2")[0] : x
-            g.addOutput(try g.add(.layer(ElementwiseMergeKind(op).op), [e, other], layer: "merge")[0], name: "merge")
+            let second: Value
+            switch other {
+            case .same: second = e
+            case .second: second = try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e2")[0]
+            case .unmasked: second = x
+            }
+            g.addOutput(try g.add(.layer(ElementwiseMergeKind(op).op), [e, second], layer: "merge")[0], name: "merge")
             return try Pipeline.run(Pipeline.lowering, g)
         }
-        XCTAssertNotNil(try graph(.subtract, maskedBoth: true).outputMasks[0], "both masked: the OR")
-        XCTAssertNil(try graph(.average, maskedBoth: false).outputMasks[0], "one unmasked input: no mask, as Keras")
+        XCTAssertNotNil(try graph(.subtract, .second).outputMasks[0], "both masked: the OR")
+        XCTAssertNil(try graph(.average, .unmasked).outputMasks[0], "one unmasked input: no mask, as Keras")
         for op in [ElementwiseMergeKind.Op.multiply, .maximum, .minimum] {
-            XCTAssertThrowsError(try graph(op, maskedBoth: false)) {
-                XCTAssertTrue("\($0)".contains("\(op.rawValue) 'merge': is given masked inputs, which Kiln supports for Subtract and Average only"), "\($0)")
+            XCTAssertNotNil(try graph(op, .same).outputMasks[0])
+            for other in [Other.second, .unmasked] {
+                XCTAssertThrowsError(try graph(op, other)) {
+                    XCTAssertTrue("\($0)".contains("\(op.rawValue) 'merge': is given inputs with different masks (or some without one)"), "\($0)")
+                }
+            }
+        }
+        // Values at masked steps: Multiply 0, Maximum / Minimum the first input.
+        var g = Graph(name: "v")
+        let a = g.addInput("a", f32(.n, fx(2), fx(1))), c = g.addInput("c", f32(.n, fx(2), fx(1)))
+        let m = g.addInput("m", TensorType(.bool, [.n, fx(2)]))
+        var b = PrimBuilder(graph: g, layer: "merge")
+        var ctx = LoweringContext()
+        let outs = try [ElementwiseMergeKind.Op.multiply, .maximum, .minimum].map {
+            try ElementwiseMergeKind($0).consumingMask()!.lower(&b, [a, c, m], &ctx)[0]
+        }
+        let r = try Interpreter.run(b.graph, inputs: [[2, -1], [3, 5], [1, 0]], n: 1)
+        XCTAssertEqual(outs.map { r[$0]! }, [[6, 0], [3, -1], [2, -1]])
+        var rng = RNG(8)
+        let t = f32(.n, fx(3), fx(2))
+        for op in [ElementwiseMergeKind.Op.multiply, .maximum, .minimum] {
+            try checkGradient("merge_masked_\(op.rawValue)", [.input(t, rng.signed(12)), .input(t, rng.signed(12)),
+                              Operand(type: TensorType(.bool, [.n, fx(3)]), isParam: false, values: [1, 0, 1, 1, 1, 0], differentiable: false)]) { b, xs in
+                var ctx = LoweringContext()
+                return try ElementwiseMergeKind(op).consumingMask()!.lower(&b, xs, &ctx)[0]
             }
         }
     }

@@ -234,3 +234,30 @@ case("reg_wrappers_activity",
      scenario="penalties and constraints of wrapped layers: both directions of a Bidirectional LSTM "
               "(the backward copy of the forward config) and a TimeDistributed Dense; a GRU's "
               "activity_regularizer on its output")
+
+
+def build_merge_masked_values():
+    t = keras.Input((6,), dtype="int32", name="t")
+    e = L.Embedding(12, 4, mask_zero=True)(t)
+    a = L.Dense(4, activation="tanh")(e)
+    b = L.Dense(4)(e)
+    h = L.Add()([L.Multiply()([a, b]), L.Maximum()([a, b, e]), L.Minimum()([b, a])])
+    seq_out = L.Dense(2, name="steps")(L.Average()([L.Multiply()([a, e]), L.Maximum()([b, e]), L.Minimum()([e, a])]))
+    return keras.Model(t, [L.Dense(2, name="last")(L.GRU(5)(h)), seq_out])
+
+
+def merge_masked_values_data(rng):
+    x = masked_tokens(rng, 10, 6, 12, TRAIL_MID)
+    tx = masked_tokens(rng, 22, 6, 12, TRAIL_MID)
+    return [x], None, [tx], [f32(rng, 22, 2, scale=0.8), f32(rng, 22, 6, 2, scale=0.8)]
+
+
+case("merge_masked_multiply_max_min",
+     ["Multiply", "Multiply:masked", "Maximum", "Maximum:masked", "Minimum", "Minimum:masked", "Add",
+      "Embedding", "Embedding:mask_zero", "Dense", "Dense:3d", "GRU", "GRU:masked", "Average",
+      "Average:masked", "output:multiple", "loss:list", "loss:mse", "optimizer:SGD", "api:Functional"],
+     build_merge_masked_values, comp(["mse", "mse"], sgd(0.1)), merge_masked_values_data,
+     metrics_keys=["last_loss", "steps_loss"],
+     scenario="Multiply, Maximum and Minimum of branches of one masked sequence change the values at "
+              "masked steps as Keras does (Multiply 0, Maximum/Minimum the first input): the 'steps' "
+              "output shows them in predict (its loss skips masked steps); a GRU consumes the mask")
