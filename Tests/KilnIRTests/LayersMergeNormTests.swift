@@ -35,35 +35,30 @@ final class LayersMergeNormTests: XCTestCase {
         XCTAssertEqual(Keras.snakeCase("Maximum"), "maximum")
     }
 
-    /// Masks through merges: Subtract and Average OR them; Multiply, Maximum and Minimum take
-    /// inputs that all carry the same mask (and refuse others).
+    /// Masks through merges: Subtract and Average OR them (Keras' Merge.compute_mask); Multiply,
+    /// Maximum and Minimum take inputs that all carry the same mask (and refuse others).
     func testMergeMasks() throws {
-        enum Other { case same, second, unmasked }
-        func graph(_ op: ElementwiseMergeKind.Op, _ other: Other) throws -> Graph {
-            var g = Graph(name: "m")
-            let ids = g.addInput("ids", TensorType(.i32, [.n, fx(4)]))
-            let table = g.addParam("e/embeddings", f32(fx(5), fx(3)), initial: (0..<15).map(Float.init))
-            let e = try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e")[0]
-            let x = g.addInput("x", f32(.n, fx(4), fx(3)))
-            let second: Value
-            switch other {
-            case .same: second = e
-            case .second: second = try g.add(.layer(.embedding(inputDim: 5, outputDim: 3, maskZero: true)), [ids, table], layer: "e2")[0]
-            case .unmasked: second = x
-            }
-            g.addOutput(try g.add(.layer(ElementwiseMergeKind(op).op), [e, second], layer: "merge")[0], name: "merge")
-            return try Pipeline.run(Pipeline.lowering, g)
+        // The mask rule as mask propagation calls it, with the data inputs' masks.
+        var g0 = Graph(name: "m")
+        let x = g0.addInput("x", f32(.n, fx(4), fx(3)))
+        let m1 = g0.addInput("m1", TensorType(.bool, [.n, fx(4)])), m2 = g0.addInput("m2", TensorType(.bool, [.n, fx(4)]))
+        var b0 = PrimBuilder(graph: g0, layer: "merge")
+        func mask(_ op: ElementwiseMergeKind.Op, _ masks: [Value?]) throws -> Value? {
+            try ElementwiseMergeKind(op).outputMask(&b0, inputs: [x, x], masks: masks, outputs: [x])
         }
-        XCTAssertNotNil(try graph(.subtract, .second).outputMasks[0], "both masked: the OR")
-        XCTAssertNil(try graph(.average, .unmasked).outputMasks[0], "one unmasked input: no mask, as Keras")
+        let or = try XCTUnwrap(try mask(.subtract, [m1, m2]), "both masked: the OR")
+        XCTAssertNil(try mask(.average, [m1, nil]), "one unmasked input: no mask, as Keras")
+        XCTAssertEqual(try Interpreter.run(b0.graph, inputs: [[Double](repeating: 0, count: 12), [1, 0, 1, 0], [1, 1, 0, 0]], n: 1)[or]!, [1, 1, 1, 0])
         for op in [ElementwiseMergeKind.Op.multiply, .maximum, .minimum] {
-            XCTAssertNotNil(try graph(op, .same).outputMasks[0])
-            for other in [Other.second, .unmasked] {
-                XCTAssertThrowsError(try graph(op, other)) {
+            XCTAssertNotNil(ElementwiseMergeKind(op).consumingMask(), "\(op) reads the mask")
+            XCTAssertEqual(try mask(op, [m1, m1]), m1)
+            for masks in [[m1, m2], [m1, nil], [nil, m1]] as [[Value?]] {
+                XCTAssertThrowsError(try mask(op, masks)) {
                     XCTAssertTrue("\($0)".contains("\(op.rawValue) 'merge': is given inputs with different masks (or some without one)"), "\($0)")
                 }
             }
         }
+        XCTAssertNil(ElementwiseMergeKind(.subtract).consumingMask(), "Subtract's values do not depend on masks")
         // Values at masked steps: Multiply 0, Maximum / Minimum the first input.
         var g = Graph(name: "v")
         let a = g.addInput("a", f32(.n, fx(2), fx(1))), c = g.addInput("c", f32(.n, fx(2), fx(1)))
