@@ -58,4 +58,23 @@ final class MergeNormAPITests: XCTestCase {
             try NPY.write(want, path: dump + "/mergenorm_p0.npy")
         }
     }
+
+    /// The compiled library's noise: x = 0 through GaussianNoise(0.5) and a fixed Dense whose
+    /// kernel is 1/sqrt(200) everywhere gives N(0, 0.25) outputs, so the mse against 0 of one
+    /// batch of 100 rows (the loss before the first update) is 0.25 within a few of its
+    /// standard errors (0.035); predict has no noise.
+    func testCompiledNoiseHasItsVariance() throws {
+        Keras.clearSession(seed: 3)
+        let x = Input(shape: [200])
+        let dense = Dense(1)
+        let m = try FunctionalModel(inputs: [x], outputs: [dense(GaussianNoise(stddev: 0.5)(x))])
+        try m.compile(loss: "mse", optimizer: .sgd(learningRate: 0))
+        try dense.setWeights([[Float](repeating: 1 / Float(200).squareRoot(), count: 200), [0]])
+        let zeros = HostTensor(shape: [100, 200], floats: [Float](repeating: 0, count: 20000))
+        let h = try m.fit(x: [zeros], y: [HostTensor(shape: [100, 1], floats: [Float](repeating: 0, count: 100))],
+                          epochs: 3, batchSize: 100, shuffle: false, verbose: false)
+        for l in h.loss { XCTAssertEqual(l, 0.25, accuracy: 0.12) }
+        XCTAssertNotEqual(h.loss[0], h.loss[1], "each step draws anew")
+        XCTAssertEqual(try m.predict(zeros).floats, [Float](repeating: 0, count: 100))
+    }
 }
