@@ -1056,6 +1056,8 @@ def randomize(model, rng, wscale):
             a = rng.uniform(-1.0, 1.0, shape)
         elif path.endswith("alpha"):          # PReLU
             a = rng.uniform(0.05, 0.4, shape)
+        elif path.endswith("moving_variance"):   # BatchNormalization: a variance is positive
+            a = rng.uniform(0.5, 1.5, shape)
         elif len(shape) >= 2:
             fan_in = int(np.prod(shape[:-1]))
             lim = np.sqrt(3.0 / fan_in) * wscale

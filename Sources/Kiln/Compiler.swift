@@ -68,7 +68,10 @@ public enum Compiler {
         // Predict and evaluation share its inference form.
         let lowered = try Pipeline.run(Pipeline.lowering, model.graph, observe: observe)
         let inferred = try Pipeline.run(Pipeline.inferenceForm(unroll: options.unroll), lowered, observe: observe)
-        let predictGraph = try Pipeline.run(Pipeline.optimizations, inferred, observe: observe)
+        // Predict computes no loss terms (activity regularization is evaluation's and training's).
+        var forPredict = inferred
+        forPredict.lossTerms = []
+        let predictGraph = try Pipeline.run(Pipeline.optimizations, forPredict, observe: observe)
         var steps: (train: TrainingBuilder.Result, evaluate: TrainingBuilder.Result)? = nil
         if let cfg = model.training, TrainingBuilder.enabled {
             steps = try TrainingBuilder.build(layers: model.graph, lowered: lowered, inferred: inferred, cfg, unroll: options.unroll,

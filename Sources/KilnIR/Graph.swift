@@ -33,6 +33,20 @@ public struct Param: Sendable {
     public var trainable: Bool
     public var role: Role
     public var value: Value
+    /// Keras' `<weight>_regularizer`: its penalty is added to the training and evaluation loss
+    /// (trainable weights only, as Keras).
+    public var regularizer: Regularizer? = nil
+    /// Keras' `<weight>_constraint`: applied to the weight after each optimizer update.
+    public var constraint: Constraint? = nil
+}
+
+/// A state write a layer's training form makes besides the optimizer's (BatchNormalization's
+/// moving statistics): the training step assigns `value` to the parameter `param`; the
+/// inference form drops it.
+public struct StateUpdate: Hashable, Sendable {
+    public var param: Value
+    public var value: Value
+    public init(param: Value, value: Value) { self.param = param; self.value = value }
 }
 
 /// One op application. `layer` names the Keras layer it came from, for messages.
@@ -59,6 +73,12 @@ public struct Graph: Sendable {
     /// inference program, value k stands for value v (a dropout's result for its input). The
     /// inference pass (Pipeline.swift) applies and clears it; rebuilt graphs carry it.
     public var inferenceForms: [Value: Value] = [:]
+    /// State writes of the training form (StateUpdate); the training step emits them as assigns
+    /// next to the optimizer's, the inference pass drops them.
+    public var stateUpdates: [StateUpdate] = []
+    /// Scalar terms a layer adds to the loss (Keras' `add_loss`: activity regularization),
+    /// in training and evaluation alike.
+    public var lossTerms: [Value] = []
 
     public init(name: String) { self.name = name }
 
@@ -95,6 +115,12 @@ public struct Graph: Sendable {
         return v
     }
 
+    /// The parameter whose value this is, if any.
+    public func param(_ v: Value) -> Param? {
+        if case .param(let k) = values[v.id].source { return params[k] }
+        return nil
+    }
+
     /// Appends a node whose output types are inferred; throws a ShapeError naming the layer.
     @discardableResult
     public mutating func add(_ op: Op, _ inputs: [Value], layer: String) throws -> [Value] {
@@ -120,6 +146,8 @@ public struct Graph: Sendable {
     public mutating func replaceUses(of old: Value, with new: Value) {
         for i in nodes.indices { nodes[i].inputs = nodes[i].inputs.map { $0 == old ? new : $0 } }
         outputs = outputs.map { $0 == old ? new : $0 }
+        stateUpdates = stateUpdates.map { $0.value == old ? StateUpdate(param: $0.param, value: new) : $0 }
+        lossTerms = lossTerms.map { $0 == old ? new : $0 }
     }
 
     /// Rebuilds the graph keeping only `keep` nodes (in order), renumbering nothing:
@@ -139,6 +167,8 @@ public struct Graph: Sendable {
         var uses = [Int](repeating: 0, count: values.count)
         for n in nodes { for v in n.inputs { uses[v.id] += 1 } }
         for v in outputs { uses[v.id] += 1 }
+        for u in stateUpdates { uses[u.value.id] += 1 }
+        for v in lossTerms { uses[v.id] += 1 }
         return uses
     }
 

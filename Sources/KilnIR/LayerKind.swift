@@ -6,7 +6,8 @@
 //   weights     `weights(for:)`                  (names, shapes, get_weights() order, initialisers, trainable)
 //   shapes      `infer(_:layer:)`                (errors name the layer and both shapes)
 //   masks       `consumingMask()`, `outputMask`  (pass on, drop, consume, make)
-//   lowering    `lower(_:_:_:)`                  (training form; inference form by Graph.inferenceForms)
+//   lowering    `lower(_:_:_:)`                  (training form; inference form by Graph.inferenceForms,
+//                                                state writes by Graph.stateUpdates, loss terms by Graph.lossTerms)
 //   printing    `description`, summary row       (`kerasClass`)
 //   writing     `kerasConfig()`                  (the .keras writer's config keys)
 // The graph holds a layer as `LayerOp.table(AnyLayer)`; shape inference, the printer, mask
@@ -47,7 +48,10 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value?
 
     /// The layer in primitives, in its training form (inputs: data, weights, [mask]). What
-    /// differs in inference is recorded in `b.graph.inferenceForms`.
+    /// differs in inference is recorded in `b.graph.inferenceForms`; state the training step
+    /// writes besides the optimizer (BatchNormalization's moving statistics) in
+    /// `b.graph.stateUpdates`; scalars added to the loss (activity regularization) in
+    /// `b.graph.lossTerms`.
     func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value]
 
     /// The Keras config keys after name, trainable and dtype, in Keras' order.

@@ -49,7 +49,9 @@ extension Graph: CustomStringConvertible {
         func decl(_ v: Value) -> String { "\(v): \(type(v)) \"\(info(v).name)\"" }
         var s = "graph \(name)(" + inputs.map(decl).joined(separator: ", ") + ")"
         if !params.isEmpty {
-            s += "\n  params(" + params.map { p in decl(p.value) + (p.trainable ? "" : " frozen") + (p.role == .slot ? " slot" : "") }
+            s += "\n  params(" + params.map { p in
+                decl(p.value) + (p.trainable ? "" : " frozen") + (p.role == .slot ? " slot" : "")
+                    + (p.regularizer.map { " regularizer \($0)" } ?? "") + (p.constraint.map { " constraint \($0)" } ?? "") }
                 .joined(separator: ",\n         ") + ")"
         }
         s += "\n"
@@ -62,6 +64,9 @@ extension Graph: CustomStringConvertible {
             let pad = max(1, 64 - line.count)
             s += line + String(repeating: " ", count: pad) + "; " + n.layer + "\n"
         }
+        // A layer's state writes and loss terms, before the training step takes them in.
+        for u in stateUpdates { s += "  state \(u.param) <- \(u.value)\n" }
+        if !lossTerms.isEmpty { s += "  loss terms " + lossTerms.map(\.description).joined(separator: ", ") + "\n" }
         s += "  return " + zip(outputs, outputNames).map { "\($0) \"\($1)\"" }.joined(separator: ", ") + "\n"
         return s
     }

@@ -216,7 +216,16 @@ public enum KerasGraphBuilder {
 
         /// Keras ops that a Functional model saves for its masks: NotEqual(x, c), Any(x, axis).
         mutating func maskOp(_ c: Context, call: Int, inputs: [Value]) throws -> Value? {
-            guard ["NotEqual", "Any"].contains(c.layer.className) else { return nil }
+            guard ["NotEqual", "Any", "LogicalOr"].contains(c.layer.className) else { return nil }
+            if c.layer.className == "LogicalOr" {
+                // Merge layers' masks (Keras' Merge.compute_mask): the OR of two boolean masks.
+                guard inputs.count == 2, inputs.allSatisfy({ graph.type($0).dtype == .bool }) else {
+                    throw c.fail("combines something other than two boolean masks; Kiln supports LogicalOr of masks")
+                }
+                let f = try inputs.map { try graph.prim(.cast(.f32), $0, layer: c.layer.name) }
+                let zero = try graph.prim(.constant(0), layer: c.layer.name)
+                return try graph.prim(.compare(.gt), try graph.prim(.binary(.max), f[0], f[1], layer: c.layer.name), zero, layer: c.layer.name)
+            }
             guard let x = inputs.first, let raw = c.layer.rawCallArguments(call) else { throw c.fail("has no arguments") }
             if c.layer.className == "NotEqual" {
                 guard raw.args.count == 2, let value = raw.args[1].float else {
@@ -260,6 +269,7 @@ public enum KerasGraphBuilder {
                     params.append(graph.addParam("\(c.layer.name)/\(wname)", t, initial: w.values, trainable: trainable))
                     count += w.values.count
                 }
+                try attachPenalties(c, params: params, weights: weightNames)
             }
             do {
                 let outs = try graph.add(.layer(op), inputs + params + (mask.map { [$0] } ?? []), layer: c.layer.name)
@@ -272,7 +282,7 @@ public enum KerasGraphBuilder {
                     layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
                                             trainableCount: trainable ? count : 0, inbound: inbound))
                 }
-                return outs
+                return try applyActivityRegularizer(c, outs)
             } catch let e as ShapeError {
                 throw KerasImportError(e.description)
             }
@@ -324,6 +334,7 @@ public enum KerasGraphBuilder {
                         count += w.values.count
                         if train { trainableCount += w.values.count }
                     }
+                    try attachPenalties(c, params: params, weights: specs.map(\.name))
                 }
                 let outs = try graph.add(.layer(kind.op), inputs + params + extra, layer: c.layer.name)
                 if !shared {
@@ -339,7 +350,7 @@ public enum KerasGraphBuilder {
                     layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
                                             trainableCount: trainableCount, inbound: inbound))
                 }
-                return outs
+                return try applyActivityRegularizer(c, outs)
             } catch let e as ShapeError {
                 throw KerasImportError(e.description)
             }

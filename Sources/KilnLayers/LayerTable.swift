@@ -29,6 +29,12 @@ public enum LayerTable {
         RepeatVectorKind.self,
         PermuteKind.self,
         SpatialDropout1DKind.self,
+        ElementwiseMergeKind.self,
+        DotKind.self,
+        BatchNormalizationKind.self,
+        GaussianNoiseKind.self,
+        GaussianDropoutKind.self,
+        ActivityRegularizationKind.self,
     ]
 
     /// Kind by Keras class name.

@@ -23,6 +23,8 @@ public let commonSubexpressions = Pass("cse") { g in
         }
     }
     g.outputs = g.outputs.map { rename[$0] ?? $0 }
+    g.stateUpdates = g.stateUpdates.map { StateUpdate(param: $0.param, value: rename[$0.value] ?? $0.value) }
+    g.lossTerms = g.lossTerms.map { rename[$0] ?? $0 }
     g.retainNodes(keep)
     return g
 }

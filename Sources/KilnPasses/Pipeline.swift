@@ -64,6 +64,10 @@ public let inference = Pass("inference") { g in
     var r = GraphRebuilder(g)
     r.old.outputs = g.outputs.map(form)
     r.old.outputMasks = g.outputMasks.map { $0.map(form) }
+    // Inference writes no state (BatchNormalization uses its moving statistics there); the
+    // loss terms stay, for evaluation.
+    r.old.stateUpdates = []
+    r.old.lossTerms = g.lossTerms.map(form)
     var out = try r.run { r, n in
         var n = n
         n.inputs = n.inputs.map(form)

@@ -69,7 +69,15 @@ public enum TrainingBuilder {
                 metricNames.append(prefix + m)
             }
         }
-        guard let loss = total else { throw ShapeError(layer: lowered.name, "the model has no outputs to train") }
+        guard var loss = total else { throw ShapeError(layer: lowered.name, "the model has no outputs to train") }
+        // Keras adds the layers' losses (activity regularization) and the weight regularizers'
+        // penalties of the trainable weights to the loss it minimises and reports.
+        b.layer = "regularization"
+        for term in b.graph.lossTerms { loss = try b.add(loss, term) }
+        for p in b.graph.params where p.trainable && p.role == .weight {
+            if let r = p.regularizer, let penalty = try r.penalty(p.value, &b) { loss = try b.add(loss, penalty) }
+        }
+        b.graph.lossTerms = []
         if training {
             let trainable = b.graph.params.filter { $0.trainable && $0.role == .weight }.map(\.value)
             let grads = try differentiate(&b, loss: loss, wrt: trainable)
@@ -78,10 +86,22 @@ public enum TrainingBuilder {
                 // A weight the loss does not reach gets a zero gradient, as in Keras.
                 pairs.append((w, try gr ?? b.mul(w, 0)))
             }
-            let assigns = try Optimizers.update(cfg.optimizer, params: pairs.map(\.0), grads: pairs.map(\.1), &b)
+            var assigns = try Optimizers.update(cfg.optimizer, params: pairs.map(\.0), grads: pairs.map(\.1), &b)
+            // Keras applies a weight's constraint to it after the optimizer's update.
+            b.layer = "constraint"
+            for k in assigns.indices {
+                if let c = b.graph.param(assigns[k].0).flatMap({ $0.role == .weight ? $0.constraint : nil }) {
+                    assigns[k].1 = try c.apply(assigns[k].1, &b)
+                }
+            }
+            // The layers' own state writes (BatchNormalization's moving statistics), from this step's forward pass.
+            let updates = b.graph.stateUpdates.map { ($0.param, $0.value) }
+            b.graph.stateUpdates = []
             // All state writes come last, after every read of the old state.
             b.layer = "optimizer"
             for (p, v) in assigns { try b.graph.add(.prim(.assign), [p, v], layer: "optimizer") }
+            b.layer = "state"
+            for (p, v) in updates { try b.graph.add(.prim(.assign), [p, v], layer: "state") }
         }
         b.graph.outputs = [loss] + metrics
         b.graph.outputNames = ["loss"] + metricNames

@@ -4,7 +4,7 @@ import KilnIR
 import KilnSupport
 
 /// Inputs that broadcast together -> their sum. The mask, as Keras' merge layers compute it,
-/// is the logical and of the inputs' masks.
+/// is the logical or of the inputs' masks (none if an input has none).
 public struct AddKind: LayerKind {
     public static let kerasClasses = ["Add"]
     public init() {}
@@ -25,13 +25,11 @@ public struct AddKind: LayerKind {
     }
 
     public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        guard b.type(outputs[0]).rank >= 3 else { return nil }
-        var acc: Value? = nil
-        for m in masks {
-            guard let m else { continue }
-            acc = try acc.map { try b.cast(try b.binary(.min, try b.cast($0, .f32), try b.cast(m, .f32)), .bool) } ?? m
-        }
-        return acc
+        // Keras' Merge.compute_mask: none when an input has none, else the inputs' masks or-ed.
+        guard b.type(outputs[0]).rank >= 3, masks.allSatisfy({ $0 != nil }) else { return nil }
+        var acc = try b.cast(masks[0]!, .f32)
+        for m in masks.dropFirst() { acc = try b.binary(.max, acc, try b.cast(m!, .f32)) }
+        return try b.compare(.gt, acc, try b.const(0))
     }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
