@@ -29,6 +29,9 @@ public enum LayerTable {
         RepeatVectorKind.self,
         PermuteKind.self,
         SpatialDropout1DKind.self,
+        LayerNormalizationKind.self,
+        AttentionKind.self,
+        MultiHeadAttentionKind.self,
     ]
 
     /// Kind by Keras class name.
