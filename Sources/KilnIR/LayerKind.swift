@@ -48,6 +48,10 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     /// takes none. The default takes the first input's mask by `consumingMask()`.
     func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])?
 
+    /// Whether the layer removes the masks of the tensors it is called on, so that layers using
+    /// them after it see none (Keras 3's MultiHeadAttention does: `set_keras_mask(x, None)`).
+    var clearsInputMasks: Bool { get }
+
     /// The mask of the first output, from the masks of the data inputs (nil: none). Keras'
     /// `compute_mask`; `passOnMask` is the rule of layers with `supports_masking`.
     func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value?
@@ -80,6 +84,7 @@ extension LayerKind {
     public var needsTimeAxis: Bool { false }
     public var trainingRefusal: String? { nil }
     public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? { nil }
+    public var clearsInputMasks: Bool { false }
     public func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])? {
         guard present.first == true, let k = consumingMask() else { return nil }
         return (k, [0])

@@ -320,3 +320,22 @@ case("transformer_encoder_masked",
      scenario="the encoder block on padded token ids: Embedding(mask_zero) gives the "
               "MultiHeadAttention its query and value masks (padding is neither attended to nor "
               "attends); Flatten drops the mask before the softmax head")
+
+
+def build_mha_clears_masks():
+    ids = keras.Input((6,), dtype="int32")
+    e = L.Embedding(9, 4, mask_zero=True)(ids)
+    a = L.MultiHeadAttention(num_heads=2, key_dim=2)(e, e)
+    c = L.Attention()([a, e])
+    return keras.Model(ids, L.Dense(2)(c))
+
+
+case("mha_clears_input_masks",
+     ["MultiHeadAttention", "MultiHeadAttention:masked", "Attention", "Attention:masked",
+      "Embedding", "Embedding:mask_zero", "Dense", "Dense:3d", "input:int32", "loss:mse",
+      "loss:masked", "optimizer:SGD", "api:Functional"],
+     build_mha_clears_masks, comp("mse", sgd(0.1)),
+     _attn_data([(6,), ], seq_reg(6, 2), masked=(0,)),
+     scenario="Keras 3's MultiHeadAttention removes the masks of the tensors it is called on "
+              "(set_keras_mask(x, None)): the Attention([mha_out, e]) after it sees the query mask "
+              "MultiHeadAttention passes on, but no value mask on e")

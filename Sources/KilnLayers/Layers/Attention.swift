@@ -360,6 +360,10 @@ public struct MultiHeadAttentionKind: LayerKind {
         masks.first ?? nil
     }
 
+    /// Keras' call ends with set_keras_mask(None) on query, value and key: layers that use those
+    /// tensors after it (in the order Keras runs the graph) see no mask.
+    public var clearsInputMasks: Bool { true }
+
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let (data, w, masks) = try parts(ins, layer: b.layer)
         let q = data[0], v = data[1], k = data.count > 2 ? data[2] : data[1]
