@@ -48,6 +48,10 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     /// takes none. The default takes the first input's mask by `consumingMask()`.
     func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])?
 
+    /// Keyword tensor arguments of a Keras call that the layer takes as further data inputs, after
+    /// the positional ones and in this order (MultiHeadAttention: attention_mask).
+    static var tensorKeywords: [String] { get }
+
     /// Whether the layer removes the masks of the tensors it is called on, so that layers using
     /// them after it see none (Keras 3's MultiHeadAttention does: `set_keras_mask(x, None)`).
     var clearsInputMasks: Bool { get }
@@ -85,6 +89,7 @@ extension LayerKind {
     public var trainingRefusal: String? { nil }
     public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? { nil }
     public var clearsInputMasks: Bool { false }
+    public static var tensorKeywords: [String] { [] }
     public func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])? {
         guard present.first == true, let k = consumingMask() else { return nil }
         return (k, [0])

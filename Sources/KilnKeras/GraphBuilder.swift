@@ -144,13 +144,16 @@ public enum KerasGraphBuilder {
                     last = outs[0]; lastName = layer.name; lastOutputs = outs
                 } else {
                     for (k, call) in layer.calls.enumerated() {
+                        // Keyword tensors a table layer takes as further data inputs (MultiHeadAttention's attention_mask).
+                        let keywords = LayerTable.byKerasClass[layer.className]?.tensorKeywords ?? []
                         let other = call.kwargs.filter {
-                            $0.0 != "mask" || LayerTable.byKerasClass[layer.className] == nil
+                            ($0.0 != "mask" || LayerTable.byKerasClass[layer.className] == nil) && !keywords.contains($0.0)
                         }
                         if !other.isEmpty {
                             throw c.fail("is called with \(other.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
                         }
-                        let ins = try call.inputs.map { try resolve($0, c) }
+                        var ins = try call.inputs.map { try resolve($0, c) }
+                        for key in keywords { if let r = call.kwargs.first(where: { $0.0 == key }) { ins.append(try resolve(r.1, c)) } }
                         if let out = try maskOp(c, call: k, inputs: ins) {
                             tensors["\(layer.name):\(k)"] = [out]
                             continue

@@ -206,6 +206,35 @@ final class LayersAttentionTests: XCTestCase {
         XCTAssertEqual(try MultiHeadAttentionKind(keras: KerasConfig(name: "L", className: "MultiHeadAttention", json: json, file: "")), k2)
         // Implicit masks: the query's, the value's and the key's.
         XCTAssertEqual(MultiHeadAttentionKind(heads: 1, keyDim: 1).consumingMasks([true, false, true])?.inputs, [0, 2])
+        // Keras removes its inputs' masks for the layers after it.
+        XCTAssertTrue(kind.clearsInputMasks)
+        XCTAssertFalse(AttentionKind().clearsInputMasks)
+    }
+
+    /// attention_mask, a keyword tensor of the call: the last data input.
+    func testMultiHeadAttentionAttentionMask() throws {
+        XCTAssertEqual(MultiHeadAttentionKind.tensorKeywords, ["attention_mask"])
+        let c = try kerasKind("MultiHeadAttention", #"{"num_heads": 2, "key_dim": 2, "__inbound_nodes__": [{"args": [], "kwargs": {"attention_mask": {"class_name": "__keras_tensor__"}}}]}"#)
+        let kind = try XCTUnwrap(c as? MultiHeadAttentionKind)
+        XCTAssertTrue(kind.attentionMasked)
+        XCTAssertEqual(kind.arity, 3...4)
+        let q = f32(.n, fx(4), fx(3)), v = f32(.n, fx(5), fx(3))
+        XCTAssertEqual(try kind.weights(for: [q, v, f32(.n, fx(4), fx(5))]).map(\.shape), [[3, 2, 2], [2, 2], [3, 2, 2], [2, 2], [3, 2, 2], [2, 2], [2, 2, 3], [3]])
+        XCTAssertEqual(try KindCheck(kind: kind).infer([q, v, f32(.n, fx(4), fx(5))]), [q])
+        XCTAssertEqual(try KindCheck(kind: kind).infer([q, v, TensorType(.i32, [.n, fx(1), fx(5)])]), [q])
+        KindCheck(kind: kind, name: "mha").refuses([q, v, f32(.n, fx(5), fx(4))], ["attention_mask (None, 5, 4)", "(batch, 4, 5)"])
+        // The mask of the attention_mask tensor is not a key's mask.
+        XCTAssertEqual(kind.consumingMasks([true, true, true])?.inputs, [0, 1])
+        refusesConfig("MultiHeadAttention", #"{"num_heads": 2, "key_dim": 2, "__inbound_nodes__": [{"kwargs": {"attention_mask": {}}}, {"kwargs": {}}]}"#, ["attention_mask", "some calls"])
+        // A query step that sees no key averages the values, as jax.nn.dot_product_attention does.
+        var rng = RNG(31)
+        let small = MultiHeadAttentionKind(heads: 1, keyDim: 1, attentionMasked: true)
+        let x = rng.uniforms(3), ones: [Double] = [1], zero: [Double] = [0]
+        let y = try forward(small, n: 1, [.input(f32(.n, fx(1), fx(1)), [x[0]]), .input(f32(.n, fx(2), fx(1)), [x[1], x[2]]),
+                                          .input(f32(.n, fx(1), fx(2)), [0, 0], differentiable: false),
+                                          .param([1, 1, 1], ones), .param([1, 1], zero), .param([1, 1, 1], ones), .param([1, 1], zero),
+                                          .param([1, 1, 1], ones), .param([1, 1], zero), .param([1, 1, 1], ones), .param([1], zero)])
+        XCTAssertEqual(y[0], (x[1] + x[2]) / 2, accuracy: 1e-12)
     }
 
     /// MultiHeadAttention's forward values (masks as jax.nn.dot_product_attention applies them:

@@ -339,3 +339,27 @@ case("mha_clears_input_masks",
      scenario="Keras 3's MultiHeadAttention removes the masks of the tensors it is called on "
               "(set_keras_mask(x, None)): the Attention([mha_out, e]) after it sees the query mask "
               "MultiHeadAttention passes on, but no value mask on e")
+
+
+def build_mha_attention_mask():
+    q = keras.Input((4, 3), name="q")
+    v = keras.Input((5, 3), name="v")
+    am = keras.Input((4, 5), name="attention_mask")
+    a = L.MultiHeadAttention(num_heads=2, key_dim=2)(q, v, attention_mask=am, use_causal_mask=True)
+    return keras.Model([q, v, am], L.Dense(2)(L.Flatten()(a)))
+
+
+def _mha_attention_mask_data(rng):
+    def one(n):
+        am = (rng.random((n, 4, 5)) > 0.35).astype(np.float32)
+        return [f32(rng, n, 4, 3), f32(rng, n, 5, 3), am]
+    return one(10), None, one(24), [f32(rng, 24, 2, scale=0.8)]
+
+
+case("mha_attention_mask",
+     ["MultiHeadAttention", "MultiHeadAttention:attention_mask", "MultiHeadAttention:causal",
+      "Flatten", "Dense", "input:multiple", "loss:mse", "optimizer:SGD", "api:Functional"],
+     build_mha_attention_mask, comp("mse", sgd(0.1)), _mha_attention_mask_data,
+     scenario="MultiHeadAttention(2, 2)(q, v, attention_mask=m, use_causal_mask=True) with m a "
+              "float (N, 4, 5) input of 0/1 (Keras casts it to bool) combined with the causal mask; "
+              "rows with no visible key average all values")

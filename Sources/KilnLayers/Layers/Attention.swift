@@ -23,6 +23,20 @@ func callFlag(_ c: KerasConfig, _ key: String) throws -> Bool {
     return flags.first ?? false
 }
 
+/// Whether the layer's calls pass a tensor for a keyword argument; refused when the calls of a
+/// shared layer disagree.
+func callHasTensor(_ c: KerasConfig, _ key: String) throws -> Bool {
+    let nodes = c[inboundNodesKey]?.array ?? []
+    let given = nodes.map { n -> Bool in
+        guard let v = n["kwargs"]?[key] else { return false }
+        return !v.isNull
+    }
+    guard Set(given).count <= 1 else {
+        throw c.fail("is called with \(key) in some calls and without it in others; Kiln needs one setting per layer")
+    }
+    return given.first ?? false
+}
+
 /// Checks a (batch, steps, features) input of an attention layer with a fixed number of steps.
 func attentionInput(_ t: TensorType, _ what: String, layer: String) throws {
     guard t.dtype == .f32, t.rank == 3, t.shape[0] == .n, t.shape[2].fixedValue != nil else {
@@ -259,8 +273,9 @@ public final class AdditiveAttention: Layer {
 /// q·k / sqrt(key_dim) over the key steps; masked scores become -0.7 * float32.max (as
 /// jax.nn.dot_product_attention, which Keras 3 calls); softmax; the weighted sum of v; the heads
 /// projected back to the query's features by Wo + bo. The mask: the query's (N, Tq, 1), the
-/// value's and the key's (N, 1, Tv) and the causal one, combined by and. The output carries the
-/// query's mask. Weights in Keras' order: query kernel (Dq, H, key_dim), bias (H, key_dim),
+/// value's and the key's (N, 1, Tv), the causal one and the call's attention_mask (N, Tq, Tv),
+/// combined by and. The output carries the query's mask, and (as in Keras 3) the inputs lose
+/// theirs for the layers after it. Weights in Keras' order: query kernel (Dq, H, key_dim), bias (H, key_dim),
 /// key kernel and bias, value kernel (Dv, H, value_dim) and bias, output kernel (H, value_dim,
 /// Dq), bias (Dq).
 public struct MultiHeadAttentionKind: LayerKind {
@@ -271,12 +286,18 @@ public struct MultiHeadAttentionKind: LayerKind {
     public var useBias: Bool
     /// The call's use_causal_mask.
     public var causal: Bool
+    /// Whether the call passes attention_mask (a (batch, Tq, Tv) tensor, nonzero where a query
+    /// step may see a key step), taken as the last data input.
+    public var attentionMasked: Bool
     public var queryMasked = false
     public var valueMasked = false
     public var keyMasked = false
 
-    public init(heads: Int, keyDim: Int, valueDim: Int? = nil, useBias: Bool = true, causal: Bool = false) {
+    public static let tensorKeywords = ["attention_mask"]
+
+    public init(heads: Int, keyDim: Int, valueDim: Int? = nil, useBias: Bool = true, causal: Bool = false, attentionMasked: Bool = false) {
         self.heads = heads; self.keyDim = keyDim; self.valueDim = valueDim ?? keyDim; self.useBias = useBias; self.causal = causal
+        self.attentionMasked = attentionMasked
     }
 
     public init(keras c: KerasConfig) throws {
@@ -289,13 +310,15 @@ public struct MultiHeadAttentionKind: LayerKind {
         try c.require("sliding_window", .null, "sliding_window None")
         let keyDim = try c.positive("key_dim")
         self.init(heads: try c.positive("num_heads"), keyDim: keyDim, valueDim: c.isAbsent("value_dim") ? keyDim : try c.positive("value_dim"),
-                  useBias: try c.bool("use_bias", true), causal: try callFlag(c, "use_causal_mask"))
+                  useBias: try c.bool("use_bias", true), causal: try callFlag(c, "use_causal_mask"),
+                  attentionMasked: try callHasTensor(c, "attention_mask"))
     }
 
-    public var arity: ClosedRange<Int> { 2...3 }
+    public var arity: ClosedRange<Int> { attentionMasked ? 3...4 : 2...3 }
 
     public var description: String {
         var opts = ["heads \(heads)", "key_dim \(keyDim)"]
+        if attentionMasked { opts.append("attention mask") }
         if valueDim != keyDim { opts.append("value_dim \(valueDim)") }
         if !useBias { opts.append("no bias") }
         if causal { opts.append("causal") }
@@ -305,7 +328,8 @@ public struct MultiHeadAttentionKind: LayerKind {
         return "multi_head_attention<\(opts.joined(separator: ", "))>"
     }
 
-    public func weights(for inputs: [TensorType]) throws -> [LayerWeight] {
+    public func weights(for all: [TensorType]) throws -> [LayerWeight] {
+        let inputs = attentionMasked ? Array(all.dropLast()) : all
         guard inputs.count >= 2 else { return [] }
         let dq = inputs[0].shape.last!.factor, dv = inputs[1].shape.last!.factor
         let dk = inputs.count > 2 ? inputs[2].shape.last!.factor : dv
@@ -320,16 +344,19 @@ public struct MultiHeadAttentionKind: LayerKind {
     var weightCount: Int { useBias ? 8 : 4 }
     var maskCount: Int { (queryMasked ? 1 : 0) + (valueMasked ? 1 : 0) + (keyMasked ? 1 : 0) }
 
-    func parts<T>(_ ins: [T], layer: String) throws -> (data: [T], weights: [T], masks: [T]) {
-        let dataCount = ins.count - weightCount - maskCount
+    /// The inputs: query, value, [key], the weights, [attention_mask], then the masks taken.
+    func parts<T>(_ ins: [T], layer: String) throws -> (data: [T], weights: [T], attention: T?, masks: [T]) {
+        let extra = attentionMasked ? 1 : 0
+        let dataCount = ins.count - weightCount - maskCount - extra
         guard (2...3).contains(dataCount) else {
-            throw ShapeError(layer: layer, "takes query, value and an optional key, got \(max(dataCount, 0)) inputs")
+            throw ShapeError(layer: layer, "takes query, value and an optional key\(attentionMasked ? " and attention_mask" : ""), got \(max(dataCount + extra, 0)) inputs")
         }
-        return (Array(ins.prefix(dataCount)), Array(ins[dataCount..<(dataCount + weightCount)]), Array(ins.suffix(maskCount)))
+        let w = Array(ins[(dataCount + extra)..<(dataCount + extra + weightCount)])
+        return (Array(ins.prefix(dataCount)), w, attentionMasked ? ins[dataCount] : nil, Array(ins.suffix(maskCount)))
     }
 
     public func infer(_ ins: [TensorType], layer: String) throws -> [TensorType] {
-        let (data, weights, masks) = try parts(ins, layer: layer)
+        let (data, weights, attention, masks) = try parts(ins, layer: layer)
         let q = data[0], v = data[1], k = data.count > 2 ? data[2] : data[1]
         try attentionInput(q, "query", layer: layer)
         try attentionInput(v, "value", layer: layer)
@@ -337,8 +364,14 @@ public struct MultiHeadAttentionKind: LayerKind {
         guard k.shape[1] == v.shape[1] else {
             throw ShapeError(layer: layer, "has key \(k.kerasDescription) and value \(v.kerasDescription) of different numbers of steps")
         }
-        for (w, spec) in zip(weights, try self.weights(for: data)) where w.shape != spec.shape.map({ .fixed($0) }) {
+        for (w, spec) in zip(weights, try self.weights(for: data + (attention.map { [$0] } ?? []))) where w.shape != spec.shape.map({ .fixed($0) }) {
             throw ShapeError(layer: layer, "has weight '\(spec.name)' of shape \(w.kerasDescription); for its inputs it needs \(formatShape(spec.shape))")
+        }
+        if let a = attention {
+            let fits = a.rank == 3 && a.shape[0] == .n && (a.shape[1] == q.shape[1] || a.shape[1] == .fixed(1)) && (a.shape[2] == v.shape[1] || a.shape[2] == .fixed(1))
+            guard fits else {
+                throw ShapeError(layer: layer, "has an attention_mask \(a.kerasDescription) that does not fit query \(q.kerasDescription) and value \(v.kerasDescription); expected (batch, \(q.shape[1].factor), \(v.shape[1].factor))")
+            }
         }
         var m = masks.makeIterator()
         if queryMasked { try checkMask(m.next()!, for: q, "query", layer: layer) }
@@ -349,10 +382,12 @@ public struct MultiHeadAttentionKind: LayerKind {
 
     public func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])? {
         guard maskCount == 0 else { return nil }
+        // The masks of query, value and key (not of an attention_mask after them).
+        let n = present.count - (attentionMasked ? 1 : 0)
         var k = self, taken: [Int] = []
-        if present.count > 0 && present[0] { k.queryMasked = true; taken.append(0) }
-        if present.count > 1 && present[1] { k.valueMasked = true; taken.append(1) }
-        if present.count > 2 && present[2] { k.keyMasked = true; taken.append(2) }
+        if n > 0 && present[0] { k.queryMasked = true; taken.append(0) }
+        if n > 1 && present[1] { k.valueMasked = true; taken.append(1) }
+        if n > 2 && present[2] { k.keyMasked = true; taken.append(2) }
         return taken.isEmpty ? nil : (k, taken)
     }
 
@@ -365,7 +400,7 @@ public struct MultiHeadAttentionKind: LayerKind {
     public var clearsInputMasks: Bool { true }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
-        let (data, w, masks) = try parts(ins, layer: b.layer)
+        let (data, w, attention, masks) = try parts(ins, layer: b.layer)
         let q = data[0], v = data[1], k = data.count > 2 ? data[2] : data[1]
         let tq = b.type(q).shape[1].factor, tv = b.type(v).shape[1].factor
         var wi = 0
@@ -391,6 +426,11 @@ public struct MultiHeadAttentionKind: LayerKind {
         if valueMasked { seen = try b.and(seen, try b.reshape(m.next()!, [.n, .fixed(1), .fixed(tv)])) }
         if keyMasked { seen = try b.and(seen, try b.reshape(m.next()!, [.n, .fixed(1), .fixed(tv)])) }
         if causal { seen = try b.and(seen, try b.causalMask(tq, tv)) }
+        if let a = attention {
+            // Keras casts it to bool: nonzero is true.
+            let am = b.type(a).dtype == .bool ? a : try b.compare(.ne, try b.cast(a, .f32), try b.const(0))
+            seen = try b.and(seen, am)
+        }
         if let s = seen {
             let s4 = try b.reshape(s, b.type(s).shape + [.fixed(1)])
             scores = try b.select(s4, scores, try b.const(Float(-0.7 * Double(Float.greatestFiniteMagnitude))))
