@@ -201,6 +201,9 @@ final class LayersAttentionTests: XCTestCase {
         refusesConfig("MultiHeadAttention", #"{"num_heads": 2, "key_dim": 2, "dropout": 0.1}"#, ["dropout"])
         refusesConfig("MultiHeadAttention", #"{"num_heads": 2, "key_dim": 2, "use_gate": true}"#, ["use_gate"])
         refusesConfig("MultiHeadAttention", #"{"num_heads": 0, "key_dim": 2}"#, ["num_heads"])
+        refusesConfig("MultiHeadAttention", #"{"num_heads": 1, "key_dim": 2, "__inbound_nodes__": [{"kwargs": {"return_attention_scores": true}}]}"#,
+                      ["(MultiHeadAttention)", "return_attention_scores=True"])
+        refusesConfig("Attention", #"{"__inbound_nodes__": [{"kwargs": {"return_attention_scores": true}}]}"#, ["(Attention)", "return_attention_scores"])
         let k2 = MultiHeadAttentionKind(heads: 3, keyDim: 2, valueDim: 5, useBias: false)
         let json = JSON.object([("name", .string("L"))] + k2.kerasConfig())
         XCTAssertEqual(try MultiHeadAttentionKind(keras: KerasConfig(name: "L", className: "MultiHeadAttention", json: json, file: "")), k2)

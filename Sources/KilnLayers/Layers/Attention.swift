@@ -37,6 +37,13 @@ func callHasTensor(_ c: KerasConfig, _ key: String) throws -> Bool {
     return given.first ?? false
 }
 
+/// return_attention_scores=True makes the call return the scores too, which Kiln does not.
+func refuseScores(_ c: KerasConfig) throws {
+    if try callFlag(c, "return_attention_scores") {
+        throw c.fail("is called with return_attention_scores=True; Kiln returns the attention output only")
+    }
+}
+
 /// Checks a (batch, steps, features) input of an attention layer with a fixed number of steps.
 func attentionInput(_ t: TensorType, _ what: String, layer: String) throws {
     guard t.dtype == .f32, t.rank == 3, t.shape[0] == .n, t.shape[2].fixedValue != nil else {
@@ -105,6 +112,7 @@ public struct AttentionKind: LayerKind {
 
     public init(keras c: KerasConfig) throws {
         let additive = c.className == "AdditiveAttention"
+        try refuseScores(c)
         let mode = additive ? "dot" : try c.choice("score_mode", ["dot", "concat"], "dot")
         let rate = try c.float("dropout", 0)
         guard rate >= 0 && rate < 1 else { throw c.fail("has dropout \(rate); expected 0 <= dropout < 1") }
@@ -302,6 +310,7 @@ public struct MultiHeadAttentionKind: LayerKind {
 
     public init(keras c: KerasConfig) throws {
         try c.require("output_shape", .null, "output_shape None (the query's features)")
+        try refuseScores(c)
         if let axes = c["attention_axes"], !axes.isNull, axes.ints != [1], axes.ints != [-2], axes.int != 1, axes.int != -2 {
             throw c.fail("uses attention_axes=\(axes.serialized); Kiln supports None (attention over the steps)")
         }
