@@ -180,6 +180,19 @@ final class LayersAttentionTests: XCTestCase {
                           lowered(masked))
     }
 
+    /// Add's mask as Keras 3's Merge.compute_mask makes it (the masked Transformer cases need it):
+    /// none when an input has none, else the logical or.
+    func testAddMaskAsKeras() throws {
+        var g = Graph(name: "add_mask")
+        let x = g.addInput("x", f32(.n, fx(3), fx(2))), m1 = g.addInput("m1", mask(.n, fx(3))), m2 = g.addInput("m2", mask(.n, fx(3)))
+        var b = PrimBuilder(graph: g, layer: "add")
+        XCTAssertNil(try AddKind().outputMask(&b, inputs: [x, x], masks: [m1, nil], outputs: [x]))
+        let m = try XCTUnwrap(try AddKind().outputMask(&b, inputs: [x, x], masks: [m1, m2], outputs: [x]))
+        b.graph.outputs = [m]; b.graph.outputNames = ["m"]
+        let y = try Interpreter.run(b.graph, inputs: [[Double](repeating: 0, count: 6), [1, 0, 0], [0, 1, 0]], params: [], n: 1)[m]!
+        XCTAssertEqual(y, [1, 1, 0])
+    }
+
     // MARK: MultiHeadAttention
 
     func testMultiHeadAttentionShapesAndConfig() throws {

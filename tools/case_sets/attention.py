@@ -363,3 +363,23 @@ case("mha_attention_mask",
      scenario="MultiHeadAttention(2, 2)(q, v, attention_mask=m, use_causal_mask=True) with m a "
               "float (N, 4, 5) input of 0/1 (Keras casts it to bool) combined with the causal mask; "
               "rows with no visible key average all values")
+
+
+def build_transformer_masked_positions():
+    ids = keras.Input((8,), dtype="int32", name="tokens")
+    pos = keras.Input((8,), dtype="int32", name="positions")
+    h = L.Add()([L.Embedding(11, 8, mask_zero=True)(ids), L.Embedding(8, 8)(pos)])
+    h = _encoder_block(h, 8, 2, 16)
+    return keras.Model([ids, pos], L.Dense(3, activation="softmax")(L.Flatten()(h)))
+
+
+case("transformer_encoder_masked_positions",
+     ["MultiHeadAttention", "MultiHeadAttention:self", "MultiHeadAttention:masked",
+      "LayerNormalization", "Embedding", "Embedding:mask_zero", "Add", "Add:masked", "Dense",
+      "Dense:relu", "Dense:3d", "Flatten", "Dense:softmax", "input:int32", "input:multiple",
+      "loss:categorical_crossentropy", "optimizer:Adam", "api:Functional"],
+     build_transformer_masked_positions, comp("categorical_crossentropy", adam(0.01)),
+     _transformer_data(True),
+     scenario="the encoder block on padded token ids plus a position Embedding: as Keras 3's "
+              "Merge.compute_mask has it, Add gives no mask when one input has none (else the "
+              "logical or), so here the MultiHeadAttention sees no mask and padding is attended")
