@@ -43,6 +43,20 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     /// already takes one (a Functional model's file passed it explicitly).
     func consumingMask() -> Self?
 
+    /// For a layer that reads the masks of several data inputs (attention: the query's and the
+    /// value's): a copy that takes the masks it reads as its last inputs, in input order, and the
+    /// data inputs they belong to; `present[k]` says whether data input k has a mask. nil: it
+    /// takes none. The default takes the first input's mask by `consumingMask()`.
+    func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])?
+
+    /// Keyword tensor arguments of a Keras call that the layer takes as further data inputs, after
+    /// the positional ones and in this order (MultiHeadAttention: attention_mask).
+    static var tensorKeywords: [String] { get }
+
+    /// Whether the layer removes the masks of the tensors it is called on, so that layers using
+    /// them after it see none (Keras 3's MultiHeadAttention does: `set_keras_mask(x, None)`).
+    var clearsInputMasks: Bool { get }
+
     /// The mask of the first output, from the masks of the data inputs (nil: none). Keras'
     /// `compute_mask`; `passOnMask` is the rule of layers with `supports_masking`.
     func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value?
@@ -78,6 +92,12 @@ extension LayerKind {
     public var needsTimeAxis: Bool { false }
     public var trainingRefusal: String? { nil }
     public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? { nil }
+    public var clearsInputMasks: Bool { false }
+    public static var tensorKeywords: [String] { [] }
+    public func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])? {
+        guard present.first == true, let k = consumingMask() else { return nil }
+        return (k, [0])
+    }
     /// Keras' default for a layer without `supports_masking`: the mask stops here.
     public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? { nil }
 

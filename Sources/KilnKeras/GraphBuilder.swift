@@ -144,19 +144,28 @@ public enum KerasGraphBuilder {
                     last = outs[0]; lastName = layer.name; lastOutputs = outs
                 } else {
                     for (k, call) in layer.calls.enumerated() {
+                        // Keyword tensors a table layer takes as further data inputs (MultiHeadAttention's attention_mask).
+                        let keywords = LayerTable.byKerasClass[layer.className]?.tensorKeywords ?? []
                         let other = call.kwargs.filter {
-                            $0.0 != "mask" || LayerTable.byKerasClass[layer.className] == nil
+                            ($0.0 != "mask" || LayerTable.byKerasClass[layer.className] == nil) && !keywords.contains($0.0)
                         }
                         if !other.isEmpty {
                             throw c.fail("is called with \(other.map(\.0).joined(separator: ", ")) arguments, which Kiln does not support yet")
                         }
-                        let ins = try call.inputs.map { try resolve($0, c) }
+                        var ins = try call.inputs.map { try resolve($0, c) }
+                        for key in keywords { if let r = call.kwargs.first(where: { $0.0 == key }) { ins.append(try resolve(r.1, c)) } }
                         if let out = try maskOp(c, call: k, inputs: ins) {
                             tensors["\(layer.name):\(k)"] = [out]
                             continue
                         }
-                        let mask = try call.kwargs.first { $0.0 == "mask" }.map { try resolve($0.1, c) }
-                        tensors["\(layer.name):\(k)"] = try apply(c, inputs: ins, inbound: call.inputs.map { "\($0.layer)[\($0.nodeIndex)][\($0.tensorIndex)]" }, mask: mask)
+                        // mask= one tensor, or a list with one entry per input (None where an input has none).
+                        var masks: [Value?] = []
+                        if let raw = layer.rawCallArguments(k)?.kwargs.first(where: { $0.0 == "mask" })?.1, let list = raw.array {
+                            masks = try list.map { j in try j.kerasTensorRef.map { try resolve($0, c) } }
+                        } else if let m = try call.kwargs.first(where: { $0.0 == "mask" }).map({ try resolve($0.1, c) }) {
+                            masks = [m]
+                        }
+                        tensors["\(layer.name):\(k)"] = try apply(c, inputs: ins, inbound: call.inputs.map { "\($0.layer)[\($0.nodeIndex)][\($0.tensorIndex)]" }, masks: masks)
                     }
                 }
             }
@@ -243,10 +252,12 @@ public enum KerasGraphBuilder {
             return try graph.add(.layer(.anyLastAxis), [x], layer: c.layer.name)[0]
         }
 
-        mutating func apply(_ c: Context, inputs: [Value], inbound: [String], mask: Value? = nil) throws -> [Value] {
+        mutating func apply(_ c: Context, inputs: [Value], inbound: [String], masks: [Value?] = []) throws -> [Value] {
             if let kindType = LayerTable.byKerasClass[c.layer.className], !wrapsLegacyLayer(c) {
-                return try applyKind(kindType, c, inputs: inputs, inbound: inbound, mask: mask)
+                return try applyKind(kindType, c, inputs: inputs, inbound: inbound, masks: masks)
             }
+            if masks.count > 1 { throw c.fail("is given a list of masks, which Kiln supports for attention layers only") }
+            let mask = masks.first ?? nil
             guard let fn = KerasGraphBuilder.table[c.layer.className] else {
                 throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
             }
@@ -296,7 +307,7 @@ public enum KerasGraphBuilder {
         }
 
         /// A layer of the layer table: its kind reads the config and says its weights.
-        mutating func applyKind(_ kindType: any LayerKind.Type, _ c: Context, inputs: [Value], inbound: [String], mask: Value?) throws -> [Value] {
+        mutating func applyKind(_ kindType: any LayerKind.Type, _ c: Context, inputs: [Value], inbound: [String], masks: [Value?]) throws -> [Value] {
             var kind: any LayerKind
             do {
                 kind = try kindType.init(keras: KerasConfig(name: c.layer.name, className: c.layer.className, json: c.config, file: file))
@@ -304,9 +315,12 @@ public enum KerasGraphBuilder {
                 throw KerasImportError(e.description)
             }
             var extra: [Value] = []
-            if let mask {
-                guard let consuming = kind.consumingMask() else { throw c.fail("is given a mask, which it does not take") }
-                kind = consuming; extra = [mask]
+            let given = masks.indices.filter { masks[$0] != nil }
+            if !given.isEmpty {
+                guard let (consuming, taken) = kind.consumingMasks(masks.map { $0 != nil }), taken.allSatisfy(given.contains) else {
+                    throw c.fail("is given a mask, which it does not take")
+                }
+                kind = consuming; extra = taken.map { masks[$0]! }
             }
             let trainable = c.config["trainable"]?.bool ?? true
             var params: [Value] = []

@@ -546,6 +546,9 @@ struct SpecBuilder {
         } else if cls == "TimeDistributed" {
             let inner = config?["layer"]
             children = [("layer", inner?["class_name"]?.string, inner?["config"])]
+        } else if cls == "MultiHeadAttention" {
+            // Its EinsumDense sub-layers, in the order Keras makes them (not the saved groups' order).
+            children = ["query_dense", "key_dense", "value_dense", "output_dense"].map { ($0, "EinsumDense", nil) }
         } else if rnnClassNames.contains(cls) {
             let cell = config?["cell"]
             children = [("cell", cell?["class_name"]?.string, cell?["config"])]
@@ -638,9 +641,17 @@ struct SpecBuilder {
         case "BatchNormalization":
             return 2 + flag("center") + flag("scale")
         case "LayerNormalization":
-            return flag("center") + flag("scale")
+            // rms_scaling: gamma only.
+            let rms = cfg?["rms_scaling"]?.bool ?? false
+            return (rms ? 0 : flag("center")) + (rms ? 1 : flag("scale"))
         case "PReLU":
             return 1
+        case "Attention":
+            return flag("use_scale", false) + (cfg?["score_mode"]?.string == "concat" ? 1 : 0)
+        case "AdditiveAttention":
+            return flag("use_scale")
+        case "MultiHeadAttention":
+            return (cfg?["use_gate"]?.bool ?? false) ? nil : 4 * (1 + flag("use_bias"))
         case "Bidirectional":
             guard let inner = cfg?["layer"], let icls = inner["class_name"]?.string,
                   let f = expectedWeightCount(icls, inner["config"]) else { return nil }

@@ -103,7 +103,11 @@ public enum KerasArchiveWriter {
             }
             var entry: [(String, JSON)] = [("module", .string(layerModule(l.className))), ("class_name", .string(l.className)),
                                            ("config", config), ("registered_name", registeredName(l.className))]
-            if l.className != "InputLayer", let s = shapes.byLayer[l.name] {
+            if l.className == "MultiHeadAttention", let s = shapes.byLayer[l.name]?.array, s.count >= 2 {
+                // Keras builds it from build(query_shape, value_shape, key_shape).
+                let names = ["query_shape", "value_shape", "key_shape"]
+                entry.append(("build_config", .object([("shapes_dict", .object(zip(names, s).map { ($0, $1) }))])))
+            } else if l.className != "InputLayer", let s = shapes.byLayer[l.name] {
                 entry.append(("build_config", .object([("input_shape", s)])))
             }
             if spec.kind == .functional {
@@ -152,7 +156,16 @@ public enum KerasArchiveWriter {
 
     /// Layers Keras calls on a list of tensors (`layer([a, b])`).
     static let listCallClasses: Set<String> = ["Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum",
-                                               "Minimum", "Dot"]
+                                               "Minimum", "Dot", "Attention", "AdditiveAttention"]
+
+    /// Layers Keras calls on several positional tensors (`mha(query, value)`).
+    static let positionalCallClasses: Set<String> = ["MultiHeadAttention"]
+
+    /// Layers whose weights Keras keeps in sub-layers: the h5 groups under the layer's, each with
+    /// an equal share of its weights in `get_weights()` order.
+    static func weightGroups(_ cls: String) -> [String]? {
+        cls == "MultiHeadAttention" ? ["query_dense", "key_dense", "value_dense", "output_dense"] : nil
+    }
 
     /// One `inbound_nodes` entry (Keras 3 format) for a call.
     static func node(_ call: KerasNodeCall, className: String, shapes: Shapes) -> JSON {
@@ -163,7 +176,8 @@ public enum KerasArchiveWriter {
                                                 ("keras_history", .array([.string(r.layer), .number(Double(r.nodeIndex)),
                                                                           .number(Double(r.tensorIndex))]))]))])
         }
-        let args: [JSON] = (tensors.count == 1 && !listCallClasses.contains(className)) ? tensors : [.array(tensors)]
+        let args: [JSON] = ((tensors.count == 1 && !listCallClasses.contains(className)) || positionalCallClasses.contains(className))
+            ? tensors : [.array(tensors)]
         var kwargs: [(String, JSON)] = []
         for (k, r) in call.kwargs {
             let t = shapes.tensors["\(r.layer):\(r.nodeIndex):\(r.tensorIndex)"]
@@ -278,6 +292,19 @@ public enum KerasArchiveWriter {
                 let vars = try w.group(lg, "vars")
                 defer { H5Gclose(vars) }
                 try w.stringAttribute(vars, "name", layerNames[k])
+                if let groups = weightGroups(layerClasses[k]), layerWeights[k].count % groups.count == 0 {
+                    let share = layerWeights[k].count / groups.count
+                    for (j, sub) in groups.enumerated() {
+                        let sg = try w.group(lg, sub)
+                        defer { H5Gclose(sg) }
+                        let sv = try w.group(sg, "vars")
+                        defer { H5Gclose(sv) }
+                        for (i, x) in layerWeights[k][(j * share)..<((j + 1) * share)].enumerated() {
+                            try w.floatDataset(sv, String(i), shape: x.shape, values: x.values)
+                        }
+                    }
+                    continue
+                }
                 for (i, x) in layerWeights[k].enumerated() {
                     try w.floatDataset(vars, String(i), shape: x.shape, values: x.values)
                 }

@@ -35,6 +35,9 @@ public enum LayerTable {
         GaussianNoiseKind.self,
         GaussianDropoutKind.self,
         ActivityRegularizationKind.self,
+        LayerNormalizationKind.self,
+        AttentionKind.self,
+        MultiHeadAttentionKind.self,
     ]
 
     /// Kind by Keras class name.

@@ -23,9 +23,10 @@ public let propagateMasks = Pass("masks") { g in
             let dataCount = n.inputs.filter { !paramValues.contains($0) }.count
             let inMasks = ins.prefix(max(dataCount, 1)).map { masks[$0] }
             var node = kind as any LayerKind, extra: [Value] = []
-            if let m = inMask, let consuming = kind.consumingMask() { node = consuming; extra = [m] }
+            if let (consuming, taken) = kind.consumingMasks(inMasks.map { $0 != nil }) { node = consuming; extra = taken.map { inMasks[$0]! } }
             let outs = try b.graph.add(.layer(node.op), ins + extra, layer: n.layer)
             if let m = try node.outputMask(&b, inputs: ins, masks: inMasks, outputs: outs) { masks[outs[0]] = m }
+            if node.clearsInputMasks { for v in ins.prefix(dataCount) { masks[v] = nil } }
             return outs
         }
         let outs = try b.graph.add(.layer(op), ins, layer: n.layer)

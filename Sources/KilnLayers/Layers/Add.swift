@@ -3,8 +3,8 @@
 import KilnIR
 import KilnSupport
 
-/// Inputs that broadcast together -> their sum. The mask, as Keras' merge layers compute it,
-/// is the logical or of the inputs' masks (none if an input has none).
+/// Inputs that broadcast together -> their sum. The mask, as Keras 3's merge layers compute it
+/// (Merge.compute_mask): none if an input has none, else the logical or of the inputs' masks.
 public struct AddKind: LayerKind {
     public static let kerasClasses = ["Add"]
     public init() {}
@@ -25,11 +25,13 @@ public struct AddKind: LayerKind {
     }
 
     public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        // Keras' Merge.compute_mask: none when an input has none, else the inputs' masks or-ed.
-        guard b.type(outputs[0]).rank >= 3, masks.allSatisfy({ $0 != nil }) else { return nil }
-        var acc = try b.cast(masks[0]!, .f32)
-        for m in masks.dropFirst() { acc = try b.binary(.max, acc, try b.cast(m!, .f32)) }
-        return try b.compare(.gt, acc, try b.const(0))
+        // Keras 3's Merge.compute_mask: none when an input has none, else the logical or.
+        guard b.type(outputs[0]).rank >= 3, !masks.isEmpty, !masks.contains(where: { $0 == nil }) else { return nil }
+        var acc = masks[0]!
+        for m in masks.dropFirst() {
+            acc = try b.cast(try b.binary(.max, try b.cast(acc, .f32), try b.cast(m!, .f32)), .bool)
+        }
+        return acc
     }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
