@@ -8,7 +8,6 @@ extension Graph {
     func explain(_ e: ShapeError, _ op: Op, _ inputs: [Value]) -> ShapeError {
         guard case let .layer(l) = op, let x = inputs.first, type(x).rank == 2 else { return e }
         switch l {
-        case .timeDistributed: break
         case .table(let t) where t.kind.needsTimeAxis: break
         default: return e
         }

@@ -45,17 +45,6 @@ public struct Window2D: Hashable, Sendable {
 /// Layer ops: Keras layers as the frontends produce them. Weights are inputs
 /// (graph parameters) after the data inputs.
 public enum LayerOp: Hashable, Sendable {
-    /// Conv2D, channels_last: x (N, H, W, C), kernel (kh, kw, C, F), [bias (F)].
-    case conv2D(filters: Int, kernel: [Int], strides: [Int], padding: Padding, activation: Activation, useBias: Bool)
-    /// MaxPooling2D / AveragePooling2D.
-    case maxPool2D(pool: [Int], strides: [Int], padding: Padding)
-    case avgPool2D(pool: [Int], strides: [Int], padding: Padding)
-    /// GlobalAveragePooling2D: (N, H, W, C) -> (N, C).
-    case globalAvgPool2D
-    /// GlobalMaxPooling2D: (N, H, W, C) -> (N, C).
-    case globalMaxPool2D
-    /// TimeDistributed: the wrapped layer on every time step; x (N, T, ...), the layer's weights.
-    case timeDistributed(Wrapped)
     /// Keras' NotEqual op, as a Functional model saves it to compute a mask: x != value, bool.
     case notEqual(Float)
     /// Keras' Any op over the last axis (keepdims false), as saved for a mask: bool, rank - 1.

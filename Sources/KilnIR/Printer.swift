@@ -7,13 +7,6 @@
 extension LayerOp: CustomStringConvertible {
     public var description: String {
         switch self {
-        case let .conv2D(f, k, s, p, a, b):
-            return "conv2d<filters=\(f), kernel=\(k), strides=\(s), \(p.rawValue), \(a.rawValue)\(b ? "" : ", no_bias")>"
-        case let .maxPool2D(k, s, p): return "max_pool2d<\(k), strides=\(s), \(p.rawValue)>"
-        case let .avgPool2D(k, s, p): return "avg_pool2d<\(k), strides=\(s), \(p.rawValue)>"
-        case .globalAvgPool2D: return "global_avg_pool2d"
-        case .globalMaxPool2D: return "global_max_pool2d"
-        case .timeDistributed(let inner): return "time_distributed<\(inner)>"
         case .notEqual(let v): return "not_equal<\(v)>"
         case .anyLastAxis: return "any<axis=-1>"
         case .table(let t): return t.description

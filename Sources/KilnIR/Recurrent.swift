@@ -1,6 +1,6 @@
-// Recurrent layers (LSTM, GRU, SimpleRNN), their bidirectional wrapper and
-// TimeDistributed: settings and shape rules. Lowering makes them scans
-// (Scan.swift, LowerRecurrent.swift); the number of steps is fixed or free.
+// Recurrent layers' settings (LSTM, GRU, SimpleRNN, Bidirectional's merge): the layer kinds
+// (KilnLayers/Layers/Recurrent.swift) hold them, and lowering makes them scans (Scan.swift,
+// RecurrentLowering.swift); the number of steps is fixed or free.
 
 public enum RecurrentKind: String, Hashable, Sendable {
     case lstm = "LSTM", gru = "GRU", simpleRNN = "SimpleRNN"
@@ -52,32 +52,5 @@ public struct RecurrentSpec: Hashable, Sendable {
     public var weightCount: Int { useBias ? 3 : 2 }
 }
 
-/// A layer op inside a wrapper (TimeDistributed), held by reference so that
-/// LayerOp stays a plain (non-indirect) enum.
-public final class Wrapped: Hashable, Sendable, CustomStringConvertible {
-    public let op: LayerOp
-    public init(_ op: LayerOp) { self.op = op }
-    public static func == (a: Wrapped, b: Wrapped) -> Bool { a.op == b.op }
-    public func hash(into h: inout Hasher) { h.combine(op) }
-    public var description: String { op.description }
-}
-
 /// How Bidirectional merges the forward and backward outputs.
 public enum MergeMode: String, Hashable, Sendable { case concat, sum, mul, ave }
-
-/// The shape rule of the legacy TimeDistributed op (wrapping a legacy layer op).
-func inferRecurrent(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
-    let x = ins[0]
-    switch op {
-    case .timeDistributed(let inner):
-        guard x.rank >= 3, x.shape[0] == .n, x.shape[1].fixedValue != nil || x.shape[1] == .t else {
-            throw ShapeError(layer: layer, "expects (batch, time, ...), got \(x.kerasDescription), which has no time axis")
-        }
-        // The wrapped layer sees (batch * timesteps, ...); its messages speak of one step's input.
-        let inside = TensorType(x.dtype, [.n] + Array(x.shape.dropFirst(2)))
-        let out = try inferLayer(inner.op, [inside] + ins.dropFirst(), layer: "\(layer) (\(inner.op.kerasClass) on each step)")
-        return TensorType(out.dtype, [.n, x.shape[1]] + Array(out.shape.dropFirst()))
-    default:
-        fatalError("inferRecurrent: \(op) is not TimeDistributed")
-    }
-}

@@ -7,7 +7,7 @@ import KilnLayers
 /// Everything is validated here; nothing from the file is executed.
 public enum KerasGraphBuilder {
     /// Keras classes Kiln imports.
-    public static var supported: [String] { Set(table.keys).union(LayerTable.byKerasClass.keys).sorted() }
+    public static var supported: [String] { LayerTable.byKerasClass.keys.sorted() }
 
 
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
@@ -37,27 +37,11 @@ public enum KerasGraphBuilder {
             if let f = fallback { return f }
             throw fail("has no number '\(key)' in its config")
         }
-        /// A 2-D size (kernel, strides, pool): one or two positive integers.
-        func pair(_ key: String, _ fallback: [Int]? = nil) throws -> [Int] {
-            var v: [Int]
-            if let list = config[key]?.ints { v = list.count == 1 ? [list[0], list[0]] : list }
-            else if let one = config[key]?.int { v = [one, one] }
-            else if let f = fallback { v = f }
-            else { throw fail("has no '\(key)' in its config") }
-            guard v.count == 2, v.allSatisfy({ $0 >= 1 }) else { throw fail("has \(key) \(v); expected two positive integers") }
-            return v
-        }
         /// A size that must be at least 1 (units, filters, vocabulary size).
         func positive(_ key: String) throws -> Int {
             let v = try int(key)
             guard v >= 1 else { throw fail("has \(key)=\(v); expected a positive integer") }
             return v
-        }
-        func padding() throws -> Padding {
-            guard let p = Padding(rawValue: config["padding"]?.string ?? "valid") else {
-                throw fail("has padding '\(config["padding"]?.string ?? "?")'; Kiln supports 'valid' and 'same'")
-            }
-            return p
         }
         func channelsLast() throws {
             if let f = config["data_format"]?.string, f != "channels_last" {
@@ -73,40 +57,6 @@ public enum KerasGraphBuilder {
             return a
         }
     }
-
-    typealias LayerFn = (Context) throws -> (LayerOp, [String])
-    // Each entry: the layer op and the names of its weights, in Keras order.
-    static let table: [String: LayerFn] = coreTable.merging(recurrentTable) { a, _ in a }
-    static let coreTable: [String: LayerFn] = [
-        "Conv2D": { c in
-            try c.channelsLast()
-            if try c.pair("dilation_rate", [1, 1]) != [1, 1] { throw c.fail("uses dilation_rate \(try c.pair("dilation_rate")); Kiln supports dilation 1") }
-            if try c.int("groups", 1) != 1 { throw c.fail("uses groups=\(try c.int("groups")); Kiln supports groups=1") }
-            let bias = c.config["use_bias"]?.bool ?? true
-            return (.conv2D(filters: try c.positive("filters"), kernel: try c.pair("kernel_size"), strides: try c.pair("strides", [1, 1]),
-                            padding: try c.padding(), activation: try c.activation(), useBias: bias), bias ? ["kernel", "bias"] : ["kernel"])
-        },
-        "MaxPooling2D": { c in
-            try c.channelsLast()
-            let pool = try c.pair("pool_size", [2, 2])
-            return (.maxPool2D(pool: pool, strides: c.config["strides"]?.isNull == false ? try c.pair("strides") : pool, padding: try c.padding()), [])
-        },
-        "AveragePooling2D": { c in
-            try c.channelsLast()
-            let pool = try c.pair("pool_size", [2, 2])
-            return (.avgPool2D(pool: pool, strides: c.config["strides"]?.isNull == false ? try c.pair("strides") : pool, padding: try c.padding()), [])
-        },
-        "GlobalAveragePooling2D": { c in
-            try c.channelsLast()
-            if c.config["keepdims"]?.bool == true { throw c.fail("uses keepdims=True; Kiln supports keepdims=False") }
-            return (.globalAvgPool2D, [])
-        },
-        "GlobalMaxPooling2D": { c in
-            try c.channelsLast()
-            if c.config["keepdims"]?.bool == true { throw c.fail("uses keepdims=True; Kiln supports keepdims=False") }
-            return (.globalMaxPool2D, [])
-        },
-    ]
 
     struct Builder {
         var file: String
@@ -253,57 +203,10 @@ public enum KerasGraphBuilder {
         }
 
         mutating func apply(_ c: Context, inputs: [Value], inbound: [String], masks: [Value?] = []) throws -> [Value] {
-            if let kindType = LayerTable.byKerasClass[c.layer.className], !wrapsLegacyLayer(c) {
+            if let kindType = LayerTable.byKerasClass[c.layer.className] {
                 return try applyKind(kindType, c, inputs: inputs, inbound: inbound, masks: masks)
             }
-            if masks.count > 1 { throw c.fail("is given a list of masks, which Kiln supports for attention layers only") }
-            let mask = masks.first ?? nil
-            guard let fn = KerasGraphBuilder.table[c.layer.className] else {
-                throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
-            }
-            let (op, weightNames) = try fn(c)
-            if mask != nil { throw c.fail("is given a mask, which it does not take") }
-            let trainable = c.config["trainable"]?.bool ?? true
-            // Weights are created once per layer (shared layers reuse them).
-            var params: [Value] = []
-            var count = 0
-            if let existing = layers.first(where: { $0.name == c.layer.name }) {
-                _ = existing
-                params = graph.params.filter { $0.name.hasPrefix(c.layer.name + "/") }.map(\.value)
-            } else {
-                guard c.layer.weights.count == weightNames.count else {
-                    throw c.fail("has \(c.layer.weights.count) weight arrays in the file; Kiln expects \(weightNames.count) (\(weightNames.joined(separator: ", ")))")
-                }
-                for (w, wname) in zip(c.layer.weights, weightNames) {
-                    let t = TensorType.f32(w.shape.map { .fixed($0) })
-                    guard w.values.count == t.staticCount else { throw c.fail("weight '\(wname)' holds \(w.values.count) values for shape \(w.shape)") }
-                    params.append(graph.addParam("\(c.layer.name)/\(wname)", t, initial: w.values, trainable: trainable))
-                    count += w.values.count
-                }
-                try attachPenalties(c, params: params, weights: weightNames)
-            }
-            do {
-                let outs = try graph.add(.layer(op), inputs + params + (mask.map { [$0] } ?? []), layer: c.layer.name)
-                if let k = layers.firstIndex(where: { $0.name == c.layer.name }) {
-                    // A shared layer: one summary row, as Keras shows it.
-                    layers[k].outputs += outs
-                    layers[k].shared = true
-                    layers[k].inbound += inbound
-                } else {
-                    layers.append(LayerInfo(name: c.layer.name, className: c.layer.className, outputs: outs, paramCount: count,
-                                            trainableCount: trainable ? count : 0, inbound: inbound))
-                }
-                return try applyActivityRegularizer(c, outs)
-            } catch let e as ShapeError {
-                throw KerasImportError(e.description)
-            }
-        }
-
-        /// A TimeDistributed whose layer is not in the layer table yet (the legacy 2-D convolution
-        /// and pooling ops) goes the legacy way.
-        func wrapsLegacyLayer(_ c: Context) -> Bool {
-            guard c.layer.className == "TimeDistributed", let cls = c.config["layer"]?["class_name"]?.string else { return false }
-            return LayerTable.byKerasClass[cls] == nil && KerasGraphBuilder.table[cls] != nil
+            throw KerasImportError("\(file): layer '\(c.layer.name)' has class \(c.layer.className), which Kiln does not support; supported: \(KerasGraphBuilder.supported.joined(separator: ", "))")
         }
 
         /// A layer of the layer table: its kind reads the config and says its weights.

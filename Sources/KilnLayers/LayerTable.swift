@@ -38,6 +38,16 @@ public enum LayerTable {
         LayerNormalizationKind.self,
         AttentionKind.self,
         MultiHeadAttentionKind.self,
+        Conv2DKind.self,
+        DepthwiseConv2DKind.self,
+        SeparableConv2DKind.self,
+        Conv2DTransposeKind.self,
+        Pooling2DKind.self,
+        GlobalPooling2DKind.self,
+        Cropping2DKind.self,
+        ZeroPadding2DKind.self,
+        UpSampling2DKind.self,
+        SpatialDropout2DKind.self,
     ]
 
     /// Kind by Keras class name.

@@ -92,17 +92,4 @@ extension PrimBuilder {
             return [try lower(op, ins, salt: &salt)]
         }
     }
-
-    mutating func lowerRecurrent(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> Value {
-        switch op {
-        case .timeDistributed(let inner):
-            let x = ins[0]
-            let xs = type(x).shape
-            let inside = try reshape(x, [Dim.product([.n, xs[1]])!] + Array(xs.dropFirst(2)))
-            let y = try lower(inner.op, [inside] + ins.dropFirst(), salt: &salt)
-            return try reshape(y, [.n, xs[1]] + Array(type(y).shape.dropFirst()))
-        default:
-            fatalError("lowerRecurrent: \(op)")
-        }
-    }
 }

@@ -11,7 +11,6 @@ public let propagateMasks = Pass("masks") { g in
     let paramValues = Set(g.params.map(\.value))
     var result = try r.run { r, n in
         let ins = n.inputs.map { r[$0] }
-        let inMask = ins.first.flatMap { masks[$0] }
         var b = PrimBuilder(graph: r.new, layer: n.layer)
         defer { r.new = b.graph }
         guard case .layer(let op) = n.op else {
@@ -30,7 +29,6 @@ public let propagateMasks = Pass("masks") { g in
             return outs
         }
         let outs = try b.graph.add(.layer(op), ins, layer: n.layer)
-        if case .timeDistributed = op, let m = inMask, b.type(outs[0]).rank >= 3 { masks[outs[0]] = m }
         return outs
     }
     result.outputMasks = result.outputs.map { masks[$0] }

@@ -11,6 +11,12 @@ private func f32(_ dims: Dim...) -> TensorType { .f32(dims) }
 private func fx(_ k: Int) -> Dim { .fixed(k) }
 private let N = Dim.n
 
+/// TimeDistributed around a layer op of the table.
+private func timeDistributed(_ op: LayerOp) -> LayerOp {
+    guard case .table(let t) = op else { fatalError("not a table layer: \(op)") }
+    return TimeDistributedKind(inner: t.kind, innerName: "inner").op
+}
+
 final class TeachingErrorTests: XCTestCase {
     /// The error `body` throws must contain every fragment.
     func expectError(_ fragments: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
@@ -57,7 +63,7 @@ final class TeachingErrorTests: XCTestCase {
     }
 
     func testTimeDistributedConvolutionSaysItRunsOnEachStep() throws {
-        let td = LayerOp.timeDistributed(Wrapped(conv(32, 3, .valid)))
+        let td = timeDistributed(conv(32, 3, .valid))
         expectError(["TimeDistributed 'td_conv2' (Conv2D on each step)", "input (None, 2, 2, 16)", "height 2 and width 2", "3x3"]) {
             _ = try inferTypes(.layer(td), [f32(N, fx(4), fx(2), fx(2), fx(16)), f32(fx(3), fx(3), fx(16), fx(32))], layer: "td_conv2")
         }
@@ -133,7 +139,7 @@ final class TeachingErrorTests: XCTestCase {
         // Wrapped, the same layers build.
         var ok = Maker()
         let y = ok.g.addInput("tiles", f32(N, fx(4), fx(2), fx(2), fx(32)))
-        let perStep = try ok.g.add(.layer(.timeDistributed(Wrapped(FlattenKind().op))), [y], layer: "td_flatten")[0]
+        let perStep = try ok.g.add(.layer(timeDistributed(FlattenKind().op)), [y], layer: "td_flatten")[0]
         XCTAssertEqual(ok.g.type(perStep), f32(N, fx(4), fx(128)))
         let h = try ok.lstm(perStep, units: 8, "lstm")
         XCTAssertEqual(ok.g.type(h), f32(N, fx(8)))
@@ -183,7 +189,7 @@ final class TeachingErrorTests: XCTestCase {
         let f = try m.g.add(.layer(FlattenKind().op), [x], layer: "flatten")[0]
         expectError(["TimeDistributed 'td'", "no time axis", "Flatten 'flatten' turned (None, 6, 5) into (None, 30)",
                      "folding its 6 steps", "remove it"]) {
-            _ = try m.g.add(.layer(.timeDistributed(Wrapped(DenseKind(units: 2, activation: .linear, useBias: false).op))),
+            _ = try m.g.add(.layer(timeDistributed(DenseKind(units: 2, activation: .linear, useBias: false).op)),
                             [f, m.param("td/kernel", [5, 2])], layer: "td")
         }
     }

@@ -93,29 +93,13 @@ extension Layer {
     /// what Kiln does not model).
     func kerasConfig() throws -> JSON {
         let head: [(String, JSON)] = [("name", .string(name)), ("trainable", .bool(trainable)), ("dtype", dtypePolicy)]
-        // SpatialDropout1D's constructor takes no `trainable` (Keras' own config has none).
-        if let kind { return .object(head.filter { $0.0 != "trainable" || kind.kerasClass != "SpatialDropout1D" } + kind.kerasConfig()) }
+        // The SpatialDropout layers' constructors take no `trainable` (Keras' own configs have none).
+        if let kind { return .object(head.filter { $0.0 != "trainable" || !kind.kerasClass.hasPrefix("SpatialDropout") } + kind.kerasConfig()) }
         switch self {
         case let l as InputLayer:
             return .object([("batch_shape", .array([.null] + l.inputShape.map { .number(Double($0)) })),
                             ("dtype", .string(l.dtype == .int32 ? "int32" : "float32")), ("sparse", .bool(false)),
                             ("ragged", .bool(false)), ("name", .string(name)), ("optional", .bool(false))])
-        case let l as Conv2D:
-            return .object(head + [("filters", .number(Double(l.filters))), ("kernel_size", ints(l.kernelSize.list)),
-                                   ("strides", ints(l.strides.list)), ("padding", .string(l.padding.rawValue)),
-                                   ("data_format", .string("channels_last")), ("dilation_rate", ints([1, 1])),
-                                   ("groups", .number(1)), ("activation", .string(l.activation.rawValue)),
-                                   ("use_bias", .bool(l.useBias)), ("kernel_initializer", glorotUniform),
-                                   ("bias_initializer", zerosInit), ("kernel_regularizer", .null), ("bias_regularizer", .null),
-                                   ("activity_regularizer", .null), ("kernel_constraint", .null), ("bias_constraint", .null)])
-        case let l as MaxPooling2D:
-            return .object(head + [("pool_size", ints(l.poolSize.list)), ("padding", .string(l.padding.rawValue)),
-                                   ("strides", ints(l.strides.list)), ("data_format", .string("channels_last"))])
-        case let l as AveragePooling2D:
-            return .object(head + [("pool_size", ints(l.poolSize.list)), ("padding", .string(l.padding.rawValue)),
-                                   ("strides", ints(l.strides.list)), ("data_format", .string("channels_last"))])
-        case is GlobalAveragePooling2D:
-            return .object(head + [("data_format", .string("channels_last")), ("keepdims", .bool(false))])
         default: break
         }
         throw KerasAPIError("layer '\(name)' (\(className)) cannot be saved as a Keras file yet.")

@@ -49,7 +49,14 @@ public enum Convolution: PrimitiveFamily {
             let xs = shape(xv)
             return [try b.p(.conv2DGradInput(win, inH: xs[1].factor, inW: xs[2].factor), dy, w),
                     try b.p(.conv2DGradFilter(win), xv, dy)]
-        case .convBiasAct, .conv2DGradInput, .conv2DGradFilter, .im2col, .col2im:
+        case let .conv2DGradInput(win, _, _):
+            // A transposed convolution (Conv2DTranspose): y[xi] = sum dy[yi] * w[wi] over the products of
+            // the convolution it is the adjoint of, so d dy = conv2d(g, w) and d w = conv2d_grad_filter(g, dy).
+            let (dyIn, w) = (n.inputs[0], n.inputs[1])
+            let ds = shape(dyIn)
+            return [try b.p(.conv2D(win, outH: ds[1].factor, outW: ds[2].factor), dy, w),
+                    try b.p(.conv2DGradFilter(win), dy, dyIn)]
+        case .convBiasAct, .conv2DGradFilter, .im2col, .col2im:
             throw ShapeError(layer: n.layer, "\(op) has no gradient rule (it should not appear before autodiff)")
         default: notInFamily(op, Self.self)
         }
