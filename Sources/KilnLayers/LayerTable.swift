@@ -48,6 +48,7 @@ public enum LayerTable {
         ZeroPadding2DKind.self,
         UpSampling2DKind.self,
         SpatialDropout2DKind.self,
+        RescalingKind.self,
     ]
 
     /// Kind by Keras class name.

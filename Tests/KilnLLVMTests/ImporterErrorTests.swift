@@ -102,10 +102,11 @@ final class ImporterErrorTests: XCTestCase {
 
     func testUnsupportedLayerClassNamesClassLayerAndSupportedOnes() throws {
         let dir = try makeTempDir(self)
-        let path = dir + "/noise.keras"
-        try kerasWithExtraLayer(["module": "keras.layers", "class_name": "GaussianNoise", "registered_name": NSNull(),
-                                 "config": ["name": "my_noise", "trainable": true, "dtype": "float32", "stddev": 0.1, "seed": NSNull()]], at: path)
-        expectLoadError(path, ["GaussianNoise", "'my_noise'", "not support", "supported:", "Dense", "Conv2D", "Embedding", "MaxPooling2D"])
+        let path = dir + "/alpha.keras"
+        try kerasWithExtraLayer(["module": "keras.layers", "class_name": "AlphaDropout", "registered_name": NSNull(),
+                                 "config": ["name": "my_alpha_dropout", "trainable": true, "dtype": "float32", "rate": 0.1]], at: path)
+        expectLoadError(path, ["AlphaDropout", "'my_alpha_dropout'", "not support", "supported:", "Dense", "Conv2D", "Embedding", "MaxPooling2D",
+                               "GaussianNoise", "MultiHeadAttention"])
     }
 
     func testLambdaLayerIsRefused() throws {
