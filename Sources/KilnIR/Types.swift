@@ -111,7 +111,7 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     /// Per-sample shape (dims after a leading N), Keras style: "(None, 26, 5, 32)".
     public var kerasDescription: String {
         let parts = shape.map { d -> String in
-            switch d { case .batch(1), .steps(1): return "None"; default: return d.description }
+            switch d { case .batch, .steps: return "None"; default: return d.description }
         }
         return "(" + parts.joined(separator: ", ") + (parts.count == 1 ? ",)" : ")")
     }

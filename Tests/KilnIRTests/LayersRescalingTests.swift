@@ -12,7 +12,7 @@ final class LayersRescalingTests: XCTestCase {
         XCTAssertEqual(try KindCheck(kind: k).infer([ints]), [.f32([.n, .fixed(3)])])
         XCTAssertEqual(try kerasKind("Rescaling", #"{"scale": 0.5, "offset": -1.0}"#) as? RescalingKind, k)
         XCTAssertEqual(try kerasKind("Rescaling", #"{"scale": 0.25}"#) as? RescalingKind, RescalingKind(scale: 0.25))
-        refusesConfig("Rescaling", #"{"scale": [0.5, 0.25], "offset": 0.0}"#, ["layer 'L' (Rescaling)", "scale [0.5,0.25]", "one number"])
+        refusesConfig("Rescaling", #"{"scale": [0.5, 0.25], "offset": 0.0}"#, ["layer 'L' (Rescaling)", "scale [0.5, 0.25]", "one number"])
         KindCheck(kind: k).refuses([], ["takes 1 inputs, got 0"])
         // Values through the float64 interpreter: x * 0.5 - 1.
         var g = Graph(name: "rescale")
