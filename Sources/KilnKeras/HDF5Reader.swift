@@ -59,7 +59,10 @@ final class HDF5File {
                 H5Pset_file_image(fapl, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count) >= 0
             }
             if !ok { return -1 }
-            return H5Fopen("model.weights.h5", 0 /* H5F_ACC_RDONLY */, fapl)
+            // The name is only a label: the core driver reads the image. It must name no file that
+            // could exist, or libhdf5 opens that file instead (a model.weights.h5 in the current
+            // folder did); nothing can exist below /dev/null.
+            return H5Fopen("/dev/null/kiln-model.weights.h5", 0 /* H5F_ACC_RDONLY */, fapl)
         }
         if fid < 0 { throw HDF5Failure("is damaged or truncated (libhdf5 cannot open it)") }
         fileID = fid

@@ -9,6 +9,18 @@ import KilnIR
 import KilnRuntime
 
 final class ImporterErrorTests: XCTestCase {
+    /// A file named model.weights.h5 in the current folder is not what a .keras archive holds:
+    /// kiln reads the archive's entry (libhdf5 once opened the folder's file instead).
+    func testWeightsFileInTheCurrentFolderIsNotRead() throws {
+        let dir = try makeTempDir(self)
+        try Data("not an HDF5 file".utf8).write(to: URL(fileURLWithPath: dir + "/model.weights.h5"))
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("cases/cropping1d/model.keras").path
+        let r = try runProcess("/bin/sh", ["-c", "cd '\(dir)' && '\(try kilnBinary())' summary '\(model)'"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("cropping1d (Cropping1D)"), r.stdout)
+    }
+
     static let denseRelu = packageRoot.appendingPathComponent("Tests/conformance/cases/dense_relu/model.keras").path
     static let reshapeCase = packageRoot.appendingPathComponent("Tests/cases_invalid/reshape_mismatch")
 

@@ -99,14 +99,22 @@ public struct GlobalPooling2DKind: LayerKind {
     public func kerasConfig() -> [(String, JSON)] { [("data_format", format.json), ("keepdims", .bool(keepDims))] }
 }
 
-/// The maximum over each window (Keras' `MaxPooling2D`).
-public final class MaxPooling2D: Layer {
+/// What MaxPooling2D and AveragePooling2D share: the window's settings.
+public class Pooling2DLayer: Layer {
     var pooling: Pooling2DKind { kind as! Pooling2DKind }
     public var poolSize: Size2D { Size2D(pooling.size[0], pooling.size[1]) }
     public var strides: Size2D { Size2D(pooling.strides[0], pooling.strides[1]) }
     public var padding: Padding { pooling.padding }
     public var dataFormat: DataFormat2D { pooling.format }
 
+    init(_ op: PoolKind, poolSize: Size2D, strides: Size2D?, padding: Padding, dataFormat: DataFormat2D, name: String?) {
+        super.init(kind: Pooling2DKind(op, pool: poolSize.list, strides: (strides ?? poolSize).list, padding: padding, format: dataFormat),
+                   name: name)
+    }
+}
+
+/// The maximum over each window (Keras' `MaxPooling2D`).
+public final class MaxPooling2D: Pooling2DLayer {
     /// - Parameters:
     ///   - poolSize: the window (default 2).
     ///   - strides: the step (default: the pool size).
@@ -115,19 +123,12 @@ public final class MaxPooling2D: Layer {
     ///   - name: the layer name (default `max_pooling2d`, ...).
     public init(poolSize: Size2D = 2, strides: Size2D? = nil, padding: Padding = .valid, dataFormat: DataFormat2D = .channelsLast,
                 name: String? = nil) {
-        super.init(kind: Pooling2DKind(.max, pool: poolSize.list, strides: (strides ?? poolSize).list, padding: padding, format: dataFormat),
-                   name: name)
+        super.init(.max, poolSize: poolSize, strides: strides, padding: padding, dataFormat: dataFormat, name: name)
     }
 }
 
 /// The mean over each window; padded cells are not counted (Keras' `AveragePooling2D`).
-public final class AveragePooling2D: Layer {
-    var pooling: Pooling2DKind { kind as! Pooling2DKind }
-    public var poolSize: Size2D { Size2D(pooling.size[0], pooling.size[1]) }
-    public var strides: Size2D { Size2D(pooling.strides[0], pooling.strides[1]) }
-    public var padding: Padding { pooling.padding }
-    public var dataFormat: DataFormat2D { pooling.format }
-
+public final class AveragePooling2D: Pooling2DLayer {
     /// - Parameters:
     ///   - poolSize: the window (default 2).
     ///   - strides: the step (default: the pool size).
@@ -136,8 +137,7 @@ public final class AveragePooling2D: Layer {
     ///   - name: the layer name (default `average_pooling2d`, ...).
     public init(poolSize: Size2D = 2, strides: Size2D? = nil, padding: Padding = .valid, dataFormat: DataFormat2D = .channelsLast,
                 name: String? = nil) {
-        super.init(kind: Pooling2DKind(.avg, pool: poolSize.list, strides: (strides ?? poolSize).list, padding: padding, format: dataFormat),
-                   name: name)
+        super.init(.avg, poolSize: poolSize, strides: strides, padding: padding, dataFormat: dataFormat, name: name)
     }
 }
 
