@@ -45,6 +45,8 @@ public struct OptimizerConfig: Sendable, Equatable {
     public var globalClipnorm: Float?
     /// Decoupled weight decay: w -= w * weight_decay * lr before each update.
     public var weightDecay: Float? = nil
+    /// Optimizer state saved by Keras after fit (`optimizer/vars/N`), to continue from it; nil = fresh state.
+    public var resume: OptimizerResume? = nil
     public init(name: String, learningRate: Float, settings: [String: Float] = [:], flags: [String: Bool] = [:],
                 clipnorm: Float? = nil, clipvalue: Float? = nil, globalClipnorm: Float? = nil) {
         self.name = name; self.learningRate = learningRate; self.settings = settings; self.flags = flags
@@ -52,6 +54,15 @@ public struct OptimizerConfig: Sendable, Equatable {
     }
     public func setting(_ key: String, _ fallback: Float) -> Float { settings[key] ?? fallback }
     public func flag(_ key: String) -> Bool { flags[key] ?? false }
+}
+
+/// Keras' saved optimizer variables: `iterations` (steps taken) and, in Keras' order, the
+/// variables after `iteration` and `learning_rate` (per trainable weight, slots interleaved
+/// within one `add_optimizer_variables` call; Nadam's u_product last).
+public struct OptimizerResume: Sendable, Equatable {
+    public var iterations: Int
+    public var slots: [[Float]]
+    public init(iterations: Int, slots: [[Float]]) { self.iterations = iterations; self.slots = slots }
 }
 
 /// How a model trains: one loss per output, one optimizer.

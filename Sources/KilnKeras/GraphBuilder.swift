@@ -16,6 +16,14 @@ public enum KerasGraphBuilder {
         let training = try spec.compileConfig.flatMap { try KerasCompileConfig.parse($0, outputNames: b.graph.outputNames, file: file) }
         var model = Model(graph: b.graph, layers: b.layers, training: training, isSequential: spec.kind == .sequential)
         model.optimizerParamCount = spec.optimizerParamCount
+        if model.training != nil, spec.optimizerVars.count >= 2 {
+            // vars/0 is Keras' iteration count, vars/1 its learning rate; the slots follow.
+            guard spec.optimizerVars[0].count == 1, spec.optimizerVars[1].count == 1 else {
+                throw KerasImportError("\(file): the saved optimizer variables do not start with the iteration count and the learning rate, so Kiln cannot resume from them.")
+            }
+            model.training!.optimizer.resume = OptimizerResume(iterations: Int(spec.optimizerVars[0][0].rounded()),
+                                                               slots: Array(spec.optimizerVars.dropFirst(2)))
+        }
         return model
     }
 

@@ -107,6 +107,14 @@ public enum KerasArchive {
         spec.optimizerParamCount = h5.children("optimizer/vars").reduce(0) { total, child in
             total + ((try? h5.readFloats("optimizer/vars/" + child))?.values.count ?? 0)
         }
+        // In Keras' order (0, 1, 2, ...), to resume training from the saved state.
+        let varCount = h5.children("optimizer/vars").count
+        for k in 0..<varCount {
+            guard let v = try? h5.readFloats("optimizer/vars/\(k)") else {
+                throw KerasImportError("\(display): model.weights.h5 has \(varCount) optimizer variables but no readable optimizer/vars/\(k).")
+            }
+            spec.optimizerVars.append(v.values)
+        }
         return spec
     }
 

@@ -64,6 +64,8 @@ public struct KerasModelSpec: Sendable {
     public var compileConfig: JSON?
     /// Elements of the optimizer variables saved in the file (Keras' "Optimizer params").
     public var optimizerParamCount = 0
+    /// The optimizer variables themselves (`optimizer/vars/0`, `/1`, ...), empty when none were saved.
+    public var optimizerVars: [[Float]] = []
     public init(kind: Kind, name: String, layers: [KerasLayerSpec], inputs: [KerasTensorRef],
                 outputs: [KerasTensorRef], compileConfig: JSON?) {
         self.kind = kind; self.name = name; self.layers = layers; self.inputs = inputs

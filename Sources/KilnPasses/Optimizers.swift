@@ -9,16 +9,21 @@ public enum Optimizers {
         var grads = try clip(cfg, grads, &b)
         var assigns: [(Value, Value)] = []
         let lr = cfg.learningRate
+        // Where each slot sits among Keras' saved variables, when resuming.
+        let layout = try resumeLayout(cfg, params: params, &b)
         func slot(_ w: Value, _ suffix: String, _ initial: Float = 0) -> Value {
             let t = b.type(w)
             let name = b.graph.info(w).name
-            return b.graph.addParam("optimizer/\(name)/\(suffix)", t, initial: Array(repeating: initial, count: t.staticCount),
+            let values = layout[name + "/" + suffix] ?? Array(repeating: initial, count: t.staticCount)
+            return b.graph.addParam("optimizer/\(name)/\(suffix)", t, initial: values,
                                     trainable: false, role: .slot)
         }
         func scalarSlot(_ name: String, _ initial: Float) -> Value {
-            b.graph.addParam("optimizer/\(name)", .f32([]), initial: [initial], trainable: false, role: .slot)
+            b.graph.addParam("optimizer/\(name)", .f32([]), initial: layout[name] ?? [initial], trainable: false, role: .slot)
         }
-        let t = try b.p(.iteration)
+        // The 1-based step number continues from the steps Keras already took.
+        var t = try b.p(.iteration)
+        if let r = cfg.resume, r.iterations > 0 { t = try b.add(t, Float(r.iterations)) }
         // Nadam's running product of momentum-schedule values, updated once per step.
         var nadam: (uT: Value, uT1: Value, prodT: Value, prodT1: Value)? = nil
         if cfg.name == "Nadam" {
@@ -132,6 +137,57 @@ public enum Optimizers {
         }
         grads = []
         return assigns
+    }
+
+    /// Keras' slot groups per optimizer: each group is one `add_optimizer_variables`
+    /// call, which interleaves its names per trainable variable; groups follow each other.
+    public static func kerasSlotGroups(_ cfg: OptimizerConfig) -> (groups: [[String]], scalars: [String]) {
+        switch cfg.name {
+        case "SGD": return (cfg.setting("momentum", 0) == 0 ? [] : [["momentum"]], [])
+        case "RMSprop":
+            var g = [["velocity"]]
+            if cfg.setting("momentum", 0) > 0 { g.append(["momentum"]) }
+            if cfg.flag("centered") { g.append(["average_gradient"]) }
+            return (g, [])
+        case "Adagrad": return ([["accumulator"]], [])
+        case "Adadelta": return ([["accumulated_grad", "accumulated_delta_var"]], [])
+        case "Adam", "AdamW": return ([["momentum", "velocity"]] + (cfg.flag("amsgrad") ? [["velocity_hat"]] : []), [])
+        case "Adamax": return ([["m", "u"]], [])
+        case "Nadam": return ([["momentum", "velocity"]], ["u_product"])
+        default: return ([], [])
+        }
+    }
+
+    /// Maps "weightName/slot" (and scalar names) to Keras' saved values; empty when not resuming.
+    /// Refuses saved variables whose count or sizes do not match the slots Kiln uses.
+    static func resumeLayout(_ cfg: OptimizerConfig, params: [Value], _ b: inout PrimBuilder) throws -> [String: [Float]] {
+        guard let r = cfg.resume else { return [:] }
+        let (groups, scalars) = kerasSlotGroups(cfg)
+        let expected = groups.reduce(0) { $0 + $1.count * params.count } + scalars.count
+        guard r.slots.count == expected else {
+            throw ShapeError(layer: "optimizer", "the model file holds \(r.slots.count) saved \(cfg.name) slot variables but Kiln's \(cfg.name) with these settings has \(expected) for \(params.count) trainable weights, so training cannot resume from them")
+        }
+        var out: [String: [Float]] = [:]
+        var k = 0
+        for group in groups {
+            for w in params {
+                let name = b.graph.info(w).name
+                let count = b.type(w).staticCount
+                for suffix in group {
+                    guard r.slots[k].count == count else {
+                        throw ShapeError(layer: "optimizer", "saved optimizer variable \(k + 2) has \(r.slots[k].count) values but the \(suffix) slot of '\(name)' has \(count), so training cannot resume from it")
+                    }
+                    out[name + "/" + suffix] = r.slots[k]; k += 1
+                }
+            }
+        }
+        for name in scalars {
+            guard r.slots[k].count == 1 else {
+                throw ShapeError(layer: "optimizer", "saved optimizer variable \(k + 2) has \(r.slots[k].count) values but \(cfg.name)'s \(name) is one number, so training cannot resume from it")
+            }
+            out[name] = r.slots[k]; k += 1
+        }
+        return out
     }
 
     /// clipnorm (per gradient), global_clipnorm, clipvalue: Keras applies the first that is set.
