@@ -21,8 +21,11 @@ public enum KerasGraphBuilder {
             guard spec.optimizerVars[0].count == 1, spec.optimizerVars[1].count == 1 else {
                 throw KerasImportError("\(file): the saved optimizer variables do not start with the iteration count and the learning rate, so Kiln cannot resume from them.")
             }
-            model.training!.optimizer.resume = OptimizerResume(iterations: Int(spec.optimizerVars[0][0].rounded()),
-                                                               slots: Array(spec.optimizerVars.dropFirst(2)))
+            // A model saved before any step (compile without fit) keeps a fresh state.
+            let iterations = Int(spec.optimizerVars[0][0].rounded())
+            if iterations > 0 {
+                model.training!.optimizer.resume = OptimizerResume(iterations: iterations, slots: Array(spec.optimizerVars.dropFirst(2)))
+            }
         }
         return model
     }

@@ -83,3 +83,14 @@ final class ResumeImportTests: XCTestCase {
         XCTAssertEqual(r.slots.map(\.count), [30, 30, 6, 6, 18, 18, 3, 3])
     }
 }
+
+extension ResumeImportTests {
+    /// Saved after compile but before fit (iteration 0, no slots): a fresh state, as before.
+    func testSavedBeforeFitKeepsFreshState() throws {
+        let spec = try KerasArchive.read(path: root.appendingPathComponent("Tests/cases/opt_nadam_betas/model.keras").path)
+        XCTAssertEqual(spec.optimizerVars.count, 2)
+        let m = try KerasGraphBuilder.build(spec, file: "m.keras")
+        XCTAssertNotNil(m.training)
+        XCTAssertNil(m.training?.optimizer.resume)
+    }
+}
