@@ -74,3 +74,15 @@ case("simple_rnn_return_state_masked",
      tok_data2(10, 6, TRAIL_MID, seq_reg(6, 2), reg(2)),
      scenario="Embedding(mask_zero) -> SimpleRNN(return_sequences, return_state, go_backwards): the masked "
               "sequence and the final state feed two outputs")
+
+
+case("bidir_none_sequential_last",
+     ["Bidirectional", "Bidirectional:merge_none", "Bidirectional:masked", "GRU", "GRU:return_sequences",
+      "GRU:masked", "Embedding", "Embedding:mask_zero", "output:multiple", "loss:list", "loss:mse",
+      "loss:masked", "optimizer:SGD", "input:int32", "api:Sequential"],
+     seq((6,), lambda: L.Embedding(12, 4, mask_zero=True),
+         lambda: L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode=None), input_dtype="int32"),
+     comp(["mse", "mse"], sgd(0.1)),
+     tok_data2(12, 6, TRAIL_MID, seq_reg(6, 3), seq_reg(6, 3)),
+     scenario="A Sequential model ending in Bidirectional(GRU(seq), merge_mode=None): two outputs "
+              "(forward, backward), each with the mask and its own masked loss")
