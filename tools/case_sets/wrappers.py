@@ -86,3 +86,19 @@ case("bidir_none_sequential_last",
      tok_data2(12, 6, TRAIL_MID, seq_reg(6, 3), seq_reg(6, 3)),
      scenario="A Sequential model ending in Bidirectional(GRU(seq), merge_mode=None): two outputs "
               "(forward, backward), each with the mask and its own masked loss")
+
+
+def build_td_mask_to_lstm():
+    x = keras.Input((6,), dtype="int32")
+    e = L.Embedding(12, 4, mask_zero=True)(x)
+    d = L.TimeDistributed(L.Dense(5, activation="tanh"))(e)
+    return keras.Model(x, L.Dense(2)(L.LSTM(3)(d)))
+
+
+case("td_dense_mask_to_lstm",
+     ["TimeDistributed", "TimeDistributed:Dense", "TimeDistributed:masked", "Embedding", "Embedding:mask_zero",
+      "LSTM", "LSTM:masked", "Dense", "loss:mse", "optimizer:SGD", "input:int32", "api:Functional"],
+     build_td_mask_to_lstm, comp("mse", sgd(0.1)),
+     tok_data(12, 6, TRAIL_MID, reg(2)),
+     scenario="Embedding(mask_zero) -> TimeDistributed(Dense) (the file passes it mask=) -> LSTM: the "
+              "mask goes through TimeDistributed to the LSTM, which stops at the last real step")
