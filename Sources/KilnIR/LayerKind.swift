@@ -61,6 +61,10 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     /// `compute_mask`; `passOnMask` is the rule of layers with `supports_masking`.
     func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value?
 
+    /// How many leading outputs carry the mask `outputMask` gives (1; Bidirectional with
+    /// merge_mode None: 2, its forward and backward outputs).
+    var maskedOutputCount: Int { get }
+
     /// The layer in primitives, in its training form (inputs: data, weights, [mask]). What
     /// differs in inference is recorded in `b.graph.inferenceForms`; state the training step
     /// writes besides the optimizer (BatchNormalization's moving statistics) in
@@ -93,6 +97,7 @@ extension LayerKind {
     public var trainingRefusal: String? { nil }
     public func droppedTimeAxisHint(name: String, before: TensorType, after: TensorType) -> String? { nil }
     public var clearsInputMasks: Bool { false }
+    public var maskedOutputCount: Int { 1 }
     public static var tensorKeywords: [String] { [] }
     public func consumingMasks(_ present: [Bool]) -> (kind: any LayerKind, inputs: [Int])? {
         guard present.first == true, let k = consumingMask() else { return nil }

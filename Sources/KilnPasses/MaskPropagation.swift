@@ -24,7 +24,7 @@ public let propagateMasks = Pass("masks") { g in
             var node = kind as any LayerKind, extra: [Value] = []
             if let (consuming, taken) = kind.consumingMasks(inMasks.map { $0 != nil }) { node = consuming; extra = taken.map { inMasks[$0]! } }
             let outs = try b.graph.add(.layer(node.op), ins + extra, layer: n.layer)
-            if let m = try node.outputMask(&b, inputs: ins, masks: inMasks, outputs: outs) { masks[outs[0]] = m }
+            if let m = try node.outputMask(&b, inputs: ins, masks: inMasks, outputs: outs) { for o in outs.prefix(node.maskedOutputCount) { masks[o] = m } }
             if node.clearsInputMasks { for v in ins.prefix(dataCount) { masks[v] = nil } }
             return outs
         }

@@ -153,18 +153,19 @@ public struct RNNKind: LayerKind {
 // MARK: - Bidirectional
 
 /// x (N, T, F), the forward layer's weights, the backward layer's, [mask] -> the two outputs
-/// merged (concat, sum, mul, ave), then with return_state the forward layer's states and the
+/// merged (concat, sum, mul, ave) or, with merge_mode None, both (forward, backward), then with return_state the forward layer's states and the
 /// backward one's.
 public struct BidirectionalKind: LayerKind {
     public static let kerasClasses = ["Bidirectional"]
     public var forward: RecurrentSpec
     public var backward: RecurrentSpec
-    public var merge: MergeMode
+    /// nil: Keras' merge_mode None, the two outputs apart.
+    public var merge: MergeMode?
     public var masked: Bool
     /// The wrapped layer's name ("lstm"; Keras saves the halves as forward_lstm, backward_lstm).
     public var innerName: String
 
-    public init(forward: RecurrentSpec, backward: RecurrentSpec, merge: MergeMode, masked: Bool = false, innerName: String) {
+    public init(forward: RecurrentSpec, backward: RecurrentSpec, merge: MergeMode?, masked: Bool = false, innerName: String) {
         self.forward = forward; self.backward = backward; self.merge = merge; self.masked = masked; self.innerName = innerName
     }
 
@@ -186,8 +187,12 @@ public struct BidirectionalKind: LayerKind {
             // Keras makes the backward layer from the forward one's config, reading backwards.
             bw.goBackwards.toggle()
         }
-        guard let modeName = c["merge_mode"]?.string, let mode = MergeMode(rawValue: modeName) else {
-            throw c.fail("has merge_mode \(c["merge_mode"]?.serialized ?? "null"); Kiln supports concat, sum, mul and ave")
+        var mode: MergeMode? = nil
+        if let m = c["merge_mode"], !m.isNull {
+            guard let modeName = m.string, let known = MergeMode(rawValue: modeName) else {
+                throw c.fail("has merge_mode \(m.serialized); Kiln supports concat, sum, mul, ave and None")
+            }
+            mode = known
         }
         let prefixes = ["forward_", "backward_"]
         let base = prefixes.reduce(name) { $0.hasPrefix($1) ? String($0.dropFirst($1.count)) : $0 }
@@ -199,7 +204,7 @@ public struct BidirectionalKind: LayerKind {
 
     public var description: String {
         let f = forward
-        return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge.rawValue)\(f.returnSequences ? ", sequences" : "")\(f.returnState ? ", state" : "")\(masked ? ", masked" : "")>"
+        return "bidirectional<\(f.kind.rawValue.lowercased()) \(f.units), \(merge?.rawValue ?? "none")\(f.returnSequences ? ", sequences" : "")\(f.returnState ? ", state" : "")\(masked ? ", masked" : "")>"
     }
 
     /// Sized by the input's last axis; a wrong input is refused by the shape rule (see RNNKind).
@@ -220,7 +225,8 @@ public struct BidirectionalKind: LayerKind {
             throw ShapeError(layer: layer, "forward and backward layers differ in units or return_sequences")
         }
         let u = merge == .concat ? 2 * forward.units : forward.units
-        return [.f32(forward.returnSequences ? [.n, t, .fixed(u)] : [.n, .fixed(u)])] + forward.stateTypes + backward.stateTypes
+        let out = TensorType.f32(forward.returnSequences ? [.n, t, .fixed(u)] : [.n, .fixed(u)])
+        return (merge == nil ? [out, out] : [out]) + forward.stateTypes + backward.stateTypes
     }
 
     public func consumingMask() -> BidirectionalKind? {
@@ -233,6 +239,9 @@ public struct BidirectionalKind: LayerKind {
     public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
         forward.returnSequences ? masks.first ?? nil : nil
     }
+
+    /// Keras' compute_mask gives both outputs of merge_mode None the mask.
+    public var maskedOutputCount: Int { merge == nil ? 2 : 1 }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let mask = masked ? ins.last : nil
@@ -250,10 +259,11 @@ public struct BidirectionalKind: LayerKind {
         let (x, y) = (f.main, r.main)
         let merged: Value
         switch merge {
-        case .concat: merged = try b.graph.add(.prim(.concat(axis: b.type(x).rank - 1)), [x, y], layer: b.layer)[0]
-        case .sum: merged = try b.add(x, y)
-        case .mul: merged = try b.mul(x, y)
-        case .ave: merged = try b.mul(try b.add(x, y), 0.5)
+        case nil: return [x, y] + f.states + r.states
+        case .concat?: merged = try b.graph.add(.prim(.concat(axis: b.type(x).rank - 1)), [x, y], layer: b.layer)[0]
+        case .sum?: merged = try b.add(x, y)
+        case .mul?: merged = try b.mul(x, y)
+        case .ave?: merged = try b.mul(try b.add(x, y), 0.5)
         }
         return [merged] + f.states + r.states
     }
@@ -270,7 +280,7 @@ public struct BidirectionalKind: LayerKind {
                                         + recurrentConfig(s))),
                      ("registered_name", .null)])
         }
-        return [("merge_mode", .string(merge.rawValue)), ("layer", layer(forward, "forward_" + innerName)),
+        return [("merge_mode", merge.map { .string($0.rawValue) } ?? .null), ("layer", layer(forward, "forward_" + innerName)),
                 ("backward_layer", layer(backward, "backward_" + innerName))]
     }
 }
@@ -353,9 +363,10 @@ public final class SimpleRNN: RecurrentLayer {
 public final class Bidirectional: Layer {
     /// - Parameters:
     ///   - layer: an ``LSTM``, ``GRU`` or ``SimpleRNN``; the backward copy reads the steps the other way.
-    ///   - mergeMode: how the outputs are merged (default `.concat`).
+    ///   - mergeMode: how the outputs are merged (default `.concat`); nil: the layer has two
+    ///     outputs, forward and backward (then with `returnState` the states).
     ///   - name: the layer name (default `bidirectional`, ...).
-    public init(_ layer: RecurrentLayer, mergeMode: MergeMode = .concat, name: String? = nil) {
+    public init(_ layer: RecurrentLayer, mergeMode: MergeMode? = .concat, name: String? = nil) {
         var back = layer.spec
         back.goBackwards.toggle()
         var fw = layer.spec

@@ -4,14 +4,21 @@ import KilnIR
 import KilnSupport
 
 /// x (N, T, …) -> the wrapped layer on each (N·T, …) step, (N, T, …'). The weights are the
-/// wrapped layer's; the mask is passed on, as Keras does.
+/// wrapped layer's; the mask is passed on, as Keras does. Keras' TimeDistributed.call takes the
+/// mask (a Functional model's file may pass it as mask=) and hands each step's slice to a wrapped
+/// layer whose call takes a mask; Kiln takes it (`masked`: the last input) and refuses it for
+/// such a wrapped layer (one step's mask is not passed on), and otherwise leaves it unread.
 public struct TimeDistributedKind: LayerKind {
     public static let kerasClasses = ["TimeDistributed"]
     public var inner: AnyLayer
     /// The wrapped layer's own name (Keras saves it in the config).
     public var innerName: String
+    /// Whether the mask is the last input.
+    public var masked: Bool
 
-    public init(inner: any LayerKind, innerName: String) { self.inner = AnyLayer(inner); self.innerName = innerName }
+    public init(inner: any LayerKind, innerName: String, masked: Bool = false) {
+        self.inner = AnyLayer(inner); self.innerName = innerName; self.masked = masked
+    }
 
     public init(keras c: KerasConfig) throws {
         guard let layer = c["layer"], let cls = layer["class_name"]?.string else { throw c.fail("has no wrapped layer") }
@@ -25,7 +32,7 @@ public struct TimeDistributedKind: LayerKind {
         self.init(inner: kind, innerName: name)
     }
 
-    public var description: String { "time_distributed<\(inner)>" }
+    public var description: String { "time_distributed<\(inner)\(masked ? ", masked" : "")>" }
     public var needsTimeAxis: Bool { true }
 
     /// One step's input: (N, …) for (N, T, …).
@@ -42,9 +49,21 @@ public struct TimeDistributedKind: LayerKind {
 
     public func infer(_ ins: [TensorType], layer: String) throws -> [TensorType] {
         let x = ins[0]
+        if masked {
+            guard inner.kind.consumingMask() == nil else {
+                throw ShapeError(layer: layer, "is given a mask, which Keras hands to the wrapped \(inner.kind.kerasClass) step by step; Kiln does not support a mask inside TimeDistributed")
+            }
+        }
         // The wrapped layer sees (batch * timesteps, ...); its messages speak of one step's input.
-        let out = try inner.kind.infer([try inside(x, layer)] + ins.dropFirst(), layer: "\(layer) (\(inner.kind.kerasClass) on each step)")[0]
+        let out = try inner.kind.infer([try inside(x, layer)] + ins.dropFirst().dropLast(masked ? 1 : 0), layer: "\(layer) (\(inner.kind.kerasClass) on each step)")[0]
         return [TensorType(out.dtype, [.n, x.shape[1]] + Array(out.shape.dropFirst()))]
+    }
+
+    public func consumingMask() -> TimeDistributedKind? {
+        guard !masked else { return nil }
+        var k = self
+        k.masked = true
+        return k
     }
 
     public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
@@ -55,7 +74,7 @@ public struct TimeDistributedKind: LayerKind {
         let x = ins[0]
         let xs = b.type(x).shape
         let steps = try b.reshape(x, [Dim.product([.n, xs[1]])!] + Array(xs.dropFirst(2)))
-        let y = try inner.kind.lower(&b, [steps] + ins.dropFirst(), &ctx)[0]
+        let y = try inner.kind.lower(&b, [steps] + ins.dropFirst().dropLast(masked ? 1 : 0), &ctx)[0]
         return [try b.reshape(y, [.n, xs[1]] + Array(b.type(y).shape.dropFirst()))]
     }
 
