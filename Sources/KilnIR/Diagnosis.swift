@@ -41,16 +41,11 @@ extension Graph {
 
     /// What the layer that turned `before` (rank 3 or more) into the 2-D `after` did, and the fix.
     private func culprit(_ op: LayerOp, _ name: String, _ before: TensorType, _ after: TensorType) -> String {
-        let who = "\(op.kerasClass) '\(name)' turned \(before.kerasDescription) into \(after.kerasDescription)"
-        let t = before.shape[1] == .t ? "None" : "\(before.shape[1])"
-        let step = before.shape.dropFirst(2).map(\.factor)
-        let perStep = step.reduce(1, *)
-        switch op {
-        case .table(let t):
-            if let hint = t.kind.droppedTimeAxisHint(name: name, before: before, after: after) { return hint }
-            fallthrough
-        default:
-            return "\(who), dropping axis 1 (\(t)), the time axis: apply it to each step with TimeDistributed(\(op.kerasClass)(...))"
+        if case .table(let layer) = op, let hint = layer.kind.droppedTimeAxisHint(name: name, before: before, after: after) {
+            return hint
         }
+        let t = before.shape[1] == .t ? "None" : "\(before.shape[1])"
+        return "\(op.kerasClass) '\(name)' turned \(before.kerasDescription) into \(after.kerasDescription), dropping axis 1 (\(t)), "
+            + "the time axis: apply it to each step with TimeDistributed(\(op.kerasClass)(...))"
     }
 }

@@ -57,8 +57,12 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
     /// them after it see none (Keras 3's MultiHeadAttention does: `set_keras_mask(x, None)`).
     var clearsInputMasks: Bool { get }
 
+    /// Keras' `supports_masking` for layers with no mask rule of their own: the first input's
+    /// mask goes on (see `outputMask`'s default).
+    var supportsMasking: Bool { get }
+
     /// The mask of the first output, from the masks of the data inputs (nil: none). Keras'
-    /// `compute_mask`; `passOnMask` is the rule of layers with `supports_masking`.
+    /// `compute_mask`; the default passes the mask on when `supportsMasking` and drops it otherwise.
     func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value?
 
     /// How many leading outputs carry the mask `outputMask` gives (1; Bidirectional with
@@ -74,6 +78,10 @@ public protocol LayerKind: Hashable, Sendable, CustomStringConvertible {
 
     /// The Keras config keys after name, trainable and dtype, in Keras' order.
     func kerasConfig() -> [(String, JSON)]
+
+    /// Whether the writer puts `trainable` in the config (Keras' SpatialDropout constructors
+    /// take none, and refuse a config that has it).
+    var configHasTrainable: Bool { get }
 
     /// Whether the layer reads a time axis (batch, time, ...): refused on a 2-D input, it is
     /// told which earlier layer dropped that axis (Diagnosis.swift).
@@ -103,8 +111,12 @@ extension LayerKind {
         guard present.first == true, let k = consumingMask() else { return nil }
         return (k, [0])
     }
-    /// Keras' default for a layer without `supports_masking`: the mask stops here.
-    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? { nil }
+    public var supportsMasking: Bool { false }
+    public var configHasTrainable: Bool { true }
+    /// Keras' rule: a layer with `supports_masking` passes the mask on, any other stops it here.
+    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
+        supportsMasking ? passOnMask(b, masks: masks, outputs: outputs) : nil
+    }
 
     /// Keras' rule for layers with `supports_masking`: the first input's mask goes on while the
     /// output still has its time axis.

@@ -27,35 +27,33 @@ public func broadcastShapes(_ a: [Dim], _ b: [Dim]) -> [Dim]? {
     return out
 }
 
-func perSample(_ t: TensorType) -> [Int] { Array(t.shape.dropFirst().map(\.factor)) }
-
 /// Infers the output types of an op from its input types.
 public func inferTypes(_ op: Op, _ ins: [TensorType], layer: String) throws -> [TensorType] {
     switch op {
-    case .layer(.table(let t)): return try t.kind.infer(ins, layer: "\(t.kind.kerasClass) '\(layer)'")
-    case .layer(let l): return [try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")]
     case .prim(let p): return try inferPrim(p, ins, layer: layer)
+    case .layer(let l): return try inferLayer(l, ins, layer: "\(l.kerasClass) '\(layer)'")
+    }
+}
+
+/// A layer of the table by its kind; Keras' saved mask ops here. `name` is "Class 'layer'".
+private func inferLayer(_ l: LayerOp, _ ins: [TensorType], layer name: String) throws -> [TensorType] {
+    switch l {
+    case .table(let t):
+        return try t.kind.infer(ins, layer: name)
+    case .notEqual:
+        try expectArity(ins, 1...1, name)
+        return [TensorType(.bool, ins[0].shape)]
+    case .anyLastAxis:
+        try expectArity(ins, 1...1, name)
+        let x = ins[0]
+        guard x.rank >= 2 else { throw ShapeError(layer: name, "reduces the last axis of \(x.kerasDescription), which has no axis but the batch") }
+        return [TensorType(.bool, Array(x.shape.dropLast()))]
     }
 }
 
 public func expectArity(_ ins: [TensorType], _ counts: ClosedRange<Int>, _ layer: String) throws {
     if !counts.contains(ins.count) {
         throw ShapeError(layer: layer, "takes \(counts.lowerBound == counts.upperBound ? "\(counts.lowerBound)" : "\(counts.lowerBound) to \(counts.upperBound)") inputs, got \(ins.count)")
-    }
-}
-
-public func inferLayer(_ op: LayerOp, _ ins: [TensorType], layer: String) throws -> TensorType {
-    guard let x = ins.first else { throw ShapeError(layer: layer, "has no input") }
-    switch op {
-    case .table(let t):
-        return try t.kind.infer(ins, layer: layer)[0]
-    case .notEqual:
-        try expectArity(ins, 1...1, layer)
-        return TensorType(.bool, x.shape)
-    case .anyLastAxis:
-        try expectArity(ins, 1...1, layer)
-        guard x.rank >= 2 else { throw ShapeError(layer: layer, "reduces the last axis of \(x.kerasDescription), which has no axis but the batch") }
-        return TensorType(.bool, Array(x.shape.dropLast()))
     }
 }
 

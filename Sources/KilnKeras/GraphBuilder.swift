@@ -2,13 +2,12 @@ import KilnIR
 import KilnSupport
 import KilnLayers
 
-/// Builds Kiln's layer graph from a Keras model file's spec: a table from
-/// Keras class name to a small function reading that layer's config keys.
-/// Everything is validated here; nothing from the file is executed.
+/// Builds Kiln's layer graph from a Keras model file's spec: each layer's kind (the layer
+/// table, KilnLayers) reads its config keys and says its weights. Everything is validated
+/// here; nothing from the file is executed.
 public enum KerasGraphBuilder {
     /// Keras classes Kiln imports.
     public static var supported: [String] { LayerTable.byKerasClass.keys.sorted() }
-
 
     public static func build(_ spec: KerasModelSpec, file: String) throws -> Model {
         var b = Builder(file: file, graph: Graph(name: spec.name))
@@ -30,42 +29,13 @@ public enum KerasGraphBuilder {
         return model
     }
 
-    /// What a layer function gets: its config and weights, and the graph to extend.
+    /// The layer being imported: its spec (config and weights) and the file, for messages.
     struct Context {
         var layer: KerasLayerSpec
         var file: String
         var config: JSON { layer.config }
         func fail(_ msg: String) -> KerasImportError {
             KerasImportError("\(file): layer '\(layer.name)' (\(layer.className)) \(msg)")
-        }
-        func int(_ key: String, _ fallback: Int? = nil) throws -> Int {
-            if let v = config[key]?.int { return v }
-            if let f = fallback { return f }
-            throw fail("has no integer '\(key)' in its config")
-        }
-        func float(_ key: String, _ fallback: Float? = nil) throws -> Float {
-            if let v = config[key]?.float { return v }
-            if let f = fallback { return f }
-            throw fail("has no number '\(key)' in its config")
-        }
-        /// A size that must be at least 1 (units, filters, vocabulary size).
-        func positive(_ key: String) throws -> Int {
-            let v = try int(key)
-            guard v >= 1 else { throw fail("has \(key)=\(v); expected a positive integer") }
-            return v
-        }
-        func channelsLast() throws {
-            if let f = config["data_format"]?.string, f != "channels_last" {
-                throw fail("uses data_format '\(f)'; Kiln supports 'channels_last'")
-            }
-        }
-        func activation(_ key: String = "activation") throws -> Activation {
-            let raw = config[key]?.string ?? config[key]?["config"]?["name"]?.string ?? config[key]?["class_name"]?.string ?? "linear"
-            let aliases = ["swish": "silu", "hard_swish": "hard_silu"]
-            guard let a = Activation(rawValue: aliases[raw] ?? raw) else {
-                throw fail("uses activation '\(raw)', which Kiln does not know; known: \(Activation.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return a
         }
     }
 

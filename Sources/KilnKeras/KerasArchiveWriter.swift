@@ -102,7 +102,7 @@ public enum KerasArchiveWriter {
                 config = .object(items.filter { $0.0 != KerasLayerSpec.inboundNodesKey })
             }
             var entry: [(String, JSON)] = [("module", .string(layerModule(l.className))), ("class_name", .string(l.className)),
-                                           ("config", config), ("registered_name", registeredName(l.className))]
+                                           ("config", config), ("registered_name", KerasJSON.registeredName(l.className))]
             if l.className == "MultiHeadAttention", let s = shapes.byLayer[l.name]?.array, s.count >= 2 {
                 // Keras builds it from build(query_shape, value_shape, key_shape).
                 let names = ["query_shape", "value_shape", "key_shape"]
@@ -144,14 +144,8 @@ public enum KerasArchiveWriter {
         switch cls {
         case "Sequential": return "keras"
         case "Functional": return "keras.src.models.functional"
-        case "CRF": return "kiln_crf"
-        default: return "keras.layers"
+        default: return KerasJSON.module(cls)
         }
-    }
-
-    /// The name a layer class is registered under outside Keras (null for Keras' own).
-    static func registeredName(_ cls: String) -> JSON {
-        cls == "CRF" ? .string("kiln_crf>CRF") : .null
     }
 
     /// Layers Keras calls on a list of tensors (`layer([a, b])`).

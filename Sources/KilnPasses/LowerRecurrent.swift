@@ -1,11 +1,9 @@
 import KilnIR
 
-// Recurrent layers lowered to a scan (KilnIR/Scan.swift): the input projection
-// x·W + b for all steps is one matrix product, then a scan runs the cell over
-// the steps. The unroll pass (Unroll.swift) turns a scan into one copy of the
-// cell per step (`unroll` below) where that is needed or asked for. Masked
-// steps keep the state and repeat the previous output (or output zeros), as
-// Keras' rnn() does.
+// A scan as straight-line cells: the recurrent layers lower to a projection and a scan
+// (KilnIR/RecurrentLowering.swift); the unroll pass (Unroll.swift) turns a scan into one copy
+// of the cell per step (`unroll` below) where that is needed or asked for. Masked steps keep
+// the state and repeat the previous output (or output zeros), as Keras' rnn() does.
 
 extension PrimBuilder {
     /// A scan as straight-line primitives, one copy of the cell per step (the unroll pass).
@@ -78,18 +76,5 @@ extension PrimBuilder {
             outputs.append(out)
         }
         return (try stack(cell.flipOutput ? outputs.reversed() : outputs), outputs.last!, h, c)
-    }
-
-    /// A layer's outputs: the main one, then a recurrent layer's states with return_state.
-    mutating func lowerOutputs(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> [Value] {
-        switch op {
-        case .table(let t):
-            var ctx = LoweringContext(salt: salt)
-            let outs = try t.kind.lower(&self, ins, &ctx)
-            salt = ctx.salt
-            return outs
-        default:
-            return [try lower(op, ins, salt: &salt)]
-        }
     }
 }

@@ -5,31 +5,27 @@ import KilnIR
 /// what their gradient needs. The inference pass derives predict and evaluate from it.
 public let lowerLayers = Pass("lower") { g in
     var r = GraphRebuilder(g)
-    var salt = 0
+    var ctx = LoweringContext()
     return try r.run { r, n in
         guard case .layer(let op) = n.op else { return try r.copy(n) }
         var b = PrimBuilder(graph: r.new, layer: n.layer)
-        let ins = n.inputs.map { r[$0] }
-        let outs = try b.lowerOutputs(op, ins, salt: &salt)
+        let outs = try b.lower(op, n.inputs.map { r[$0] }, &ctx)
         r.new = b.graph
         return outs
     }
 }
 
 extension PrimBuilder {
-    /// Lowers one layer op.
-    mutating func lower(_ op: LayerOp, _ ins: [Value], salt: inout Int) throws -> Value {
+    /// Lowers one layer op: a layer of the table by its kind, Keras' saved mask ops here.
+    mutating func lower(_ op: LayerOp, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         switch op {
         case .anyLastAxis:
             let x = ins[0]
-            return try compare(.gt, try reduce(.max, try cast(x, .f32), axes: [type(x).rank - 1]), try const(0))
+            return [try compare(.gt, try reduce(.max, try cast(x, .f32), axes: [type(x).rank - 1]), try const(0))]
         case .notEqual(let v):
-            return try compare(.ne, ins[0], try const(v))
+            return [try compare(.ne, ins[0], try const(v))]
         case .table(let t):
-            var ctx = LoweringContext(salt: salt)
-            let outs = try t.kind.lower(&self, ins, &ctx)
-            salt = ctx.salt
-            return outs[0]
+            return try t.kind.lower(&self, ins, &ctx)
         }
     }
 }

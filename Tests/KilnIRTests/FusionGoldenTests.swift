@@ -19,8 +19,8 @@ final class FusionGoldenTests: XCTestCase {
         let x = g.addInput("x", .f32([.n, .fixed(5), .fixed(5), .fixed(2)]))
         let k = g.addParam("conv/kernel", .f32([.fixed(3), .fixed(3), .fixed(2), .fixed(4)]), initial: rand(72, 1))
         let bias = g.addParam("conv/bias", .f32([.fixed(4)]), initial: rand(4, 2))
-        var y = try g.add(.layer(.conv2D(filters: 4, kernel: [3, 3], strides: [1, 1], padding: .same,
-                                         activation: separateActivation ? .linear : .relu, useBias: true)), [x, k, bias], layer: "conv")[0]
+        var y = try g.add(.layer(Conv2DKind(filters: 4, kernel: [3, 3], strides: [1, 1], padding: .same,
+                                         activation: separateActivation ? .linear : .relu, useBias: true).op), [x, k, bias], layer: "conv")[0]
         if separateActivation { y = try g.add(.layer(ActivationKind(.relu, alpha: 0).op), [y], layer: "act")[0] }
         g.addOutput(y, name: separateActivation ? "act" : "conv")
         return g

@@ -34,11 +34,11 @@ final class ShapeTests: XCTestCase {
             g.addParam(name, .f32(shape.map(fx)), initial: [Float](repeating: 0, count: shape.reduce(1, *)))
         }
         let x = g.addInput("input", f32(N, fx(56), fx(14), fx(1)))
-        let c1 = try g.add(.layer(.conv2D(filters: 32, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true)),
+        let c1 = try g.add(.layer(Conv2DKind(filters: 32, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true).op),
                            [x, param("conv1/kernel", [3, 3, 1, 32]), param("conv1/bias", [32])], layer: "conv1")[0]
-        let c2 = try g.add(.layer(.conv2D(filters: 32, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true)),
+        let c2 = try g.add(.layer(Conv2DKind(filters: 32, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true).op),
                            [c1, param("conv2/kernel", [3, 3, 32, 32]), param("conv2/bias", [32])], layer: "conv2")[0]
-        let p = try g.add(.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid)), [c2], layer: "pool")[0]
+        let p = try g.add(.layer(Pooling2DKind(.max, pool: [2, 2], strides: [2, 2], padding: .valid).op), [c2], layer: "pool")[0]
         XCTAssertEqual(g.type(c1).kerasDescription, "(None, 54, 12, 32)")
         XCTAssertEqual(g.type(p).kerasDescription, "(None, 26, 5, 32)")
         XCTAssertThrowsError(try g.add(.layer(ReshapeKind(target: [784]).op), [p], layer: "to_vector")) { e in
@@ -65,7 +65,7 @@ final class ShapeTests: XCTestCase {
 
     func testConv2D() throws {
         func conv(_ f: Int, _ k: Int, _ s: Int, _ p: Padding) -> LayerOp {
-            .conv2D(filters: f, kernel: [k, k], strides: [s, s], padding: p, activation: .linear, useBias: false)
+            Conv2DKind(filters: f, kernel: [k, k], strides: [s, s], padding: p, activation: .linear, useBias: false).op
         }
         let x = f32(N, fx(28), fx(28), fx(3))
         XCTAssertEqual(try layer(conv(16, 3, 1, .valid), [x, f32(fx(3), fx(3), fx(3), fx(16))]), f32(N, fx(26), fx(26), fx(16)))
@@ -85,14 +85,14 @@ final class ShapeTests: XCTestCase {
 
     func testPoolingAndGlobal() throws {
         let x = f32(N, fx(5), fx(5), fx(3))
-        XCTAssertEqual(try layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid), [x]), f32(N, fx(2), fx(2), fx(3)))
-        XCTAssertEqual(try layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .same), [x]), f32(N, fx(3), fx(3), fx(3)))
-        XCTAssertEqual(try layer(.avgPool2D(pool: [3, 3], strides: [1, 1], padding: .valid), [x]), f32(N, fx(3), fx(3), fx(3)))
-        XCTAssertEqual(try layer(.avgPool2D(pool: [3, 2], strides: [2, 1], padding: .same), [x]), f32(N, fx(3), fx(5), fx(3)))
-        refuses(.layer(.maxPool2D(pool: [6, 6], strides: [1, 1], padding: .valid)), [x], name: "mp", ["MaxPooling2D 'mp'", "6x6 pool", "(None, 5, 5, 3)"])
-        XCTAssertEqual(try layer(.globalAvgPool2D, [x]), f32(N, fx(3)))
-        XCTAssertEqual(try layer(.globalMaxPool2D, [x]), f32(N, fx(3)))
-        refuses(.layer(.globalAvgPool2D), [f32(N, fx(3))], ["rank 4"])
+        XCTAssertEqual(try layer(Pooling2DKind(.max, pool: [2, 2], strides: [2, 2], padding: .valid).op, [x]), f32(N, fx(2), fx(2), fx(3)))
+        XCTAssertEqual(try layer(Pooling2DKind(.max, pool: [2, 2], strides: [2, 2], padding: .same).op, [x]), f32(N, fx(3), fx(3), fx(3)))
+        XCTAssertEqual(try layer(Pooling2DKind(.avg, pool: [3, 3], strides: [1, 1], padding: .valid).op, [x]), f32(N, fx(3), fx(3), fx(3)))
+        XCTAssertEqual(try layer(Pooling2DKind(.avg, pool: [3, 2], strides: [2, 1], padding: .same).op, [x]), f32(N, fx(3), fx(5), fx(3)))
+        refuses(.layer(Pooling2DKind(.max, pool: [6, 6], strides: [1, 1], padding: .valid).op), [x], name: "mp", ["MaxPooling2D 'mp'", "6x6 pool", "(None, 5, 5, 3)"])
+        XCTAssertEqual(try layer(GlobalPooling2DKind(.avg).op, [x]), f32(N, fx(3)))
+        XCTAssertEqual(try layer(GlobalPooling2DKind(.max).op, [x]), f32(N, fx(3)))
+        refuses(.layer(GlobalPooling2DKind(.avg).op), [f32(N, fx(3))], ["rank 4"])
     }
 
     func testFlattenReshape() throws {

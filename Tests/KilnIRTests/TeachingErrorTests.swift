@@ -28,7 +28,7 @@ final class TeachingErrorTests: XCTestCase {
     }
 
     func conv(_ filters: Int, _ k: Int, _ padding: Padding, stride: Int = 1) -> LayerOp {
-        .conv2D(filters: filters, kernel: [k, k], strides: [stride, stride], padding: padding, activation: .relu, useBias: false)
+        Conv2DKind(filters: filters, kernel: [k, k], strides: [stride, stride], padding: padding, activation: .relu, useBias: false).op
     }
 
     // MARK: - A window larger than its input
@@ -58,7 +58,7 @@ final class TeachingErrorTests: XCTestCase {
 
     func testPoolLargerThanItsInput() throws {
         expectError(["MaxPooling2D 'p'", "2x2 pool does not fit input (None, 1, 6, 3)", "its height 1 is smaller than the pool's 2 rows"]) {
-            _ = try inferTypes(.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid)), [f32(N, fx(1), fx(6), fx(3))], layer: "p")
+            _ = try inferTypes(.layer(Pooling2DKind(.max, pool: [2, 2], strides: [2, 2], padding: .valid).op), [f32(N, fx(1), fx(6), fx(3))], layer: "p")
         }
     }
 

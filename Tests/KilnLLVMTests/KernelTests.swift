@@ -285,7 +285,7 @@ final class KernelTests: XCTestCase {
                     let name = "conv_x\(i)_\(padding.rawValue)_s\(strides[0])\(strides[1])"
                     var ins = [xs[i], m.param(name + "/kernel", kernel + [s.c, f], c.k)]
                     if bias { ins.append(m.param(name + "/bias", [f], c.b)) }
-                    m.output(try m.layer(.conv2D(filters: f, kernel: kernel, strides: strides, padding: padding, activation: act, useBias: bias),
+                    m.output(try m.layer(Conv2DKind(filters: f, kernel: kernel, strides: strides, padding: padding, activation: act, useBias: bias).op,
                                          ins, name), name)
                 }
             }
@@ -316,8 +316,8 @@ final class KernelTests: XCTestCase {
         for i in sizes.indices {
             for isMax in [true, false] {
                 for wdw in windows {
-                    let op: LayerOp = isMax ? .maxPool2D(pool: wdw.pool, strides: wdw.strides, padding: wdw.padding)
-                        : .avgPool2D(pool: wdw.pool, strides: wdw.strides, padding: wdw.padding)
+                    let op: LayerOp = isMax ? Pooling2DKind(.max, pool: wdw.pool, strides: wdw.strides, padding: wdw.padding).op
+                        : Pooling2DKind(.avg, pool: wdw.pool, strides: wdw.strides, padding: wdw.padding).op
                     let name = "\(isMax ? "max" : "avg")_x\(i)_p\(wdw.pool[0])\(wdw.pool[1])_s\(wdw.strides[0])\(wdw.strides[1])_\(wdw.padding.rawValue)"
                     m.output(try m.layer(op, [xs[i]], name), name)
                     cfgs.append((i, isMax, wdw.pool, wdw.strides, wdw.padding))
@@ -341,7 +341,7 @@ final class KernelTests: XCTestCase {
         var rng = TestRNG(3)
         var m = GraphMaker("shapes")
         let x = m.input("x", [4, 3, 2])
-        m.output(try m.layer(.globalAvgPool2D, [x], "gap"), "gap")
+        m.output(try m.layer(GlobalPooling2DKind(.avg).op, [x], "gap"), "gap")
         let flat = try m.layer(FlattenKind().op, [x], "flatten")
         m.output(flat, "flatten")
         m.output(try m.layer(ReshapeKind(target: [6, 4]).op, [x], "reshape"), "reshape")
@@ -466,10 +466,10 @@ final class KernelTests: XCTestCase {
         let k1 = rng.floats(3 * 3 * 1 * 4, -0.5, 0.5), b1 = rng.floats(4, -0.1, 0.1)
         let k2 = rng.floats(3 * 3 * 4 * 3, -0.5, 0.5), b2 = rng.floats(3, -0.1, 0.1)
         let w = rng.floats(2 * 2 * 3 * 5), b = rng.floats(5)
-        var h = try m.layer(.conv2D(filters: 4, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true),
+        var h = try m.layer(Conv2DKind(filters: 4, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true).op,
                             [x, m.param("c1/kernel", [3, 3, 1, 4], k1), m.param("c1/bias", [4], b1)], "c1")   // (7, 6, 4)
-        h = try m.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .same), [h], "p1")                 // (4, 3, 4)
-        h = try m.layer(.conv2D(filters: 3, kernel: [3, 3], strides: [2, 2], padding: .same, activation: .tanh, useBias: true),
+        h = try m.layer(Pooling2DKind(.max, pool: [2, 2], strides: [2, 2], padding: .same).op, [h], "p1")                 // (4, 3, 4)
+        h = try m.layer(Conv2DKind(filters: 3, kernel: [3, 3], strides: [2, 2], padding: .same, activation: .tanh, useBias: true).op,
                         [h, m.param("c2/kernel", [3, 3, 4, 3], k2), m.param("c2/bias", [3], b2)], "c2")         // (2, 2, 3)
         h = try m.layer(FlattenKind().op, [h], "flat")
         h = try m.layer(DenseKind(units: 5, activation: .softmax, useBias: true).op,

@@ -52,9 +52,9 @@ final class TrainingTests: XCTestCase {
 
         var cnn = GraphMaker("cnn")
         let image = cnn.input("x", [16, 16, 3])
-        var h = try cnn.layer(.conv2D(filters: 16, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true),
+        var h = try cnn.layer(Conv2DKind(filters: 16, kernel: [3, 3], strides: [1, 1], padding: .valid, activation: .relu, useBias: true).op,
                               [image, cnn.param("conv/kernel", [3, 3, 3, 16], r.floats(432, -0.3, 0.3)), cnn.param("conv/bias", [16], r.floats(16, -0.1, 0.1))], "conv")
-        h = try cnn.layer(.maxPool2D(pool: [2, 2], strides: [2, 2], padding: .valid), [h], "pool")
+        h = try cnn.layer(Pooling2DKind(.max, pool: [2, 2], strides: [2, 2], padding: .valid).op, [h], "pool")
         h = try cnn.layer(FlattenKind().op, [h], "flatten")
         h = try cnn.layer(DenseKind(units: 10, activation: .softmax, useBias: true).op,
                           [h, cnn.param("dense/kernel", [784, 10], r.floats(7840, -0.1, 0.1)), cnn.param("dense/bias", [10], r.floats(10, -0.1, 0.1))], "dense")

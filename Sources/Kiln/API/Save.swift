@@ -72,29 +72,14 @@ extension KerasModel {
 
 // MARK: - Layer configs
 
-/// A Float as Keras writes a Python float: its shortest decimal form.
-func kerasNumber(_ f: Float) -> JSON { .number(Double("\(f)") ?? Double(f)) }
-
-private func ints(_ v: [Int]) -> JSON { .array(v.map { .number(Double($0)) }) }
-
-private let dtypePolicy = JSON.object([("module", .string("keras")), ("class_name", .string("DTypePolicy")),
-                                       ("config", .object([("name", .string("float32"))])), ("registered_name", .null)])
-
-private func initializer(_ cls: String, _ config: [(String, JSON)]) -> JSON {
-    .object([("module", .string("keras.initializers")), ("class_name", .string(cls)), ("config", .object(config)),
-             ("registered_name", .null)])
-}
-
-private let glorotUniform = initializer("GlorotUniform", [("seed", .null), ("input_axes", .null), ("output_axes", .null)])
-private let zerosInit = initializer("Zeros", [])
-
 extension Layer {
     /// The layer's Keras config (keys in Keras' order, Keras' defaults for
     /// what Kiln does not model).
     func kerasConfig() throws -> JSON {
-        let head: [(String, JSON)] = [("name", .string(name)), ("trainable", .bool(trainable)), ("dtype", dtypePolicy)]
-        // The SpatialDropout layers' constructors take no `trainable` (Keras' own configs have none).
-        if let kind { return .object(head.filter { $0.0 != "trainable" || !kind.kerasClass.hasPrefix("SpatialDropout") } + kind.kerasConfig()) }
+        if let kind {
+            let trainableKey: [(String, JSON)] = kind.configHasTrainable ? [("trainable", .bool(trainable))] : []
+            return .object([("name", .string(name))] + trainableKey + [("dtype", KerasJSON.dtypePolicy)] + kind.kerasConfig())
+        }
         switch self {
         case let l as InputLayer:
             return .object([("batch_shape", .array([.null] + l.inputShape.map { .number(Double($0)) })),
@@ -116,7 +101,7 @@ extension TrainingConfig {
         return .object([
             ("optimizer", optimizer.kerasJSON()),
             ("loss", loss),
-            ("loss_weights", lossWeights.map { .array($0.map(kerasNumber)) } ?? .null),
+            ("loss_weights", lossWeights.map { .array($0.map(KerasJSON.float)) } ?? .null),
             ("metrics", metrics.isEmpty ? .null : .array(metrics.map { .string($0) })),
             ("weighted_metrics", .null),
             ("run_eagerly", .bool(false)),
@@ -144,7 +129,7 @@ extension LossConfig {
         if name == "sparse_categorical_crossentropy" {
             config.append(("ignore_class", .null))
         } else {
-            config += [("label_smoothing", kerasNumber(labelSmoothing)), ("axis", .number(-1))]
+            config += [("label_smoothing", KerasJSON.float(labelSmoothing)), ("axis", .number(-1))]
         }
         return .object([("module", .string("keras.losses")), ("class_name", .string(cls)), ("config", .object(config)),
                         ("registered_name", .null)])
@@ -154,10 +139,10 @@ extension LossConfig {
 extension OptimizerConfig {
     /// Keras' serialized optimizer.
     func kerasJSON() -> JSON {
-        func opt(_ v: Float?) -> JSON { v.map(kerasNumber) ?? .null }
+        func opt(_ v: Float?) -> JSON { v.map(KerasJSON.float) ?? .null }
         var config: [(String, JSON)] = [
             ("name", .string(KerasArchive.snakeCase(name))),
-            ("learning_rate", kerasNumber(learningRate)),
+            ("learning_rate", KerasJSON.float(learningRate)),
             ("weight_decay", opt(weightDecay)),
             ("clipnorm", opt(clipnorm)),
             ("global_clipnorm", opt(globalClipnorm)),
@@ -182,7 +167,7 @@ extension OptimizerConfig {
         let keys = order[name] ?? []
         let rest = Set(settings.keys).union(flags.keys).subtracting(keys).sorted()
         for k in keys + rest {
-            if let v = settings[k] { config.append((k, kerasNumber(v))) } else if let b = flags[k] { config.append((k, .bool(b))) }
+            if let v = settings[k] { config.append((k, KerasJSON.float(v))) } else if let b = flags[k] { config.append((k, .bool(b))) }
         }
         return .object([("module", .string("keras.optimizers")), ("class_name", .string(name)), ("config", .object(config)),
                         ("registered_name", .null)])

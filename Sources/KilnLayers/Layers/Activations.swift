@@ -48,9 +48,7 @@ public struct ActivationKind: LayerKind {
         return [ins[0]]
     }
 
-    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        passOnMask(b, masks: masks, outputs: outputs)
-    }
+    public var supportsMasking: Bool { true }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let x = ins[0]

@@ -89,9 +89,7 @@ public struct BatchNormalizationKind: LayerKind {
         var k = self; k.masked = true; return k
     }
 
-    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        passOnMask(b, masks: masks, outputs: outputs)
-    }
+    public var supportsMasking: Bool { true }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let x = ins[0]

@@ -294,23 +294,3 @@ public final class Conv2D: Layer {
                    name: name)
     }
 }
-
-// MARK: - Building graphs by hand
-
-extension LayerOp {
-    /// Conv2D (channels_last, no dilation), for graphs built by hand (tests).
-    public static func conv2D(filters: Int, kernel: [Int], strides: [Int], padding: Padding, activation: Activation, useBias: Bool) -> LayerOp {
-        Conv2DKind(filters: filters, kernel: kernel, strides: strides, padding: padding, activation: activation, useBias: useBias).op
-    }
-    /// MaxPooling2D (channels_last), for graphs built by hand (tests).
-    public static func maxPool2D(pool: [Int], strides: [Int], padding: Padding) -> LayerOp {
-        Pooling2DKind(.max, pool: pool, strides: strides, padding: padding).op
-    }
-    /// AveragePooling2D (channels_last), for graphs built by hand (tests).
-    public static func avgPool2D(pool: [Int], strides: [Int], padding: Padding) -> LayerOp {
-        Pooling2DKind(.avg, pool: pool, strides: strides, padding: padding).op
-    }
-    /// GlobalAveragePooling2D and GlobalMaxPooling2D (channels_last).
-    public static var globalAvgPool2D: LayerOp { GlobalPooling2DKind(.avg).op }
-    public static var globalMaxPool2D: LayerOp { GlobalPooling2DKind(.max).op }
-}

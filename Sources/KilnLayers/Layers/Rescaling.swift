@@ -26,9 +26,7 @@ public struct RescalingKind: LayerKind {
         return [.f32(ins[0].shape)]
     }
 
-    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        passOnMask(b, masks: masks, outputs: outputs)
-    }
+    public var supportsMasking: Bool { true }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         [try b.add(try b.mul(try b.cast(ins[0], .f32), scale), offset)]

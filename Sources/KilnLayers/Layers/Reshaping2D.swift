@@ -259,6 +259,7 @@ public struct SpatialDropout2DKind: LayerKind {
     }
 
     public var description: String { "spatial_dropout2d<\(formatRate)\(format.printed)>" }
+    public var configHasTrainable: Bool { false }
     var formatRate: String { "\(rate)" }
 
     public func infer(_ ins: [TensorType], layer: String) throws -> [TensorType] {

@@ -22,6 +22,7 @@ public struct SpatialDropout1DKind: LayerKind {
     }
 
     public var description: String { "spatial_dropout1d<\(rate)>" }
+    public var configHasTrainable: Bool { false }
 
     public func infer(_ ins: [TensorType], layer: String) throws -> [TensorType] {
         try expectArity(ins, 1...1, layer)
@@ -30,9 +31,7 @@ public struct SpatialDropout1DKind: LayerKind {
         return [ins[0]]
     }
 
-    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        passOnMask(b, masks: masks, outputs: outputs)
-    }
+    public var supportsMasking: Bool { true }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let x = ins[0]

@@ -66,9 +66,7 @@ public struct TimeDistributedKind: LayerKind {
         return k
     }
 
-    public func outputMask(_ b: inout PrimBuilder, inputs: [Value], masks: [Value?], outputs: [Value]) throws -> Value? {
-        passOnMask(b, masks: masks, outputs: outputs)
-    }
+    public var supportsMasking: Bool { true }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
         let x = ins[0]
@@ -80,8 +78,8 @@ public struct TimeDistributedKind: LayerKind {
 
     public func kerasConfig() -> [(String, JSON)] {
         let k = inner.kind
-        let config: [(String, JSON)] = [("name", .string(innerName)), ("trainable", .bool(true)),
-                                        ("dtype", KerasJSON.dtypePolicy)] + k.kerasConfig()
+        let trainable: [(String, JSON)] = k.configHasTrainable ? [("trainable", .bool(true))] : []
+        let config: [(String, JSON)] = [("name", .string(innerName))] + trainable + [("dtype", KerasJSON.dtypePolicy)] + k.kerasConfig()
         return [("layer", .object([("module", .string(KerasJSON.module(k.kerasClass))), ("class_name", .string(k.kerasClass)),
                                    ("config", .object(config)), ("registered_name", KerasJSON.registeredName(k.kerasClass))]))]
     }
