@@ -58,9 +58,28 @@ private func recurrentWeights(_ spec: RecurrentSpec, features: Int, prefix: Stri
     return zip(spec.weightShapes(features: features), zip(names, inits)).map { LayerWeight(prefix + $1.0, $0, $1.1) }
 }
 
-private func dropoutRefusal(_ specs: [RecurrentSpec]) -> String? {
-    guard let s = specs.first(where: { $0.dropout > 0 || $0.recurrentDropout > 0 }) else { return nil }
-    return "\(s.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train"
+/// One direction of a recurrent layer in the training form: the scan without dropout (what
+/// inference runs) and, when the layer's rates drop something, the scan with Keras' masks
+/// drawn once for the call, whose outputs have the plain ones as their inference forms.
+private func directions(_ b: inout PrimBuilder, _ specs: [RecurrentSpec], x: Value, weights: [[Value]], mask: Value?,
+                        flips: [Bool], _ ctx: inout LoweringContext) throws -> [PrimBuilder.ScanOutputs] {
+    // Both projections first, then the scans side by side: the program runs two adjacent
+    // independent scans at once, one per thread.
+    func run(_ drops: [PrimBuilder.RecurrentDropoutMasks?]) throws -> [PrimBuilder.ScanOutputs] {
+        let projs = try specs.indices.map { try b.projection(specs[$0], x: x, weights: weights[$0], inputDropout: drops[$0]?.input ?? []) }
+        return try specs.indices.map { i in
+            try b.scan(specs[i], proj: projs[i].0, recurrent: weights[i][1], recurrentBias: projs[i].1, mask: mask, flipOutput: flips[i],
+                       recurrentDropout: drops[i]?.recurrent)
+        }
+    }
+    let plain = try run(specs.map { _ in nil })
+    let drops = try specs.map { try b.recurrentDropoutMasks($0, x: x, &ctx) }
+    guard drops.contains(where: { $0 != nil }) else { return plain }
+    let dropped = try run(drops)
+    for (d, p) in zip(dropped, plain) {
+        for (dv, pv) in zip([d.sequence, d.last] + d.states, [p.sequence, p.last] + p.states) { b.graph.inferenceForms[dv] = pv }
+    }
+    return dropped
 }
 
 /// A recurrent layer's Keras config keys (after name, trainable, dtype).
@@ -108,7 +127,6 @@ public struct RNNKind: LayerKind {
 
     public var kerasClass: String { spec.kind.rawValue }
     public var needsTimeAxis: Bool { true }
-    public var trainingRefusal: String? { dropoutRefusal([spec]) }
 
     public var description: String {
         let s = spec
@@ -139,7 +157,8 @@ public struct RNNKind: LayerKind {
     }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
-        let r = try b.recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: masked ? ins.last : nil).outputs(spec)
+        let r = try directions(&b, [spec], x: ins[0], weights: [Array(ins[1...spec.weightCount])], mask: masked ? ins.last : nil,
+                               flips: [false], &ctx)[0].outputs(spec)
         return [r.main] + r.states
     }
 
@@ -200,7 +219,6 @@ public struct BidirectionalKind: LayerKind {
     }
 
     public var needsTimeAxis: Bool { true }
-    public var trainingRefusal: String? { dropoutRefusal([forward, backward]) }
 
     public var description: String {
         let f = forward
@@ -248,14 +266,11 @@ public struct BidirectionalKind: LayerKind {
         let n = forward.weightCount
         // The backward layer's outputs come in its processing order; they are written back in
         // time order (flipOutput) when its direction differs from the forward layer's.
-        // Both projections first, then the two scans side by side: the program runs two
-        // adjacent independent scans at once, one per thread.
+        // Each direction draws its own dropout masks (Keras' two layers have a cell each).
         let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + backward.weightCount)]))
-        let (pf, rf) = try b.projection(forward, x: ins[0], weights: fws)
-        let (pb, rb) = try b.projection(backward, x: ins[0], weights: bws)
-        let f = try b.scan(forward, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, flipOutput: false).outputs(forward)
-        let r = try b.scan(backward, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask,
-                           flipOutput: backward.goBackwards != forward.goBackwards).outputs(backward)
+        let both = try directions(&b, [forward, backward], x: ins[0], weights: [fws, bws], mask: mask,
+                                  flips: [false, backward.goBackwards != forward.goBackwards], &ctx)
+        let f = both[0].outputs(forward), r = both[1].outputs(backward)
         let (x, y) = (f.main, r.main)
         let merged: Value
         switch merge {
