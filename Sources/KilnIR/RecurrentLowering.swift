@@ -28,6 +28,7 @@ extension PrimBuilder {
         public var input: [Value]
         /// (N, G): gate block k of the recurrent product reads h ⊙ block k (SimpleRNN: G = u).
         public var recurrent: Value?
+        public init(input: [Value], recurrent: Value?) { self.input = input; self.recurrent = recurrent }
     }
 
     /// Draws a recurrent layer's dropout masks for x (N, T, F), or nil when its rates drop nothing
