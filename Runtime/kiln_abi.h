@@ -95,6 +95,13 @@ typedef struct kiln_model_desc {
     int32_t free_steps;                 /* 1: the inputs' axis 1 (time) is free; calls give the steps */
     int64_t predict_arena_per_row_step, predict_arena_per_step;   /* bytes, see above */
     int64_t train_arena_per_row_step, train_arena_per_step;
+    /* Stateful recurrent layers (Keras' stateful=True): the state they carry from one call to
+     * the next lives in the state block, num_carried ranges of (offset, bytes) in `carried`;
+     * zero at creation and after reset_states. Such a model runs batches of exactly
+     * fixed_batch rows (the Input's batch_shape); fixed_batch is 0 for other models. */
+    int64_t fixed_batch;
+    int32_t num_carried;
+    const int64_t *carried;
 } kiln_model_desc;
 
 /* The generic, name-free entry: every libNAME.so exports
@@ -144,6 +151,9 @@ typedef struct kiln_api {
     /* Threads the instance's calls use (1 to KILN_MAX_THREADS; 0: the default, $KILN_NUM_THREADS
      * or the number of online CPUs). Results do not depend on it. */
     int (*set_num_threads)(kiln_instance *inst, int threads);
+    /* Clears the state stateful recurrent layers carry between calls (desc->carried) to zeros,
+     * as Keras' reset_states(); a model without any does nothing. */
+    int (*reset_states)(kiln_instance *inst);
 } kiln_api;
 
 #ifdef __cplusplus

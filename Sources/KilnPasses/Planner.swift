@@ -24,7 +24,7 @@ public func schedule(_ g: Graph, state: StateLayout? = nil, result: Value? = nil
     var steps: [Step] = []
     var alias: [Value: Value] = [:]
     for n in g.nodes {
-        if case .prim(.reshape) = n.op {
+        if case .prim(let op) = n.op, op.isView {
             alias[n.outputs[0]] = alias[n.inputs[0]] ?? n.inputs[0]
             continue
         }

@@ -60,6 +60,13 @@ public func stderrIsTerminal() -> Bool { isatty(2) != 0 }
 ///   infinite batch loss (the message names the epoch and batch, 1-based).
 public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], options: FitOptions,
                 isTerminal: Bool = false, progress: (String) -> Void = { _ in }) throws -> History {
+    var options = options
+    if let b = lib.fixedBatch {
+        // Stateful layers: batches of their fixed size, in row order, each carrying its state to the
+        // next (Keras resets nothing between batches or epochs; reset_states does).
+        options.batchSize = b
+        options.shuffle = false
+    }
     guard lib.canTrain else {
         throw KilnRuntimeError("'\(lib.path)' was compiled without a training step, so it cannot be trained.")
     }
@@ -68,6 +75,9 @@ public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], option
     let (px, rows) = try lib.prepareAll(x, lib.inputs, role: "input", plural: "inputs")
     let (py, _) = try lib.prepareAll(y, lib.targets, role: "target", plural: "targets", rows: rows)
     guard rows > 0 else { throw KilnRuntimeError("there are no rows to train on.") }
+    if let b = lib.fixedBatch, rows % b != 0 {
+        throw KilnRuntimeError("model '\(lib.name)' has stateful layers for batches of exactly \(b) rows, so the training rows must be a multiple of \(b); got \(rows).")
+    }
 
     lib.setSeed(options.seed)
     try lib.reserve(rows: min(options.batchSize, rows))

@@ -69,12 +69,20 @@ struct Compile: ParsableCommand {
     }
 }
 
+/// A model with stateful recurrent layers runs batches of its fixed size only (Keras' rule):
+/// an explicit --batch-size must be that size.
+func checkStatefulBatch(_ lib: CompiledLibrary, _ batchSize: Int?) throws {
+    if let fixed = lib.fixedBatch, let given = batchSize, given != fixed {
+        throw UserError(description: "model '\(lib.name)' has stateful layers for batches of exactly \(fixed) rows; --batch-size \(given) differs")
+    }
+}
+
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a compiled library's forward pass on .npy inputs.")
     @Argument(help: "A compiled libNAME.so.") var library: String
     @Option(name: .customLong("input"), help: "An input .npy, one per model input, in order.") var inputs: [String] = []
     @Option(name: .customLong("output"), help: "An output .npy to write, one per model output.") var outputs: [String] = []
-    @Option(name: .customLong("batch-size"), help: "Rows per call.") var batchSize: Int = 256
+    @Option(name: .customLong("batch-size"), help: "Rows per call (default 256; a model with stateful layers: its fixed batch size).") var batchSize: Int?
 
     func run() throws {
         do {
@@ -85,8 +93,9 @@ struct Predict: ParsableCommand {
             guard outputs.count == lib.outputs.count else {
                 throw UserError(description: "the model has \(lib.outputs.count) output(s) (\(lib.outputs.map(\.name).joined(separator: ", "))), \(outputs.count) --output given")
             }
+            try checkStatefulBatch(lib, batchSize)
             let xs = try inputs.map { try NPY.read(path: $0) }
-            let ys = try lib.predict(xs, batchSize: batchSize)
+            let ys = try lib.predict(xs, batchSize: batchSize ?? 256)
             for (y, path) in zip(ys, outputs) { try NPY.write(y, path: path) }
         } catch { fail(error) }
     }
@@ -98,7 +107,7 @@ struct Fit: ParsableCommand {
     @Option(name: .customLong("x"), help: "A training input .npy, one per model input.") var xs: [String] = []
     @Option(name: .customLong("y"), help: "A target .npy, one per model output.") var ys: [String] = []
     @Option(help: "Epochs.") var epochs: Int = 1
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: "Batch size (default 32; a model with stateful layers: its fixed batch size, in row order).") var batchSize: Int?
     @Flag(name: .customLong("no-shuffle"), help: "Batches in row order.") var noShuffle = false
     @Option(help: "Seed for shuffling and dropout.") var seed: UInt64 = 0
     @Option(name: .customLong("save-weights"), help: "Write DIR/000.npy ... in get_weights() order after training.") var saveWeights: String?
@@ -106,8 +115,9 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         do {
-            guard epochs >= 0, batchSize > 0 else { throw UserError(description: "--epochs must be 0 or more and --batch-size 1 or more") }
+            guard epochs >= 0, (batchSize ?? 32) > 0 else { throw UserError(description: "--epochs must be 0 or more and --batch-size 1 or more") }
             let lib = try CompiledLibrary(path: library)
+            try checkStatefulBatch(lib, batchSize)
             guard lib.canTrain else {
                 throw UserError(description: "\(library) was compiled without a training step (its model has no loss); recompile with --loss")
             }
@@ -120,7 +130,7 @@ struct Fit: ParsableCommand {
             let x = try xs.map { try NPY.read(path: $0) }
             let y = try ys.map { try NPY.read(path: $0) }
             let tty = isatty(2) != 0
-            let h = try fit(lib, x: x, y: y, options: FitOptions(epochs: epochs, batchSize: batchSize, shuffle: !noShuffle, seed: seed, verbose: true),
+            let h = try fit(lib, x: x, y: y, options: FitOptions(epochs: epochs, batchSize: batchSize ?? 32, shuffle: !noShuffle, seed: seed, verbose: true),
                             isTerminal: tty) { FileHandle.standardError.write($0.data(using: .utf8)!) }
             if let dir = saveWeights {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -7,8 +7,7 @@ import KilnSupport
 
 /// Reads a recurrent layer's settings from its Keras config.
 private func recurrentSpec(_ c: KerasConfig, _ kind: RecurrentKind) throws -> RecurrentSpec {
-    if try c.bool("stateful", false) { throw c.fail("is stateful, which Kiln does not support") }
-    return RecurrentSpec(
+    var spec = RecurrentSpec(
         kind: kind, units: try c.positive("units"), activation: try c.activation("activation", .tanh),
         recurrentActivation: kind == .simpleRNN ? .sigmoid : try c.activation("recurrent_activation", .sigmoid),
         useBias: try c.bool("use_bias", true), returnSequences: try c.bool("return_sequences", false),
@@ -16,6 +15,8 @@ private func recurrentSpec(_ c: KerasConfig, _ kind: RecurrentKind) throws -> Re
         zeroOutputForMask: try c.bool("zero_output_for_mask", false),
         dropout: try c.float("dropout", 0), recurrentDropout: try c.float("recurrent_dropout", 0),
         returnState: try c.bool("return_state", false))
+    spec.stateful = try c.bool("stateful", false)
+    return spec
 }
 
 /// The sequence (batch, time, features) a recurrent layer reads, or the error that says what it got.
@@ -61,15 +62,39 @@ private func recurrentWeights(_ spec: RecurrentSpec, features: Int, prefix: Stri
 /// One direction of a recurrent layer in the training form: the scan without dropout (what
 /// inference runs) and, when the layer's rates drop something, the scan with Keras' masks
 /// drawn once for the call, whose outputs have the plain ones as their inference forms.
+/// A stateful direction (Keras' stateful=True) starts from the state it carries (h, and c for LSTM,
+/// parameters of the fixed batch's rows, zero until the first call and after reset_states) and
+/// writes its final state back, in training and predict alike.
 private func directions(_ b: inout PrimBuilder, _ specs: [RecurrentSpec], x: Value, weights: [[Value]], mask: Value?,
-                        flips: [Bool], _ ctx: inout LoweringContext) throws -> [PrimBuilder.ScanOutputs] {
+                        flips: [Bool], names: [String] = [""], _ ctx: inout LoweringContext) throws -> [PrimBuilder.ScanOutputs] {
+    let carried = try specs.indices.map { i -> [Value] in
+        let s = specs[i]
+        guard s.stateful else { return [] }
+        guard let batch = b.graph.batchSize else {
+            throw ShapeError(layer: b.layer, "is stateful, which needs a fixed batch size: give the model's Input a batch_shape (batch, steps, features)")
+        }
+        return try (s.kind == .lstm ? ["h", "c"] : ["h"]).map { which in
+            let p = b.graph.addParam("\(b.layer)/\(names[i])state_\(which)", .f32([.fixed(batch), .fixed(s.units)]),
+                                     initial: [Float](repeating: 0, count: batch * s.units), trainable: false, role: .carried)
+            return try b.p(.batchRows, p)
+        }
+    }
+    let results = try directionScans(&b, specs, x: x, weights: weights, mask: mask, flips: flips, initial: carried, &ctx)
+    for (r, states) in zip(results, carried) {
+        for (view, final) in zip(states, r.states) { b.graph.stateUpdates.append(StateUpdate(param: view, value: final, inference: true)) }
+    }
+    return results
+}
+
+private func directionScans(_ b: inout PrimBuilder, _ specs: [RecurrentSpec], x: Value, weights: [[Value]], mask: Value?,
+                            flips: [Bool], initial: [[Value]], _ ctx: inout LoweringContext) throws -> [PrimBuilder.ScanOutputs] {
     // Both projections first, then the scans side by side: the program runs two adjacent
     // independent scans at once, one per thread.
     func run(_ drops: [PrimBuilder.RecurrentDropoutMasks?]) throws -> [PrimBuilder.ScanOutputs] {
         let projs = try specs.indices.map { try b.projection(specs[$0], x: x, weights: weights[$0], inputDropout: drops[$0]?.input ?? []) }
         return try specs.indices.map { i in
             try b.scan(specs[i], proj: projs[i].0, recurrent: weights[i][1], recurrentBias: projs[i].1, mask: mask, flipOutput: flips[i],
-                       recurrentDropout: drops[i]?.recurrent)
+                       recurrentDropout: drops[i]?.recurrent, initial: initial[i])
         }
     }
     let plain = try run(specs.map { _ in nil })
@@ -86,7 +111,7 @@ private func directions(_ b: inout PrimBuilder, _ specs: [RecurrentSpec], x: Val
 private func recurrentConfig(_ s: RecurrentSpec) -> [(String, JSON)] {
     var c: [(String, JSON)] = [
         ("return_sequences", .bool(s.returnSequences)), ("return_state", .bool(s.returnState)),
-        ("go_backwards", .bool(s.goBackwards)), ("stateful", .bool(false)), ("unroll", .bool(false)),
+        ("go_backwards", .bool(s.goBackwards)), ("stateful", .bool(s.stateful)), ("unroll", .bool(false)),
         ("zero_output_for_mask", .bool(s.zeroOutputForMask)), ("units", KerasJSON.int(s.units)),
         ("activation", .string(s.activation.rawValue))]
     if s.kind != .simpleRNN { c.append(("recurrent_activation", .string(s.recurrentActivation.rawValue))) }
@@ -269,7 +294,7 @@ public struct BidirectionalKind: LayerKind {
         // Each direction draws its own dropout masks (Keras' two layers have a cell each).
         let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + backward.weightCount)]))
         let both = try directions(&b, [forward, backward], x: ins[0], weights: [fws, bws], mask: mask,
-                                  flips: [false, backward.goBackwards != forward.goBackwards], &ctx)
+                                  flips: [false, backward.goBackwards != forward.goBackwards], names: ["forward_", "backward_"], &ctx)
         let f = both[0].outputs(forward), r = both[1].outputs(backward)
         let (x, y) = (f.main, r.main)
         let merged: Value
