@@ -46,6 +46,13 @@ def lstm_state_out():
     return keras.Model(x, [L.Dense(2)(out), h, c])
 
 
+def bidir_masked():
+    x = keras.Input(batch_shape=(2, 5), dtype="int32")
+    e = L.Embedding(9, 3, mask_zero=True)(x)
+    h = L.Bidirectional(L.GRU(3, stateful=True, return_sequences=True))(e)
+    return keras.Model(x, L.Dense(2)(h))
+
+
 CASES = {
     "stateful_lstm_seq": (lstm_seq, ["predict", "predict", "predict", "reset", "predict", "predict"],
                           "LSTM(stateful, return_sequences) -> Dense over three consecutive batches of 3, reset_states, two more"),
@@ -53,6 +60,9 @@ CASES = {
                                 "GRU(stateful, seq) -> SimpleRNN(stateful) -> Dense: both layers carry their state across calls"),
     "stateful_lstm_online": (lstm_online, ["predict"] * 6 + ["reset"] + ["predict"] * 3,
                              "LSTM(stateful) at batch 1, one step per call (streaming), reset_states, three more steps"),
+    "stateful_bidir_gru_masked": (bidir_masked, ["predict", "predict", "predict", "reset", "predict"],
+                                  "Embedding(mask_zero) -> Bidirectional(GRU(stateful, seq)): both directions carry their state, "
+                                  "masked steps keep it"),
     "stateful_lstm_return_state": (lstm_state_out, ["predict", "predict", "reset", "predict"],
                                    "LSTM(stateful, return_state, dropout) -> [Dense(out), h, c]: the states returned are the carried ones"),
 }
@@ -71,7 +81,12 @@ def main():
                     if getattr(layer, "stateful", False):
                         layer.reset_state()
                 continue
-            x = rng.normal(size=batch_shape).astype("float32")
+            if m.inputs[0].dtype == "int32":
+                x = rng.integers(1, 9, size=batch_shape).astype("int32")
+                x[0, -2:] = 0   # trailing padding in one row
+                x[1, :1] = 0    # leading padding in the other
+            else:
+                x = rng.normal(size=batch_shape).astype("float32")
             y = m(x, training=False)
             xs.append(x)
             ys.append([np.asarray(t) for t in (y if isinstance(y, (list, tuple)) else [y])])

@@ -25,9 +25,14 @@ final class StatefulTests: XCTestCase {
     }
 
     /// Call k of a stacked (calls, batch, ...) array.
-    func call(_ t: HostTensor, _ k: Int) -> HostTensor {
-        let per = t.floats.count / t.shape[0]
-        return HostTensor(shape: Array(t.shape.dropFirst()), floats: Array(t.floats[(k * per)..<((k + 1) * per)]))
+    func call(_ t: HostTensor, _ k: Int) -> HostTensor { rows(t, k..<(k + 1), flatten: false) }
+
+    /// Calls `range` of a stacked array: one call's (batch, ...) or, flattened, the calls' rows one after another.
+    func rows(_ t: HostTensor, _ range: Range<Int>, flatten: Bool) -> HostTensor {
+        let per = t.shape.dropFirst().reduce(1, *)
+        let shape = flatten ? [range.count * t.shape[1]] + t.shape.dropFirst(2) : Array(t.shape.dropFirst())
+        if t.dtype == .int32 { return HostTensor(shape: shape, ints: Array(t.ints[(range.lowerBound * per)..<(range.upperBound * per)])) }
+        return HostTensor(shape: shape, floats: Array(t.floats[(range.lowerBound * per)..<(range.upperBound * per)]))
     }
 
     func compile(_ name: String, options: CompileOptions = CompileOptions()) throws -> String {
@@ -55,10 +60,7 @@ final class StatefulTests: XCTestCase {
             // carries the state from batch to batch like the calls before the first reset.
             let firstRun = c.calls.prefix { $0 != "reset" }.count
             try lib.resetStates()
-            let rows = c.x.shape[1]
-            let per = c.x.floats.count / c.x.shape[0]
-            let stacked = HostTensor(shape: [firstRun * rows] + c.x.shape.dropFirst(2), floats: Array(c.x.floats[0..<(firstRun * per)]))
-            let all = try lib.predict([stacked], batchSize: 1000)
+            let all = try lib.predict([rows(c.x, 0..<firstRun, flatten: true)], batchSize: 1000)
             let yPer = c.y[0].floats.count / c.y[0].shape[0]
             assertClose(all[0].floats, c.y[0].floats[0..<(firstRun * yPer)].map(Double.init), rtol: 1e-4, atol: 1e-5, "\(name): one predict over \(firstRun) batches")
         }
@@ -69,7 +71,7 @@ final class StatefulTests: XCTestCase {
         let lib = try CompiledLibrary(path: try compile("stateful_lstm_seq"))
         let x = call(c.x, 0)
         let per = x.floats.count / x.shape[0]
-        let fewer = HostTensor(shape: [2] + x.shape.dropFirst(), floats: Array(x.floats[0..<(2 * per)]))
+        let fewer = HostTensor(shape: [2] + x.shape.dropFirst(), floats: Array(x.floats[0..<(2 * per)]))   // 2 rows of 3
         XCTAssertThrowsError(try lib.predict([fewer])) { e in
             XCTAssertTrue("\(e)".contains("exactly 3 rows"), "\(e)")
         }
