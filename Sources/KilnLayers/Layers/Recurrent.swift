@@ -155,7 +155,7 @@ public struct RNNKind: LayerKind {
 
     public var description: String {
         let s = spec
-        return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(masked ? ", masked" : "")>"
+        return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(s.stateful ? ", stateful" : "")\(masked ? ", masked" : "")>"
     }
 
     /// Sized by the input's last axis; a wrong input is refused by the shape rule, in the graph,
