@@ -9,6 +9,7 @@ import KilnIR
 import KilnLayers
 import KilnPasses
 import KilnRuntime
+import KilnKeras
 
 final class RecurrentDropoutTests: XCTestCase {
     let (t, f, rows) = (5, 3, 6)
@@ -108,5 +109,31 @@ final class RecurrentDropoutTests: XCTestCase {
         assertClose(try dropped.predict([x])[0].floats, try zero.predict([x])[0].floats.map(Double.init), rtol: 0, atol: 0, "predict")
         try zero.setWeights(first.weights.enumerated().map { HostTensor(shape: dropped.getWeights()[$0.offset].shape, floats: $0.element) })
         assertClose(first.predict, try zero.predict([x])[0].floats.map(Double.init), rtol: 0, atol: 0, "predict after training")
+    }
+
+    /// The Swift API's rates: saved as Keras' dropout / recurrent_dropout, ignored by predict, applied in training.
+    func testSwiftAPIRates() throws {
+        func model(_ rates: Bool) throws -> FunctionalModel {
+            Keras.clearSession(seed: 9)
+            let x = Input(shape: [t, f])
+            let h = LSTM(4, returnSequences: true, dropout: rates ? 0.3 : 0, recurrentDropout: rates ? 0.25 : 0)(x)
+            let m = try FunctionalModel(inputs: [x], outputs: [Dense(2)(GRU(3, dropout: rates ? 0.5 : 0)(h))])
+            try m.compile(loss: "mse", optimizer: .sgd(learningRate: 0.1))
+            return m
+        }
+        let (dropped, plain) = (try model(true), try model(false))
+        XCTAssertEqual(dropped.weights, plain.weights)
+        var r = TestRNG(4)
+        let x = HostTensor(shape: [rows, t, f], floats: r.floats(rows * t * f))
+        let y = HostTensor(shape: [rows, 2], floats: r.floats(rows * 2))
+        XCTAssertEqual(try dropped.predict(x).floats, try plain.predict(x).floats)
+        let dir = try makeTempDir(self)
+        try dropped.save(dir + "/d.keras")
+        let lstm = try XCTUnwrap(try KerasArchive.read(path: dir + "/d.keras").layers.first { $0.className == "LSTM" })
+        XCTAssertEqual(lstm.config["dropout"]?.float, 0.3)
+        XCTAssertEqual(lstm.config["recurrent_dropout"]?.float, 0.25)
+        let a = try dropped.fit(x: x, y: y, epochs: 2, batchSize: 3, shuffle: false, seed: 1, verbose: false).loss
+        let b = try plain.fit(x: x, y: y, epochs: 2, batchSize: 3, shuffle: false, seed: 1, verbose: false).loss
+        XCTAssertNotEqual(a, b, "the rates change the training")
     }
 }

@@ -346,12 +346,15 @@ public final class LSTM: RecurrentLayer {
     ///   - returnSequences: output every step (batch, steps, units) instead of the last (batch, units).
     ///   - returnState: also output the final h and c.
     ///   - goBackwards: read the steps from the last to the first.
+    ///   - dropout: in training, the fraction of the input's features dropped (one mask per call, used at every step).
+    ///   - recurrentDropout: in training, the fraction of the state's units dropped before the recurrent product.
     ///   - name: the layer name (default `lstm`, ...).
     public init(_ units: Int, activation: KilnIR.Activation = .tanh, recurrentActivation: KilnIR.Activation = .sigmoid,
                 useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
-                name: String? = nil) {
+                dropout: Float = 0, recurrentDropout: Float = 0, name: String? = nil) {
         super.init(RecurrentSpec(kind: .lstm, units: units, activation: activation, recurrentActivation: recurrentActivation,
-                                 useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards, returnState: returnState),
+                                 useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+                                 dropout: dropout, recurrentDropout: recurrentDropout, returnState: returnState),
                    name: name)
     }
 }
@@ -367,13 +370,15 @@ public final class GRU: RecurrentLayer {
     ///   - returnState: also output the final state.
     ///   - goBackwards: read the steps from the last to the first.
     ///   - resetAfter: apply the reset gate after the recurrent product (Keras' default, true).
+    ///   - dropout: in training, the fraction of the input's features dropped (one mask per call, used at every step).
+    ///   - recurrentDropout: in training, the fraction of the state's units dropped before the recurrent product.
     ///   - name: the layer name (default `gru`, ...).
     public init(_ units: Int, activation: KilnIR.Activation = .tanh, recurrentActivation: KilnIR.Activation = .sigmoid,
                 useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
-                resetAfter: Bool = true, name: String? = nil) {
+                resetAfter: Bool = true, dropout: Float = 0, recurrentDropout: Float = 0, name: String? = nil) {
         super.init(RecurrentSpec(kind: .gru, units: units, activation: activation, recurrentActivation: recurrentActivation,
                                  useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards, resetAfter: resetAfter,
-                                 returnState: returnState),
+                                 dropout: dropout, recurrentDropout: recurrentDropout, returnState: returnState),
                    name: name)
     }
 }
@@ -387,11 +392,15 @@ public final class SimpleRNN: RecurrentLayer {
     ///   - returnSequences: output every step instead of the last.
     ///   - returnState: also output the final state.
     ///   - goBackwards: read the steps from the last to the first.
+    ///   - dropout: in training, the fraction of the input's features dropped (one mask per call, used at every step).
+    ///   - recurrentDropout: in training, the fraction of the state's units dropped before the recurrent product.
     ///   - name: the layer name (default `simple_rnn`, ...).
     public init(_ units: Int, activation: KilnIR.Activation = .tanh, useBias: Bool = true, returnSequences: Bool = false,
-                returnState: Bool = false, goBackwards: Bool = false, name: String? = nil) {
+                returnState: Bool = false, goBackwards: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0,
+                name: String? = nil) {
         super.init(RecurrentSpec(kind: .simpleRNN, units: units, activation: activation, useBias: useBias,
-                                 returnSequences: returnSequences, goBackwards: goBackwards, returnState: returnState),
+                                 returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
+                                 recurrentDropout: recurrentDropout, returnState: returnState),
                    name: name)
     }
 }
