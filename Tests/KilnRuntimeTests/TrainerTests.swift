@@ -101,11 +101,44 @@ final class TrainerTests: XCTestCase {
         var text = ""
         let h = try fit(try load(), x: [x], y: [y], options: FitOptions(epochs: 1, batchSize: 3, shuffle: false),
                         isTerminal: true) { text += $0 }
-        XCTAssertTrue(text.hasPrefix("Epoch 1/1\n\r 1/10 [==>...........................] - loss: "), text)
-        XCTAssertTrue(text.hasSuffix("\r10/10 [==============================] - loss: \(fixed(h.loss[0], 4))\n"), text)
-        let bar = ProgressBar(batches: 40, isTerminal: true)
-        XCTAssertEqual(bar.line(batch: 12, loss: 0.12345), "12/40 [========>.....................] - loss: 0.1235")
-        XCTAssertEqual(bar.line(batch: 40, loss: 0.00012), "40/40 [==============================] - loss: 1.2000e-04")
+        // One epoch: no "Epoch 1/1" line (Keras prints it only for more than one); the first
+        // batch is always drawn, the last closes the line with the elapsed time.
+        let green = "\u{1B}[32m", white = "\u{1B}[37m", bold = "\u{1B}[1m", reset = "\u{1B}[0m"
+        XCTAssertTrue(text.hasPrefix("\r\(bold) 1/10\(reset) \(green)━━\(reset)\(white)" + String(repeating: "━", count: 18) + reset), text)
+        XCTAssertTrue(text.hasSuffix("\n"), text)
+        let last = text.dropLast().reversed().drop(while: { $0 == " " }).reversed()   // less any padding over a longer line
+        XCTAssertTrue(String(last).hasSuffix(" - loss: \(ProgressBar.formatValue(h.loss[0]))"), text)
+        XCTAssertTrue(text.contains("\r\(bold)10/10\(reset) \(green)" + String(repeating: "━", count: 20) + "\(reset)\(white)\(reset) \(bold)0s\(reset) "), text)
+    }
+
+    func testProgressBarFollowsKerasProgbar() {
+        var now = 100.0
+        var bar = ProgressBar(batches: 40, verbosity: 1, clock: { now })
+        XCTAssertEqual(bar.startEpoch(2, of: 5), "Epoch 2/5\n")
+        func plain(_ s: String) -> String { s.replacingOccurrences(of: "\u{1B}[", with: "^").replacingOccurrences(of: "^0m", with: "")
+            .replacingOccurrences(of: "^1m", with: "").replacingOccurrences(of: "^32m", with: "").replacingOccurrences(of: "^37m", with: "") }
+        now = 100.5   // the first step took 0.5 s: its own estimate
+        XCTAssertEqual(plain(bar.update(batch: 1, values: [("loss", 0.5), ("accuracy", 0.25)])),
+                       "\r 1/40 " + String(repeating: "━", count: 20) + " 19s 500ms/step - loss: 0.5000 - accuracy: 0.2500")
+        now = 100.52  // within 50 ms of the last redraw: nothing
+        XCTAssertEqual(bar.update(batch: 2, values: [("loss", 0.4)]), "")
+        now = 101.38  // 11 steps after the first took 0.88 s: 80 ms a step, the first left out; 28 to go
+        XCTAssertEqual(plain(bar.update(batch: 12, values: [("loss", 0.41234), ("accuracy", 0.875)])),
+                       "\r12/40 " + String(repeating: "━", count: 20) + " 2s 80ms/step - loss: 0.4123 - accuracy: 0.8750  ")   // over the 2 longer characters before
+        now = 103.0   // final: elapsed time instead of the ETA, newline; padded over the longer previous line
+        XCTAssertEqual(plain(bar.finish(values: [("loss", 0.00012)])),
+                       "\r40/40 " + String(repeating: "━", count: 20) + " 3s 64ms/step - loss: 1.2000e-04" + String(repeating: " ", count: 15) + "\n")
+        XCTAssertEqual(ProgressBar.formatTime(2.4), " 2s/step")
+        XCTAssertEqual(ProgressBar.formatTime(0.0004), " 400us/step")
+        var slow = ProgressBar(batches: 1000, verbosity: 1, clock: { now })
+        _ = slow.startEpoch(1, of: 1)
+        now += 4
+        XCTAssertTrue(bar.startEpoch(1, of: 1).isEmpty)
+        XCTAssertTrue(plain(slow.update(batch: 1, values: [])).contains(" 1:06:36 4s/step"))
+        var lines = ProgressBar(batches: 3, verbosity: 2, clock: { now })
+        _ = lines.startEpoch(1, of: 2)
+        XCTAssertEqual(lines.update(batch: 1, values: [("loss", 1)]), "")
+        XCTAssertEqual(lines.finish(values: [("loss", 0.5), ("val_loss", 0.25)]), "Epoch 1/2 - loss: 0.500000 - val_loss: 0.250000\n")
     }
 
     func testHistoryJSON() {
