@@ -107,21 +107,21 @@ struct Fit: ParsableCommand {
     @Option(help: "Seed for shuffling and dropout: the same seed gives the same row order and the same result.") var seed: UInt64 = 0
     @Option(name: .customLong("save-weights"), help: "Write DIR/000.npy ... in get_weights() order after training.") var saveWeights: String?
     @Option(help: "Write {\"loss\": [...], \"accuracy\": [...], \"val_loss\": [...], ...} per epoch to this JSON file.") var history: String?
-    @Option(help: "0: silent; 1: a progress bar per batch; 2: one line per epoch (default: 1 on a terminal, 2 otherwise), as Keras.")
+    @Option(help: ArgumentHelp("0: silent; 1: a progress bar per batch; 2: one line per epoch (default: 1 on a terminal, 2 otherwise), as Keras.", valueName: "0|1|2"))
     var verbose: Int?
-    @Option(name: .customLong("validation-split"), help: "Hold out the last fraction F of the rows (before shuffling) and report val_loss and val_ metrics each epoch, as Keras.")
+    @Option(name: .customLong("validation-split"), help: ArgumentHelp("Hold out the last fraction F of the rows (before shuffling) and report val_loss and val_ metrics each epoch, as Keras.", valueName: "F"))
     var validationSplit: Double?
-    @Option(name: .customLong("validation-x"), help: "A validation input .npy, one per model input (Keras' validation_data).") var validationXs: [String] = []
-    @Option(name: .customLong("validation-y"), help: "A validation target .npy, one per model output.") var validationYs: [String] = []
-    @Option(name: .customLong("early-stopping"), help: "Stop after PATIENCE epochs without improvement of --monitor, as keras.callbacks.EarlyStopping.")
+    @Option(name: .customLong("validation-x"), help: ArgumentHelp("A validation input .npy, one per model input (Keras' validation_data).", valueName: "X.npy")) var validationXs: [String] = []
+    @Option(name: .customLong("validation-y"), help: ArgumentHelp("A validation target .npy, one per model output.", valueName: "Y.npy")) var validationYs: [String] = []
+    @Option(name: .customLong("early-stopping"), help: ArgumentHelp("Stop after PATIENCE epochs without improvement of --monitor, as keras.callbacks.EarlyStopping.", valueName: "PATIENCE"))
     var earlyStopping: Int?
-    @Option(help: "The value --early-stopping and --checkpoint watch (default val_loss): loss, a metric, or val_ either.") var monitor: String?
-    @Option(help: "Whether --monitor improves going down or up: auto (min for a loss, max for an accuracy), min or max.") var mode: String?
-    @Option(name: .customLong("min-delta"), help: "--early-stopping: smaller changes than this are no improvement.") var minDelta: Double?
+    @Option(help: ArgumentHelp("The value --early-stopping and --checkpoint watch (default val_loss): loss, a metric, or val_ either.", valueName: "NAME")) var monitor: String?
+    @Option(help: ArgumentHelp("Whether --monitor improves going down or up: auto (min for a loss, max for an accuracy), min or max.", valueName: "auto|min|max")) var mode: String?
+    @Option(name: .customLong("min-delta"), help: ArgumentHelp("--early-stopping: smaller changes than this are no improvement.", valueName: "D")) var minDelta: Double?
     @Flag(name: .customLong("restore-best-weights"), help: "--early-stopping: end with the weights of the best epoch.") var restoreBestWeights = false
-    @Option(help: "Save the weights of the best epoch so far (by --monitor) as DIR/000.npy ... and DIR/checkpoint.json, as ModelCheckpoint(save_best_only=True).")
+    @Option(help: ArgumentHelp("Save the weights of the best epoch so far (by --monitor) as DIR/000.npy ... and DIR/checkpoint.json, as ModelCheckpoint(save_best_only=True).", valueName: "DIR"))
     var checkpoint: String?
-    @Option(name: .customLong("initial-epoch"), help: "Start counting at this epoch (resuming): trains epochs N+1 to --epochs, as Keras.")
+    @Option(name: .customLong("initial-epoch"), help: ArgumentHelp("Start counting at this epoch (resuming): trains epochs N+1 to --epochs, as Keras.", valueName: "N"))
     var initialEpoch: Int = 0
 
     func validate() throws {
@@ -200,8 +200,8 @@ struct Evaluate: ParsableCommand {
     @Option(name: .customLong("x"), help: "An input .npy, one per model input.") var xs: [String] = []
     @Option(name: .customLong("y"), help: "A target .npy, one per model output.") var ys: [String] = []
     @Option(name: .customLong("batch-size"), help: "Rows per call (Keras' default 32).") var batchSize: Int = 32
-    @Option(help: "0: silent but for the result; 1: a progress bar on standard error (default on a terminal).") var verbose: Int?
-    @Option(help: "Also write {\"loss\": L, \"METRIC\": M, ...} to this JSON file.") var output: String?
+    @Option(help: "1: a progress bar on standard error (default on a terminal); 0 or 2: none. The result is printed either way.") var verbose: Int?
+    @Option(help: ArgumentHelp("Also write {\"loss\": L, \"METRIC\": M, ...} to this JSON file.", valueName: "F.json")) var output: String?
 
     func validate() throws {
         if let v = verbose, !(0...2).contains(v) { throw ValidationError("--verbose takes 0, 1 or 2, not \(v)") }
@@ -234,8 +234,10 @@ struct Evaluate: ParsableCommand {
 
 /// Class ids of one output, as Keras 2's predict_classes: argmax over the last axis
 /// (first maximum on ties), or, for a last axis of one unit, 1 where the value is above 0.5.
+/// An output that already holds ids (int32, e.g. a CRF's decoded tags) is kept as it is.
 func classIds(_ y: HostTensor) throws -> HostTensor {
-    guard y.dtype == .float32, let k = y.shape.last, y.shape.count >= 2 else {
+    if y.dtype == .int32 { return y }
+    guard let k = y.shape.last, y.shape.count >= 2 else {
         throw UserError(description: "--classes needs outputs of float scores with a class axis last, found shape \(y.shape)")
     }
     if k == 1 { return HostTensor(shape: y.shape, ints: y.floats.map { $0 > 0.5 ? 1 : 0 }) }
