@@ -141,6 +141,98 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(lines.finish(values: [("loss", 0.5), ("val_loss", 0.25)]), "Epoch 1/2 - loss: 0.500000 - val_loss: 0.250000\n")
     }
 
+    func testValidationSplitHoldsOutTheLastRowsBeforeShuffling() throws {
+        let (x, y) = data(10)
+        var o = FitOptions(epochs: 2, batchSize: 3, shuffle: true, seed: 4)
+        o.validationSplit = 0.25      // floor(10 * 0.75) = 7 rows train, rows 7-9 validate
+        let lib = try load()
+        let h = try fit(lib, x: [x], y: [y], options: o)
+        let ref = try load()
+        var plain = FitOptions(epochs: 2, batchSize: 3, shuffle: true, seed: 4)
+        plain.verbose = false
+        let hr = try fit(ref, x: [rows(x, 0..<7)], y: [rows(y, 0..<7)], options: plain)
+        XCTAssertEqual(h.loss, hr.loss)
+        XCTAssertEqual(lib.getWeights(), ref.getWeights())
+        XCTAssertEqual(h.metricNames, ["val_loss"])
+        // The last epoch's val_loss: the trained model on rows 7-9, in one batch of 3.
+        XCTAssertEqual(h.metrics["val_loss"]?.last, Double(try ref.evaluate(x: [rows(x, 7..<10)], y: [rows(y, 7..<10)])))
+        XCTAssertEqual(h.json().hasPrefix("{\"loss\": ["), true)
+        o.validationSplit = 0.05      // floor(9.5) = 9: one row held out
+        XCTAssertEqual(try fit(try load(), x: [x], y: [y], options: o).metrics["val_loss"]?.count, 2)
+        o.validationSplit = 0.999     // floor(0.01) = 0 rows left to train on
+        XCTAssertThrowsError(try fit(try load(), x: [x], y: [y], options: o)) { e in
+            XCTAssertTrue("\(e)".contains("too few to hold out a validation split"), "\(e)")
+        }
+    }
+
+    func testEvaluateWeightsBatchesByTheirRows() throws {
+        let (x, y) = data(7)
+        let lib = try load()
+        let e = try evaluate(lib, x: [x], y: [y], batchSize: 3)
+        var sum = 0.0
+        for r in [0..<3, 3..<6, 6..<7] { sum += Double(try lib.evaluate(x: [rows(x, r)], y: [rows(y, r)])) * Double(r.count) }
+        XCTAssertEqual(e.names, ["loss"])
+        XCTAssertEqual(e.values, [sum / 7])
+        XCTAssertEqual(lib.iterations, 0, "evaluate does not train")
+        XCTAssertEqual(Evaluation(names: ["loss", "accuracy"], values: [0.5, .nan]).json(), "{\"loss\": 0.5, \"accuracy\": null}")
+        XCTAssertEqual(Evaluation(names: ["loss", "accuracy"], values: [0.5, 0.25]).line, "loss: 0.500000 - accuracy: 0.250000")
+    }
+
+    func testEarlyStoppingFollowsKerasRules() throws {
+        let (x, y) = data(12)
+        let vx = HostTensor(shape: [4, 3], floats: x.floats.prefix(12).map { -$0 }), vy = rows(y, 0..<4)
+        // Patience 0 on the training loss, which falls every epoch: never stops.
+        var o = FitOptions(epochs: 4, batchSize: 4, shuffle: false, verbose: false)
+        o.earlyStopping = EarlyStopping(monitor: "loss", patience: 0)
+        let h = try fit(try load(), x: [x], y: [y], options: o)
+        XCTAssertEqual(h.loss.count, 4)
+        XCTAssertNil(h.stoppedEpoch)
+        XCTAssertEqual(h.loss, h.loss.sorted(by: >), "the fake model's loss falls each epoch")
+        // mode max on that loss: epoch 2 is no improvement; patience 0 stops there (not at epoch 1: Keras needs epoch > 0).
+        o.earlyStopping = EarlyStopping(monitor: "loss", patience: 0, mode: .max, restoreBestWeights: true)
+        let lib = try load()
+        let hm = try fit(lib, x: [x], y: [y], options: o)
+        XCTAssertEqual(hm.stoppedEpoch, 2)
+        XCTAssertEqual(hm.restoredEpoch, 1)
+        let one = try load()
+        var o1 = FitOptions(epochs: 1, batchSize: 4, shuffle: false, verbose: false)
+        _ = try fit(one, x: [x], y: [y], options: o1)
+        XCTAssertEqual(lib.getWeights(), one.getWeights(), "the weights of epoch 1 were put back")
+        // A huge min_delta: nothing counts as an improvement after the first epoch.
+        o.earlyStopping = EarlyStopping(monitor: "val_loss", patience: 2, minDelta: -100)
+        XCTAssertEqual(o.earlyStopping?.minDelta, 100, "as Keras, the sign of min_delta is dropped")
+        let hd = try fit(try load(), x: [x], y: [y], validation: ([vx], [vy]), options: o)
+        XCTAssertEqual(hd.stoppedEpoch, 3)
+        XCTAssertEqual(hd.metricNames, ["val_loss"])
+        // Monitors must be reported, and their direction known.
+        o1.earlyStopping = EarlyStopping(monitor: "val_loss", patience: 1)
+        XCTAssertThrowsError(try fit(try load(), x: [x], y: [y], options: o1)) { e in
+            XCTAssertTrue("\(e)".contains("(give validation data or a validation split)"), "\(e)")
+        }
+        XCTAssertTrue(try lowerIsBetter("val_dense_loss", .auto))
+        XCTAssertFalse(try lowerIsBetter("val_accuracy", .auto))
+        XCTAssertFalse(try lowerIsBetter("out_sparse_categorical_accuracy", .auto))
+        XCTAssertThrowsError(try lowerIsBetter("mae", .auto))
+        XCTAssertFalse(try lowerIsBetter("mae", .max))
+    }
+
+    func testCheckpointKeepsTheBestEpoch() throws {
+        let (x, y) = data(12)
+        let dir = NSTemporaryDirectory() + "kiln-checkpoint-\(getpid())/a/b"
+        defer { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "kiln-checkpoint-\(getpid())") }
+        var o = FitOptions(epochs: 3, batchSize: 4, shuffle: false, verbose: false)
+        o.checkpoint = Checkpoint(directory: dir, monitor: "loss", mode: .max)   // the first epoch's loss is the highest
+        let lib = try load()
+        _ = try fit(lib, x: [x], y: [y], options: o)
+        let one = try load()
+        _ = try fit(one, x: [x], y: [y], options: FitOptions(epochs: 1, batchSize: 4, shuffle: false, verbose: false))
+        let saved = try (0..<one.weights.count).map { try NPY.read(path: dir + String(format: "/%03d.npy", $0)) }
+        XCTAssertEqual(saved, one.getWeights())
+        let info = try String(contentsOfFile: dir + "/checkpoint.json", encoding: .utf8)
+        XCTAssertTrue(info.hasPrefix("{\"epoch\": 1, \"monitor\": \"loss\", \"value\": "), info)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/000.npy.tmp"))
+    }
+
     func testHistoryJSON() {
         XCTAssertEqual(History(loss: [0.5, 1.2145789861679077]).json(), "{\"loss\": [0.5, 1.2145789861679077]}")
         XCTAssertEqual(History().json(), "{\"loss\": []}")
