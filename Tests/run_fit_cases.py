@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,13 @@ def main():
     ap.add_argument("--kiln", default=os.path.join(os.path.dirname(HERE), ".build", "debug", "kiln"))
     kiln = os.path.abspath(ap.parse_args().kiln)
     tmp = tempfile.mkdtemp(prefix="kiln-fit-cases-")
+    try:
+        return checks(kiln, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def checks(kiln, tmp):
 
     # ---------------------------------------------------------------- softmax
     d = os.path.join(CASES, "softmax")
