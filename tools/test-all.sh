@@ -27,6 +27,15 @@ p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
 passed=$((passed + p)); failed=$((failed + f))
 [ "$rc" -ne 0 ] && status=1
 
+# kiln fit's progress, validation, early stopping and checkpoint, kiln evaluate and predict --classes
+# against Keras-made runs (Tests/fit_cases, tools/gen_fit_cases.py); numpy only, about 10 s.
+python3 Tests/run_fit_cases.py --kiln "$kiln" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
+[ "$rc" -ne 0 ] && [ "$f" = 0 ] && f=1
+passed=$((passed + p)); failed=$((failed + f))
+[ "$rc" -ne 0 ] && status=1
+
 if bash samples/run.sh "$kiln" "$out/samples"; then passed=$((passed + 2)); else failed=$((failed + 1)); status=1; fi
 # The samples of samples/NAME/ in their short form: each asserts its result (accuracy, F1, loss drop).
 for run in samples/*/run.sh; do
