@@ -246,7 +246,7 @@ public enum SwiftWrapper {
         for (i, o) in os.enumerated() {
             s += "        var \(o) = [\(ot[i])](repeating: 0, count: shapes[\(i)].reduce(1, *))\n"
         }
-        var call = "try predict(\(xs.map { "\($0)p, shape: \($0).shape" }.joined(separator: ", ")), into \(os.map { "\($0): \($0)p" }.joined(separator: ", ")))"
+        var call = "try predict(\(xs.map { "\($0)p, shape: \($0).shape" }.joined(separator: ", ")), into: \(os.map { "\($0)p" }.enumerated().map { $0.offset == 0 ? $0.element : "o\($0.offset): \($0.element)" }.joined(separator: ", ")))"
         var indent = "        "
         var opens: [String] = []
         for x in xs { opens.append("try \(x).values.withUnsafeBufferPointer { \(x)p in") }

@@ -57,7 +57,7 @@ def main():
     case = json.load(open(os.path.join(case_dir, "case.json")))
     os.makedirs(out, exist_ok=True)
     model_file = os.path.join(case_dir, "model.keras")
-    r = subprocess.run([kiln, "compile", model_file, "-o", out, "--python"], capture_output=True, text=True)
+    r = subprocess.run([kiln, "compile", model_file, "-o", out, "--name", CASE, "--python"], capture_output=True, text=True)
     if r.returncode != 0:
         fail("kiln compile --python: " + r.stderr)
     path = os.path.join(out, CASE + ".py")

@@ -52,8 +52,8 @@ do {
 
     // A wrong shape is refused with a message naming the input.
     do {
-        _ = try model.predict(MnistCnn.Tensor(shape: [n, 28, 28], values: x.floats))
-        fail("FAIL: a (n, 28, 28) input was accepted")
+        _ = try model.predict(MnistCnn.Tensor(shape: [n, 784], values: x.floats))
+        fail("FAIL: a (n, 784) input was accepted")
     } catch let e as MnistCnn.Error {
         print("refused as expected: \(e)")
     }
