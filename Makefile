@@ -37,6 +37,7 @@ sample-%: build
 # The default sample end to end: compile the demo CNN, link a C program, print its predictions.
 demo: deps
 	$(SWIFT) build --product kiln
+	$(SWIFT) build --product KilnRuntimeShared
 	$(KILN) summary samples/models/mnist_cnn.keras
 	bash samples/run.sh $(KILN) $(OUT)/demo
 

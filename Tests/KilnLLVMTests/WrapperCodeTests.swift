@@ -104,6 +104,39 @@ final class WrapperCodeTests: XCTestCase {
         XCTAssertEqual(run.stdout, "\(KilnVersion.string) net \(hash) 8\n")
     }
 
+    /// Swift wrappers of models of other forms (two outputs: a labelled tuple; two int32
+    /// inputs; free time steps), written into one folder, compile together (swiftc -typecheck)
+    /// with a program that calls them. The single-model wrapper runs in samples/swift.
+    func testSwiftWrappersOfSeveralFormsCompile() throws {
+        let kiln = try kilnBinary()
+        let dir = try makeTempDir(self, "swiftwrap")
+        for c in ["functional_two_outputs", "attention_masked", "free_embedding_bilstm_tagger"] {
+            let r = try runProgram(kiln, ["compile", Self.root + "/Tests/cases/\(c)/model.keras", "-o", dir, "--name", c, "--swift"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
+        try """
+        let two = try FunctionalTwoOutputs()
+        let (cls, reg) = try two.predict(.init(shape: [2, 6], values: [Float](repeating: 0.5, count: 12)))
+        print(cls.shape, reg.values)
+        let loss: Float = try two.trainStep(.init(shape: [2, 6], values: [Float](repeating: 0.5, count: 12)),
+                                            .init(shape: [2, 3], values: [1, 0, 0, 0, 1, 0]), .init(shape: [2, 1], values: [0.5, 1]))
+        print(loss, try two.lastMetrics())
+        let att = try AttentionMasked()
+        let y = try att.predict(.init(shape: [1, 5], values: [Int32](repeating: 1, count: 5)), .init(shape: [1, 6], values: [Int32](repeating: 2, count: 6)))
+        print(y.shape)
+        let tagger = try FreeEmbeddingBilstmTagger()
+        var out = [Float](repeating: 0, count: 1000)
+        let ids: [Int32] = [3, 4, 5]
+        let shapes = try ids.withUnsafeBufferPointer { p in
+            try out.withUnsafeMutableBufferPointer { q in try tagger.predict(p, shape: [1, 3], into: q) }
+        }
+        print(shapes, FreeEmbeddingBilstmTagger.info.sourceSHA256)
+        """.write(toFile: dir + "/main.swift", atomically: true, encoding: .utf8)
+        let files = ["main", "functional_two_outputs", "attention_masked", "free_embedding_bilstm_tagger"].map { dir + "/\($0).swift" }
+        let r = try runProcess("/usr/bin/env", ["swiftc", "-typecheck", "-I", dir] + files)
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+    }
+
     /// kiln graph: the layer graph as Keras' plot_model draws it (names, types, shapes on the
     /// edges), as SVG through Graphviz or as dot text; --after PASS: the primitive graph.
     func testGraphDrawsLayersAndPasses() throws {

@@ -7,7 +7,8 @@ Compiles the Keras-made case Tests/cases/bn_dense_relu with --python into OUT, i
 OUT/bn_dense_relu.py (numpy only) and checks: predict against Keras' p0.npy; train steps
 over the case's fit (2 epochs, batches of 8 in row order) against Keras' weights after
 fit; evaluate; the weights round trip (get/set, save/load, reset); NAME_info's hash of
-the model file; and that bad shapes, dtypes and files raise clear exceptions.
+the model file; and that bad shapes, dtypes and files raise clear exceptions. Then models
+of other forms (OTHERS): several inputs or outputs, int32 inputs, free time steps.
 Prints one line per check; exits 1 on the first failure.
 """
 import hashlib
@@ -20,6 +21,8 @@ import sys
 import numpy as np
 
 CASE = "bn_dense_relu"
+# Models of other forms: two outputs (a dict of metrics), two int32 inputs, a free number of time steps.
+OTHERS = ["functional_two_outputs", "attention_masked", "free_embedding_bilstm_tagger"]
 
 
 def fail(msg):
@@ -47,6 +50,49 @@ def raises(exc, contains, fn, what):
     fail("%s raised nothing" % what)
 
 
+def load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def other_forms(kiln, root, out):
+    """Each model of OTHERS: predict against Keras, Keras' fit as train steps against its weights."""
+    for name in OTHERS:
+        case_dir = os.path.join(root, "Tests", "cases", name)
+        case = json.load(open(os.path.join(case_dir, "case.json")))
+        r = subprocess.run([kiln, "compile", os.path.join(case_dir, "model.keras"), "-o", out, "--name", name, "--python"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            fail("kiln compile --python %s: %s" % (name, r.stderr))
+        mod = load(os.path.join(out, name + ".py"), name)
+        m = mod.Model()
+        xs = [np.load(os.path.join(case_dir, f)) for f in case["inputs"]]
+        ps = [np.load(os.path.join(case_dir, f)) for f in case["predict"]]
+        ys = m.predict(*xs)
+        ys = ys if isinstance(ys, list) else [ys]
+        check(len(ys) == len(ps) and all(a.shape == b.shape and np.allclose(a, b, rtol=case["rtol"], atol=case["atol"]) for a, b in zip(ys, ps)),
+              "%s: predict (%d input(s) %s, %d output(s)) matches Keras" % (name, len(xs), [str(x.dtype) for x in xs], len(ys)))
+        if mod.FREE_STEPS:
+            short = m.predict(*[x[:, :3] for x in xs])
+            short = short if isinstance(short, list) else [short]
+            check(all(a.shape[1] == 3 for a in short), "%s: sequences of 3 steps give outputs of 3 steps" % name)
+        t = case["train"]
+        tx = [np.load(os.path.join(case_dir, f)) for f in t["x"]]
+        ty = [np.load(os.path.join(case_dir, f)) for f in t["y"]]
+        bs, rows = t["batch_size"], len(tx[0])
+        for _ in range(t["epochs"]):
+            for start in range(0, rows, bs):
+                m.train_step([a[start:start + bs] for a in tx], [a[start:start + bs] for a in ty])
+        wdir = os.path.join(case_dir, t["weights_after"])
+        want = [np.load(os.path.join(wdir, f)) for f in sorted(os.listdir(wdir))]
+        got = m.get_weights()
+        worst = max(float(np.max(np.abs(a - b) / (t["atol"] + t["rtol"] * np.abs(b)))) for a, b in zip(got, want))
+        check(len(got) == len(want) and worst <= 1,
+              "%s: weights after Keras' fit as train steps match (worst %.2f of the tolerance); metrics %s" % (name, worst, sorted(m.metrics)))
+
+
 def main():
     if len(sys.argv) != 3:
         print("usage: %s KILN OUT" % sys.argv[0], file=sys.stderr)
@@ -63,9 +109,7 @@ def main():
     path = os.path.join(out, CASE + ".py")
     check(os.path.exists(path), "kiln compile --python wrote %s" % path)
 
-    spec = importlib.util.spec_from_file_location(CASE, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load(path, CASE)
     m = mod.Model()
 
     info = m.info()
@@ -140,6 +184,7 @@ def main():
     check(m.iterations > 0 and all(np.array_equal(a, b) for a, b in zip(m.get_weights(), want_initial)), "a failed load leaves the weights unchanged")
     m.close()
     raises(ValueError, "closed", lambda: m.predict(x), "a closed model")
+    other_forms(kiln, root, out)
     print("Python wrapper OK")
 
 
