@@ -72,7 +72,7 @@ public enum SwiftWrapper {
     }
 
     static func docList(_ title: String, _ list: [GlueTensor], _ params: [String]) -> String {
-        var s = "    /// \(title):\n"
+        var s = "    ///\n    /// \(title):\n"
         for (t, p) in zip(list, params) {
             s += "    /// - `\(p)`: \(LibraryGlue.commentText(t.name)), \(swiftType(t.dtype)), shape \(LibraryGlue.shapeText(t.shape))\n"
         }
@@ -207,11 +207,14 @@ public enum SwiftWrapper {
         let checkInputs = xs.indices.map { i in
             "        try Self.check(\(xs[i])Shape, count: \(xs[i]).count, Self.inputs[\(i)], \"input\", rows: &rows, steps: &steps)\n"
         }.joined()
+        s += """
+            /// The forward pass (inference: dropout off) on every row, into the output buffers.
+            /// Returns the outputs' shapes.
+
+        """
         s += docList("Inputs", m.inputs, xs)
         s += docList("Outputs (each buffer at least as large as its shape in the result)", m.outputs, os)
         s += """
-            /// The forward pass (inference: dropout off) on every row, into the output buffers.
-            /// - Returns: the outputs' shapes.
             @discardableResult
             public func predict(\(inParams.joined(separator: ", ")), into \(outParams.joined(separator: ", "))) throws -> [[Int]] {
                 var rows: Int? = nil, steps: Int? = nil
@@ -234,10 +237,12 @@ public enum SwiftWrapper {
         // predict over Tensors
         let tensorIn = zip(xs, xt).map { "_ \($0): Tensor<\($1)>" }.joined(separator: ", ")
         let resultType = os.count == 1 ? "Tensor<\(ot[0])>" : "(" + zip(outLabels, ot).map { "\($0): Tensor<\($1)>" }.joined(separator: ", ") + ")"
+        s += """
+            /// The forward pass (inference: dropout off) on every row; returns \(os.count == 1 ? "the output" : "the outputs, labelled by their names").
+
+        """
         s += docList("Inputs", m.inputs, xs)
         s += """
-            /// The forward pass (inference: dropout off) on every row.
-            /// - Returns: \(os.count == 1 ? "the output" : "the outputs, labelled by their names").
             public func predict(\(tensorIn)) throws -> \(resultType) {
                 var rows: Int? = nil, steps: Int? = nil
         \(xs.indices.map { i in "        try Self.check(\(xs[i]).shape, count: \(xs[i]).values.count, Self.inputs[\(i)], \"input\", rows: &rows, steps: &steps)\n" }.joined())        let shapes = Self.outputShapes(rows: rows!, steps: steps ?? 0)
@@ -262,12 +267,12 @@ public enum SwiftWrapper {
 
         // train step and evaluate
         if m.hasTraining {
-            for (fn, cfn, doc) in [("trainStep", "train_step_seq_v", "One optimizer step on one batch.\n    /// - Returns: the batch loss computed before the update."),
+            for (fn, cfn, doc) in [("trainStep", "train_step_seq_v", "One optimizer step on one batch; returns the batch loss computed before the update."),
                                    ("evaluate", "evaluate_seq_v", "The loss on one batch, without an update.")] {
                 let pParams = zip(xs, xt).map { "_ \($0): UnsafeBufferPointer<\($1)>, shape \($0)Shape: [Int]" }
                     + zip(ys, yt).map { "_ \($0): UnsafeBufferPointer<\($1)>, shape \($0)Shape: [Int]" }
-                s += docList("Inputs", m.inputs, xs) + docList("Targets (one per output)", m.targets, ys)
                 s += "    /// \(doc)\n"
+                s += docList("Inputs", m.inputs, xs) + docList("Targets (one per output)", m.targets, ys)
                 s += "    @discardableResult\n"
                 s += "    public func \(fn)(\(pParams.joined(separator: ", "))) throws -> Float {\n"
                 s += "        var rows: Int? = nil, steps: Int? = nil\n"
@@ -281,8 +286,8 @@ public enum SwiftWrapper {
                 s += "        return loss\n    }\n\n"
 
                 let tParams = zip(xs, xt).map { "_ \($0): Tensor<\($1)>" } + zip(ys, yt).map { "_ \($0): Tensor<\($1)>" }
-                s += docList("Inputs", m.inputs, xs) + docList("Targets (one per output)", m.targets, ys)
                 s += "    /// \(doc)\n"
+                s += docList("Inputs", m.inputs, xs) + docList("Targets (one per output)", m.targets, ys)
                 s += "    @discardableResult\n"
                 s += "    public func \(fn)(\(tParams.joined(separator: ", "))) throws -> Float {\n"
                 let all = xs + ys
