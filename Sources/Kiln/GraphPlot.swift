@@ -152,6 +152,11 @@ public enum GraphPlot {
     /// extension (svg, png, pdf) drawn by Graphviz's `dot`. Nothing is written on an error.
     public static func write(dot: String, to path: String) throws {
         let ext = (path as NSString).pathExtension.lowercased()
+        let folder = (path as NSString).deletingLastPathComponent
+        var isDir: ObjCBool = false
+        guard folder.isEmpty || (FileManager.default.fileExists(atPath: folder, isDirectory: &isDir) && isDir.boolValue) else {
+            throw PlotError(description: "cannot write \(path): the folder \(folder) does not exist")
+        }
         if ext == "dot" || ext == "gv" {
             try dot.write(toFile: path, atomically: true, encoding: .utf8)
             return
@@ -163,27 +168,29 @@ public enum GraphPlot {
         guard let dotPath = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
             throw PlotError(description: "drawing \(path) needs Graphviz's dot, which is not installed (apt-get install graphviz); a .dot file needs no Graphviz")
         }
+        // dot reads the text from a file and writes the picture to another beside `path`,
+        // renamed over it once dot has succeeded.
+        let fm = FileManager.default
+        let source = fm.temporaryDirectory.appendingPathComponent("kiln-graph-\(getpid())-\(UUID().uuidString).dot").path
+        let dir = (path as NSString).deletingLastPathComponent
+        let temp = (dir.isEmpty ? "." : dir) + "/.\((path as NSString).lastPathComponent).tmp.\(getpid())"
+        defer { try? fm.removeItem(atPath: source); try? fm.removeItem(atPath: temp) }
+        try dot.write(toFile: source, atomically: false, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: dotPath)
-        p.arguments = ["-T" + ext]
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        p.standardInput = input; p.standardOutput = output; p.standardError = errors
+        p.arguments = ["-T" + ext, source, "-o", temp]
+        let errors = Pipe()
+        p.standardError = errors
+        p.standardOutput = FileHandle.nullDevice
         try p.run()
-        // Read both pipes while dot runs, so that neither fills up.
-        var out = Data(), err = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { out = output.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { err = errors.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        input.fileHandleForWriting.write(dot.data(using: .utf8)!)
-        try input.fileHandleForWriting.close()
-        group.wait()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
             let msg = String(decoding: err, as: UTF8.self).split(separator: "\n").first.map(String.init) ?? "exit status \(p.terminationStatus)"
             throw PlotError(description: "Graphviz's dot could not draw \(path): \(msg)")
         }
-        try out.write(to: URL(fileURLWithPath: path), options: .atomic)
+        guard rename(temp, path) == 0 else {
+            throw PlotError(description: "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
     }
 }
