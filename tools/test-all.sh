@@ -37,6 +37,9 @@ passed=$((passed + p)); failed=$((failed + f))
 [ "$rc" -ne 0 ] && status=1
 
 if bash samples/run.sh "$kiln" "$out/samples"; then passed=$((passed + 2)); else failed=$((failed + 1)); status=1; fi
+# The Python wrapper (kiln compile --python) used from the system python3 and numpy.
+echo "== Python wrapper"
+if python3 Tests/wrappers/test_python_wrapper.py "$kiln" "$out/wrappers"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 # The samples of samples/NAME/ in their short form: each asserts its result (accuracy, F1, loss drop).
 for run in samples/*/run.sh; do
     name=$(basename "$(dirname "$run")")

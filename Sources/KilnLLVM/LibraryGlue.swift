@@ -9,6 +9,7 @@
 
 import CKilnABI
 import Foundation
+import KilnSupport
 
 /// One model input, output or training target as the library exchanges it.
 public struct GlueTensor: Sendable, Equatable {
@@ -71,6 +72,10 @@ public struct GlueModel: Sendable, Equatable {
     public var optimizer: String
     /// Metrics a training step reports (Keras history names, e.g. "accuracy").
     public var metrics: [String] = []
+    /// What NAME_info() reports: the Kiln version that compiled the library and the
+    /// SHA-256 (hex) of the source model file's bytes ("" for a model not read from a file).
+    public var kilnVersion: String = KilnVersion.string
+    public var sourceSHA256: String = ""
 
     public init(name: String, inputs: [GlueTensor], outputs: [GlueTensor], targets: [GlueTensor] = [],
                 weights: [GlueWeight], stateBytes: Int,
@@ -325,6 +330,16 @@ public enum LibraryGlue {
          * table as kiln_entry(). */
         const struct kiln_api *\(n)_describe(void);
 
+        /* What built this library (static strings, never NULL): the Kiln version, the
+         * model's name and the SHA-256 (64 hex digits) of the source model file's bytes
+         * ("" when the model was not read from a file). */
+        typedef struct \(n)_info_t {
+            const char *kiln_version;
+            const char *model;
+            const char *source_sha256;
+        } \(n)_info_t;
+        const \(n)_info_t *\(n)_info(void);
+
         #ifdef __cplusplus
         }
         #endif
@@ -483,6 +498,9 @@ public enum LibraryGlue {
         KILN_EXPORT int64_t \(n)_iterations(const \(n)_model *m) { return kiln_iterations(KILN_CI(m)); }
         KILN_EXPORT const char *\(n)_last_error(const \(n)_model *m) { return kiln_last_error(KILN_CI(m)); }
         KILN_EXPORT int \(n)_last_metrics(const \(n)_model *m, float *dst, int count) { return kiln_last_metrics(KILN_CI(m), dst, count); }
+
+        static const \(n)_info_t \(n)__info = { \(cString(m.kilnVersion)), \(cString(n)), \(cString(m.sourceSHA256)) };
+        KILN_EXPORT const \(n)_info_t *\(n)_info(void) { return &\(n)__info; }
 
         """
         return s

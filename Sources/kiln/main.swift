@@ -5,6 +5,7 @@ import KilnIR
 import KilnLLVM
 import KilnPasses
 import KilnRuntime
+import KilnSupport
 
 /// Exit 1 with one clear sentence on a user error.
 struct UserError: Error, CustomStringConvertible { var description: String }
@@ -20,7 +21,8 @@ struct KilnCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kiln",
         abstract: "Compile Keras models ahead of time into native shared libraries.",
-        subcommands: [Summary.self, Compile.self, Predict.self, Fit.self, Evaluate.self, Plot.self, Vectors.self])
+        version: KilnVersion.string,
+        subcommands: [Summary.self, Compile.self, Predict.self, Fit.self, Evaluate.self, Plot.self, Vectors.self, GraphCommand.self])
 }
 
 struct Summary: ParsableCommand {
@@ -48,6 +50,8 @@ struct Compile: ParsableCommand {
     @Option(help: "Which recurrent scans to unroll into straight-line code: auto (only those a compiled loop cannot run), always, never.")
     var unroll: String = "auto"
     @Flag(name: .customLong("swift-module"), help: "Also write DIR/module.modulemap so that Swift code can `import NAME`.") var swiftModule = false
+    @Flag(name: .customLong("python"), help: "Also write DIR/NAME.py, a ctypes wrapper taking and returning numpy arrays.") var python = false
+    @Flag(name: .customLong("swift"), help: "Also write DIR/NAME.swift, a typed Swift class over the library (and DIR/module.modulemap).") var swift = false
 
     func run() throws {
         guard let policy = UnrollPolicy(rawValue: unroll) else {
@@ -61,10 +65,14 @@ struct Compile: ParsableCommand {
             o.unroll = policy
             o.printAll = printAfter.contains("all")
             o.emitLLVM = emitLLVM
+            o.sourceFile = model
             let n = name.map { Compiler.identifier($0) } ?? Compiler.defaultName(model)
             let a = try Compiler.compile(m, name: n, to: output, options: o) { print($0) }
-            if swiftModule { try SwiftModuleWriter.write(name: n, outDir: output) }
-            print("wrote \(a.library) and \(a.header)")
+            if swiftModule || swift { try SwiftModuleWriter.write(name: n, outDir: output) }
+            var extra: [String] = []
+            if python { extra.append(try PythonWrapper.write(a.glue, outDir: output)) }
+            if swift { extra.append(try SwiftWrapper.write(a.glue, outDir: output)) }
+            print("wrote \(a.library) and \(a.header)" + extra.map { ", \($0)" }.joined())
         } catch { fail(error) }
     }
 }
@@ -255,9 +263,30 @@ struct Plot: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Draw loss curves from history files as an SVG.")
     @Argument(help: "History JSON files written by kiln fit --history.") var histories: [String]
     @Option(name: .shortAndLong, help: "The SVG file to write.") var output: String
+    @Option(name: .customLong("key"), help: "Also draw this history key (accuracy, val_loss, ...); repeat for several.") var keys: [String] = []
     func run() throws {
         do {
-            try LossPlot.write(histories: histories, to: output)
+            try LossPlot.write(histories: histories, keys: keys, to: output)
+        } catch { fail(error) }
+    }
+}
+
+struct GraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graph",
+        abstract: "Draw a model's layer graph (as Keras' plot_model does), or its primitive graph after a pass.",
+        discussion: "The format follows the output's extension: .svg, .png or .pdf (drawn by Graphviz's dot), or .dot (the dot text; no Graphviz needed).")
+    @Argument(help: "A Keras 3 .keras file.") var model: String
+    @Option(name: .shortAndLong, help: "The picture to write: model.svg, model.png, model.pdf or model.dot.") var output: String
+    @Option(help: "Draw the primitive graph of predict after this pass (e.g. lower, fuse-elementwise, dce) instead of the layers.") var after: String?
+    func run() throws {
+        if let a = after, !GraphPlot.passNames.contains(a) {
+            throw ValidationError("--after takes a pass of the predict pipeline (\(GraphPlot.passNames.joined(separator: ", "))), not '\(a)'")
+        }
+        do {
+            let m = try Compiler.load(model)
+            let dot = try after.map { GraphPlot.primitiveDot(try GraphPlot.graph(after: $0, of: m), after: $0) } ?? GraphPlot.layerDot(m)
+            try GraphPlot.write(dot: dot, to: output)
         } catch { fail(error) }
     }
 }
