@@ -28,16 +28,16 @@ static int test_failures;
 /* The time steps the tests use for a model with a free time axis (1 otherwise). */
 #define TEST_STEPS 4
 
-static int64_t test_steps(const kiln_model_desc *d) { return d->free_steps ? TEST_STEPS : 1; }
+static inline int64_t test_steps(const kiln_model_desc *d) { return d->free_steps ? TEST_STEPS : 1; }
 
 /* Elements in one row of t (dims after the first; a free dim counts `steps`). */
-static int64_t row_elems(const kiln_tensor_desc *t, int64_t steps) {
+static inline int64_t row_elems(const kiln_tensor_desc *t, int64_t steps) {
     int64_t e = 1;
     for (int k = 1; k < t->rank; k++) e *= t->shape[k] < 0 ? steps : t->shape[k];
     return e;
 }
 
-static uint64_t rng_next(uint64_t *s) {   /* splitmix64 */
+static inline uint64_t rng_next(uint64_t *s) {   /* splitmix64 */
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -47,7 +47,7 @@ static uint64_t rng_next(uint64_t *s) {   /* splitmix64 */
 /* n rows of each of `count` tensors: f32 uniform in [0, 1), one-hot rows for
  * f32 targets (`onehot`), i32 zeros (valid token ids and class labels of any
  * model). Free with free_tensors. */
-static void **make_tensors(const kiln_tensor_desc *t, int count, int64_t n, int64_t steps, uint64_t seed, int onehot) {
+static inline void **make_tensors(const kiln_tensor_desc *t, int count, int64_t n, int64_t steps, uint64_t seed, int onehot) {
     void **p = calloc((size_t)count + 1, sizeof(void *));
     for (int i = 0; i < count; i++) {
         int64_t e = row_elems(&t[i], steps);
@@ -64,13 +64,13 @@ static void **make_tensors(const kiln_tensor_desc *t, int count, int64_t n, int6
     return p;
 }
 
-static void free_tensors(void **p, int count) {
+static inline void free_tensors(void **p, int count) {
     if (!p) return;
     for (int i = 0; i < count; i++) free(p[i]);
     free(p);
 }
 
-static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {   /* FNV-1a */
+static inline uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {   /* FNV-1a */
     const unsigned char *b = p;
     if (h == 0) h = 0xCBF29CE484222325ull;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001B3ull;
@@ -78,7 +78,7 @@ static uint64_t hash_bytes(uint64_t h, const void *p, size_t n) {   /* FNV-1a */
 }
 
 /* A hash of every weight of inst (-1 when one cannot be read). */
-static uint64_t hash_weights(const kiln_api *api, kiln_instance *inst) {
+static inline uint64_t hash_weights(const kiln_api *api, kiln_instance *inst) {
     const kiln_model_desc *d = api->desc;
     uint64_t h = 0;
     for (int i = 0; i < d->num_weights; i++) {
@@ -95,13 +95,13 @@ static uint64_t hash_weights(const kiln_api *api, kiln_instance *inst) {
 }
 
 /* Output buffers for n rows. */
-static void **make_outputs(const kiln_model_desc *d, int64_t n, int64_t steps) {
+static inline void **make_outputs(const kiln_model_desc *d, int64_t n, int64_t steps) {
     void **p = calloc((size_t)d->num_outputs + 1, sizeof(void *));
     for (int i = 0; i < d->num_outputs; i++) p[i] = calloc((size_t)(n * row_elems(&d->outputs[i], steps)), 4);
     return p;
 }
 
-static uint64_t hash_outputs(const kiln_model_desc *d, void **out, int64_t n, int64_t steps) {
+static inline uint64_t hash_outputs(const kiln_model_desc *d, void **out, int64_t n, int64_t steps) {
     uint64_t h = 0;
     for (int i = 0; i < d->num_outputs; i++) h = hash_bytes(h, out[i], (size_t)(n * row_elems(&d->outputs[i], steps)) * 4);
     return h;
