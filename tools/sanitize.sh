@@ -76,12 +76,14 @@ mkdir -p "$OUT/asan/scratch" "$OUT/asan/ck"
 "$OUT/asan/api_check" "$OUT/asan/scratch"
 "$OUT/asan/ckpt_kill" "$OUT/asan/ck" $((SHORT ? 10 : KILLS))
 
+echo "   ($((SECONDS - start)) s so far)"
 echo "== ThreadSanitizer ($SAN_CC)"
 # Arenas for 16 rows (not 256): ThreadSanitizer's calloc touches every byte it hands out.
 compile tsan KILN_CC="$SAN_CC" KILN_CFLAGS="$TSAN_FLAGS -DKILN_DEFAULT_CAPACITY=16"
 build tsan threads "$SAN_CC" $TSAN_FLAGS
 if [ $SHORT = 1 ]; then "$OUT/tsan/threads" 1 2; else "$OUT/tsan/threads" 3 8; fi
 
+echo "   ($((SECONDS - start)) s so far)"
 echo "== valgrind memcheck"
 VG_ENV=(KILN_CFLAGS="-g -O1")
 [ "$(uname -m)" = x86_64 ] && VG_ENV=(KILN_TARGET_CPU=x86-64-v3 KILN_CFLAGS="-march=x86-64-v3 -g -O1")
@@ -95,6 +97,7 @@ if [ $SHORT = 0 ]; then
     "${VALGRIND[@]}" "$OUT/vg/api_check" "$OUT/vg/scratch"
 fi
 
+echo "   ($((SECONDS - start)) s so far)"
 echo "== checkpoints killed mid-save"
 compile plain
 build plain ckpt_kill cc -O2
