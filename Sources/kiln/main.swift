@@ -75,6 +75,7 @@ struct Predict: ParsableCommand {
     @Option(name: .customLong("input"), help: "An input .npy, one per model input, in order.") var inputs: [String] = []
     @Option(name: .customLong("output"), help: "An output .npy to write, one per model output.") var outputs: [String] = []
     @Option(name: .customLong("batch-size"), help: "Rows per call.") var batchSize: Int = 256
+    @Flag(name: .customLong("check-inputs"), help: "Refuse inputs holding NaN or inf, naming the input and row.") var checkInputs = false
 
     func run() throws {
         do {
@@ -86,6 +87,7 @@ struct Predict: ParsableCommand {
                 throw UserError(description: "the model has \(lib.outputs.count) output(s) (\(lib.outputs.map(\.name).joined(separator: ", "))), \(outputs.count) --output given")
             }
             let xs = try inputs.map { try NPY.read(path: $0) }
+            if checkInputs { try checkFinite(xs, names: lib.inputs.map(\.name), role: "input") }
             let ys = try lib.predict(xs, batchSize: batchSize)
             for (y, path) in zip(ys, outputs) { try NPY.write(y, path: path) }
         } catch { fail(error) }
@@ -103,6 +105,7 @@ struct Fit: ParsableCommand {
     @Option(help: "Seed for shuffling and dropout.") var seed: UInt64 = 0
     @Option(name: .customLong("save-weights"), help: "Write DIR/000.npy ... in get_weights() order after training.") var saveWeights: String?
     @Option(help: "Write {\"loss\": [...]} per epoch to this JSON file.") var history: String?
+    @Flag(name: .customLong("check-inputs"), help: "Refuse inputs and targets holding NaN or inf, naming them and the row.") var checkInputs = false
 
     func run() throws {
         do {
@@ -119,6 +122,10 @@ struct Fit: ParsableCommand {
             }
             let x = try xs.map { try NPY.read(path: $0) }
             let y = try ys.map { try NPY.read(path: $0) }
+            if checkInputs {
+                try checkFinite(x, names: lib.inputs.map(\.name), role: "input")
+                try checkFinite(y, names: lib.targets.map(\.name), role: "target")
+            }
             let tty = isatty(2) != 0
             let h = try fit(lib, x: x, y: y, options: FitOptions(epochs: epochs, batchSize: batchSize, shuffle: !noShuffle, seed: seed, verbose: true),
                             isTerminal: tty) { FileHandle.standardError.write($0.data(using: .utf8)!) }
