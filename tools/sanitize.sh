@@ -12,6 +12,8 @@
 #      library's thread pool shared; and two threads calling one instance (refused as busy).
 #   3. valgrind memcheck: the C sample (and, in full, api_check), with the model compiled for
 #      x86-64-v3 (KILN_TARGET_CPU: valgrind runs no AVX-512).
+#   (Full form: also a recurrent model, free time steps and token ids, under ASan + UBSan
+#   and TSan: the scan driver.)
 #   4. Crash-safe checkpoints: Tests/runtime/ckpt_kill.c, 40 SIGKILLs of a child saving in a
 #      loop; the file must always load whole (old or new), no temporary file may outlive
 #      the next save.
@@ -45,10 +47,12 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 start=$SECONDS
 
-# compile VARIANT [ENV=VALUE ...]: the demo CNN into OUT/VARIANT with the given environment.
+# compile VARIANT [ENV=VALUE ...]: the demo CNN into OUT/VARIANT with the given environment
+# (the model is $MODEL, named $NAME).
+NAME=mnist_cnn
 compile() {
     local dir="$OUT/$1"; shift
-    env "$@" "$KILN" compile "$MODEL" -o "$dir" >/dev/null
+    env "$@" "$KILN" compile "$MODEL" -o "$dir" --name "$NAME" >/dev/null
 }
 # build VARIANT PROGRAM CC FLAGS...: a test program linked against OUT/VARIANT/libmnist_cnn.so.
 build() {
@@ -56,9 +60,9 @@ build() {
     local src="$T/$prog.c"
     [ "$prog" = demo ] && src="$ROOT/samples/c/main.c"
     local named=()   # api_check also calls the library's NAME_* functions
-    [ "$prog" = api_check ] && named=(-include "$dir/mnist_cnn.h" -DKILN_MODEL=mnist_cnn)
+    [ "$prog" = api_check ] && named=(-include "$dir/$NAME.h" -DKILN_MODEL="$NAME")
     "$cc" -std=c11 -Wall -Wextra "$@" -I "$ROOT/Runtime" -I "$dir" "${named[@]}" \
-        "$src" -L "$dir" -lmnist_cnn -lm -lpthread -Wl,-rpath,"$dir" -o "$dir/$prog"
+        "$src" -L "$dir" -l"$NAME" -lm -lpthread -Wl,-rpath,"$dir" -o "$dir/$prog"
 }
 
 ASAN_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O0"
@@ -98,6 +102,24 @@ if [ $SHORT = 0 ]; then
 fi
 
 echo "   ($((SECONDS - start)) s so far)"
+if [ $SHORT = 0 ]; then
+    # A recurrent model with a free number of time steps and token ids: the scan driver
+    # (kiln_scan.c) under ASan + UBSan and under ThreadSanitizer.
+    echo "== a recurrent model (Tests/cases/free_embedding_bilstm_tagger) under ASan + UBSan and TSan"
+    MODEL="$ROOT/Tests/cases/free_embedding_bilstm_tagger/model.keras"
+    NAME=tagger
+    compile rnn_asan KILN_CC="$SAN_CC" KILN_CFLAGS="$ASAN_FLAGS"
+    build rnn_asan api_check "$SAN_CC" $ASAN_FLAGS
+    mkdir -p "$OUT/rnn_asan/scratch"
+    "$OUT/rnn_asan/api_check" "$OUT/rnn_asan/scratch"
+    compile rnn_tsan KILN_CC="$SAN_CC" KILN_CFLAGS="$TSAN_FLAGS -DKILN_DEFAULT_CAPACITY=16"
+    build rnn_tsan threads "$SAN_CC" $TSAN_FLAGS
+    "$OUT/rnn_tsan/threads" 2 8
+    MODEL="$ROOT/samples/models/mnist_cnn.keras"
+    NAME=mnist_cnn
+    echo "   ($((SECONDS - start)) s so far)"
+fi
+
 echo "== checkpoints killed mid-save"
 compile plain
 build plain ckpt_kill cc -O2
