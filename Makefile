@@ -4,7 +4,7 @@ SWIFT ?= swift
 KILN := .build/debug/kiln
 OUT ?= out
 
-.PHONY: all deps build test unit conformance samples demo bench dependent clean install uninstall
+.PHONY: all deps build test unit conformance samples demo bench dependent sanitize clean install uninstall
 
 all: build
 
@@ -27,6 +27,11 @@ conformance: build
 
 samples: build
 	bash samples/run.sh $(KILN) $(OUT)/samples
+
+# The library under AddressSanitizer + UBSan, ThreadSanitizer and valgrind, and checkpoints killed
+# mid-save (tools/sanitize.sh; README "Reliability"). `make test` runs its short form.
+sanitize: build
+	bash tools/sanitize.sh $(KILN) $(OUT)/sanitize
 
 # One sample of samples/NAME in its full form (samples/README.md lists them), e.g. `make sample-ner`;
 # `make test` runs each one's short form (run.sh --short), which asserts its result.

@@ -46,6 +46,9 @@ for run in samples/*/run.sh; do
     echo "== sample $name (short)"
     if bash "$run" "$kiln" "$out/$name" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 done
+# The library under ASan + UBSan, ThreadSanitizer and valgrind, and checkpoints killed mid-save (short form).
+echo "== sanitize (short)"
+if bash tools/sanitize.sh "$kiln" "$out/sanitize" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 rm -f "$log"
 
 echo

@@ -255,7 +255,9 @@ public enum LibraryGlue {
         }
         s += " *\n * Functions returning int return 0 on success and -1 on error; then\n"
         s += " * \(n)_last_error(m) holds the error in one sentence. An instance is used\n"
-        s += " * by one thread at a time; separate instances are independent.\n */\n"
+        s += " * by one thread at a time; separate instances are independent. A call\n"
+        s += " * made while another thread is inside a call on the same instance is\n"
+        s += " * refused (-1; \(n)_last_error(m) on the refused thread says it is busy).\n */\n"
         s += "#ifndef \(guardName)\n#define \(guardName)\n#include <stdint.h>\n\n"
         s += "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         s += "typedef struct \(n)_model \(n)_model;\n"
@@ -305,7 +307,10 @@ public enum LibraryGlue {
         int \(n)_set_weight(\(n)_model *m, int index, const float *src, int64_t count);
 
         /* Saves the whole state (weights, optimizer slots, step count, seed) to
-         * a file: written to `path.tmp.<pid>`, synced, then renamed over path. */
+         * a file with a header naming the model and a checksum: written to
+         * `path.tmp.<pid>.<n>`, synced, renamed over path, the folder synced.
+         * A save cut off by a crash leaves path as it was (the old file, whole);
+         * the next save removes the temporary files such saves left. */
         int \(n)_save_weights(\(n)_model *m, const char *path);
         /* Loads a file saved by \(n)_save_weights; on any error (wrong model,
          * truncated, corrupted) the instance is left unchanged. */
@@ -318,6 +323,11 @@ public enum LibraryGlue {
          * Results are bit-identical whatever the count. The library's pool threads
          * start here or in create, never inside a call. */
         int \(n)_set_num_threads(\(n)_model *m, int threads);
+        /* on = 1: predict, train_step and evaluate first check every float input
+         * (and target) for NaN and infinities and fail with an error naming the
+         * tensor and the row (e.g. "input 'x' row 3 holds NaN ..."); 0: no
+         * check (the default). */
+        int \(n)_set_check_inputs(\(n)_model *m, int on);
         /* Optimizer steps taken so far; -1 for a NULL instance. */
         int64_t \(n)_iterations(const \(n)_model *m);
         /* The last error of m ("" after a successful call); with m == NULL, the
@@ -495,6 +505,7 @@ public enum LibraryGlue {
         KILN_EXPORT int \(n)_load_weights(\(n)_model *m, const char *path) { return kiln_load_weights(KILN_I(m), path); }
         KILN_EXPORT void \(n)_set_seed(\(n)_model *m, uint64_t seed) { kiln_set_seed(KILN_I(m), seed); }
         KILN_EXPORT int \(n)_set_num_threads(\(n)_model *m, int threads) { return kiln_set_num_threads(KILN_I(m), threads); }
+        KILN_EXPORT int \(n)_set_check_inputs(\(n)_model *m, int on) { return kiln_set_check_inputs(KILN_I(m), on); }
         KILN_EXPORT int64_t \(n)_iterations(const \(n)_model *m) { return kiln_iterations(KILN_CI(m)); }
         KILN_EXPORT const char *\(n)_last_error(const \(n)_model *m) { return kiln_last_error(KILN_CI(m)); }
         KILN_EXPORT int \(n)_last_metrics(const \(n)_model *m, float *dst, int count) { return kiln_last_metrics(KILN_CI(m), dst, count); }

@@ -85,6 +85,7 @@ struct Predict: ParsableCommand {
     @Option(name: .customLong("batch-size"), help: "Rows per call.") var batchSize: Int = 256
     @Flag(help: "Write class ids (int32) instead of the outputs: the argmax over the last axis, or for an output of one unit (a sigmoid) 1 where it is above 0.5, as Keras 2's predict_classes.")
     var classes = false
+    @Flag(name: .customLong("check-inputs"), help: "Refuse inputs holding NaN or inf, naming the input and row.") var checkInputs = false
 
     func run() throws {
         do {
@@ -96,6 +97,7 @@ struct Predict: ParsableCommand {
                 throw UserError(description: "the model has \(lib.outputs.count) output(s) (\(lib.outputs.map(\.name).joined(separator: ", "))), \(outputs.count) --output given")
             }
             let xs = try inputs.map { try NPY.read(path: $0) }
+            if checkInputs { try checkFinite(xs, names: lib.inputs.map(\.name), role: "input") }
             var ys = try lib.predict(xs, batchSize: batchSize)
             if classes { ys = try ys.map { try classIds($0) } }
             for (y, path) in zip(ys, outputs) { try NPY.write(y, path: path) }
@@ -131,6 +133,7 @@ struct Fit: ParsableCommand {
     var checkpoint: String?
     @Option(name: .customLong("initial-epoch"), help: ArgumentHelp("Start counting at this epoch (resuming): trains epochs N+1 to --epochs, as Keras.", valueName: "N"))
     var initialEpoch: Int = 0
+    @Flag(name: .customLong("check-inputs"), help: "Refuse inputs and targets holding NaN or inf, naming them and the row.") var checkInputs = false
 
     func validate() throws {
         if let v = verbose, !(0...2).contains(v) { throw ValidationError("--verbose takes 0, 1 or 2, not \(v)") }
@@ -171,6 +174,10 @@ struct Fit: ParsableCommand {
             }
             let x = try xs.map { try NPY.read(path: $0) }
             let y = try ys.map { try NPY.read(path: $0) }
+            if checkInputs {
+                try checkFinite(x, names: lib.inputs.map(\.name), role: "input")
+                try checkFinite(y, names: lib.targets.map(\.name), role: "target")
+            }
             let validation = validationXs.isEmpty ? nil
                 : (x: try validationXs.map { try NPY.read(path: $0) }, y: try validationYs.map { try NPY.read(path: $0) })
             var o = FitOptions(epochs: epochs, batchSize: batchSize, shuffle: shuffle, seed: seed, verbose: true)
