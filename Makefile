@@ -4,7 +4,7 @@ SWIFT ?= swift
 KILN := .build/debug/kiln
 OUT ?= out
 
-.PHONY: all deps build test unit conformance samples demo bench dependent clean
+.PHONY: all deps build test unit conformance samples demo bench dependent sanitize clean install uninstall
 
 all: build
 
@@ -28,6 +28,11 @@ conformance: build
 samples: build
 	bash samples/run.sh $(KILN) $(OUT)/samples
 
+# The library under AddressSanitizer + UBSan, ThreadSanitizer and valgrind, and checkpoints killed
+# mid-save (tools/sanitize.sh; README "Reliability"). `make test` runs its short form.
+sanitize: build
+	bash tools/sanitize.sh $(KILN) $(OUT)/sanitize
+
 # One sample of samples/NAME in its full form (samples/README.md lists them), e.g. `make sample-ner`;
 # `make test` runs each one's short form (run.sh --short), which asserts its result.
 sample-%: build
@@ -37,6 +42,7 @@ sample-%: build
 # The default sample end to end: compile the demo CNN, link a C program, print its predictions.
 demo: deps
 	$(SWIFT) build --product kiln
+	$(SWIFT) build --product KilnRuntimeShared
 	$(KILN) summary samples/models/mnist_cnn.keras
 	bash samples/run.sh $(KILN) $(OUT)/demo
 
@@ -53,6 +59,22 @@ BENCH_ARGS ?=
 bench: deps
 	$(SWIFT) build -c release --product kiln
 	KERAS_BACKEND=jax $(BENCH_PY) tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench --budget $(BUDGET) $(BENCH_ARGS)
+
+# The kiln command (a release build) in $(DESTDIR)$(PREFIX)/bin, and the C runtime it compiles into
+# every library in $(DESTDIR)$(PREFIX)/share/kiln/Runtime (where kiln looks for it, beside bin/).
+# `make install PREFIX=$$HOME/.local` needs no root; DESTDIR stages a package.
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: deps
+	$(SWIFT) build -c release --product kiln
+	install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/share/kiln/Runtime"
+	install -m 755 .build/release/kiln "$(DESTDIR)$(PREFIX)/bin/kiln"
+	install -m 644 Runtime/*.c Runtime/*.h "$(DESTDIR)$(PREFIX)/share/kiln/Runtime/"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/kiln ($$("$(DESTDIR)$(PREFIX)/bin/kiln" --version))"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/kiln"
+	rm -rf "$(DESTDIR)$(PREFIX)/share/kiln"
 
 clean:
 	rm -rf .build samples/dependent/.build $(OUT)

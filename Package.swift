@@ -9,6 +9,9 @@ let package = Package(
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "Kiln", targets: ["Kiln"]),
         .library(name: "KilnRuntime", targets: ["KilnRuntime"]),
+        // The same as a shared library (libKilnRuntimeShared.so): for programs built with swiftc
+        // rather than SwiftPM, such as samples/swift (its .npy reader, NPY.read).
+        .library(name: "KilnRuntimeShared", type: .dynamic, targets: ["KilnRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,7 +39,7 @@ let package = Package(
         // Loop kernels -> LLVM IR -> object file -> libNAME.so + NAME.h.
         .target(
             name: "KilnLLVM",
-            dependencies: ["KilnIR", "KilnPasses", "CLLVM", "CKilnABI"]),
+            dependencies: ["KilnSupport", "KilnIR", "KilnPasses", "CLLVM", "CKilnABI"]),
         // The layer table: one file per Keras layer (or family) in Layers/, each with its
         // LayerKind (import, weights, shapes, masks, lowering, config) and its Swift API class,
         // and the Swift API's base (Layer, KerasTensor, Input) they share.
@@ -52,7 +55,7 @@ let package = Package(
         // The `kiln` command.
         .executableTarget(
             name: "kiln",
-            dependencies: ["Kiln", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Kiln", "KilnSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // What the test targets share: the process runner, assertClose.
         .target(name: "KilnTestSupport", path: "Tests/KilnTestSupport"),

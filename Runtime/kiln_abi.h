@@ -151,6 +151,9 @@ typedef struct kiln_api {
     /* Threads the instance's calls use (1 to KILN_MAX_THREADS; 0: the default, $KILN_NUM_THREADS
      * or the number of online CPUs). Results do not depend on it. */
     int (*set_num_threads)(kiln_instance *inst, int threads);
+    /* on != 0: predict/train/evaluate refuse NaN or infinite f32 inputs and targets,
+     * naming the tensor and the row (off by default). */
+    int (*set_check_inputs)(kiln_instance *inst, int on);
     /* Clears the state stateful recurrent layers carry between calls (desc->carried) to zeros,
      * as Keras' reset_states(); a model without any does nothing. */
     int (*reset_states)(kiln_instance *inst);

@@ -18,10 +18,16 @@
  *       48     L  model name
  *     48+L     S  state block (weights in get_weights() order, then slots)
  *   48+L+S     8  uint64 checksum of bytes [0, 48+L+S) (see checksum())
+ *
+ * A file of another model (name, state size or layout hash differ), of another
+ * size (truncated, trailing bytes) or with a wrong checksum is refused with one
+ * sentence and the instance keeps its state. Saving is crash-safe: see
+ * remove_stale_temps() and kiln_save_weights().
  */
 #define _POSIX_C_SOURCE 200809L
 #include "kiln_runtime.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -32,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +66,9 @@ struct kiln_instance {
     void **out_ptrs;               /* num_outputs scratch pointers */
     float metrics[KILN_MAX_METRICS];  /* of the last train/evaluate step */
     char error[KILN_ERROR_SIZE];
+    _Atomic int busy;              /* a call runs on this instance (see enter()) */
+    uint64_t id;                   /* unique in the process: names the instance a busy refusal was for */
+    int check_inputs;              /* kiln_set_check_inputs */
 };
 
 static _Thread_local char tls_error[KILN_ERROR_SIZE];
@@ -80,6 +90,38 @@ static int fail(kiln_instance *inst, const char *fmt, ...) {
 
 static void clear_error(kiln_instance *inst) { inst->error[0] = '\0'; }
 
+/* One call at a time per instance. Every entry point that reads or changes the
+ * instance's state takes its busy flag with one compare-and-swap (enter) and
+ * gives it back on return (leave). A call that finds the flag taken (another
+ * thread is inside a call on the same instance) changes nothing and fails; its
+ * error is kept per thread (the instance's own buffer belongs to the running
+ * call), and kiln_last_error(inst) returns it on that thread until its next
+ * call on the instance. */
+static _Thread_local uint64_t tls_busy_id;         /* the instance a call of this thread was refused on; 0: none */
+static _Thread_local char tls_busy_error[KILN_ERROR_SIZE];
+static _Atomic uint64_t next_instance_id = 1;
+
+static int enter(kiln_instance *inst, const char *fname) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong_explicit(&inst->busy, &expected, 1, memory_order_acquire,
+                                                 memory_order_relaxed)) {
+        tls_busy_id = inst->id;
+        snprintf(tls_busy_error, KILN_ERROR_SIZE,
+                 "model '%s' is busy: another thread is in a call on this instance, so %s was refused "
+                 "(use one instance per thread, or serialize the calls).",
+                 inst->d->name ? inst->d->name : "(unnamed)", fname);
+        return -1;
+    }
+    tls_busy_id = 0;
+    clear_error(inst);
+    return 0;
+}
+
+static int leave(kiln_instance *inst, int rc) {
+    atomic_store_explicit(&inst->busy, 0, memory_order_release);
+    return rc;
+}
+
 static const char *model_name(const kiln_instance *inst) {
     return inst->d->name ? inst->d->name : "(unnamed)";
 }
@@ -94,14 +136,28 @@ static const char *output_name(const kiln_model_desc *d, int i) {
 
 /* ------------------------------------------------------------------ memory */
 
+/* Zeroed, KILN_ALIGN-aligned memory from calloc (freed with aligned_free): large
+ * blocks come as fresh pages the kernel zeroes when first touched, so an arena
+ * sized for the default capacity costs memory only for the rows calls use. The
+ * block calloc returned is stored just before the aligned pointer. */
 static void *aligned_zalloc(int64_t bytes) {
     if (bytes < 0) return NULL;
     uint64_t size = ((uint64_t)bytes + KILN_ALIGN - 1) / KILN_ALIGN * KILN_ALIGN;
     if (size == 0) size = KILN_ALIGN;
-    if (size > (uint64_t)SIZE_MAX) return NULL;
-    void *p = aligned_alloc(KILN_ALIGN, (size_t)size);
-    if (p) memset(p, 0, (size_t)size);
-    return p;
+    if (size > (uint64_t)SIZE_MAX - KILN_ALIGN) return NULL;
+    void *raw = calloc(1, (size_t)size + KILN_ALIGN);
+    if (!raw) return NULL;
+    /* calloc's blocks are 16-aligned: the gap before the aligned pointer is 16 to 64 bytes. */
+    uintptr_t p = ((uintptr_t)raw + KILN_ALIGN) & ~(uintptr_t)(KILN_ALIGN - 1);
+    memcpy((void *)(p - sizeof raw), &raw, sizeof raw);
+    return (void *)p;
+}
+
+static void aligned_free(void *p) {
+    if (!p) return;
+    void *raw;
+    memcpy(&raw, (char *)p - sizeof raw, sizeof raw);
+    free(raw);
 }
 
 /* The sizes of one program's arena (see kiln_abi.h). */
@@ -160,7 +216,7 @@ static int grow_arena(kiln_instance *inst, float **arena, int64_t *size, arena_p
     float *q = aligned_zalloc(bytes);
     if (!q) return fail(inst, "out of memory allocating the %s arena for %lld rows (%lld bytes).", which,
                         (long long)rows, (long long)bytes);
-    free(*arena);
+    aligned_free(*arena);
     *arena = q;
     *size = bytes;
     return 0;
@@ -684,6 +740,7 @@ kiln_instance *kiln_create(const kiln_model_desc *d) {
     int nio = d->num_inputs + d->num_outputs;
     if (!inst) goto oom;
     inst->d = d;
+    inst->id = atomic_fetch_add(&next_instance_id, 1);
     inst->state = aligned_zalloc(d->state_bytes);
     inst->in_row_bytes = calloc((size_t)d->num_inputs + 1, sizeof(int64_t));
     inst->out_row_bytes = calloc((size_t)d->num_outputs + 1, sizeof(int64_t));
@@ -715,9 +772,9 @@ oom:
 
 void kiln_destroy(kiln_instance *inst) {
     if (!inst) return;
-    free(inst->state);
-    free(inst->predict_arena);
-    free(inst->train_arena);
+    aligned_free(inst->state);
+    aligned_free(inst->predict_arena);
+    aligned_free(inst->train_arena);
     free(inst->in_row_bytes);
     free(inst->out_row_bytes);
     free(inst->io_ptrs);
@@ -727,18 +784,16 @@ void kiln_destroy(kiln_instance *inst) {
 
 int kiln_set_num_threads(kiln_instance *inst, int threads) {
     if (!inst) return fail(NULL, "kiln_set_num_threads was given a NULL model instance.");
-    clear_error(inst);
+    if (enter(inst, "set_num_threads") != 0) return -1;
     if (threads < 0 || threads > KILN_MAX_THREADS)
-        return fail(inst, "the number of threads must be 1 to %d, or 0 for the default (got %d).", KILN_MAX_THREADS,
-                    threads);
+        return leave(inst, fail(inst, "the number of threads must be 1 to %d, or 0 for the default (got %d).",
+                                KILN_MAX_THREADS, threads));
     inst->threads = threads == 0 ? default_threads() : threads;
     pool_grow(inst->threads - 1);
-    return 0;
+    return leave(inst, 0);
 }
 
-int kiln_reserve(kiln_instance *inst, int64_t rows) {
-    if (!inst) return fail(NULL, "kiln_reserve was given a NULL model instance.");
-    clear_error(inst);
+static int reserve_locked(kiln_instance *inst, int64_t rows) {
     if (rows < 0) return fail(inst, "cannot reserve a negative number of rows (%lld).", (long long)rows);
     const kiln_model_desc *d = inst->d;
     if (grow_arena(inst, &inst->predict_arena, &inst->predict_size, predict_plan(d), rows, 1, "predict") != 0)
@@ -748,6 +803,12 @@ int kiln_reserve(kiln_instance *inst, int64_t rows) {
         return -1;
     if (rows > inst->reserved_rows) inst->reserved_rows = rows;
     return 0;
+}
+
+int kiln_reserve(kiln_instance *inst, int64_t rows) {
+    if (!inst) return fail(NULL, "kiln_reserve was given a NULL model instance.");
+    if (enter(inst, "reserve") != 0) return -1;
+    return leave(inst, reserve_locked(inst, rows));
 }
 
 /* ------------------------------------------------------------------ calls */
@@ -766,11 +827,11 @@ static int check_pointers(kiln_instance *inst, const void *const *p, int count, 
 
 int kiln_reset_states(kiln_instance *inst) {
     if (!inst) return fail(NULL, "kiln_reset_states was given a NULL model instance.");
-    clear_error(inst);
+    if (enter(inst, "reset_states") != 0) return -1;
     const kiln_model_desc *d = inst->d;
     for (int32_t i = 0; i < d->num_carried; i++)
         memset((char *)inst->state + d->carried[2 * i], 0, (size_t)d->carried[2 * i + 1]);
-    return 0;
+    return leave(inst, 0);
 }
 
 /* A model with stateful layers runs batches of its fixed size only (their carried state has
@@ -783,10 +844,32 @@ static int check_fixed_batch(kiln_instance *inst, int64_t n, const char *fname) 
     return 0;
 }
 
-int kiln_predict_steps(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n,
-                       int64_t steps) {
-    if (!inst) return fail(NULL, "kiln_predict was given a NULL model instance.");
-    clear_error(inst);
+/* With check_inputs on: the first NaN or infinite value among the f32 tensors p[0..count)
+ * of n rows (of `steps` steps) fails the call, naming the tensor and the row. */
+static int check_finite(kiln_instance *inst, const void *const *p, int count, const kiln_tensor_desc *descs, int64_t n,
+                        int64_t steps, const char *what) {
+    for (int i = 0; i < count; i++) {
+        if (descs[i].dtype != KILN_F32) continue;
+        int64_t rb = row_bytes(&descs[i], steps);
+        if (rb < 0) continue;   /* refused by set_row_bytes / the arena sizes */
+        int64_t per_row = rb / 4;
+        const unsigned char *v = p[i];
+        for (int64_t r = 0; r < n; r++)
+            for (int64_t k = 0; k < per_row; k++) {
+                uint32_t u;
+                memcpy(&u, v + 4 * (r * per_row + k), 4);
+                if ((u & 0x7F800000u) != 0x7F800000u) continue;
+                const char *kind = (u & 0x007FFFFFu) ? "NaN" : (u >> 31) ? "-inf" : "inf";
+                return fail(inst, "%s '%s' row %lld holds %s (element %lld of the row); model '%s' checks its inputs "
+                            "(set_check_inputs).", what, descs[i].name ? descs[i].name : "(unnamed)", (long long)r, kind,
+                            (long long)k, model_name(inst));
+            }
+    }
+    return 0;
+}
+
+static int predict_locked(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n,
+                          int64_t steps) {
     const kiln_model_desc *d = inst->d;
     if (n < 0) return fail(inst, "the number of rows must not be negative (got %lld).", (long long)n);
     if (check_fixed_batch(inst, n, "predict") != 0) return -1;
@@ -797,6 +880,8 @@ int kiln_predict_steps(kiln_instance *inst, const void *const *inputs, void *con
     if (n == 0) return 0;
     tls_threads = inst->threads;
     if (set_row_bytes(inst, steps, d->outputs) != 0) return -1;
+    if (inst->check_inputs && check_finite(inst, inputs, d->num_inputs, d->inputs, n, steps, "input") != 0)
+        return -1;
     /* Rows run in chunks of what the arena holds at these steps; a sequence longer than
      * the arena was planned for grows it once to the reserved rows. */
     int64_t chunk = arena_rows(predict_plan(d), inst->predict_size, steps);
@@ -819,15 +904,20 @@ int kiln_predict_steps(kiln_instance *inst, const void *const *inputs, void *con
     return 0;
 }
 
+int kiln_predict_steps(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n,
+                       int64_t steps) {
+    if (!inst) return fail(NULL, "kiln_predict was given a NULL model instance.");
+    if (enter(inst, "predict") != 0) return -1;
+    return leave(inst, predict_locked(inst, inputs, outputs, n, steps));
+}
+
 int kiln_predict(kiln_instance *inst, const void *const *inputs, void *const *outputs, int64_t n) {
     return kiln_predict_steps(inst, inputs, outputs, n, 0);
 }
 
 /* Shared by train_step and evaluate. */
-static int run_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, int64_t steps,
-                    float *loss, int update, const char *fname) {
-    if (!inst) return fail(NULL, "%s was given a NULL model instance.", fname);
-    clear_error(inst);
+static int step_locked(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, int64_t steps,
+                       float *loss, int update, const char *fname) {
     const kiln_model_desc *d = inst->d;
     kiln_train_fn fn = update ? d->train : d->evaluate;
     if (!fn) return fail(inst, "this library was compiled without a training step (model '%s').", model_name(inst));
@@ -836,6 +926,9 @@ static int run_step(kiln_instance *inst, const void *const *x, const void *const
     if (check_steps(inst, &steps, fname) != 0) return -1;
     if (check_pointers(inst, x, d->num_inputs, n, "input", d->inputs) != 0) return -1;
     if (check_pointers(inst, y, d->num_outputs, n, "target", d->targets) != 0) return -1;
+    if (inst->check_inputs && (check_finite(inst, x, d->num_inputs, d->inputs, n, steps, "input") != 0 ||
+                               check_finite(inst, y, d->num_outputs, d->targets, n, steps, "target") != 0))
+        return -1;
     if (grow_arena(inst, &inst->train_arena, &inst->train_size, train_plan(d), n, steps, "training") != 0)
         return -1;
     for (int i = 0; i < d->num_inputs; i++) inst->io_ptrs[i] = x[i];
@@ -853,13 +946,22 @@ static int run_step(kiln_instance *inst, const void *const *x, const void *const
     return 0;
 }
 
+static int run_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, int64_t steps,
+                    float *loss, int update, const char *fname) {
+    if (!inst) return fail(NULL, "%s was given a NULL model instance.", fname);
+    if (enter(inst, fname) != 0) return -1;
+    return leave(inst, step_locked(inst, x, y, n, steps, loss, update, fname));
+}
+
 int kiln_last_metrics(const kiln_instance *inst, float *dst, int count) {
     if (!inst) return fail(NULL, "kiln_last_metrics was given a NULL model instance.");
+    kiln_instance *in = (kiln_instance *)inst;
+    if (enter(in, "last_metrics") != 0) return -1;
     if (count != inst->d->num_metrics || (count > 0 && !dst))
-        return fail((kiln_instance *)inst, "model '%s' reports %d metrics; %d were asked for.", model_name((kiln_instance *)inst),
-                    inst->d->num_metrics, count);
+        return leave(in, fail(in, "model '%s' reports %d metrics; %d were asked for.", model_name(in),
+                              inst->d->num_metrics, count));
     for (int i = 0; i < count; i++) dst[i] = inst->metrics[i];
-    return 0;
+    return leave(in, 0);
 }
 
 int kiln_train_step(kiln_instance *inst, const void *const *x, const void *const *y, int64_t n, float *loss) {
@@ -914,20 +1016,20 @@ static const kiln_weight_desc *weight_at(kiln_instance *inst, int index, int64_t
 
 int kiln_get_weight(kiln_instance *inst, int index, float *dst, int64_t count) {
     if (!inst) return fail(NULL, "kiln_get_weight was given a NULL model instance.");
-    clear_error(inst);
+    if (enter(inst, "get_weight") != 0) return -1;
     const kiln_weight_desc *w = weight_at(inst, index, count, dst, "get_weight");
-    if (!w) return -1;
+    if (!w) return leave(inst, -1);
     if (count > 0) memcpy(dst, (const char *)inst->state + w->offset, (size_t)count * 4);
-    return 0;
+    return leave(inst, 0);
 }
 
 int kiln_set_weight(kiln_instance *inst, int index, const float *src, int64_t count) {
     if (!inst) return fail(NULL, "kiln_set_weight was given a NULL model instance.");
-    clear_error(inst);
+    if (enter(inst, "set_weight") != 0) return -1;
     const kiln_weight_desc *w = weight_at(inst, index, count, src, "set_weight");
-    if (!w) return -1;
+    if (!w) return leave(inst, -1);
     if (count > 0) memmove((char *)inst->state + w->offset, src, (size_t)count * 4);
-    return 0;
+    return leave(inst, 0);
 }
 
 /* ------------------------------------------------------------ state files */
@@ -986,16 +1088,59 @@ static void sync_parent_dir(const char *path) {
     free(dir);
 }
 
-int kiln_save_weights(kiln_instance *inst, const char *path) {
-    if (!inst) return fail(NULL, "kiln_save_weights was given a NULL model instance.");
-    clear_error(inst);
+/* Temporary files. A save writes `path.tmp.<pid>.<n>` (n counts the saves of the
+ * process, so that two threads saving to one path never share a file), holding an
+ * flock on it until it is renamed over `path`. A save that is cut off (the process
+ * killed) leaves that file; the next save to the same path removes every
+ * `path.tmp.<pid>[.<n>]` whose process no longer exists and that nobody holds
+ * locked (the lock guards a writer the pid test cannot see: another pid namespace
+ * sharing the folder). Files of this process and of live processes are left. */
+static _Atomic uint64_t save_counter;
+
+static void remove_stale_temps(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = !slash ? strdup(".") : slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (!dir) return;
+    DIR *dp = opendir(dir);
+    free(dir);
+    if (!dp) return;
+    int dfd = dirfd(dp);
+    size_t blen = strlen(base);
+    pid_t self = getpid();
+    struct dirent *e;
+    while ((e = readdir(dp)) != NULL) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, blen) != 0 || strncmp(nm + blen, ".tmp.", 5) != 0) continue;
+        const char *q = nm + blen + 5;
+        long long pid = 0;
+        int digits = 0;
+        for (; *q >= '0' && *q <= '9' && digits < 10; q++, digits++) pid = pid * 10 + (*q - '0');
+        if (digits == 0 || pid <= 0 || pid > INT_MAX || (pid_t)pid == self) continue;
+        if (*q == '.') {
+            const char *r = ++q;
+            while (*q >= '0' && *q <= '9') q++;
+            if (q == r) continue;
+        }
+        if (*q) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* alive, or not ours to ask */
+        int fd = openat(dfd, nm, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0) continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0) unlinkat(dfd, nm, 0);
+        close(fd);
+    }
+    closedir(dp);
+}
+
+static int save_locked(kiln_instance *inst, const char *path) {
     if (!path || !*path) return fail(inst, "kiln_save_weights needs a file path.");
     const kiln_model_desc *d = inst->d;
     const char *name = d->name ? d->name : "";
     size_t name_len = strlen(name);
     size_t head_len = STATE_HEADER_BYTES + name_len;
     unsigned char *head = malloc(head_len);
-    size_t tmp_len = strlen(path) + 32;
+    size_t tmp_len = strlen(path) + 64;
     char *tmp = malloc(tmp_len);
     if (!head || !tmp) {
         free(head);
@@ -1015,8 +1160,15 @@ int kiln_save_weights(kiln_instance *inst, const char *path) {
     unsigned char tail[8];
     put64(tail, sum);
 
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    remove_stale_temps(path);
+    int fd = -1;
+    for (int attempt = 0; attempt < 64 && fd < 0; attempt++) {
+        snprintf(tmp, tmp_len, "%s.tmp.%ld.%llu", path, (long)getpid(),
+                 (unsigned long long)atomic_fetch_add(&save_counter, 1));
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0 && errno != EEXIST) break;
+    }
+    if (fd >= 0) flock(fd, LOCK_EX);   /* held until close; a folder without locks works without */
     if (fd < 0) {
         int e = errno;
         free(head);
@@ -1046,9 +1198,13 @@ int kiln_save_weights(kiln_instance *inst, const char *path) {
     return 0;
 }
 
-int kiln_load_weights(kiln_instance *inst, const char *path) {
-    if (!inst) return fail(NULL, "kiln_load_weights was given a NULL model instance.");
-    clear_error(inst);
+int kiln_save_weights(kiln_instance *inst, const char *path) {
+    if (!inst) return fail(NULL, "kiln_save_weights was given a NULL model instance.");
+    if (enter(inst, "save_weights") != 0) return -1;
+    return leave(inst, save_locked(inst, path));
+}
+
+static int load_locked(kiln_instance *inst, const char *path) {
     if (!path || !*path) return fail(inst, "kiln_load_weights needs a file path.");
     const kiln_model_desc *d = inst->d;
     const char *name = d->name ? d->name : "";
@@ -1137,6 +1293,12 @@ done:
     return rc;
 }
 
+int kiln_load_weights(kiln_instance *inst, const char *path) {
+    if (!inst) return fail(NULL, "kiln_load_weights was given a NULL model instance.");
+    if (enter(inst, "load_weights") != 0) return -1;
+    return leave(inst, load_locked(inst, path));
+}
+
 /* ------------------------------------------------------------------ misc */
 
 void kiln_set_seed(kiln_instance *inst, uint64_t seed) {
@@ -1144,7 +1306,9 @@ void kiln_set_seed(kiln_instance *inst, uint64_t seed) {
         fail(NULL, "kiln_set_seed was given a NULL model instance.");
         return;
     }
+    if (enter(inst, "set_seed") != 0) return;
     inst->seed = seed;
+    leave(inst, 0);
 }
 
 int64_t kiln_iterations(const kiln_instance *inst) {
@@ -1156,5 +1320,13 @@ int64_t kiln_iterations(const kiln_instance *inst) {
 }
 
 const char *kiln_last_error(const kiln_instance *inst) {
+    if (inst && tls_busy_id == inst->id) return tls_busy_error;
     return inst ? inst->error : tls_error;
+}
+
+int kiln_set_check_inputs(kiln_instance *inst, int on) {
+    if (!inst) return fail(NULL, "kiln_set_check_inputs was given a NULL model instance.");
+    if (enter(inst, "set_check_inputs") != 0) return -1;
+    inst->check_inputs = on != 0;
+    return leave(inst, 0);
 }

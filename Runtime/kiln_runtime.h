@@ -11,7 +11,11 @@
  * the last call succeeded). With inst == NULL the error goes to a
  * thread-local buffer that kiln_last_error(NULL) returns (e.g. after
  * kiln_create fails). Instances share nothing but the library's thread pool
- * (see kiln_set_num_threads); one instance is used by one thread at a time.
+ * (see kiln_set_num_threads); one instance is used by one thread at a time:
+ * a call that finds another thread inside a call on the same instance changes
+ * nothing and returns -1 (kiln_set_seed: does nothing), and
+ * kiln_last_error(inst) on the refused thread says the instance is busy.
+ * (kiln_destroy, kiln_iterations and kiln_last_error take no such turn.)
  *
  * Allocation happens only in kiln_create, kiln_set_num_threads (pool
  * threads), kiln_reserve, kiln_load_weights
@@ -40,9 +44,13 @@ extern "C" {
  * need more than KILN_DEFAULT_ARENA_BUDGET / KILN_DEFAULT_CAPACITY bytes; the
  * default capacity is then lowered (to 1 row at least). kiln_reserve raises
  * it. */
+#ifndef KILN_DEFAULT_CAPACITY   /* (-D overrides these, e.g. smaller for a ThreadSanitizer build) */
 #define KILN_DEFAULT_CAPACITY 256
+#endif
 #define KILN_MAX_METRICS 16
+#ifndef KILN_DEFAULT_ARENA_BUDGET
 #define KILN_DEFAULT_ARENA_BUDGET ((int64_t)64 << 20)
+#endif
 
 /* Allocates an instance: state copied from d->init_state, iteration 0,
  * seed 0, arenas for the default capacity. NULL on error. */
@@ -82,15 +90,22 @@ KILN_HIDDEN int kiln_get_weight(kiln_instance *inst, int index, float *dst, int6
 KILN_HIDDEN int kiln_set_weight(kiln_instance *inst, int index, const float *src, int64_t count);
 
 /* The whole state (weights and optimizer slots), the iteration count and the
- * seed, in the format described in kiln_runtime.c. Save writes
- * `path.tmp.<pid>`, fsyncs it and renames it over `path`; load validates the
- * file completely before it changes anything. */
+ * seed, in the format described in kiln_runtime.c (a header naming the model
+ * and its weight layout, a checksum of everything). Save writes
+ * `path.tmp.<pid>.<n>`, fsyncs it, renames it over `path` and fsyncs the
+ * folder, and removes the temporary files of earlier saves to `path` that
+ * were cut off (see kiln_runtime.c); load reads the file into a scratch
+ * buffer and validates it completely before it changes anything. */
 KILN_HIDDEN int kiln_save_weights(kiln_instance *inst, const char *path);
 KILN_HIDDEN int kiln_load_weights(kiln_instance *inst, const char *path);
 
 KILN_HIDDEN void kiln_set_seed(kiln_instance *inst, uint64_t seed);
 KILN_HIDDEN int64_t kiln_iterations(const kiln_instance *inst);
 KILN_HIDDEN const char *kiln_last_error(const kiln_instance *inst);
+/* on != 0: predict, train and evaluate first check every f32 input (and
+ * target) for NaN and infinities and fail naming the tensor and the row;
+ * off (0) by default. */
+KILN_HIDDEN int kiln_set_check_inputs(kiln_instance *inst, int on);
 KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int count);
 
 /* Threads: the instance's calls split large matrix products and large loops
@@ -198,7 +213,7 @@ KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t
     kiln_get_weight, kiln_set_weight, kiln_save_weights, kiln_load_weights, \
     kiln_set_seed, kiln_iterations, kiln_last_error, kiln_last_metrics,     \
     kiln_predict_steps, kiln_train_step_steps, kiln_evaluate_steps,         \
-    kiln_set_num_threads, kiln_reset_states }
+    kiln_set_num_threads, kiln_set_check_inputs, kiln_reset_states }
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,9 @@
 # Installs the Debian packages Kiln needs, only those missing.
 set -euo pipefail
 missing=()
-for p in llvm-19-dev libopenblas-dev libhdf5-dev gcc; do
+# graphviz: `kiln graph` draws its SVG with dot; pkg-config: the C sample's build (NAME.pc);
+# valgrind: `make sanitize` (memcheck of the C sample).
+for p in llvm-19-dev libopenblas-dev libhdf5-dev gcc graphviz pkg-config valgrind; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 python3 -c 'import numpy' 2>/dev/null || missing+=(python3-numpy)

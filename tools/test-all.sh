@@ -27,13 +27,28 @@ p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
 passed=$((passed + p)); failed=$((failed + f))
 [ "$rc" -ne 0 ] && status=1
 
+# kiln fit's progress, validation, early stopping and checkpoint, kiln evaluate and predict --classes
+# against Keras-made runs (Tests/fit_cases, tools/gen_fit_cases.py); numpy only, about 10 s.
+python3 Tests/run_fit_cases.py --kiln "$kiln" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+p=$(grep -c '^PASS' "$log"); f=$(grep -c '^FAIL' "$log")
+[ "$rc" -ne 0 ] && [ "$f" = 0 ] && f=1
+passed=$((passed + p)); failed=$((failed + f))
+[ "$rc" -ne 0 ] && status=1
+
 if bash samples/run.sh "$kiln" "$out/samples"; then passed=$((passed + 2)); else failed=$((failed + 1)); status=1; fi
+# The Python wrapper (kiln compile --python) used from the system python3 and numpy.
+echo "== Python wrapper"
+if python3 Tests/wrappers/test_python_wrapper.py "$kiln" "$out/wrappers"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 # The samples of samples/NAME/ in their short form: each asserts its result (accuracy, F1, loss drop).
 for run in samples/*/run.sh; do
     name=$(basename "$(dirname "$run")")
     echo "== sample $name (short)"
     if bash "$run" "$kiln" "$out/$name" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 done
+# The library under ASan + UBSan, ThreadSanitizer and valgrind, and checkpoints killed mid-save (short form).
+echo "== sanitize (short)"
+if bash tools/sanitize.sh "$kiln" "$out/sanitize" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 rm -f "$log"
 
 echo

@@ -3,6 +3,7 @@ import KilnIR
 import KilnKeras
 import KilnLLVM
 import KilnPasses
+import KilnSupport
 
 /// Options of `kiln compile`.
 public struct CompileOptions {
@@ -18,6 +19,8 @@ public struct CompileOptions {
     public var emitLLVM = false
     /// Which recurrent scans become straight-line code (the unroll pass).
     public var unroll: UnrollPolicy = .auto
+    /// The model file the model was read from: NAME_info() reports the SHA-256 of its bytes.
+    public var sourceFile: String?
     public init() {}
 }
 
@@ -26,6 +29,11 @@ public struct CompiledArtifacts {
     public var library: String
     public var header: String
     public var name: String
+    /// What the library's header describes (inputs, outputs, targets, weights): the
+    /// wrappers (`--python`, `--swift`) are written from it.
+    public var glue: GlueModel
+    /// DIR/NAME.pc, the pkg-config file beside the library.
+    public var pkgConfig: String
 }
 
 /// The compiler's front door: a model in, libNAME.so + NAME.h out.
@@ -127,6 +135,12 @@ public enum Compiler {
             loss: model.training?.losses.map(\.name).joined(separator: ",") ?? "",
             optimizer: model.training?.optimizer.name ?? "")
         glue.metrics = metricNames
+        if let file = options.sourceFile {
+            guard let bytes = FileManager.default.contents(atPath: file) else {
+                throw BackendError("cannot read the model file \(file) to hash it")
+            }
+            glue.sourceSHA256 = SHA256.hex([UInt8](bytes))
+        }
         // Stateful recurrent layers' carried state: cleared by reset_states; batches of the Input's size.
         for p in stateParams where p.role == .carried {
             if let off = layout.offsets[p.name] { glue.carried += [off, p.type.staticCount * p.type.dtype.byteSize] }
@@ -156,7 +170,8 @@ public enum Compiler {
         lap("LLVM")
         try LibraryLinker.link(objectPath: obj, glue: glue, runtimeDir: try LibraryLinker.runtimeDirectory(), outDir: outDir)
         lap("link")
-        return CompiledArtifacts(library: outDir + "/lib\(name).so", header: outDir + "/\(name).h", name: name)
+        let pc = try PkgConfigWriter.write(name: name, outDir: outDir, version: glue.kilnVersion)
+        return CompiledArtifacts(library: outDir + "/lib\(name).so", header: outDir + "/\(name).h", name: name, glue: glue, pkgConfig: pc)
     }
 
     static func overrideTraining(_ model: Model, _ o: CompileOptions) throws -> TrainingConfig {

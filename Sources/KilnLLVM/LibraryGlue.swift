@@ -9,6 +9,7 @@
 
 import CKilnABI
 import Foundation
+import KilnSupport
 
 /// One model input, output or training target as the library exchanges it.
 public struct GlueTensor: Sendable, Equatable {
@@ -71,6 +72,10 @@ public struct GlueModel: Sendable, Equatable {
     public var optimizer: String
     /// Metrics a training step reports (Keras history names, e.g. "accuracy").
     public var metrics: [String] = []
+    /// What NAME_info() reports: the Kiln version that compiled the library and the
+    /// SHA-256 (hex) of the source model file's bytes ("" for a model not read from a file).
+    public var kilnVersion: String = KilnVersion.string
+    public var sourceSHA256: String = ""
     /// Stateful recurrent layers: the (offset, bytes) ranges of the state they carry between
     /// calls, flattened, and the batch size they need (0: no carried state).
     public var carried: [Int] = []
@@ -254,7 +259,9 @@ public enum LibraryGlue {
         }
         s += " *\n * Functions returning int return 0 on success and -1 on error; then\n"
         s += " * \(n)_last_error(m) holds the error in one sentence. An instance is used\n"
-        s += " * by one thread at a time; separate instances are independent.\n */\n"
+        s += " * by one thread at a time; separate instances are independent. A call\n"
+        s += " * made while another thread is inside a call on the same instance is\n"
+        s += " * refused (-1; \(n)_last_error(m) on the refused thread says it is busy).\n */\n"
         s += "#ifndef \(guardName)\n#define \(guardName)\n#include <stdint.h>\n\n"
         s += "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
         s += "typedef struct \(n)_model \(n)_model;\n"
@@ -304,7 +311,10 @@ public enum LibraryGlue {
         int \(n)_set_weight(\(n)_model *m, int index, const float *src, int64_t count);
 
         /* Saves the whole state (weights, optimizer slots, step count, seed) to
-         * a file: written to `path.tmp.<pid>`, synced, then renamed over path. */
+         * a file with a header naming the model and a checksum: written to
+         * `path.tmp.<pid>.<n>`, synced, renamed over path, the folder synced.
+         * A save cut off by a crash leaves path as it was (the old file, whole);
+         * the next save removes the temporary files such saves left. */
         int \(n)_save_weights(\(n)_model *m, const char *path);
         /* Loads a file saved by \(n)_save_weights; on any error (wrong model,
          * truncated, corrupted) the instance is left unchanged. */
@@ -317,6 +327,11 @@ public enum LibraryGlue {
          * Results are bit-identical whatever the count. The library's pool threads
          * start here or in create, never inside a call. */
         int \(n)_set_num_threads(\(n)_model *m, int threads);
+        /* on = 1: predict, train_step and evaluate first check every float input
+         * (and target) for NaN and infinities and fail with an error naming the
+         * tensor and the row (e.g. "input 'x' row 3 holds NaN ..."); 0: no
+         * check (the default). */
+        int \(n)_set_check_inputs(\(n)_model *m, int on);
         /* Clears to zeros the state that stateful recurrent layers carry from one predict or
          * train call to the next (Keras' reset_states()); nothing for other models.\(m.carried.isEmpty ? "" : "\n         * This model has stateful layers: every call takes exactly \(m.fixedBatch) rows.") */
         int \(n)_reset_states(\(n)_model *m);
@@ -331,6 +346,16 @@ public enum LibraryGlue {
         /* The name-free description and call table (see kiln_abi.h); the same
          * table as kiln_entry(). */
         const struct kiln_api *\(n)_describe(void);
+
+        /* What built this library (static strings, never NULL): the Kiln version, the
+         * model's name and the SHA-256 (64 hex digits) of the source model file's bytes
+         * ("" when the model was not read from a file). */
+        typedef struct \(n)_info_t {
+            const char *kiln_version;
+            const char *model;
+            const char *source_sha256;
+        } \(n)_info_t;
+        const \(n)_info_t *\(n)_info(void);
 
         #ifdef __cplusplus
         }
@@ -493,10 +518,14 @@ public enum LibraryGlue {
         KILN_EXPORT int \(n)_load_weights(\(n)_model *m, const char *path) { return kiln_load_weights(KILN_I(m), path); }
         KILN_EXPORT void \(n)_set_seed(\(n)_model *m, uint64_t seed) { kiln_set_seed(KILN_I(m), seed); }
         KILN_EXPORT int \(n)_set_num_threads(\(n)_model *m, int threads) { return kiln_set_num_threads(KILN_I(m), threads); }
+        KILN_EXPORT int \(n)_set_check_inputs(\(n)_model *m, int on) { return kiln_set_check_inputs(KILN_I(m), on); }
         KILN_EXPORT int \(n)_reset_states(\(n)_model *m) { return kiln_reset_states(KILN_I(m)); }
         KILN_EXPORT int64_t \(n)_iterations(const \(n)_model *m) { return kiln_iterations(KILN_CI(m)); }
         KILN_EXPORT const char *\(n)_last_error(const \(n)_model *m) { return kiln_last_error(KILN_CI(m)); }
         KILN_EXPORT int \(n)_last_metrics(const \(n)_model *m, float *dst, int count) { return kiln_last_metrics(KILN_CI(m), dst, count); }
+
+        static const \(n)_info_t \(n)__info = { \(cString(m.kilnVersion)), \(cString(n)), \(cString(m.sourceSHA256)) };
+        KILN_EXPORT const \(n)_info_t *\(n)_info(void) { return &\(n)__info; }
 
         """
         return s

@@ -15,8 +15,19 @@ public enum LibraryLinker {
     /// The runtime's C files, compiled into every library.
     public static let runtimeSources = ["kiln_runtime.c", "kiln_scan.c", "kiln_gemm.c", "kiln_conv.c", "kiln_winograd.c", "kiln_crf.c"]
     /// The flags the runtime and the glue are compiled with: built for this machine (the runtime's
-    /// products and convolutions, like the model's code), symbols hidden but the API.
-    static let cFlags = ["-fPIC", "-O3", "-march=native", "-fvisibility=hidden"]
+    /// products and convolutions, like the model's code), symbols hidden but the API; then the
+    /// words of $KILN_CFLAGS (see ``extraCFlags``).
+    static var cFlags: [String] { ["-fPIC", "-O3", "-march=native", "-fvisibility=hidden"] + extraCFlags }
+
+    /// $KILN_CFLAGS split at blanks: flags added after Kiln's own when the runtime and the glue are
+    /// compiled and the library is linked (later flags win: `-O1` or `-march=x86-64-v3` replace
+    /// Kiln's). For checking builds, e.g. (tools/sanitize.sh)
+    ///     KILN_CC=clang KILN_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -g -O1" kiln compile ...
+    /// The runtime's object cache is keyed by them too.
+    static var extraCFlags: [String] {
+        (ProcessInfo.processInfo.environment["KILN_CFLAGS"] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+            .map(String.init)
+    }
 
     /// The C compiler arguments that link libNAME.so (after `cc`).
     /// - Parameters:
@@ -128,9 +139,21 @@ public enum LibraryLinker {
         }
     }
 
-    /// The C compiler: `cc` on PATH (else gcc, clang).
+    /// The C compiler: $KILN_CC (a path, or a name looked up on PATH), else `cc` on PATH (else gcc, clang).
     public static func findCompiler() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        let env = ProcessInfo.processInfo.environment
+        let path = env["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        if let chosen = env["KILN_CC"], !chosen.isEmpty {
+            if chosen.contains("/") {
+                if FileManager.default.isExecutableFile(atPath: chosen) { return chosen }
+            } else {
+                for dir in path.split(separator: ":") where !dir.isEmpty {
+                    let p = "\(dir)/\(chosen)"
+                    if FileManager.default.isExecutableFile(atPath: p) { return p }
+                }
+            }
+            throw LibraryLinkError("KILN_CC is '\(chosen)', but no such C compiler is executable (on PATH).")
+        }
         for tool in ["cc", "gcc", "clang"] {
             for dir in path.split(separator: ":") where !dir.isEmpty {
                 let p = "\(dir)/\(tool)"

@@ -5,6 +5,14 @@
 // .float32 HostTensor (float64 rounds to nearest, float16 is exact), integer
 // and bool types an .int32 one. Writes version 1.0, '<f4' or '<i4', C order,
 // the way numpy does, through a temporary file and a rename.
+//
+// Swift programs use it through the KilnRuntime product (SwiftPM:
+// `.product(name: "KilnRuntime", package: "Kiln")`; swiftc: libKilnRuntimeShared.so
+// and the build folder's Modules/, as samples/run.sh does):
+//
+//     import KilnRuntime
+//     let x = try NPY.read(path: "x.npy")           // HostTensor: shape, dtype, floats or ints
+//     try NPY.write(HostTensor(shape: [2, 3], floats: values), path: "y.npy")
 
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +35,9 @@ public enum NPY {
 
     // MARK: Reading
 
-    /// Reads the .npy file at `path`.
+    /// Reads the .npy file at `path`: a float32 HostTensor for real dtypes (float64 rounded
+    /// to nearest, float16 exact), an int32 one for integer and bool dtypes.
+    /// - Throws: ``NPYError`` naming the file (missing, not .npy, unsupported dtype, truncated).
     public static func read(path: String) throws -> HostTensor {
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDir: ObjCBool = false

@@ -1,7 +1,8 @@
 /* A C program using the demo CNN compiled by Kiln.
  *
- *   kiln compile samples/models/mnist_cnn.keras -o OUT
- *   cc -I OUT samples/c/main.c -L OUT -lmnist_cnn -Wl,-rpath,OUT -o mnist_demo
+ *   kiln compile samples/models/mnist_cnn.keras -o OUT     (also writes OUT/mnist_cnn.pc)
+ *   export PKG_CONFIG_PATH=OUT
+ *   cc samples/c/main.c $(pkg-config --cflags --libs mnist_cnn) -o mnist_demo
  *   ./mnist_demo samples/models/mnist_cnn_x.npy samples/models/mnist_cnn_p.npy
  *
  * Predicts the 4 images, prints each one's class and probability, checks the
@@ -84,6 +85,8 @@ int main(int argc, char **argv) {
     }
     int64_t n = xs[0];
 
+    const mnist_cnn_info_t *info = mnist_cnn_info();
+    printf("model %s, compiled by Kiln %s, source sha256 %.12s...\n", info->model, info->kiln_version, info->source_sha256);
     mnist_cnn_model *m = mnist_cnn_create();
     if (!m) { fprintf(stderr, "create: %s\n", mnist_cnn_last_error(NULL)); return 1; }
 

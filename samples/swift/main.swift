@@ -1,43 +1,25 @@
-// A Swift program using the demo CNN compiled by Kiln, through the module map
-// that `kiln compile --swift-module` writes.
+// A Swift program using the demo CNN compiled by Kiln, through the typed wrapper
+// that `kiln compile --swift` writes (OUT/mnist_cnn.swift, class MnistCnn, over the
+// module map OUT/module.modulemap), reading its .npy files with Kiln's own reader
+// (NPY.read of the KilnRuntime library).
 //
-//   kiln compile samples/models/mnist_cnn.keras -o OUT --swift-module
-//   swiftc -I OUT -L OUT -lmnist_cnn -Xlinker -rpath -Xlinker OUT samples/swift/main.swift -o mnist_demo_swift
+//   kiln compile samples/models/mnist_cnn.keras -o OUT --swift
+//   swiftc -I OUT -L OUT -lmnist_cnn -Xlinker -rpath -Xlinker OUT \
+//          -I .build/debug/Modules -L .build/debug -lKilnRuntimeShared -Xlinker -rpath -Xlinker .build/debug \
+//          samples/swift/main.swift OUT/mnist_cnn.swift -o mnist_demo_swift
 //   ./mnist_demo_swift samples/models/mnist_cnn_x.npy samples/models/mnist_cnn_p.npy
 //
+// (A SwiftPM package depends on the KilnRuntime product instead; README, "From Swift".)
 // The same as samples/c/main.c: predict 4 images, check against Keras,
 // take one training step.
 
 import Foundation
-import mnist_cnn
+import KilnRuntime
 
-/// A tiny .npy reader: little-endian float32 ('<f4'), C order, header v1-v3.
-func readNPY(_ path: String) throws -> (shape: [Int], values: [Float]) {
-    struct NPYError: Error, CustomStringConvertible { var description: String }
-    let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-    guard bytes.count >= 10, bytes[0] == 0x93, String(decoding: bytes[1..<6], as: UTF8.self) == "NUMPY" else {
-        throw NPYError(description: "\(path) is not a .npy file")
-    }
-    let v1 = bytes[6] == 1
-    let lenBytes = v1 ? 2 : 4
-    let headerLen = (0..<lenBytes).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
-    let start = 8 + lenBytes
-    let header = String(decoding: bytes[start..<start + headerLen], as: UTF8.self)
-    guard header.contains("'descr': '<f4'"), header.contains("'fortran_order': False"),
-          let open = header.range(of: "'shape': ("), let close = header[open.upperBound...].firstIndex(of: ")") else {
-        throw NPYError(description: "\(path): only little-endian float32 in C order is read here")
-    }
-    let shape = header[open.upperBound..<close].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-    let count = shape.reduce(1, *)
-    let dataStart = start + headerLen
-    guard bytes.count >= dataStart + 4 * count else { throw NPYError(description: "\(path) is truncated") }
-    let values = bytes[dataStart..<dataStart + 4 * count].withUnsafeBytes { raw in
-        (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
-    }
-    return (shape, values)
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(1)
 }
-
-func lastError(_ m: OpaquePointer?) -> String { String(cString: mnist_cnn_last_error(m)) }
 
 let args = CommandLine.arguments
 guard args.count == 3 else {
@@ -45,55 +27,61 @@ guard args.count == 3 else {
     exit(2)
 }
 do {
-    let (xShape, x) = try readNPY(args[1])
-    let (_, expected) = try readNPY(args[2])
-    let n = xShape[0]
-    guard xShape == [n, 28, 28, 1], expected.count == n * 10 else {
-        FileHandle.standardError.write(Data("expected images (n, 28, 28, 1) and predictions (n, 10)\n".utf8))
-        exit(1)
+    let x = try NPY.read(path: args[1])          // float32 (n, 28, 28, 1); float64 files are converted
+    let expected = try NPY.read(path: args[2])   // Keras' probabilities (n, 10)
+    let n = x.rows
+    guard expected.shape == [n, 10], expected.dtype == .float32 else {
+        fail("expected Keras' predictions of shape (\(n), 10), found \(expected.shape)")
     }
 
-    guard let m = mnist_cnn_create() else {
-        FileHandle.standardError.write(Data("create: \(lastError(nil))\n".utf8))
-        exit(1)
-    }
-    defer { mnist_cnn_destroy(m) }
+    let model = try MnistCnn()
+    let info = MnistCnn.info
+    print("model \(info.model), compiled by Kiln \(info.kilnVersion), source sha256 \(info.sourceSHA256.prefix(12))...")
 
-    // Inference.
-    var probs = [Float](repeating: 0, count: n * 10)
-    guard mnist_cnn_predict(m, x, &probs, Int64(n)) == 0 else {
-        FileHandle.standardError.write(Data("predict: \(lastError(m))\n".utf8))
-        exit(1)
-    }
+    // Inference: the wrapper checks the shape against the model's (-1, 28, 28, 1).
+    let probs = try model.predict(MnistCnn.Tensor(shape: x.shape, values: x.floats))
     var maxDiff: Float = 0
     for i in 0..<n {
-        let row = Array(probs[i * 10..<(i + 1) * 10])
+        let row = Array(probs.values[i * 10..<(i + 1) * 10])
         let best = row.indices.max { row[$0] < row[$1] }!
         print("image \(i): class \(best) (p = \(String(format: "%.4f", row[best])))")
-        for k in 0..<10 { maxDiff = max(maxDiff, abs(row[k] - expected[i * 10 + k])) }
+        for k in 0..<10 { maxDiff = max(maxDiff, abs(row[k] - expected.floats[i * 10 + k])) }
     }
     print("max |kiln - keras| = \(maxDiff)")
-    guard maxDiff <= 1e-4 else {
-        FileHandle.standardError.write(Data("FAIL: the predictions differ from Keras' by more than 1e-4\n".utf8))
-        exit(1)
+    guard maxDiff <= 1e-4 else { fail("FAIL: the predictions differ from Keras' by more than 1e-4") }
+
+    // A wrong shape is refused with a message naming the input.
+    do {
+        _ = try model.predict(MnistCnn.Tensor(shape: [n, 784], values: x.floats))
+        fail("FAIL: a (n, 784) input was accepted")
+    } catch let e as MnistCnn.Error {
+        print("refused as expected: \(e)")
     }
 
     // One training step with one-hot labels (Keras' predicted classes stand in for real labels).
     var labels = [Float](repeating: 0, count: n * 10)
     for i in 0..<n {
-        let row = expected[i * 10..<(i + 1) * 10]
+        let row = expected.floats[i * 10..<(i + 1) * 10]
         labels[row.indices.max { row[$0] < row[$1] }!] = 1   // indices of a slice are absolute
     }
-    var before: Float = 0, loss: Float = 0, after: Float = 0
-    guard mnist_cnn_evaluate(m, x, labels, Int64(n), &before) == 0,
-          mnist_cnn_train_step(m, x, labels, Int64(n), &loss) == 0,
-          mnist_cnn_evaluate(m, x, labels, Int64(n), &after) == 0 else {
-        FileHandle.standardError.write(Data("training: \(lastError(m))\n".utf8))
-        exit(1)
-    }
-    print("train step \(mnist_cnn_iterations(m)): loss \(String(format: "%.4f", loss)) (evaluate: \(String(format: "%.4f", before)) before, \(String(format: "%.4f", after)) after)")
+    let images = MnistCnn.Tensor(shape: x.shape, values: x.floats)
+    let targets = MnistCnn.Tensor(shape: [n, 10], values: labels)
+    let before = try model.evaluate(images, targets)
+    let loss = try model.trainStep(images, targets)
+    let after = try model.evaluate(images, targets)
+    print("train step \(model.iterations): loss \(String(format: "%.4f", loss)) (evaluate: \(String(format: "%.4f", before)) before, \(String(format: "%.4f", after)) after)")
+    guard after < before else { fail("FAIL: the training step did not lower the loss") }
+
+    // Weights round trip: save, reset to the library's weights, load back.
+    let trained = try model.getWeights()
+    let path = NSTemporaryDirectory() + "mnist_demo_swift-\(getpid()).bin"
+    defer { try? FileManager.default.removeItem(atPath: path) }
+    try model.save(to: path)
+    try model.reset()
+    guard try model.getWeights()[0].values != trained[0].values else { fail("FAIL: reset kept the trained weights") }
+    try model.load(from: path)
+    guard try model.getWeights().map(\.values) == trained.map(\.values) else { fail("FAIL: load did not restore the saved weights") }
     print("Swift sample OK")
 } catch {
-    FileHandle.standardError.write(Data("\(error)\n".utf8))
-    exit(1)
+    fail("\(error)")
 }
