@@ -95,6 +95,13 @@ typedef struct kiln_model_desc {
     int32_t free_steps;                 /* 1: the inputs' axis 1 (time) is free; calls give the steps */
     int64_t predict_arena_per_row_step, predict_arena_per_step;   /* bytes, see above */
     int64_t train_arena_per_row_step, train_arena_per_step;
+    /* Stateful recurrent layers (Keras' stateful=True): the state they carry from one call to
+     * the next lives in the state block, num_carried ranges of (offset, bytes) in `carried`;
+     * zero at creation and after reset_states. Such a model runs batches of exactly
+     * fixed_batch rows (the Input's batch_shape); fixed_batch is 0 for other models. */
+    int64_t fixed_batch;
+    int32_t num_carried;
+    const int64_t *carried;
 } kiln_model_desc;
 
 /* The generic, name-free entry: every libNAME.so exports
@@ -147,6 +154,9 @@ typedef struct kiln_api {
     /* on != 0: predict/train/evaluate refuse NaN or infinite f32 inputs and targets,
      * naming the tensor and the row (off by default). */
     int (*set_check_inputs)(kiln_instance *inst, int on);
+    /* Clears the state stateful recurrent layers carry between calls (desc->carried) to zeros,
+     * as Keras' reset_states(); a model without any does nothing. */
+    int (*reset_states)(kiln_instance *inst);
 } kiln_api;
 
 #ifdef __cplusplus

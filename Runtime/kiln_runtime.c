@@ -725,6 +725,12 @@ static int check_desc(const kiln_model_desc *d) {
             return fail(NULL, "weight %d of model '%s' lies outside its %lld-byte state.", i, name,
                         (long long)d->state_bytes);
     }
+    if (d->num_carried < 0 || (d->num_carried > 0 && !d->carried) || d->fixed_batch < 0)
+        return fail(NULL, "the description of model '%s' lacks a table it declares.", name);
+    for (int32_t i = 0; i < d->num_carried; i++)
+        if (d->carried[2 * i] < 0 || d->carried[2 * i + 1] < 0 || d->carried[2 * i + 1] > d->state_bytes - d->carried[2 * i])
+            return fail(NULL, "carried state %d of model '%s' lies outside its %lld-byte state.", (int)i, name,
+                        (long long)d->state_bytes);
     return 0;
 }
 
@@ -819,6 +825,25 @@ static int check_pointers(kiln_instance *inst, const void *const *p, int count, 
     return 0;
 }
 
+int kiln_reset_states(kiln_instance *inst) {
+    if (!inst) return fail(NULL, "kiln_reset_states was given a NULL model instance.");
+    if (enter(inst, "reset_states") != 0) return -1;
+    const kiln_model_desc *d = inst->d;
+    for (int32_t i = 0; i < d->num_carried; i++)
+        memset((char *)inst->state + d->carried[2 * i], 0, (size_t)d->carried[2 * i + 1]);
+    return leave(inst, 0);
+}
+
+/* A model with stateful layers runs batches of its fixed size only (their carried state has
+ * that many rows). */
+static int check_fixed_batch(kiln_instance *inst, int64_t n, const char *fname) {
+    const kiln_model_desc *d = inst->d;
+    if (d->num_carried > 0 && d->fixed_batch > 0 && n != d->fixed_batch)
+        return fail(inst, "%s: model '%s' has stateful layers for batches of exactly %lld rows (its Input's batch_shape); got %lld.",
+                    fname, model_name(inst), (long long)d->fixed_batch, (long long)n);
+    return 0;
+}
+
 /* With check_inputs on: the first NaN or infinite value among the f32 tensors p[0..count)
  * of n rows (of `steps` steps) fails the call, naming the tensor and the row. */
 static int check_finite(kiln_instance *inst, const void *const *p, int count, const kiln_tensor_desc *descs, int64_t n,
@@ -847,6 +872,7 @@ static int predict_locked(kiln_instance *inst, const void *const *inputs, void *
                           int64_t steps) {
     const kiln_model_desc *d = inst->d;
     if (n < 0) return fail(inst, "the number of rows must not be negative (got %lld).", (long long)n);
+    if (check_fixed_batch(inst, n, "predict") != 0) return -1;
     if (check_steps(inst, &steps, "predict") != 0) return -1;
     if (check_pointers(inst, inputs, d->num_inputs, n, "input", d->inputs) != 0) return -1;
     if (check_pointers(inst, (const void *const *)outputs, d->num_outputs, n, "output", d->outputs) != 0)
@@ -859,8 +885,9 @@ static int predict_locked(kiln_instance *inst, const void *const *inputs, void *
     /* Rows run in chunks of what the arena holds at these steps; a sequence longer than
      * the arena was planned for grows it once to the reserved rows. */
     int64_t chunk = arena_rows(predict_plan(d), inst->predict_size, steps);
-    if (chunk < 1 || (chunk < inst->reserved_rows && chunk < n)) {
-        int64_t want = n < inst->reserved_rows ? n : inst->reserved_rows;
+    /* Carried state covers the whole batch: one chunk. */
+    if (chunk < 1 || (chunk < inst->reserved_rows && chunk < n) || (d->num_carried > 0 && chunk < n)) {
+        int64_t want = n < inst->reserved_rows || d->num_carried > 0 ? n : inst->reserved_rows;
         if (grow_arena(inst, &inst->predict_arena, &inst->predict_size, predict_plan(d), want, steps, "predict") != 0)
             return -1;
         chunk = arena_rows(predict_plan(d), inst->predict_size, steps);
@@ -895,6 +922,7 @@ static int step_locked(kiln_instance *inst, const void *const *x, const void *co
     kiln_train_fn fn = update ? d->train : d->evaluate;
     if (!fn) return fail(inst, "this library was compiled without a training step (model '%s').", model_name(inst));
     if (n < 1) return fail(inst, "a training batch needs at least 1 row (got %lld).", (long long)n);
+    if (check_fixed_batch(inst, n, fname) != 0) return -1;
     if (check_steps(inst, &steps, fname) != 0) return -1;
     if (check_pointers(inst, x, d->num_inputs, n, "input", d->inputs) != 0) return -1;
     if (check_pointers(inst, y, d->num_outputs, n, "target", d->targets) != 0) return -1;

@@ -116,6 +116,9 @@ KILN_HIDDEN int kiln_last_metrics(const kiln_instance *inst, float *dst, int cou
  * default: $KILN_NUM_THREADS, else the number of online CPUs. */
 KILN_HIDDEN int kiln_set_num_threads(kiln_instance *inst, int threads);
 
+/* Zeroes the state stateful recurrent layers carry between calls (kiln_model_desc.carried). */
+KILN_HIDDEN int kiln_reset_states(kiln_instance *inst);
+
 /* The register-block sizes 1 to 12 of the runtime's kernels (kiln_gemm.c, kiln_conv.c): M(size, NV)
  * for each, to generate one kernel per size and the table that picks one by size. */
 #define KILN_SIZES_1_TO_12(M, NV) \
@@ -210,7 +213,7 @@ KILN_HIDDEN void kiln_sgemm(int32_t trans_a, int32_t trans_b, int64_t M, int64_t
     kiln_get_weight, kiln_set_weight, kiln_save_weights, kiln_load_weights, \
     kiln_set_seed, kiln_iterations, kiln_last_error, kiln_last_metrics,     \
     kiln_predict_steps, kiln_train_step_steps, kiln_evaluate_steps,         \
-    kiln_set_num_threads, kiln_set_check_inputs }
+    kiln_set_num_threads, kiln_set_check_inputs, kiln_reset_states }
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,7 @@
  * (T-1-s when the output is flipped back into time order).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kiln_runtime.h"
@@ -42,6 +43,9 @@ typedef struct {
      * row map (filled here), seq_slot and last_slot its sequence and last outputs;
      * zero_output: masked steps output zeros rather than the previous output. */
     int64_t nbufs, row_map, seq_slot, last_slot, zero_output;
+    /* Recurrent dropout (training), or NULL: an (n, gates) mask; the product of gate block k
+     * reads h ⊙ its block k (forward), and block k of dInner·Uᵀ is multiplied by it (backward). */
+    const float *rdrop;
 } kiln_scan_args;
 
 /* A scan of less work than this (rows x units x gates x steps multiply-adds of its
@@ -57,6 +61,24 @@ static int64_t row_blocks(const kiln_scan_args *a, int64_t rows) {
     int64_t blocks = kiln_thread_count();
     if (blocks > rows) blocks = rows;
     return rows * a->units * a->gates * a->steps < KILN_SCAN_MIN_WORK ? 1 : blocks;
+}
+
+/* The products of one step with recurrent dropout, gate block by gate block (tmp: rows x u).
+ * Forward: c[:, k] = (h ⊙ m[:, k]) · U[:, k]; backward: dh += (dInner_t[:, k] · U[:, k]ᵀ) ⊙ m[:, k]. */
+static void dropped_product(const kiln_scan_args *a, int64_t lo, int64_t rows, const float *in, int64_t lda, float *c, float *tmp) {
+    const int64_t u = a->units, g = a->gates;
+    for (int64_t k = 0; k < g / u; k++) {
+        const float *m = a->rdrop + lo * g + k * u;
+        if (!a->backward) {
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < u; j++) tmp[r * u + j] = in[r * lda + j] * m[r * g + j];
+            kiln_gemm(0, 0, rows, u, u, tmp, u, a->b + k * u, g, 0.0f, c + k * u, g);
+        } else {
+            kiln_gemm(0, 1, rows, u, u, in + k * u, lda, a->b + k * u, g, 0.0f, tmp, u);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < u; j++) c[r * u + j] += tmp[r * u + j] * m[r * g + j];
+        }
+    }
 }
 
 static int any_row(const uint8_t *mask, int64_t lo, int64_t hi, int64_t steps, int64_t t) {
@@ -77,7 +99,7 @@ static void scan_rows(const kiln_scan_args *a, int64_t lo, int64_t hi) {
     if (a->cell0) memcpy(cell, a->cell0 + lo * u, state); else memset(cell, 0, state);
     /* Backward: Uᵀ once for all steps when it is small (on the stack), so each step's
      * dInner_t·Uᵀ is a plain row-blocked product. */
-    const int small = a->backward && u * g <= 16384;
+    const int small = a->backward && u * g <= 16384 && !a->rdrop;
     float ut[small ? u * g : 1];
     if (small)
         for (int64_t i = 0; i < u; i++)
@@ -86,6 +108,7 @@ static void scan_rows(const kiln_scan_args *a, int64_t lo, int64_t hi) {
      * dInner (n, steps, gates) and dh (n, units). */
     float *c = a->c + lo * (a->backward ? u : g);
     const float *in = a->backward ? a->a + lo * T * g : h;
+    float *tmp = a->rdrop ? malloc((size_t)(rows * u) * sizeof(float)) : NULL;
     for (int64_t k = 0; k < T; k++) {
         int64_t s = a->backward ? T - 1 - k : k;
         int64_t t = a->go_backwards ? T - 1 - s : s;
@@ -93,15 +116,21 @@ static void scan_rows(const kiln_scan_args *a, int64_t lo, int64_t hi) {
         int64_t t_out = a->flip_output ? T - 1 - s : s;
         int active = !a->mask || any_row(a->mask, lo, hi, T, t);
         if (!a->backward) {
-            if (s == 0)
+            /* h = 0 at the first step unless the scan starts from given states. */
+            if (s == 0 && !a->h0)
                 memset(c, 0, (size_t)(rows * g) * sizeof(float));
+            else if (active && tmp)
+                dropped_product(a, lo, rows, in, u, c, tmp);
             else if (active)
                 kiln_gemm(0, 0, rows, g, u, in, u, a->b, g, 0.0f, c, g);
         }
         a->kernel(a->bufs, a->n, a->seed, a->iteration, t, t_prev, t_out, T, lo, hi);
-        if (a->backward && s > 0 && active)
+        if (a->backward && s > 0 && active && tmp)
+            dropped_product(a, lo, rows, in + t * g, T * g, c, tmp);
+        else if (a->backward && s > 0 && active)
             kiln_gemm(0, small ? 0 : 1, rows, u, g, in + t * g, T * g, small ? ut : a->b, small ? u : g, 1.0f, c, u);
     }
+    free(tmp);
 }
 
 typedef struct {

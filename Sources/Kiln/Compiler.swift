@@ -79,6 +79,9 @@ public enum Compiler {
         // Predict computes no loss terms (activity regularization is evaluation's and training's).
         var forPredict = inferred
         forPredict.lossTerms = []
+        // Predict writes the state stateful layers carry to the next call, after everything else.
+        for u in forPredict.stateUpdates { try forPredict.add(.prim(.assign), [u.param, u.value], layer: "state") }
+        forPredict.stateUpdates = []
         let predictGraph = try Pipeline.run(Pipeline.optimizations, forPredict, observe: observe)
         var steps: (train: TrainingBuilder.Result, evaluate: TrainingBuilder.Result)? = nil
         if let cfg = model.training, TrainingBuilder.enabled {
@@ -138,6 +141,11 @@ public enum Compiler {
             }
             glue.sourceSHA256 = SHA256.hex([UInt8](bytes))
         }
+        // Stateful recurrent layers' carried state: cleared by reset_states; batches of the Input's size.
+        for p in stateParams where p.role == .carried {
+            if let off = layout.offsets[p.name] { glue.carried += [off, p.type.staticCount * p.type.dtype.byteSize] }
+        }
+        if !glue.carried.isEmpty { glue.fixedBatch = model.graph.batchSize ?? 0 }
         glue.freeSteps = predictGraph.inputs.contains { predictGraph.type($0).scalesWithSteps }
         glue.predictArenaPerRowStep = predict.arenaPerSampleStep
         glue.predictArenaPerStep = predict.arenaPerStep

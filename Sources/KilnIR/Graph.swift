@@ -26,7 +26,9 @@ public struct ValueInfo: Sendable {
 
 /// A parameter: a weight (in Keras get_weights() order) or an optimizer slot.
 public struct Param: Sendable {
-    public enum Role: Hashable, Sendable { case weight, slot }
+    /// weight: in get_weights(); slot: the optimizer's; carried: a stateful layer's state between
+    /// calls (zero at creation and after reset_states).
+    public enum Role: Hashable, Sendable { case weight, slot, carried }
     public var name: String
     public var type: TensorType
     public var initial: [Float]
@@ -46,7 +48,9 @@ public struct Param: Sendable {
 public struct StateUpdate: Hashable, Sendable {
     public var param: Value
     public var value: Value
-    public init(param: Value, value: Value) { self.param = param; self.value = value }
+    /// Predict writes it too (a stateful recurrent layer's carried state), not only training.
+    public var inference: Bool
+    public init(param: Value, value: Value, inference: Bool = false) { self.param = param; self.value = value; self.inference = inference }
 }
 
 /// One op application. `layer` names the Keras layer it came from, for messages.
@@ -79,6 +83,9 @@ public struct Graph: Sendable {
     /// Scalar terms a layer adds to the loss (Keras' `add_loss`: activity regularization),
     /// in training and evaluation alike.
     public var lossTerms: [Value] = []
+    /// The batch size the model's Input fixes (Keras' batch_shape (B, ...)), if it does;
+    /// stateful recurrent layers need it for the state they carry.
+    public var batchSize: Int? = nil
 
     public init(name: String) { self.name = name }
 
@@ -146,7 +153,7 @@ public struct Graph: Sendable {
     public mutating func replaceUses(of old: Value, with new: Value) {
         for i in nodes.indices { nodes[i].inputs = nodes[i].inputs.map { $0 == old ? new : $0 } }
         outputs = outputs.map { $0 == old ? new : $0 }
-        stateUpdates = stateUpdates.map { $0.value == old ? StateUpdate(param: $0.param, value: new) : $0 }
+        stateUpdates = stateUpdates.map { $0.value == old ? StateUpdate(param: $0.param, value: new, inference: $0.inference) : $0 }
         lossTerms = lossTerms.map { $0 == old ? new : $0 }
     }
 

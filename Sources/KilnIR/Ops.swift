@@ -96,6 +96,10 @@ public enum PrimOp: Hashable, Sendable {
     case reduce(ReduceOp, axes: [Int], keepDims: Bool)
     /// Reshape; the element count is unchanged.
     case reshape([Dim])
+    /// The rows of a fixed (B, ...) tensor as a batch (N, ...): a stateful layer's carried state,
+    /// read (and, as an assign's target, written) in place. N = B at run time: the runtime
+    /// refuses other row counts for models with carried state (kiln_model_desc.fixed_batch).
+    case batchRows
     /// Permute the axes.
     case transpose([Int])
     /// Broadcast to a shape (numpy rules).
@@ -157,12 +161,20 @@ public enum PrimOp: Hashable, Sendable {
 
 extension PrimOp {
     /// The family whose file holds this primitive's rules (Ops/*.swift).
+    /// A view of its input's buffer (reshape, batch_rows): the program computes nothing for it.
+    public var isView: Bool {
+        switch self {
+        case .reshape, .batchRows: return true
+        default: return false
+        }
+    }
+
     public var family: any PrimitiveFamily.Type {
         switch self {
         case .unary, .binary, .compare, .select, .cast, .fused: return Elementwise.self
         case .constant, .batchSize, .stepCount, .iteration, .iota: return Constants.self
         case .reduce: return Reduce.self
-        case .reshape, .transpose, .broadcast, .concat, .split, .slice: return Layout.self
+        case .reshape, .batchRows, .transpose, .broadcast, .concat, .split, .slice: return Layout.self
         case .matmul: return Matmul.self
         case .conv2D, .conv2DGradInput, .conv2DGradFilter, .im2col, .col2im, .convBiasAct: return Convolution.self
         case .pool2D, .pool2DGrad: return Pool.self

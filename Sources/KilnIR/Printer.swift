@@ -43,7 +43,7 @@ extension Graph: CustomStringConvertible {
         var s = "graph \(name)(" + inputs.map(decl).joined(separator: ", ") + ")"
         if !params.isEmpty {
             s += "\n  params(" + params.map { p in
-                decl(p.value) + (p.trainable ? "" : " frozen") + (p.role == .slot ? " slot" : "")
+                decl(p.value) + (p.trainable ? "" : " frozen") + (p.role == .slot ? " slot" : p.role == .carried ? " carried" : "")
                     + (p.regularizer.map { " regularizer \($0)" } ?? "") + (p.constraint.map { " constraint \($0)" } ?? "") }
                 .joined(separator: ",\n         ") + ")"
         }

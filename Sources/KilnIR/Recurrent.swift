@@ -21,11 +21,13 @@ public struct RecurrentSpec: Hashable, Sendable {
     public var resetAfter: Bool
     /// Masked steps output zeros instead of repeating the previous output.
     public var zeroOutputForMask: Bool
-    /// Training-time dropout rates (not supported in the training step yet).
+    /// Training-time dropout rates (Keras applies each inside (0, 1)).
     public var dropout: Float
     public var recurrentDropout: Float
     /// The final state (h, and c for LSTM) comes out after the output, as Keras' return_state.
     public var returnState: Bool
+    /// Keras' stateful=True: the final state of a call is the next call's initial state.
+    public var stateful = false
 
     public init(kind: RecurrentKind, units: Int, activation: Activation = .tanh, recurrentActivation: Activation = .sigmoid,
                 useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, resetAfter: Bool = true,

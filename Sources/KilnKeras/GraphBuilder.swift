@@ -135,7 +135,14 @@ public enum KerasGraphBuilder {
         }
 
         mutating func addInput(_ c: Context, name: String, shape: [Int?], dtype: String) throws -> Value {
-            guard shape.count >= 2, shape[0] == nil else { throw c.fail("has input shape \(shape); Kiln needs (None, ...) with a batch dimension first") }
+            guard shape.count >= 2, shape[0] == nil || shape[0]! > 0 else { throw c.fail("has input shape \(shape); Kiln needs (None, ...) with a batch dimension first") }
+            if let batch = shape[0] {
+                // A fixed batch size (batch_shape (B, ...)): stateful recurrent layers carry B rows of state.
+                if let other = graph.batchSize, other != batch {
+                    throw c.fail("has batch size \(batch) but another input has \(other); a model's inputs share one batch size")
+                }
+                graph.batchSize = batch
+            }
             let text = "(" + shape.map { $0.map(String.init) ?? "None" }.joined(separator: ", ") + ")"
             let dims = try shape.dropFirst().enumerated().map { k, d -> Dim in
                 // Axis 1 may be free: sequences of any length (the number of time steps is given with each call).

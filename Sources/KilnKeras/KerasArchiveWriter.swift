@@ -157,8 +157,15 @@ public enum KerasArchiveWriter {
 
     /// Layers whose weights Keras keeps in sub-layers: the h5 groups under the layer's, each with
     /// an equal share of its weights in `get_weights()` order.
+    /// (A path "a/b" makes nested groups, each with its own, possibly empty, "vars".)
     static func weightGroups(_ cls: String) -> [String]? {
-        cls == "MultiHeadAttention" ? ["query_dense", "key_dense", "value_dense", "output_dense"] : nil
+        switch cls {
+        case "MultiHeadAttention": return ["query_dense", "key_dense", "value_dense", "output_dense"]
+        // Keras keeps a recurrent layer's weights in its cell.
+        case "LSTM", "GRU", "SimpleRNN": return ["cell"]
+        case "Bidirectional": return ["forward_layer/cell", "backward_layer/cell"]
+        default: return nil
+        }
     }
 
     /// One `inbound_nodes` entry (Keras 3 format) for a call.
@@ -225,8 +232,12 @@ public enum KerasArchiveWriter {
         case .functional:
             var outputsByLayer: [String: [Value]] = [:]
             for l in model.layers { outputsByLayer[l.name, default: []] += l.outputs }
+            // A layer's outputs are its calls' in order, each call's outputs together (several with
+            // return_state or Bidirectional's merge_mode None).
+            let callCounts = Dictionary(spec.layers.map { ($0.name, max($0.calls.count, 1)) }, uniquingKeysWith: { a, _ in a })
             for (name, outs) in outputsByLayer {
-                for (k, v) in outs.enumerated() { s.tensors["\(name):\(k):0"] = info(v) }
+                let perCall = max(outs.count / (callCounts[name] ?? 1), 1)
+                for (k, v) in outs.enumerated() { s.tensors["\(name):\(k / perCall):\(k % perCall)"] = info(v) }
             }
             for l in spec.layers where l.className != "InputLayer" {
                 guard let call = l.calls.first else { continue }
@@ -289,8 +300,17 @@ public enum KerasArchiveWriter {
                 if let groups = weightGroups(layerClasses[k]), layerWeights[k].count % groups.count == 0 {
                     let share = layerWeights[k].count / groups.count
                     for (j, sub) in groups.enumerated() {
-                        let sg = try w.group(lg, sub)
-                        defer { H5Gclose(sg) }
+                        let parts = sub.split(separator: "/").map(String.init)
+                        var sg = lg
+                        var opened: [hid_t] = []
+                        defer { opened.reversed().forEach { H5Gclose($0) } }
+                        for (i, part) in parts.enumerated() {
+                            // A group the previous share made (Bidirectional's two halves share no level here).
+                            sg = H5Lexists(sg, part, 0) > 0 ? H5Gopen2(sg, part, 0) : try w.group(sg, part)
+                            guard sg >= 0 else { throw KerasSaveError("\(display): cannot write the weights of '\(layerNames[k])'.") }
+                            opened.append(sg)
+                            if i < parts.count - 1, H5Lexists(sg, "vars", 0) <= 0 { H5Gclose(try w.group(sg, "vars")) }
+                        }
                         let sv = try w.group(sg, "vars")
                         defer { H5Gclose(sv) }
                         for (i, x) in layerWeights[k][(j * share)..<((j + 1) * share)].enumerated() {

@@ -76,6 +76,10 @@ public struct GlueModel: Sendable, Equatable {
     /// SHA-256 (hex) of the source model file's bytes ("" for a model not read from a file).
     public var kilnVersion: String = KilnVersion.string
     public var sourceSHA256: String = ""
+    /// Stateful recurrent layers: the (offset, bytes) ranges of the state they carry between
+    /// calls, flattened, and the batch size they need (0: no carried state).
+    public var carried: [Int] = []
+    public var fixedBatch = 0
 
     public init(name: String, inputs: [GlueTensor], outputs: [GlueTensor], targets: [GlueTensor] = [],
                 weights: [GlueWeight], stateBytes: Int,
@@ -328,6 +332,9 @@ public enum LibraryGlue {
          * tensor and the row (e.g. "input 'x' row 3 holds NaN ..."); 0: no
          * check (the default). */
         int \(n)_set_check_inputs(\(n)_model *m, int on);
+        /* Clears to zeros the state that stateful recurrent layers carry from one predict or
+         * train call to the next (Keras' reset_states()); nothing for other models.\(m.carried.isEmpty ? "" : "\n         * This model has stateful layers: every call takes exactly \(m.fixedBatch) rows.") */
+        int \(n)_reset_states(\(n)_model *m);
         /* Optimizer steps taken so far; -1 for a NULL instance. */
         int64_t \(n)_iterations(const \(n)_model *m);
         /* The last error of m ("" after a successful call); with m == NULL, the
@@ -412,6 +419,9 @@ public enum LibraryGlue {
         if !m.metrics.isEmpty {
             s += "static const char *const \(n)__metric_names[] = { " + m.metrics.map(cString).joined(separator: ", ") + " };\n\n"
         }
+        if !m.carried.isEmpty {
+            s += "static const int64_t \(n)__carried[\(m.carried.count)] = { " + m.carried.map(String.init).joined(separator: ", ") + " };\n\n"
+        }
         s += """
         static const kiln_model_desc \(n)__desc = {
             .abi_version = KILN_ABI_VERSION,
@@ -435,6 +445,9 @@ public enum LibraryGlue {
             .predict_arena_per_step = \(m.predictArenaPerStep),
             .train_arena_per_row_step = \(m.trainArenaPerRowStep),
             .train_arena_per_step = \(m.trainArenaPerStep),
+            .fixed_batch = \(m.fixedBatch),
+            .num_carried = \(m.carried.count / 2),
+            .carried = \(m.carried.isEmpty ? "NULL" : "\(n)__carried"),
             .predict = \(n)__predict,
             .train = \(m.hasTraining ? "\(n)__train" : "NULL"),
             .evaluate = \(m.hasTraining ? "\(n)__evaluate" : "NULL"),
@@ -506,6 +519,7 @@ public enum LibraryGlue {
         KILN_EXPORT void \(n)_set_seed(\(n)_model *m, uint64_t seed) { kiln_set_seed(KILN_I(m), seed); }
         KILN_EXPORT int \(n)_set_num_threads(\(n)_model *m, int threads) { return kiln_set_num_threads(KILN_I(m), threads); }
         KILN_EXPORT int \(n)_set_check_inputs(\(n)_model *m, int on) { return kiln_set_check_inputs(KILN_I(m), on); }
+        KILN_EXPORT int \(n)_reset_states(\(n)_model *m) { return kiln_reset_states(KILN_I(m)); }
         KILN_EXPORT int64_t \(n)_iterations(const \(n)_model *m) { return kiln_iterations(KILN_CI(m)); }
         KILN_EXPORT const char *\(n)_last_error(const \(n)_model *m) { return kiln_last_error(KILN_CI(m)); }
         KILN_EXPORT int \(n)_last_metrics(const \(n)_model *m, float *dst, int count) { return kiln_last_metrics(KILN_CI(m), dst, count); }

@@ -175,7 +175,7 @@ final class ProgramEmitter {
             ptr(s.mask), ptr(s.a), ptr(s.b), ptr(s.c), m.constI(s.cell.units), m.constI(s.cell.gates),
             ptr(s.carries[0]), ptr(s.carries[1]), ptr(s.initial[0]), ptr(s.initial[1]),
             m.constI(s.args.count), m.constI(s.rowOrder?.rowMap ?? -1), m.constI(s.rowOrder?.sequence ?? -1),
-            m.constI(s.rowOrder?.last ?? -1), m.constI(s.cell.zeroOutputForMask ? 1 : 0),
+            m.constI(s.rowOrder?.last ?? -1), m.constI(s.cell.zeroOutputForMask ? 1 : 0), ptr(s.recurrentDropout),
         ]
         let args = LLVMBuildArrayAlloca(m.b, m.i64, m.constI(fields.count), "")!
         for (k, f) in fields.enumerated() { LLVMBuildStore(m.b, f, m.gep(args, m.i64, m.constI(k))) }

@@ -25,15 +25,17 @@ public final class KerasTensor: CustomStringConvertible {
     package let type: TensorType?
     /// The first error on the way to this tensor.
     package let error: Error?
+    /// Which output of its call this is (0 but for layers with several outputs: ``Layer/callMulti(_:)-...``).
+    package let index: Int
 
-    package init(node: LayerNode, type: TensorType) {
-        self.node = node; self.type = type; self.error = nil
+    package init(node: LayerNode, type: TensorType, index: Int = 0) {
+        self.node = node; self.type = type; self.error = nil; self.index = index
         self.dtype = type.dtype == .i32 ? .int32 : .float32
         self.shape = [nil] + type.shape.dropFirst().map { Optional($0.factor) }
     }
 
     package init(node: LayerNode, error: Error, dtype: HostDType = .float32) {
-        self.node = node; self.type = nil; self.error = error; self.dtype = dtype; self.shape = []
+        self.node = node; self.type = nil; self.error = error; self.dtype = dtype; self.shape = []; self.index = 0
     }
 
     /// The layer that produced this tensor (an ``InputLayer`` for model inputs).

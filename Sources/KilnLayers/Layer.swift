@@ -72,14 +72,32 @@ public class Layer {
     ///   - xs: the symbolic inputs, in order.
     public func callAsFunction(_ xs: [KerasTensor]) -> KerasTensor { call(xs) }
 
-    package func call(_ xs: [KerasTensor]) -> KerasTensor {
+    /// Applies a layer with several outputs to one tensor and returns them all, in Keras' order:
+    /// `LSTM(returnState: true)` gives [output, h, c], `GRU` and `SimpleRNN` [output, h],
+    /// `Bidirectional(mergeMode: nil)` [forward, backward] (then with `returnState` the forward
+    /// layer's states and the backward one's).
+    ///
+    ///     let outs = LSTM(8, returnState: true).callMulti(x)   // outs[0], outs[1] (h), outs[2] (c)
+    ///
+    /// - Parameters:
+    ///   - x: a symbolic tensor from ``Input`` or another layer.
+    /// - Returns: one symbolic tensor per output (one for a layer with one output). On a shape
+    ///   error the array holds one tensor carrying it, thrown when a model is made from it.
+    public func callMulti(_ x: KerasTensor) -> [KerasTensor] { callAll([x]) }
+
+    /// ``callMulti(_:)-...`` on several input tensors.
+    public func callMulti(_ xs: [KerasTensor]) -> [KerasTensor] { callAll(xs) }
+
+    package func call(_ xs: [KerasTensor]) -> KerasTensor { callAll(xs)[0] }
+
+    package func callAll(_ xs: [KerasTensor]) -> [KerasTensor] {
         let node = LayerNode(layer: self, inputs: xs, op: op)
         if let failed = xs.first(where: { $0.error != nil }), let e = failed.error {
-            return KerasTensor(node: node, error: e)
+            return [KerasTensor(node: node, error: e)]
         }
         guard let op, arity.contains(xs.count) else {
             let want = arity.lowerBound == arity.upperBound ? "\(arity.lowerBound)" : "\(arity.lowerBound) or more"
-            return KerasTensor(node: node, error: KerasAPIError("\(className) '\(name)' takes \(want) input\(arity.upperBound == 1 ? "" : "s"), but was called on \(xs.count)."))
+            return [KerasTensor(node: node, error: KerasAPIError("\(className) '\(name)' takes \(want) input\(arity.upperBound == 1 ? "" : "s"), but was called on \(xs.count)."))]
         }
         let types = xs.compactMap(\.type)
         do {
@@ -89,7 +107,7 @@ public class Layer {
                 specs = try weightSpecs(types)
                 shapes = specs.map(\.shape)
             }
-            let out = try inferTypes(.layer(op), types + shapes.map { TensorType.f32($0.map { .fixed($0) }) }, layer: name)[0]
+            let outs = try inferTypes(.layer(op), types + shapes.map { TensorType.f32($0.map { .fixed($0) }) }, layer: name)
             if !isBuilt {
                 weightNames = specs.map(\.name)
                 weightShapes = shapes
@@ -97,9 +115,9 @@ public class Layer {
                 weightValues = specs.map { $0.initializer.values($0.shape) }
                 isBuilt = true
             }
-            return KerasTensor(node: node, type: out)
+            return outs.enumerated().map { KerasTensor(node: node, type: $1, index: $0) }
         } catch {
-            return KerasTensor(node: node, error: error)
+            return [KerasTensor(node: node, error: error)]
         }
     }
 

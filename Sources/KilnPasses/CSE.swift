@@ -23,7 +23,7 @@ public let commonSubexpressions = Pass("cse") { g in
         }
     }
     g.outputs = g.outputs.map { rename[$0] ?? $0 }
-    g.stateUpdates = g.stateUpdates.map { StateUpdate(param: $0.param, value: rename[$0.value] ?? $0.value) }
+    g.stateUpdates = g.stateUpdates.map { StateUpdate(param: $0.param, value: rename[$0.value] ?? $0.value, inference: $0.inference) }
     g.lossTerms = g.lossTerms.map { rename[$0] ?? $0 }
     g.retainNodes(keep)
     return g

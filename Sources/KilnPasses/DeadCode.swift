@@ -5,7 +5,7 @@ import KilnIR
 public let deadCode = Pass("dce") { g in
     var g = g
     var live = Set(g.outputs).union(g.outputMasks.compactMap { $0 })
-        .union(g.stateUpdates.map(\.value)).union(g.lossTerms)
+        .union(g.stateUpdates.flatMap { [$0.value, $0.param] }).union(g.lossTerms)
     var keep = [Bool](repeating: false, count: g.nodes.count)
     for i in g.nodes.indices.reversed() {
         let n = g.nodes[i]

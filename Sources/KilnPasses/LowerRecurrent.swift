@@ -8,16 +8,28 @@ import KilnIR
 extension PrimBuilder {
     /// A scan as straight-line primitives, one copy of the cell per step (the unroll pass).
     /// - Returns: the sequence (N, T, u), the last output, final h and final c.
-    mutating func unroll(_ cell: ScanCell, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?) throws -> (Value, Value, Value, Value) {
+    mutating func unroll(_ cell: ScanCell, proj: Value, recurrent: Value, recurrentBias: Value?, mask: Value?,
+                         recurrentDropout: Value? = nil, initial: [Value] = []) throws -> (Value, Value, Value, Value) {
         guard let t = type(proj).shape[1].fixedValue else {
             throw ShapeError(layer: layer, "a \(cell.kind.rawValue) over a free number of steps cannot be unrolled (its cell needs the unroll pass: \(cell))",
                              hint: "give the input a fixed number of steps, or use tanh, sigmoid, hard_sigmoid, relu or linear activations")
         }
         let u = cell.units, g = cell.gates
         func act(_ a: Activation, _ v: Value) throws -> Value { try activation(a, v) }
-        var h = try zeros([.n, .fixed(u)])
-        var c = h
+        var h = try initial.first ?? zeros([.n, .fixed(u)])
+        var c = try initial.count > 1 ? initial[1] : zeros([.n, .fixed(u)])
         var previousOutput = h
+        // h·U over gate blocks [k0, k0 + count); with recurrent dropout block k reads h ⊙ the mask's block k.
+        func product(_ h: Value, _ k0: Int, _ count: Int) throws -> Value {
+            let whole = count * u == g
+            guard let m = recurrentDropout else {
+                return try p(.matmul(transA: false, transB: false), h, whole ? recurrent : try slice(recurrent, axis: 1, k0 * u, count * u))
+            }
+            let blocks = try (k0..<(k0 + count)).map { k in
+                try p(.matmul(transA: false, transB: false), try mul(h, try slice(m, axis: 1, k * u, u)), try slice(recurrent, axis: 1, k * u, u))
+            }
+            return blocks.count == 1 ? blocks[0] : try graph.add(.prim(.concat(axis: 1)), blocks, layer: layer)[0]
+        }
         var outputs: [Value] = []
         let order = cell.goBackwards ? Array((0..<t).reversed()) : Array(0..<t)
         // One split into time steps (its gradient is one concatenation, not T padded copies).
@@ -31,7 +43,7 @@ extension PrimBuilder {
             var hNew: Value, cNew = c
             switch cell.kind {
             case .lstm:
-                let z = try gates(try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)), 4)
+                let z = try gates(try add(xt, try product(h, 0, 4)), 4)
                 let i = try act(cell.recurrentActivation, z[0])
                 let fg = try act(cell.recurrentActivation, z[1])
                 let cc = try act(cell.activation, z[2])
@@ -44,23 +56,22 @@ extension PrimBuilder {
                 let hh: Value
                 let z: Value, r: Value
                 if cell.resetAfter {
-                    var innerAll = try p(.matmul(transA: false, transB: false), h, recurrent)
+                    var innerAll = try product(h, 0, 3)
                     if let rb = recurrentBias { innerAll = try add(innerAll, rb) }
                     let inner = try gates(innerAll, 3)
                     z = try act(cell.recurrentActivation, try add(xz, inner[0]))
                     r = try act(cell.recurrentActivation, try add(xr, inner[1]))
                     hh = try act(cell.activation, try add(xh, try mul(r, inner[2])))
                 } else {
-                    let uzr = try slice(recurrent, axis: 1, 0, 2 * u), uh = try slice(recurrent, axis: 1, 2 * u, u)
-                    let inner = try p(.matmul(transA: false, transB: false), h, uzr)
+                    let inner = try product(h, 0, 2)
                     z = try act(cell.recurrentActivation, try add(xz, try slice(inner, axis: 1, 0, u)))
                     r = try act(cell.recurrentActivation, try add(xr, try slice(inner, axis: 1, u, u)))
-                    hh = try act(cell.activation, try add(xh, try p(.matmul(transA: false, transB: false), try mul(r, h), uh)))
+                    hh = try act(cell.activation, try add(xh, try product(try mul(r, h), 2, 1)))
                 }
                 // h = z * h + (1 - z) * hh
                 hNew = try add(try mul(z, h), try mul(try sub(try const(1), z), hh))
             case .simpleRNN:
-                hNew = try act(cell.activation, try add(xt, try p(.matmul(transA: false, transB: false), h, recurrent)))
+                hNew = try act(cell.activation, try add(xt, try product(h, 0, 1)))
             }
             var out = hNew
             if mask != nil {

@@ -18,6 +18,7 @@ public struct GraphRebuilder {
     public init(_ g: Graph) {
         old = g
         new = Graph(name: g.name)
+        new.batchSize = g.batchSize
         for (v, name) in zip(g.inputs, g.inputNames) { map[v] = new.addInput(name, g.type(v)) }
         for p in g.params {
             map[p.value] = new.addParam(p.name, p.type, initial: p.initial, trainable: p.trainable, role: p.role)
@@ -37,7 +38,7 @@ public struct GraphRebuilder {
         new.outputMasks = old.outputMasks.map { $0.flatMap { map[$0] } }
         for (k, v) in old.inferenceForms { if let nk = map[k], let nv = map[v] { new.inferenceForms[nk] = nv } }
         // The old graph's state writes and loss terms, then those the rewrite made (lowering's).
-        new.stateUpdates = old.stateUpdates.compactMap { u in map[u.value].map { StateUpdate(param: map[u.param]!, value: $0) } } + new.stateUpdates
+        new.stateUpdates = old.stateUpdates.compactMap { u in map[u.value].map { StateUpdate(param: map[u.param]!, value: $0, inference: u.inference) } } + new.stateUpdates
         new.lossTerms = old.lossTerms.compactMap { map[$0] } + new.lossTerms
         return new
     }

@@ -64,9 +64,9 @@ public let inference = Pass("inference") { g in
     var r = GraphRebuilder(g)
     r.old.outputs = g.outputs.map(form)
     r.old.outputMasks = g.outputMasks.map { $0.map(form) }
-    // Inference writes no state (BatchNormalization uses its moving statistics there); the
-    // loss terms stay, for evaluation.
-    r.old.stateUpdates = []
+    // Inference writes no state (BatchNormalization uses its moving statistics there) but a
+    // stateful layer's carried state; the loss terms stay, for evaluation.
+    r.old.stateUpdates = g.stateUpdates.filter(\.inference).map { StateUpdate(param: form($0.param), value: form($0.value), inference: true) }
     r.old.lossTerms = g.lossTerms.map(form)
     var out = try r.run { r, n in
         var n = n

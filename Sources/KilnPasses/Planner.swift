@@ -24,7 +24,7 @@ public func schedule(_ g: Graph, state: StateLayout? = nil, result: Value? = nil
     var steps: [Step] = []
     var alias: [Value: Value] = [:]
     for n in g.nodes {
-        if case .prim(.reshape) = n.op {
+        if case .prim(let op) = n.op, op.isView {
             alias[n.outputs[0]] = alias[n.inputs[0]] ?? n.inputs[0]
             continue
         }
@@ -174,7 +174,7 @@ private func remap(_ s: Step, _ f: (Value) -> Value) -> Step {
         return .gemm(a: f(a), b: f(b), c: f(c), transA: ta, transB: tb, m: m, n: n, k: k, epilogue: e.map { Epilogue(bias: f($0.bias), relu: $0.relu) })
     case .zero(let v): return .zero(f(v))
     case .scan(var s):
-        s.args = s.args.map(f); s.mask = s.mask.map(f)
+        s.args = s.args.map(f); s.mask = s.mask.map(f); s.recurrentDropout = s.recurrentDropout.map(f)
         (s.a, s.b, s.c) = (f(s.a), f(s.b), f(s.c))
         s.carries = s.carries.map(f); s.initial = s.initial.map { $0.map(f) }
         return .scan(s)

@@ -31,7 +31,9 @@ public func unrollScans(_ policy: UnrollPolicy) -> Pass {
             var b = PrimBuilder(graph: r.new, layer: n.layer)
             let ins = n.inputs.map { r[$0] }
             let (seq, last, h, c) = try b.unroll(cell, proj: ins[0], recurrent: ins[1], recurrentBias: cell.recurrentBias ? ins[2] : nil,
-                                                 mask: cell.masked ? ins.last : nil)
+                                                 mask: cell.masked ? ins.last : nil,
+                                                 recurrentDropout: cell.recurrentDropout ? ins[cell.recurrentDropoutInput] : nil,
+                                                 initial: Array(ins[cell.initialStateInput..<(cell.initialStateInput + cell.stateInputCount)]))
             // The scratch and the records are used by nothing before autodiff.
             var outs = [seq, last, h, c]
             for o in n.outputs.dropFirst(4) { outs.append(try b.zeros(g.type(o).shape)) }

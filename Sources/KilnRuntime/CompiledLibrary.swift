@@ -94,6 +94,7 @@ enum ABI {
         static let predictArenaPerStep = at(\kiln_model_desc.predict_arena_per_step)
         static let trainArenaPerRowStep = at(\kiln_model_desc.train_arena_per_row_step)
         static let trainArenaPerStep = at(\kiln_model_desc.train_arena_per_step)
+        static let fixedBatch = at(\kiln_model_desc.fixed_batch), numCarried = at(\kiln_model_desc.num_carried)
         static let size = MemoryLayout<kiln_model_desc>.stride
     }
     enum API {          // kiln_api
@@ -106,6 +107,7 @@ enum ABI {
         static let lastMetrics = at(\kiln_api.last_metrics), predictSteps = at(\kiln_api.predict_steps)
         static let trainStepSteps = at(\kiln_api.train_step_steps), evaluateSteps = at(\kiln_api.evaluate_steps)
         static let setNumThreads = at(\kiln_api.set_num_threads), size = MemoryLayout<kiln_api>.stride
+        static let resetStates = at(\kiln_api.reset_states)
         /// The smallest table this loader reads (libraries from before set_num_threads).
         static let minimumSize = setNumThreads
     }
@@ -131,6 +133,7 @@ struct RuntimeFunctions {
     typealias PredictSteps = @convention(c) (OpaquePointer?, IOPointers?, OutPointers?, Int64, Int64) -> Int32
     typealias StepSteps = @convention(c) (OpaquePointer?, IOPointers?, IOPointers?, Int64, Int64, UnsafeMutablePointer<Float>?) -> Int32
     typealias SetNumThreads = @convention(c) (OpaquePointer?, Int32) -> Int32
+    typealias ResetStates = @convention(c) (OpaquePointer?) -> Int32
 
     var create: Create, destroy: Destroy, predict: Predict, reserve: Reserve
     var trainStep: Step, evaluate: Step, numWeights: Count, getWeight: GetWeight, setWeight: SetWeight
@@ -139,6 +142,8 @@ struct RuntimeFunctions {
     var predictSteps: PredictSteps, trainStepSteps: StepSteps, evaluateSteps: StepSteps
     /// nil in libraries from before the thread pool.
     var setNumThreads: SetNumThreads?
+    /// nil in libraries from before stateful layers.
+    var resetStates: ResetStates?
 
     /// nil when a slot of the table is empty.
     init?(api: UnsafeRawPointer) {
@@ -167,6 +172,7 @@ struct RuntimeFunctions {
         let size = api.load(fromByteOffset: A.structSize, as: Int32.self)
         if size >= Int32(A.lastMetrics + 8) { self.lastMetrics = fn(A.lastMetrics, LastMetrics.self) }
         if size >= Int32(A.setNumThreads + 8) { self.setNumThreads = fn(A.setNumThreads, SetNumThreads.self) }
+        if size >= Int32(A.resetStates + 8) { self.resetStates = fn(A.resetStates, ResetStates.self) }
     }
 }
 
@@ -218,6 +224,9 @@ public final class CompiledLibrary {
     public let canTrain: Bool
     /// Metrics each train/evaluate step reports (Keras history names).
     public let metrics: [String]
+    /// The batch size every call must have when the model has stateful recurrent layers
+    /// (the state they carry between calls has that many rows); nil otherwise.
+    public let fixedBatch: Int?
 
     /// The metric values (batch means) of the last train/evaluate step, in `metrics` order.
     public func lastMetrics() -> [Float] {
@@ -316,6 +325,12 @@ public final class CompiledLibrary {
             metricNames = (0..<numMetrics).map { names[$0].map { String(cString: $0) } ?? "metric_\($0)" }
         }
         self.metrics = metricNames
+        // Libraries from before stateful layers have no such fields (their table is shorter).
+        if fns.resetStates != nil, desc.load(fromByteOffset: M.numCarried, as: Int32.self) > 0 {
+            self.fixedBatch = Int(desc.load(fromByteOffset: M.fixedBatch, as: Int64.self))
+        } else {
+            self.fixedBatch = nil
+        }
         self.canTrain = canTrain
         self.handle = h
         self.instance = inst
@@ -420,7 +435,14 @@ public final class CompiledLibrary {
         let (prepared, rows) = try prepareAll(inputs, self.inputs, role: "input", plural: "inputs")
         let steps = try self.steps(prepared)
         let outElems = outputs.map { $0.rowElements(steps: steps) }
-        let chunk = min(batchSize, max(rows, 1))
+        var chunk = min(batchSize, max(rows, 1))
+        if let b = fixedBatch {
+            // Stateful layers: batches of exactly their size, in row order, each carrying its state to the next.
+            guard rows % b == 0 else {
+                throw KilnRuntimeError("model '\(name)' has stateful layers for batches of exactly \(b) rows, so the inputs' row count must be a multiple of \(b); got \(rows).")
+            }
+            chunk = b
+        }
         try check(fns.reserve(instance, Int64(chunk)))
         let buffers = outElems.map { UnsafeMutableRawPointer.allocate(byteCount: max(4 * $0 * rows, 4), alignment: 64) }
         defer { buffers.forEach { $0.deallocate() } }
@@ -534,6 +556,12 @@ public final class CompiledLibrary {
 
     /// Optimizer steps taken so far.
     public var iterations: Int { Int(fns.iterations(instance)) }
+
+    /// Clears the state stateful recurrent layers carry between calls (Keras' reset_states()).
+    public func resetStates() throws {
+        guard let reset = fns.resetStates else { return }
+        try check(reset(instance))
+    }
 
     /// Makes predict calls of up to `rows` rows (and train steps up to that
     /// batch size) run without allocating.

@@ -131,6 +131,14 @@ func lowerIsBetter(_ monitor: String, _ mode: MonitorMode) throws -> Bool {
 ///   infinite batch loss (the message names the epoch and batch, 1-based).
 public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], validation: (x: [HostTensor], y: [HostTensor])? = nil,
                 options: FitOptions, isTerminal: Bool = false, progress: (String) -> Void = { _ in }) throws -> History {
+    var options = options
+    if let b = lib.fixedBatch {
+        // Stateful layers: batches of their fixed size, in row order, each carrying its state to the
+        // next (Keras resets nothing between batches or epochs; reset_states does).
+        options.batchSize = b
+        options.shuffle = false
+        options.validationBatchSize = b
+    }
     guard lib.canTrain else {
         throw KilnRuntimeError("'\(lib.path)' was compiled without a training step, so it cannot be trained.")
     }
@@ -164,6 +172,14 @@ public func fit(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], valida
         vx = px.map { gather($0, splitAt..<rows, nil) }; vy = py.map { gather($0, splitAt..<rows, nil) }
         px = px.map { gather($0, 0..<splitAt, nil) }; py = py.map { gather($0, 0..<splitAt, nil) }
         vrows = rows - splitAt; rows = splitAt
+    }
+    if let b = lib.fixedBatch {
+        if rows % b != 0 {
+            throw KilnRuntimeError("model '\(lib.name)' has stateful layers for batches of exactly \(b) rows, so the training rows must be a multiple of \(b); got \(rows).")
+        }
+        if vrows % b != 0 {
+            throw KilnRuntimeError("model '\(lib.name)' has stateful layers for batches of exactly \(b) rows, so the validation rows must be a multiple of \(b); got \(vrows).")
+        }
     }
 
     // The names of the epoch's logs, and the callbacks' monitors among them.
@@ -312,6 +328,14 @@ public func evaluate(_ lib: CompiledLibrary, x: [HostTensor], y: [HostTensor], b
     let (px, rows) = try lib.prepareAll(x, lib.inputs, role: "input", plural: "inputs")
     let (py, _) = try lib.prepareAll(y, lib.targets, role: "target", plural: "targets", rows: rows)
     guard rows > 0 else { throw KilnRuntimeError("there are no rows to evaluate.") }
+    var batchSize = batchSize
+    if let b = lib.fixedBatch {
+        // Stateful layers: batches of their fixed size, in row order.
+        guard rows % b == 0 else {
+            throw KilnRuntimeError("model '\(lib.name)' has stateful layers for batches of exactly \(b) rows, so the rows must be a multiple of \(b); got \(rows).")
+        }
+        batchSize = b
+    }
     try lib.reserve(rows: min(batchSize, rows))
     var bar = ProgressBar(batches: (rows + batchSize - 1) / batchSize, verbosity: verbosity == 1 ? 1 : 0)
     func emit(_ text: String) { if !text.isEmpty { progress(text) } }

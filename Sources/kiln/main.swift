@@ -77,12 +77,20 @@ struct Compile: ParsableCommand {
     }
 }
 
+/// A model with stateful recurrent layers runs batches of its fixed size only (Keras' rule):
+/// an explicit --batch-size must be that size.
+func checkStatefulBatch(_ lib: CompiledLibrary, _ batchSize: Int?) throws {
+    if let fixed = lib.fixedBatch, let given = batchSize, given != fixed {
+        throw UserError(description: "model '\(lib.name)' has stateful layers for batches of exactly \(fixed) rows; --batch-size \(given) differs")
+    }
+}
+
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run a compiled library's forward pass on .npy inputs.")
     @Argument(help: "A compiled libNAME.so.") var library: String
     @Option(name: .customLong("input"), help: "An input .npy, one per model input, in order.") var inputs: [String] = []
     @Option(name: .customLong("output"), help: "An output .npy to write, one per model output.") var outputs: [String] = []
-    @Option(name: .customLong("batch-size"), help: "Rows per call.") var batchSize: Int = 256
+    @Option(name: .customLong("batch-size"), help: "Rows per call (default 256; a model with stateful layers: its fixed batch size).") var batchSize: Int?
     @Flag(help: "Write class ids (int32) instead of the outputs: the argmax over the last axis, or for an output of one unit (a sigmoid) 1 where it is above 0.5, as Keras 2's predict_classes.")
     var classes = false
     @Flag(name: .customLong("check-inputs"), help: "Refuse inputs holding NaN or inf, naming the input and row.") var checkInputs = false
@@ -96,9 +104,10 @@ struct Predict: ParsableCommand {
             guard outputs.count == lib.outputs.count else {
                 throw UserError(description: "the model has \(lib.outputs.count) output(s) (\(lib.outputs.map(\.name).joined(separator: ", "))), \(outputs.count) --output given")
             }
+            try checkStatefulBatch(lib, batchSize)
             let xs = try inputs.map { try NPY.read(path: $0) }
             if checkInputs { try checkFinite(xs, names: lib.inputs.map(\.name), role: "input") }
-            var ys = try lib.predict(xs, batchSize: batchSize)
+            var ys = try lib.predict(xs, batchSize: batchSize ?? 256)
             if classes { ys = try ys.map { try classIds($0) } }
             for (y, path) in zip(ys, outputs) { try NPY.write(y, path: path) }
         } catch { fail(error) }
@@ -111,7 +120,7 @@ struct Fit: ParsableCommand {
     @Option(name: .customLong("x"), help: "A training input .npy, one per model input.") var xs: [String] = []
     @Option(name: .customLong("y"), help: "A target .npy, one per model output.") var ys: [String] = []
     @Option(help: "Epochs.") var epochs: Int = 1
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize: Int = 32
+    @Option(name: .customLong("batch-size"), help: "Batch size (default 32; a model with stateful layers: its fixed batch size, in row order).") var batchSize: Int?
     @Flag(name: .customLong("shuffle"), inversion: .prefixedNo, help: "Shuffle the rows each epoch, repeatably from --seed (default); --no-shuffle: batches in row order.")
     var shuffle = true
     @Option(help: "Seed for shuffling and dropout: the same seed gives the same row order and the same result.") var seed: UInt64 = 0
@@ -153,8 +162,9 @@ struct Fit: ParsableCommand {
 
     func run() throws {
         do {
-            guard epochs >= 0, batchSize > 0 else { throw UserError(description: "--epochs must be 0 or more and --batch-size 1 or more") }
+            guard epochs >= 0, (batchSize ?? 32) > 0 else { throw UserError(description: "--epochs must be 0 or more and --batch-size 1 or more") }
             let lib = try CompiledLibrary(path: library)
+            try checkStatefulBatch(lib, batchSize)
             guard lib.canTrain else {
                 throw UserError(description: "\(library) was compiled without a training step (its model has no loss); recompile with --loss")
             }
@@ -180,7 +190,7 @@ struct Fit: ParsableCommand {
             }
             let validation = validationXs.isEmpty ? nil
                 : (x: try validationXs.map { try NPY.read(path: $0) }, y: try validationYs.map { try NPY.read(path: $0) })
-            var o = FitOptions(epochs: epochs, batchSize: batchSize, shuffle: shuffle, seed: seed, verbose: true)
+            var o = FitOptions(epochs: epochs, batchSize: batchSize ?? 32, shuffle: shuffle, seed: seed, verbose: true)
             o.verbosity = verbose
             o.initialEpoch = initialEpoch
             o.validationSplit = validationSplit ?? 0

@@ -101,11 +101,11 @@ public class KerasModel {
     public func build() -> KilnIR.Model {
         pullFromLibrary()
         var g = Graph(name: name)
-        var values: [ObjectIdentifier: Value] = [:]   // node -> its output
+        var values: [ObjectIdentifier: [Value]] = [:]   // node -> its outputs
         var layerOutputs: [ObjectIdentifier: [Value]] = [:]
         for t in inputs {
             let v = g.addInput(t.layer.name, t.type!)
-            values[ObjectIdentifier(t.node)] = v
+            values[ObjectIdentifier(t.node)] = [v]
             layerOutputs[ObjectIdentifier(t.layer), default: []].append(v)
         }
         var params: [ObjectIdentifier: [Value]] = [:]
@@ -116,17 +116,17 @@ public class KerasModel {
             }
         }
         for node in nodes {
-            let ins = node.inputs.map { values[ObjectIdentifier($0.node)]! } + params[ObjectIdentifier(node.layer)]!
+            let ins = node.inputs.map { values[ObjectIdentifier($0.node)]![$0.index] } + params[ObjectIdentifier(node.layer)]!
             // Cannot fail: the call inferred the same types when the tensor was made.
-            let v = try! g.add(.layer(node.op!), ins, layer: node.layer.name)[0]
-            values[ObjectIdentifier(node)] = v
-            layerOutputs[ObjectIdentifier(node.layer), default: []].append(v)
+            let vs = try! g.add(.layer(node.op!), ins, layer: node.layer.name)
+            values[ObjectIdentifier(node)] = vs
+            layerOutputs[ObjectIdentifier(node.layer), default: []] += vs
         }
         var used = Set<String>()
         for t in outputs {
             var outName = t.layer.name, k = 1
             while !used.insert(outName).inserted { outName = "\(t.layer.name)_\(k)"; k += 1 }
-            g.addOutput(values[ObjectIdentifier(t.node)]!, name: outName)
+            g.addOutput(values[ObjectIdentifier(t.node)]![t.index], name: outName)
         }
         let firstCall = Dictionary(nodes.map { (ObjectIdentifier($0.layer), $0) }, uniquingKeysWith: { a, _ in a })
         let infos = operations.map { l -> LayerInfo in
@@ -134,7 +134,7 @@ public class KerasModel {
             let trainableCount = l.trainable ? zip(l.weightShapes, l.weightTrainable).filter(\.1).reduce(0) { $0 + $1.0.reduce(1, *) } : 0
             return LayerInfo(name: l.name, className: l.className, outputs: layerOutputs[ObjectIdentifier(l)] ?? [],
                              paramCount: count, trainableCount: trainableCount,
-                             inbound: firstCall[ObjectIdentifier(l)]?.inputs.map { "\($0.layer.name)[0][0]" } ?? [])
+                             inbound: firstCall[ObjectIdentifier(l)]?.inputs.map { "\($0.layer.name)[0][\($0.index)]" } ?? [])
         }
         return KilnIR.Model(graph: g, layers: infos, training: training, isSequential: isSequential)
     }

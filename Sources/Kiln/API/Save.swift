@@ -34,7 +34,7 @@ extension KerasModel {
             callsOf[lid, default: []].append(n)
         }
         func ref(_ t: KerasTensor) -> KerasTensorRef {
-            KerasTensorRef(layer: t.layer.name, nodeIndex: nodeIndex[ObjectIdentifier(t.node)] ?? 0, tensorIndex: 0)
+            KerasTensorRef(layer: t.layer.name, nodeIndex: nodeIndex[ObjectIdentifier(t.node)] ?? 0, tensorIndex: t.index)
         }
         // h5 keys, as Keras gives them over `model.layers`.
         var used: [String: Int] = [:]

@@ -24,7 +24,7 @@ public enum Assign: PrimitiveFamily {
 
     public static func kernel(_ op: PrimOp, _ n: Node, in g: Graph) -> [Step] {
         let t = g.type(n.inputs[1])
-        let k = LoopKernel(buffers: [KBuffer(t.dtype, written: true), KBuffer(t.dtype)], loops: [.int(t.staticCount)],
+        let k = LoopKernel(buffers: [KBuffer(t.dtype, written: true), KBuffer(t.dtype)], loops: [elementCount(t)],
            body: .load(buffer: 1, at: .index(0)), output: 0, outputIndex: .index(0))
         return [.loop(k, args: n.inputs)]
     }

@@ -17,6 +17,10 @@ public enum Layout: PrimitiveFamily {
             try expectArity(ins, 1...1, layer)
             guard perm.sorted() == Array(0..<ins[0].rank) else { throw fail("\(perm) is not a permutation of \(ins[0])") }
             return [TensorType(ins[0].dtype, perm.map { ins[0].shape[$0] })]
+        case .batchRows:
+            try expectArity(ins, 1...1, layer)
+            guard ins[0].rank >= 1, ins[0].shape[0].fixedValue != nil, !ins[0].scalesWithBatch else { throw fail("takes a fixed (B, ...) tensor, got \(ins[0])") }
+            return [TensorType(ins[0].dtype, [.n] + ins[0].shape.dropFirst())]
         case .broadcast(let shape):
             try expectArity(ins, 1...1, layer)
             guard broadcastShapes(ins[0].shape, shape) == shape else { throw fail("cannot broadcast \(ins[0]) to \(shape)") }
@@ -55,6 +59,9 @@ public enum Layout: PrimitiveFamily {
         switch op {
         case .reshape:
             return [try b.reshape(dy, shape(x!))]
+        case .batchRows:
+            // Carried state: not trained through.
+            return [nil]
         case .transpose(let perm):
             var inv = [Int](repeating: 0, count: perm.count)
             for (i, p) in perm.enumerated() { inv[p] = i }
@@ -94,6 +101,9 @@ public enum Layout: PrimitiveFamily {
     public static func evaluate(_ op: PrimOp, _ n: Node, _ ins: [Tensor], _ outDims: [[Int]], _ ctx: inout EvalContext) throws -> [[Double]] {
         switch op {
         case .reshape: return [ins[0].data]
+        case .batchRows:
+            guard ins[0].dims[0] == ctx.n else { throw InterpreterError("batch_rows: \(ins[0].dims[0]) rows of state for a batch of \(ctx.n)") }
+            return [ins[0].data]
         case .transpose(let perm): return [transpose(ins[0], perm)]
         case .broadcast:
             let src = try broadcastSource(ins[0].dims, to: outDims[0])
@@ -114,7 +124,7 @@ public enum Layout: PrimitiveFamily {
         let (ins, args, bufs) = kernelOperands(n, in: g)
         func idx(_ k: Int) -> KExpr { .index(k) }
         switch op {
-        case .reshape:
+        case .reshape, .batchRows:
         return []
         case .broadcast:
         return elementwiseSteps(.arg(0), n, in: g)
@@ -168,6 +178,7 @@ public enum Layout: PrimitiveFamily {
     public static func describe(_ op: PrimOp) -> String {
         switch op {
         case .reshape(let s): return "reshape<\(s.map(\.description).joined(separator: ", "))>"
+        case .batchRows: return "batch_rows"
         case .transpose(let p): return "transpose<\(p)>"
         case .broadcast(let s): return "broadcast<\(s.map(\.description).joined(separator: ", "))>"
         case .concat(let a): return "concat<\(a)>"

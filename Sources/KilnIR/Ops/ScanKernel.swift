@@ -18,6 +18,9 @@ public struct ScanStep: Hashable, Sendable, CustomStringConvertible {
     public var kernel: LoopKernel
     public var args: [Value]
     public var mask: Value?
+    /// The recurrent dropout mask (N, G): the product of gate block k reads h ⊙ its block
+    /// (forward), and block k's dInner·Uᵀ is multiplied by it (backward).
+    public var recurrentDropout: Value? = nil
     /// The product of each step: forward c = a·b (h·U into the scratch); backward
     /// c += a_t·bᵀ (dInner at step t times Uᵀ into the carried dh).
     public var a: Value, b: Value, c: Value
@@ -32,6 +35,7 @@ public struct ScanStep: Hashable, Sendable, CustomStringConvertible {
     public var reads: [Value] {
         var r = zip(kernel.buffers, args).filter { !$0.0.written }.map(\.1) + [b] + initial.compactMap { $0 }
         if let mask { r.append(mask) }
+        if let recurrentDropout { r.append(recurrentDropout) }
         return r
     }
     public var writes: [Value] {
@@ -89,13 +93,16 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         buffers.append(KBuffer(g.type(v).dtype, written: written)); args.append(v); return buffers.count - 1
     }
     func at(_ b: Int, _ i: KExpr) -> KExpr { .load(buffer: b, at: i) }
-    // The mask is the scan's last input, and scan_grad's after dSeq, dLast, dH, dC, U and [rb].
-    let mask: Value? = cell.masked ? (backward ? n.inputs[5 + (cell.recurrentBias ? 1 : 0)] : n.inputs.last) : nil
+    // The mask is the scan's last input; scan_grad has the scan's inputs after proj at 3 + their index.
+    let shift = backward ? 3 : 0
+    let mask: Value? = cell.masked ? n.inputs[shift + cell.inputCount - 1] : nil
+    let dropMask: Value? = cell.recurrentDropout ? n.inputs[shift + cell.recurrentDropoutInput] : nil
+    let initial: [Value?] = (0..<2).map { i in i < cell.stateInputCount ? n.inputs[shift + cell.initialStateInput + i] : nil }
     // A masked scan for inference runs its rows in an order the driver picks (kiln_scan.c: rows whose
     // remaining steps are all masked are left out of the step): the state (h, c, the product) is kept
     // in that order, row i0 standing for batch row rowmap[i0]; the inputs and outputs in batch order.
     // The row map is an int32 buffer the driver supplies; its slot is bound to the mask as a stand-in.
-    let rowMapSlot: Int? = mask != nil && !backward && !cell.records ? {
+    let rowMapSlot: Int? = mask != nil && !backward && !cell.records && !cell.initialState && !cell.recurrentDropout ? {
         buffers.append(KBuffer(.i32)); args.append(mask!); return buffers.count - 1
     }() : nil
     let batchRow = rowMapSlot.map { at($0, row) } ?? row
@@ -162,13 +169,14 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
         var k = LoopKernel(buffers: buffers, loops: [.n, .int(u)], body: first.value, output: first.buffer, outputIndex: first.index)
         k.extraStores = stores
         var step = ScanStep(cell: cell, backward: false, length: time.fixedValue, kernel: k, args: args, mask: mask,
-                            a: hOut, b: n.inputs[1], c: scratch, carries: [hOut, cOut], initial: [nil, nil])
+                            a: hOut, b: n.inputs[1], c: scratch, carries: [hOut, cOut], initial: initial)
+        step.recurrentDropout = dropMask
         if let rowMapSlot { step.rowOrder = ScanStep.RowOrder(rowMap: rowMapSlot, sequence: sb, last: lb) }
         return step
     }
 
     // Inputs dSeq, dLast, dH, dC, U, [rb], [mask], gates, aux, hprev; outputs dProj, dInner, dh, dc.
-    let base = 5 + (cell.recurrentBias ? 1 : 0) + (cell.masked ? 1 : 0)
+    let base = 3 + cell.inputCount
     let dSeq = bind(n.inputs[0]), dLast = bind(n.inputs[1])
     let (gb, ab, pb) = (bind(n.inputs[base]), bind(n.inputs[base + 1]), bind(n.inputs[base + 2]))
     let dProj = bind(n.outputs[0], written: true)
@@ -187,7 +195,11 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     case .lstm:
         let (i, f, cc, o) = (gate(0), gate(1), gate(2), gate(3))
         let cT = at(ab, seq(.scanStep, u))
-        let cPrev = KExpr.guardedLoad(buffer: ab, at: seq(.scanPrevious, u), valid: .compare(.ge, .scanPrevious, .int(0)), otherwise: 0)
+        var cPrev = KExpr.guardedLoad(buffer: ab, at: seq(.scanPrevious, u), valid: .compare(.ge, .scanPrevious, .int(0)), otherwise: 0)
+        // The first step's c_{-1}: the initial c when the scan starts from given states.
+        if let c0 = initial[1] {
+            cPrev = .binary(.add, cPrev, .guardedLoad(buffer: bind(c0), at: mat(u), valid: .compare(.lt, .scanPrevious, .int(0)), otherwise: 0))
+        }
         let tc = act(cT)
         let dC = KExpr.binary(.add, at(dcb, mat(u)), mul(mul(dH, o), activationGrad(cell.activation, tc)))
         let rGrad = { (y: KExpr) in activationGrad(cell.recurrentActivation, y) }
@@ -213,7 +225,9 @@ func scanStep(_ n: Node, in g: Graph) -> ScanStep {
     let first = stores.removeFirst()
     var k = LoopKernel(buffers: buffers, loops: [.n, .int(u)], body: first.value, output: first.buffer, outputIndex: first.index)
     k.extraStores = stores
-    return ScanStep(cell: cell, backward: true, length: time.fixedValue, kernel: k, args: args, mask: mask,
-                    a: n.outputs[dInner == nil ? 0 : 1], b: n.inputs[4], c: n.outputs[2], carries: [n.outputs[2], n.outputs[3]],
-                    initial: [n.inputs[2], n.inputs[3]])
+    var step = ScanStep(cell: cell, backward: true, length: time.fixedValue, kernel: k, args: args, mask: mask,
+                        a: n.outputs[dInner == nil ? 0 : 1], b: n.inputs[4], c: n.outputs[2], carries: [n.outputs[2], n.outputs[3]],
+                        initial: [n.inputs[2], n.inputs[3]])
+    step.recurrentDropout = dropMask
+    return step
 }

@@ -23,9 +23,11 @@ func evalScan(_ cell: ScanCell, _ ins: [Tensor], n: Int) throws -> [[Double]] {
     let proj = ins[0].data, recurrent = ins[1].data
     let rb: [Double]? = cell.recurrentBias ? ins[2].data : nil
     let mask: [Double]? = cell.masked ? ins.last!.data : nil
+    let drop: [Double]? = cell.recurrentDropout ? ins[cell.recurrentDropoutInput].data : nil
     let t = ins[0].dims[1], u = cell.units, g = cell.gates
     var sequence = [Double](repeating: 0, count: n * t * u)
-    var h = [Double](repeating: 0, count: n * u), c = h
+    var h = cell.initialState ? ins[cell.initialStateInput].data : [Double](repeating: 0, count: n * u)
+    var c = cell.stateInputCount > 1 ? ins[cell.initialStateInput + 1].data : [Double](repeating: 0, count: n * u)
     var gatesRec = [Double](repeating: 0, count: n * t * g), aux = [Double](repeating: 0, count: n * t * u)
     var hPrev = aux
     var last = [Double](repeating: 0, count: n * u)
@@ -35,7 +37,9 @@ func evalScan(_ cell: ScanCell, _ ins: [Tensor], n: Int) throws -> [[Double]] {
         for r in 0..<n {
             let x = Array(proj[((r * t + step) * g)..<((r * t + step + 1) * g)])
             let hr = Array(h[(r * u)..<((r + 1) * u)])
-            var inner = (0..<g).map { col in (0..<u).reduce(0.0) { $0 + hr[$1] * recurrent[$1 * g + col] } }
+            // With recurrent dropout, gate block k of the product reads h ⊙ the mask's block k.
+            func dropped(_ i: Int, _ col: Int) -> Double { drop.map { $0[r * g + (col / u) * u + i] } ?? 1 }
+            var inner = (0..<g).map { col in (0..<u).reduce(0.0) { $0 + hr[$1] * dropped($1, col) * recurrent[$1 * g + col] } }
             if let rb { for col in 0..<g { inner[col] += rb[col] } }
             let keep = mask.map { $0[r * t + step] != 0 } ?? true
             for j in 0..<u {

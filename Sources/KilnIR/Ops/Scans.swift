@@ -25,18 +25,29 @@ public enum Scan: PrimitiveFamily {
         let given = try zip(outs, dys).prefix(4).map { o, d in try d ?? b.zeros(b.type(o).shape) }
         let (u, gates) = (cell.units, cell.gates)
         let rows = Dim.product([.n, b.type(n.inputs[0]).shape[1]])!
-        let recurrent = n.inputs[1]
         let rb: Value? = cell.recurrentBias ? n.inputs[2] : nil
-        let mask: Value? = cell.masked ? n.inputs.last : nil
-        let ins = given + [recurrent] + [rb, mask].compactMap { $0 } + Array(outs[5...7])
-        let grads = try b.graph.add(.prim(.scanGrad(cell)), ins, layer: b.layer)
+        // The scan's inputs after proj come again, at 3 + their index (Scan.inferScanGrad).
+        let inputs = given + Array(n.inputs[1...]) + Array(outs[5...7])
+        let grads = try b.graph.add(.prim(.scanGrad(cell)), inputs, layer: b.layer)
         let dProj = grads[0], dInner = cell.kind == .gru ? grads[1] : grads[0]
-        let hPrev = try b.reshape(outs[7], [rows, .fixed(u)])
         let dRows = try b.reshape(dInner, [rows, .fixed(gates)])
-        let dU = try b.p(.matmul(transA: true, transB: false), hPrev, dRows)
+        let dU: Value
+        if cell.recurrentDropout {
+            // Gate block k of the product read h ⊙ mask block k: dU_k = Σ (h_{t-1} ⊙ m_k)ᵀ · dInner_k.
+            let m = n.inputs[cell.recurrentDropoutInput]
+            let blocks = try (0..<(gates / u)).map { k -> Value in
+                let mk = try b.reshape(try b.slice(m, axis: 1, k * u, u), [.n, .fixed(1), .fixed(u)])
+                let hk = try b.reshape(try b.mul(outs[7], mk), [rows, .fixed(u)])
+                return try b.p(.matmul(transA: true, transB: false), hk, try b.slice(dRows, axis: 1, k * u, u))
+            }
+            dU = blocks.count == 1 ? blocks[0] : try b.graph.add(.prim(.concat(axis: 1)), blocks, layer: b.layer)[0]
+        } else {
+            let hPrev = try b.reshape(outs[7], [rows, .fixed(u)])
+            dU = try b.p(.matmul(transA: true, transB: false), hPrev, dRows)
+        }
         let dRb = try rb.map { _ in try b.reduce(.sum, dRows, axes: [0]) }
-        // Inputs: proj, U, [rb], [mask].
-        return [dProj, dU] + (cell.recurrentBias ? [dRb] : []) + (cell.masked ? [nil] : [])
+        // Inputs: proj, U, [rb], then the dropout mask, initial states and mask carry none.
+        return [dProj, dU] + (cell.recurrentBias ? [dRb] : []) + Array(repeating: nil, count: cell.inputCount - cell.recurrentDropoutInput)
     }
 
     public static func evaluate(_ op: PrimOp, _ n: Node, _ ins: [Tensor], _ outDims: [[Int]], _ ctx: inout EvalContext) throws -> [[Double]] {

@@ -7,8 +7,7 @@ import KilnSupport
 
 /// Reads a recurrent layer's settings from its Keras config.
 private func recurrentSpec(_ c: KerasConfig, _ kind: RecurrentKind) throws -> RecurrentSpec {
-    if try c.bool("stateful", false) { throw c.fail("is stateful, which Kiln does not support") }
-    return RecurrentSpec(
+    var spec = RecurrentSpec(
         kind: kind, units: try c.positive("units"), activation: try c.activation("activation", .tanh),
         recurrentActivation: kind == .simpleRNN ? .sigmoid : try c.activation("recurrent_activation", .sigmoid),
         useBias: try c.bool("use_bias", true), returnSequences: try c.bool("return_sequences", false),
@@ -16,6 +15,8 @@ private func recurrentSpec(_ c: KerasConfig, _ kind: RecurrentKind) throws -> Re
         zeroOutputForMask: try c.bool("zero_output_for_mask", false),
         dropout: try c.float("dropout", 0), recurrentDropout: try c.float("recurrent_dropout", 0),
         returnState: try c.bool("return_state", false))
+    spec.stateful = try c.bool("stateful", false)
+    return spec
 }
 
 /// The sequence (batch, time, features) a recurrent layer reads, or the error that says what it got.
@@ -58,16 +59,59 @@ private func recurrentWeights(_ spec: RecurrentSpec, features: Int, prefix: Stri
     return zip(spec.weightShapes(features: features), zip(names, inits)).map { LayerWeight(prefix + $1.0, $0, $1.1) }
 }
 
-private func dropoutRefusal(_ specs: [RecurrentSpec]) -> String? {
-    guard let s = specs.first(where: { $0.dropout > 0 || $0.recurrentDropout > 0 }) else { return nil }
-    return "\(s.kind.rawValue) with dropout or recurrent_dropout cannot be trained by Kiln yet; set them to 0 to train"
+/// One direction of a recurrent layer in the training form: the scan without dropout (what
+/// inference runs) and, when the layer's rates drop something, the scan with Keras' masks
+/// drawn once for the call, whose outputs have the plain ones as their inference forms.
+/// A stateful direction (Keras' stateful=True) starts from the state it carries (h, and c for LSTM,
+/// parameters of the fixed batch's rows, zero until the first call and after reset_states) and
+/// writes its final state back, in training and predict alike.
+private func directions(_ b: inout PrimBuilder, _ specs: [RecurrentSpec], x: Value, weights: [[Value]], mask: Value?,
+                        flips: [Bool], names: [String] = [""], _ ctx: inout LoweringContext) throws -> [PrimBuilder.ScanOutputs] {
+    let carried = try specs.indices.map { i -> [Value] in
+        let s = specs[i]
+        guard s.stateful else { return [] }
+        guard let batch = b.graph.batchSize else {
+            throw ShapeError(layer: b.layer, "is stateful, which needs a fixed batch size: give the model's Input a batch_shape (batch, steps, features)")
+        }
+        return try (s.kind == .lstm ? ["h", "c"] : ["h"]).map { which in
+            let p = b.graph.addParam("\(b.layer)/\(names[i])state_\(which)", .f32([.fixed(batch), .fixed(s.units)]),
+                                     initial: [Float](repeating: 0, count: batch * s.units), trainable: false, role: .carried)
+            return try b.p(.batchRows, p)
+        }
+    }
+    let results = try directionScans(&b, specs, x: x, weights: weights, mask: mask, flips: flips, initial: carried, &ctx)
+    for (r, states) in zip(results, carried) {
+        for (view, final) in zip(states, r.states) { b.graph.stateUpdates.append(StateUpdate(param: view, value: final, inference: true)) }
+    }
+    return results
+}
+
+private func directionScans(_ b: inout PrimBuilder, _ specs: [RecurrentSpec], x: Value, weights: [[Value]], mask: Value?,
+                            flips: [Bool], initial: [[Value]], _ ctx: inout LoweringContext) throws -> [PrimBuilder.ScanOutputs] {
+    // Both projections first, then the scans side by side: the program runs two adjacent
+    // independent scans at once, one per thread.
+    func run(_ drops: [PrimBuilder.RecurrentDropoutMasks?]) throws -> [PrimBuilder.ScanOutputs] {
+        let projs = try specs.indices.map { try b.projection(specs[$0], x: x, weights: weights[$0], inputDropout: drops[$0]?.input ?? []) }
+        return try specs.indices.map { i in
+            try b.scan(specs[i], proj: projs[i].0, recurrent: weights[i][1], recurrentBias: projs[i].1, mask: mask, flipOutput: flips[i],
+                       recurrentDropout: drops[i]?.recurrent, initial: initial[i])
+        }
+    }
+    let plain = try run(specs.map { _ in nil })
+    let drops = try specs.map { try b.recurrentDropoutMasks($0, x: x, &ctx) }
+    guard drops.contains(where: { $0 != nil }) else { return plain }
+    let dropped = try run(drops)
+    for (d, p) in zip(dropped, plain) {
+        for (dv, pv) in zip([d.sequence, d.last] + d.states, [p.sequence, p.last] + p.states) { b.graph.inferenceForms[dv] = pv }
+    }
+    return dropped
 }
 
 /// A recurrent layer's Keras config keys (after name, trainable, dtype).
 private func recurrentConfig(_ s: RecurrentSpec) -> [(String, JSON)] {
     var c: [(String, JSON)] = [
         ("return_sequences", .bool(s.returnSequences)), ("return_state", .bool(s.returnState)),
-        ("go_backwards", .bool(s.goBackwards)), ("stateful", .bool(false)), ("unroll", .bool(false)),
+        ("go_backwards", .bool(s.goBackwards)), ("stateful", .bool(s.stateful)), ("unroll", .bool(false)),
         ("zero_output_for_mask", .bool(s.zeroOutputForMask)), ("units", KerasJSON.int(s.units)),
         ("activation", .string(s.activation.rawValue))]
     if s.kind != .simpleRNN { c.append(("recurrent_activation", .string(s.recurrentActivation.rawValue))) }
@@ -108,11 +152,10 @@ public struct RNNKind: LayerKind {
 
     public var kerasClass: String { spec.kind.rawValue }
     public var needsTimeAxis: Bool { true }
-    public var trainingRefusal: String? { dropoutRefusal([spec]) }
 
     public var description: String {
         let s = spec
-        return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(masked ? ", masked" : "")>"
+        return "\(s.kind.rawValue.lowercased())<\(s.units)\(s.returnSequences ? ", sequences" : "")\(s.goBackwards ? ", backwards" : "")\(s.returnState ? ", state" : "")\(s.stateful ? ", stateful" : "")\(masked ? ", masked" : "")>"
     }
 
     /// Sized by the input's last axis; a wrong input is refused by the shape rule, in the graph,
@@ -139,7 +182,8 @@ public struct RNNKind: LayerKind {
     }
 
     public func lower(_ b: inout PrimBuilder, _ ins: [Value], _ ctx: inout LoweringContext) throws -> [Value] {
-        let r = try b.recurrence(spec, x: ins[0], weights: Array(ins[1...spec.weightCount]), mask: masked ? ins.last : nil).outputs(spec)
+        let r = try directions(&b, [spec], x: ins[0], weights: [Array(ins[1...spec.weightCount])], mask: masked ? ins.last : nil,
+                               flips: [false], &ctx)[0].outputs(spec)
         return [r.main] + r.states
     }
 
@@ -200,7 +244,6 @@ public struct BidirectionalKind: LayerKind {
     }
 
     public var needsTimeAxis: Bool { true }
-    public var trainingRefusal: String? { dropoutRefusal([forward, backward]) }
 
     public var description: String {
         let f = forward
@@ -248,14 +291,11 @@ public struct BidirectionalKind: LayerKind {
         let n = forward.weightCount
         // The backward layer's outputs come in its processing order; they are written back in
         // time order (flipOutput) when its direction differs from the forward layer's.
-        // Both projections first, then the two scans side by side: the program runs two
-        // adjacent independent scans at once, one per thread.
+        // Each direction draws its own dropout masks (Keras' two layers have a cell each).
         let (fws, bws) = (Array(ins[1...n]), Array(ins[(n + 1)...(n + backward.weightCount)]))
-        let (pf, rf) = try b.projection(forward, x: ins[0], weights: fws)
-        let (pb, rb) = try b.projection(backward, x: ins[0], weights: bws)
-        let f = try b.scan(forward, proj: pf, recurrent: fws[1], recurrentBias: rf, mask: mask, flipOutput: false).outputs(forward)
-        let r = try b.scan(backward, proj: pb, recurrent: bws[1], recurrentBias: rb, mask: mask,
-                           flipOutput: backward.goBackwards != forward.goBackwards).outputs(backward)
+        let both = try directions(&b, [forward, backward], x: ins[0], weights: [fws, bws], mask: mask,
+                                  flips: [false, backward.goBackwards != forward.goBackwards], names: ["forward_", "backward_"], &ctx)
+        let f = both[0].outputs(forward), r = both[1].outputs(backward)
         let (x, y) = (f.main, r.main)
         let merged: Value
         switch merge {
@@ -306,12 +346,15 @@ public final class LSTM: RecurrentLayer {
     ///   - returnSequences: output every step (batch, steps, units) instead of the last (batch, units).
     ///   - returnState: also output the final h and c.
     ///   - goBackwards: read the steps from the last to the first.
+    ///   - dropout: in training, the fraction of the input's features dropped (one mask per call, used at every step).
+    ///   - recurrentDropout: in training, the fraction of the state's units dropped before the recurrent product.
     ///   - name: the layer name (default `lstm`, ...).
     public init(_ units: Int, activation: KilnIR.Activation = .tanh, recurrentActivation: KilnIR.Activation = .sigmoid,
                 useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
-                name: String? = nil) {
+                dropout: Float = 0, recurrentDropout: Float = 0, name: String? = nil) {
         super.init(RecurrentSpec(kind: .lstm, units: units, activation: activation, recurrentActivation: recurrentActivation,
-                                 useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards, returnState: returnState),
+                                 useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards,
+                                 dropout: dropout, recurrentDropout: recurrentDropout, returnState: returnState),
                    name: name)
     }
 }
@@ -327,13 +370,15 @@ public final class GRU: RecurrentLayer {
     ///   - returnState: also output the final state.
     ///   - goBackwards: read the steps from the last to the first.
     ///   - resetAfter: apply the reset gate after the recurrent product (Keras' default, true).
+    ///   - dropout: in training, the fraction of the input's features dropped (one mask per call, used at every step).
+    ///   - recurrentDropout: in training, the fraction of the state's units dropped before the recurrent product.
     ///   - name: the layer name (default `gru`, ...).
     public init(_ units: Int, activation: KilnIR.Activation = .tanh, recurrentActivation: KilnIR.Activation = .sigmoid,
                 useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
-                resetAfter: Bool = true, name: String? = nil) {
+                resetAfter: Bool = true, dropout: Float = 0, recurrentDropout: Float = 0, name: String? = nil) {
         super.init(RecurrentSpec(kind: .gru, units: units, activation: activation, recurrentActivation: recurrentActivation,
                                  useBias: useBias, returnSequences: returnSequences, goBackwards: goBackwards, resetAfter: resetAfter,
-                                 returnState: returnState),
+                                 dropout: dropout, recurrentDropout: recurrentDropout, returnState: returnState),
                    name: name)
     }
 }
@@ -347,11 +392,15 @@ public final class SimpleRNN: RecurrentLayer {
     ///   - returnSequences: output every step instead of the last.
     ///   - returnState: also output the final state.
     ///   - goBackwards: read the steps from the last to the first.
+    ///   - dropout: in training, the fraction of the input's features dropped (one mask per call, used at every step).
+    ///   - recurrentDropout: in training, the fraction of the state's units dropped before the recurrent product.
     ///   - name: the layer name (default `simple_rnn`, ...).
     public init(_ units: Int, activation: KilnIR.Activation = .tanh, useBias: Bool = true, returnSequences: Bool = false,
-                returnState: Bool = false, goBackwards: Bool = false, name: String? = nil) {
+                returnState: Bool = false, goBackwards: Bool = false, dropout: Float = 0, recurrentDropout: Float = 0,
+                name: String? = nil) {
         super.init(RecurrentSpec(kind: .simpleRNN, units: units, activation: activation, useBias: useBias,
-                                 returnSequences: returnSequences, goBackwards: goBackwards, returnState: returnState),
+                                 returnSequences: returnSequences, goBackwards: goBackwards, dropout: dropout,
+                                 recurrentDropout: recurrentDropout, returnState: returnState),
                    name: name)
     }
 }
