@@ -1,0 +1,460 @@
+// Legacy HDF5 model files and weight files, turned into the same `KerasModelSpec` the
+// `.keras` reader builds, so that every layer of the layer table imports from them.
+//
+// Files read here:
+//   - a legacy model `.h5` (Keras 2.x / tf.keras `model.save("m.h5")`, Keras 3's legacy
+//     `model.save("m.h5")`): root attributes `model_config` (JSON) and `training_config`
+//     (JSON, optional), and the group `model_weights`;
+//   - a legacy weight-only `.h5` (tf.keras `save_weights("w.h5")`): the `model_weights`
+//     layout at the root;
+//   - a Keras 3 `.weights.h5` (`model.save_weights("m.weights.h5")`): the `layers/<key>/vars`
+//     layout of a `.keras` archive's model.weights.h5.
+//
+// The legacy weight layout: the group holds the attribute `layer_names` (the names of
+// `model.layers`, in order); each layer's group `<name>/` holds the attribute `weight_names`
+// (e.g. "dense/kernel:0" for Keras 2, "sequential/dense/kernel" for Keras 3) in Keras'
+// `trainable_weights + non_trainable_weights` order, and one dataset per name at that path
+// below the layer's group. Long name lists are split over `weight_names0`, `weight_names1`, ...
+// Strings are fixed-length or variable-length (h5py 3 writes variable-length ones).
+//
+// Nothing from the file is executed: a config carrying Python code is refused.
+
+@preconcurrency internal import CHDF5
+import Foundation
+import KilnSupport
+import ZIPFoundation
+
+/// Reads any model file Kiln takes, and a weights file given beside it.
+public enum KerasModelFile {
+    /// Reads the model at `path` (a `.keras` archive or a legacy `.h5`, told apart by their
+    /// content), then, when `weights` is given, replaces its weights with that file's
+    /// (a Keras 3 `.weights.h5`, a legacy weight-only `.h5` or a legacy model `.h5`).
+    public static func read(path: String, weights: String? = nil) throws -> KerasModelSpec {
+        var spec: KerasModelSpec
+        let root: JSON
+        if try LegacyH5.hasHDF5Signature(path) {
+            (spec, root) = try LegacyH5.readModel(path: path)
+        } else {
+            spec = try KerasArchive.read(path: path)
+            root = weights == nil ? .null : try KerasArchive.configJSON(path: path)
+        }
+        if let w = weights {
+            try LegacyH5.loadWeights(path: w, onto: &spec, root: root, modelFile: (path as NSString).lastPathComponent)
+        }
+        return spec
+    }
+}
+
+extension KerasArchive {
+    /// The config.json of the `.keras` file at `path` (already read and checked by `read`).
+    static func configJSON(path: String) throws -> JSON {
+        let display = (path as NSString).lastPathComponent
+        let archive: Archive
+        do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
+            throw KerasImportError("\(display): cannot be read as a .keras archive.")
+        }
+        let bytes = try entryBytes(archive, "config.json", display: display)
+        do { return try JSON.parse(bytes) } catch let e as JSONParseError {
+            throw KerasImportError("\(display): config.json is not valid JSON (\(e.description)).")
+        }
+    }
+}
+
+public enum LegacyH5 {
+    /// Files larger than this are refused before they are read into memory.
+    static let maxFileBytes: UInt64 = 16 << 30
+
+    /// True when the file starts with the HDF5 signature (at offset 0, where Keras' writers
+    /// put it). Missing files and directories are left to the readers' own messages.
+    static func hasHDF5Signature(_ path: String) throws -> Bool {
+        guard let fh = FileHandle(forReadingAtPath: path) else { return false }
+        defer { fh.closeFile() }
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return false }
+        return [UInt8](fh.readData(ofLength: 8)) == KerasArchive.hdf5Signature
+    }
+
+    /// Opens an HDF5 file; `display` names it in messages.
+    static func open(path: String, display: String) throws -> HDF5File {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw KerasImportError("\(display): no such file.")
+        }
+        if isDir.boolValue { throw KerasImportError("\(display): is a directory, not an HDF5 file.") }
+        guard let fh = FileHandle(forReadingAtPath: path) else {
+            throw KerasImportError("\(display): cannot be read (permission denied).")
+        }
+        defer { fh.closeFile() }
+        let size = fh.seekToEndOfFile()
+        if size > maxFileBytes {
+            throw KerasImportError("\(display): is \(size) bytes, more than Kiln reads (16 GiB).")
+        }
+        fh.seek(toFileOffset: 0)
+        let bytes = [UInt8](fh.readData(ofLength: Int(size)))
+        if bytes.isEmpty { throw KerasImportError("\(display): the file is empty, not an HDF5 file.") }
+        do { return try HDF5File(image: bytes) } catch let f as HDF5Failure {
+            if f.message.contains("signature") {
+                throw KerasImportError("\(display): not an HDF5 file (it does not start with the HDF5 signature), so not a Keras .h5 file.")
+            }
+            throw KerasImportError("\(display): \(f.message).")
+        }
+    }
+
+    // MARK: - Model files
+
+    /// Reads a legacy `.h5` model: its spec (weights included) and its config normalized to
+    /// the Keras 3 spelling (for a `.weights.h5` laid onto it).
+    static func readModel(path: String) throws -> (KerasModelSpec, JSON) {
+        let display = (path as NSString).lastPathComponent
+        let h5 = try open(path: path, display: display)
+        guard let text = try h5.stringAttribute("model_config", at: "", display: display)?.joined() else {
+            if try h5.stringAttribute("layer_names", at: "", display: display) != nil {
+                throw KerasImportError("\(display): is a weights-only HDF5 file (it has layer weights but no model_config); give it with --weights beside the model file.")
+            }
+            if h5.kind("layers") == .group {
+                throw KerasImportError("\(display): is a Keras 3 weights file (.weights.h5) without the model's config; give it with --weights beside the model file.")
+            }
+            throw KerasImportError("\(display): is an HDF5 file but not a Keras model: it has no 'model_config' attribute.")
+        }
+        let raw: JSON
+        do { raw = try JSON.parse(text) } catch let e as JSONParseError {
+            throw KerasImportError("\(display): the model_config attribute is not valid JSON (\(e.description)).")
+        }
+        try KerasArchive.refusePythonCode(raw, display: display)
+        let root = try LegacyConfig.normalize(raw, display: display)
+        var spec = try SpecBuilder(display: display, weights: nil).dryRun(root: root)
+        if let tc = try h5.stringAttribute("training_config", at: "", display: display)?.joined() {
+            let tj: JSON
+            do { tj = try JSON.parse(tc) } catch let e as JSONParseError {
+                throw KerasImportError("\(display): the training_config attribute is not valid JSON (\(e.description)).")
+            }
+            spec.compileConfig = try LegacyConfig.compileConfig(tj, display: display)
+        }
+        guard h5.kind("model_weights") == .group else {
+            throw KerasImportError("\(display): has a model_config but no 'model_weights' group, so the model's weights are missing.")
+        }
+        let groups = try legacyLayerWeights(h5, group: "model_weights", display: display)
+        try assignByName(groups, to: &spec, display: display)
+        spec.optimizerVars = optimizerVars(h5)
+        spec.optimizerParamCount = spec.optimizerVars.reduce(0) { $0 + $1.count }
+        return (spec, root)
+    }
+
+    /// The weights of one layer as the legacy layout stores them.
+    struct LayerGroup {
+        var name: String
+        var weights: [KerasWeight]
+    }
+
+    /// The layers of a legacy weights group that hold weights, in `layer_names` order.
+    static func legacyLayerWeights(_ h5: HDF5File, group: String, display: String) throws -> [LayerGroup] {
+        guard let names = try h5.stringAttribute("layer_names", at: group, display: display) else {
+            throw KerasImportError("\(display): the weights group '\(group.isEmpty ? "/" : group)' has no 'layer_names' attribute, so it is not a Keras weights file.")
+        }
+        var out: [LayerGroup] = []
+        var seen = Set<String>()
+        for name in names {
+            guard !seen.contains(name) else { throw KerasImportError("\(display): layer_names lists the layer '\(name)' twice.") }
+            seen.insert(name)
+            let gp = group.isEmpty ? name : group + "/" + name
+            guard h5.kind(gp) == .group else {
+                throw KerasImportError("\(display): layer_names lists the layer '\(name)' but the file has no group for it.")
+            }
+            let wnames = try h5.stringAttribute("weight_names", at: gp, display: display) ?? []
+            var ws: [KerasWeight] = []
+            for w in wnames {
+                let p = gp + "/" + w
+                guard h5.kind(p) == .dataset else {
+                    throw KerasImportError("\(display): layer '\(name)' lists the weight '\(w)' but the file has no dataset for it.")
+                }
+                do {
+                    let (shape, values) = try h5.readFloats(p)
+                    ws.append(KerasWeight(path: p, shape: shape, values: values))
+                } catch let f as HDF5Failure {
+                    throw KerasImportError("\(display): \(f.message) (layer '\(name)').")
+                }
+            }
+            if !ws.isEmpty { out.append(LayerGroup(name: name, weights: ws)) }
+        }
+        return out
+    }
+
+    /// A legacy model file's own weights: matched to the layers by name.
+    static func assignByName(_ groups: [LayerGroup], to spec: inout KerasModelSpec, display: String) throws {
+        var byName: [String: [KerasWeight]] = [:]
+        for g in groups { byName[g.name] = g.weights }
+        let builder = SpecBuilder(display: display, weights: nil)
+        for i in spec.layers.indices {
+            let l = spec.layers[i]
+            let w = byName.removeValue(forKey: l.name) ?? []
+            if let e = builder.expectedWeightCount(l.className, l.config), e != w.count {
+                if w.isEmpty {
+                    throw KerasImportError("\(display): model_weights has no weights for layer '\(l.name)' (\(l.className)), which needs \(e).")
+                }
+                throw KerasImportError("\(display): layer '\(l.name)' (\(l.className)) has \(w.count) weight arrays in model_weights but its config calls for \(e).")
+            }
+            spec.layers[i].weights = w
+        }
+        if let extra = groups.first(where: { byName[$0.name] != nil }) {
+            throw KerasImportError("\(display): model_weights holds weights for a layer '\(extra.name)' that the model_config does not have, so the two do not match.")
+        }
+    }
+
+    /// Keras 3's legacy files store the optimizer's variables as Keras 3 orders them
+    /// (iteration, learning rate, then the slots), which is what resuming needs. Files of
+    /// other writers (Keras 2 orders them otherwise) start a fresh optimizer, as Keras 3 does
+    /// when it cannot set them.
+    static func optimizerVars(_ h5: HDF5File) -> [[Float]] {
+        guard h5.kind("optimizer_weights") == .group,
+              let names = try? h5.stringAttribute("weight_names", at: "optimizer_weights", display: ""),
+              names.count >= 2, names[0].hasSuffix("/iteration"), names[1].hasSuffix("/learning_rate") else { return [] }
+        var out: [[Float]] = []
+        for n in names {
+            guard let v = try? h5.readFloats("optimizer_weights/" + n) else { return [] }
+            out.append(v.values)
+        }
+        return out
+    }
+
+    // MARK: - Weight files (--weights)
+
+    /// Replaces the weights of `spec` (read from `modelFile`, whose Keras 3 config is `root`)
+    /// with those of the weights file at `path`. Counts and shapes must match layer by layer.
+    static func loadWeights(path: String, onto spec: inout KerasModelSpec, root: JSON, modelFile: String) throws {
+        let display = (path as NSString).lastPathComponent
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue, !(try hasHDF5Signature(path)) {
+            throw KerasImportError("\(display): not an HDF5 file (it does not start with the HDF5 signature), so not a Keras weights file (.weights.h5 or .h5).")
+        }
+        let h5 = try open(path: path, display: display)
+        let before = spec.layers.map(\.weights)
+        if h5.kind("layers") == .group {
+            // Keras 3 layout: the layers' keys come from the model's config.
+            var b = SpecBuilder(display: display, weights: h5)
+            b.weightsFile = "the weights file"
+            let other = try b.build(root: root)
+            guard other.layers.count == spec.layers.count else {
+                throw KerasImportError("\(display): does not hold the weights of \(modelFile)'s model.")
+            }
+            for i in spec.layers.indices { spec.layers[i].weights = other.layers[i].weights }
+        } else {
+            let group: String
+            if try h5.stringAttribute("layer_names", at: "", display: display) != nil {
+                group = ""
+            } else if h5.kind("model_weights") == .group {
+                group = "model_weights"
+            } else {
+                throw KerasImportError("\(display): is an HDF5 file but not a Keras weights file: it has neither a 'layers' group (.weights.h5) nor 'layer_names' (a legacy .h5).")
+            }
+            let groups = try legacyLayerWeights(h5, group: group, display: display)
+            // As Keras' load_weights: the layers that have weights, matched in order.
+            let targets = spec.layers.indices.filter { !spec.layers[$0].weights.isEmpty }
+            guard groups.count == targets.count else {
+                throw KerasImportError("\(display): holds weights for \(groups.count) layers (\(groups.map(\.name).joined(separator: ", "))) but \(modelFile)'s model has \(targets.count) layers with weights (\(targets.map { spec.layers[$0].name }.joined(separator: ", "))).")
+            }
+            for (g, i) in zip(groups, targets) {
+                let l = spec.layers[i]
+                guard g.weights.count == l.weights.count else {
+                    throw KerasImportError("\(display): layer '\(g.name)' has \(g.weights.count) weight arrays in the file but the model's layer '\(l.name)' (\(l.className)) has \(l.weights.count).")
+                }
+                spec.layers[i].weights = g.weights
+            }
+        }
+        // Shapes, layer by layer, against the model's own weights.
+        for (i, old) in before.enumerated() {
+            let l = spec.layers[i]
+            guard old.count == l.weights.count else {
+                throw KerasImportError("\(display): layer '\(l.name)' (\(l.className)) has \(l.weights.count) weight arrays in the file but \(old.count) in \(modelFile).")
+            }
+            for (k, (o, n)) in zip(old, l.weights).enumerated() where o.shape != n.shape {
+                throw KerasImportError("\(display): weight \(k) of layer '\(l.name)' (\(l.className)) has shape \(formatShape(n.shape)) in the file but \(formatShape(o.shape)) in \(modelFile).")
+            }
+        }
+    }
+
+    static func formatShape(_ s: [Int]) -> String {
+        "(" + s.map(String.init).joined(separator: ", ") + (s.count == 1 ? ",)" : ")")
+    }
+}
+
+// MARK: - Keras 2 configs in the Keras 3 spelling
+
+enum LegacyConfig {
+    /// The model config with Keras 2's spellings turned into what the `.keras` reader takes.
+    static func normalize(_ raw: JSON, display: String) throws -> JSON {
+        guard case .object = raw else { throw KerasImportError("\(display): the model_config attribute does not hold a JSON object.") }
+        guard let cls = raw["class_name"]?.string else {
+            throw KerasImportError("\(display): the model_config has no 'class_name', so it does not describe a Keras model.")
+        }
+        var cfg = raw["config"] ?? .null
+        // Keras 1 and early Keras 2 wrote a Sequential model's config as the bare list of layers.
+        if cls == "Sequential", let list = cfg.array {
+            cfg = .object([("name", .string("sequential")), ("layers", .array(list))])
+        }
+        return .object([("class_name", .string(cls)), ("config", layerContainer(cfg, depth: 0))])
+    }
+
+    /// A model config: each entry of its `layers` normalized.
+    static func layerContainer(_ cfg: JSON, depth: Int) -> JSON {
+        guard depth < 32, case .object(var items) = cfg else { return cfg }
+        for k in items.indices where items[k].0 == "layers" {
+            if let list = items[k].1.array { items[k].1 = .array(list.map { layerEntry($0, depth: depth + 1) }) }
+        }
+        return .object(items)
+    }
+
+    /// One `{"class_name", "config", ...}` entry.
+    static func layerEntry(_ e: JSON, depth: Int) -> JSON {
+        guard depth < 32, case .object(var items) = e, let cls = e["class_name"]?.string else { return e }
+        for k in items.indices where items[k].0 == "config" {
+            guard case .object(var c) = items[k].1 else { continue }
+            c = layerConfig(cls, c, depth: depth)
+            items[k].1 = .object(c)
+        }
+        return .object(items)
+    }
+
+    static func layerConfig(_ cls: String, _ c0: [(String, JSON)], depth: Int) -> [(String, JSON)] {
+        var c = c0
+        func has(_ k: String) -> Bool { c.contains { $0.0 == k } }
+        // Keras 1: input_dtype; InputLayer's input_dtype too.
+        if let k = c.firstIndex(where: { $0.0 == "input_dtype" }) {
+            let v = c.remove(at: k).1
+            if !has("dtype") { c.append(("dtype", v)) }
+        }
+        if cls == "InputLayer", let k = c.firstIndex(where: { $0.0 == "batch_input_shape" }), !has("batch_shape") {
+            c[k].0 = "batch_shape"
+        }
+        // Wrappers (Bidirectional, TimeDistributed) and RNN cells: the nested layer.
+        for k in c.indices where ["layer", "backward_layer", "cell"].contains(c[k].0) {
+            c[k].1 = layerEntry(c[k].1, depth: depth + 1)
+        }
+        if ["Sequential", "Functional", "Model"].contains(cls) {
+            return layerContainer(.object(c), depth: depth + 1).object ?? c
+        }
+        return c
+    }
+
+    /// A legacy `training_config` as the compile_config of a `.keras` file.
+    static func compileConfig(_ tc: JSON, display: String) throws -> JSON? {
+        guard case .object = tc else { throw KerasImportError("\(display): the training_config attribute does not hold a JSON object.") }
+        guard let loss = tc["loss"], !loss.isNull else { return nil }
+        var items: [(String, JSON)] = [("loss", lossJSON(loss))]
+        if let lw = tc["loss_weights"] { items.append(("loss_weights", lw)) }
+        if let m = tc["metrics"], !m.isNull { items.append(("metrics", .array(flatMetrics(m)))) }
+        guard let opt = tc["optimizer_config"], case .object = opt else {
+            throw KerasImportError("\(display): the training_config has a loss but no optimizer_config.")
+        }
+        items.append(("optimizer", try optimizerJSON(opt, display: display)))
+        return .object(items)
+    }
+
+    /// Keras 2 loss objects: reduction "auto" is Keras 3's "sum_over_batch_size".
+    static func lossJSON(_ j: JSON) -> JSON {
+        switch j {
+        case .array(let a): return .array(a.map(lossJSON))
+        case .object(let items):
+            guard j["class_name"] != nil else { return .object(items.map { ($0.0, lossJSON($0.1)) }) }
+            return .object(items.map { k, v in
+                guard k == "config", case .object(let c) = v else { return (k, v) }
+                return (k, .object(c.map { ($0.0 == "reduction" && $0.1.string == "auto") ? ($0.0, .string("sum_over_batch_size")) : $0 }))
+            })
+        default: return j
+        }
+    }
+
+    /// Metrics as a flat list (Keras 2 could nest them per output).
+    static func flatMetrics(_ j: JSON) -> [JSON] {
+        if let a = j.array { return a.flatMap(flatMetrics) }
+        if let o = j.object, j["class_name"] == nil { return o.flatMap { flatMetrics($0.1) } }
+        return [j]
+    }
+
+    /// Keras 2 optimizer configs: "lr" for the learning rate, a "decay" Kiln cannot follow,
+    /// and class names with a "Custom>" or module prefix.
+    static func optimizerJSON(_ opt: JSON, display: String) throws -> JSON {
+        var cls = opt["class_name"]?.string ?? ""
+        if let r = cls.range(of: ">", options: .backwards) { cls = String(cls[r.upperBound...]) }
+        if let r = cls.range(of: ".", options: .backwards) { cls = String(cls[r.upperBound...]) }
+        var c = opt["config"]?.object ?? []
+        if let k = c.firstIndex(where: { $0.0 == "lr" }) {
+            let v = c.remove(at: k).1
+            if !c.contains(where: { $0.0 == "learning_rate" }) { c.append(("learning_rate", v)) }
+        }
+        if let d = c.first(where: { $0.0 == "decay" })?.1.double, d != 0 {
+            throw KerasImportError("\(display): the optimizer \(cls) uses Keras 2's learning-rate decay (decay=\(d)), which Kiln does not support; Kiln supports a constant learning rate.")
+        }
+        return .object([("class_name", .string(cls)), ("config", .object(c))])
+    }
+}
+
+// MARK: - HDF5 attributes
+
+extension HDF5File {
+    /// The string attribute `name` of the object at `path` ("" for the root) as a list
+    /// (one entry for a scalar), nil when absent. Lists split by Keras over `name0`,
+    /// `name1`, ... are joined. An empty numeric attribute (h5py's empty list) is [].
+    func stringAttribute(_ name: String, at path: String, display: String) throws -> [String]? {
+        if let whole = try readStringAttribute(name, at: path, display: display) { return whole }
+        guard try readStringAttribute(name + "0", at: path, display: display) != nil else { return nil }
+        var out: [String] = []
+        var k = 0
+        while k < 100_000, let part = try readStringAttribute(name + String(k), at: path, display: display) {
+            out += part
+            k += 1
+        }
+        return out
+    }
+
+    private func readStringAttribute(_ name: String, at path: String, display: String) throws -> [String]? {
+        let obj = path.isEmpty ? "/" : path
+        let fail = { (what: String) in
+            KerasImportError("\(display): the attribute '\(name)' of \(path.isEmpty ? "the file" : "'\(path)'") \(what).")
+        }
+        return try HDF5Lib.withLock { () throws -> [String]? in
+            if H5Aexists_by_name(fileID, obj, name, 0) <= 0 { return nil }
+            let aid = H5Aopen_by_name(fileID, obj, name, 0, 0)
+            if aid < 0 { throw fail("cannot be opened (the file is damaged or truncated)") }
+            defer { H5Aclose(aid) }
+            let space = H5Aget_space(aid)
+            if space < 0 { throw fail("has an unreadable shape") }
+            defer { H5Sclose(space) }
+            let n = H5Sget_simple_extent_npoints(space)
+            if n < 0 || n > 10_000_000 { throw fail("has an unreadable shape") }
+            let ftype = H5Aget_type(aid)
+            if ftype < 0 { throw fail("has an unreadable type") }
+            defer { H5Tclose(ftype) }
+            let cls = H5Tget_class(ftype)
+            if cls != H5T_STRING {
+                if n == 0 { return [] }   // h5py writes an empty list as an empty float array
+                throw fail("is not a string")
+            }
+            if n == 0 { return [] }
+            let count = Int(n)
+            if H5Tis_variable_str(ftype) > 0 {
+                let mtype = H5Tcopy(H5T_C_S1_g)
+                if mtype < 0 { throw fail("cannot be read") }
+                defer { H5Tclose(mtype) }
+                H5Tset_size(mtype, -1)   // H5T_VARIABLE, (size_t)-1 (size_t is Int in Swift)
+                H5Tset_cset(mtype, H5Tget_cset(ftype))
+                var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+                let rc = ptrs.withUnsafeMutableBytes { H5Aread(aid, mtype, $0.baseAddress) }
+                if rc < 0 { throw fail("cannot be read (the file is damaged or truncated)") }
+                defer { _ = ptrs.withUnsafeMutableBytes { H5Dvlen_reclaim(mtype, space, 0, $0.baseAddress) } }
+                return ptrs.map { p in p.map { String(cString: $0) } ?? "" }
+            }
+            let size = H5Tget_size(ftype)
+            let (total, overflow) = count.multipliedReportingOverflow(by: size)
+            if size == 0 || overflow || total > image.count { throw fail("is larger than the file could hold") }
+            var buf = [UInt8](repeating: 0, count: total)
+            let rc = buf.withUnsafeMutableBytes { H5Aread(aid, ftype, $0.baseAddress) }
+            if rc < 0 { throw fail("cannot be read (the file is damaged or truncated)") }
+            return (0..<count).map { i in
+                var s = buf[(i * size)..<((i + 1) * size)]
+                if let z = s.firstIndex(of: 0) { s = s[s.startIndex..<z] }
+                while s.last == 0x20 { s = s.dropLast() }   // space-padded strings
+                return String(decoding: s, as: UTF8.self)
+            }
+        }
+    }
+}
