@@ -160,7 +160,9 @@ def make(name, build, data, weights_file, covers, scenario):
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = build()
-    info = {"name": name, "covers": covers, "model": "model.h5"}
+    import keras as keras_package
+    info = {"name": name, "covers": covers, "model": "model.h5",
+            "writer": "tensorflow %s, keras %s" % (tf.__version__, keras_package.__version__)}
     if weights_file:
         model.save(os.path.join(d, "model.h5"))   # the weights the model was built with
         info["compile_args"] = ["--weights", weights_file]
@@ -169,8 +171,7 @@ def make(name, build, data, weights_file, covers, scenario):
         model.save_weights(os.path.join(d, weights_file))
     else:
         model.save(os.path.join(d, "model.h5"))
-    import keras as keras_package
-    info["seed_scenario"] = scenario + " (written by tensorflow %s, keras %s)" % (tf.__version__, keras_package.__version__)
+    info["seed_scenario"] = scenario
     x, tx, ty = data(rng)
     save_arrays(os.path.join(d, "weights"), model.get_weights())
     for i, a in enumerate(x):
