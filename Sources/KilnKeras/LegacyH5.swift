@@ -32,8 +32,12 @@ public enum KerasModelFile {
     public static func read(path: String, weights: String? = nil) throws -> KerasModelSpec {
         var spec: KerasModelSpec
         let root: JSON
+        let ext = (path as NSString).pathExtension.lowercased()
         if try LegacyH5.hasHDF5Signature(path) {
             (spec, root) = try LegacyH5.readModel(path: path)
+        } else if ext == "h5" || ext == "hdf5", FileManager.default.fileExists(atPath: path),
+                  !((try? LegacyH5.startsLikeZip(path)) ?? false) {
+            throw KerasImportError("\((path as NSString).lastPathComponent): not an HDF5 file (it does not start with the HDF5 signature), so not a Keras .h5 model.")
         } else {
             spec = try KerasArchive.read(path: path)
             root = weights == nil ? .null : try KerasArchive.configJSON(path: path)
@@ -72,6 +76,13 @@ public enum LegacyH5 {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return false }
         return [UInt8](fh.readData(ofLength: 8)) == KerasArchive.hdf5Signature
+    }
+
+    /// True when the file starts with "PK" (a .keras archive given another name is read as one).
+    static func startsLikeZip(_ path: String) throws -> Bool {
+        guard let fh = FileHandle(forReadingAtPath: path) else { return false }
+        defer { fh.closeFile() }
+        return [UInt8](fh.readData(ofLength: 2)) == [0x50, 0x4B]
     }
 
     /// Opens an HDF5 file; `display` names it in messages.

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The .h5 files Kiln must refuse (Tests/cases_invalid/h5_*): an HDF5 file that is no Keras model,
+a truncated legacy model, a text file named .h5, and weight files of another model given with
+--weights. Tests/run_conformance.py checks that kiln exits 1 with a message holding every
+string of expect_error, and (for compile_args cases) writes nothing.
+
+    KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/gen_legacy_invalid.py
+"""
+import json
+import os
+import shutil
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import h5py  # noqa: E402
+import numpy as np  # noqa: E402
+import keras  # noqa: E402
+from keras import layers as L  # noqa: E402
+from keras.src.legacy.saving import legacy_h5_format  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+INVALID_DIR = os.path.join(ROOT, "Tests", "cases_invalid")
+
+
+def folder(name):
+    d = os.path.join(INVALID_DIR, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+def write_case(d, info):
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    print("invalid", info["name"])
+
+
+def mlp(units=4):
+    keras.utils.set_random_seed(1)
+    m = keras.Sequential([keras.Input((5,)), L.Dense(units, activation="relu"), L.Dense(2)])
+    m.compile(loss="mse", optimizer="sgd")
+    return m
+
+
+def main():
+    d = folder("h5_no_model_config")
+    with h5py.File(os.path.join(d, "model.h5"), "w") as f:
+        f.create_dataset("data", data=np.arange(6, dtype=np.float32).reshape(2, 3))
+        f.attrs["note"] = "an HDF5 file, not a Keras model"
+    write_case(d, {"name": "h5_no_model_config", "covers": ["file:legacy_h5", "error:file"], "model": "model.h5",
+                   "seed_scenario": "an HDF5 file with one dataset and no model_config attribute",
+                   "expect_error": ["model.h5", "not a Keras model", "model_config"]})
+
+    d = folder("h5_truncated")
+    tmp = os.path.join(d, "full.h5")
+    mlp().save(tmp)
+    data = open(tmp, "rb").read()
+    os.remove(tmp)
+    with open(os.path.join(d, "model.h5"), "wb") as f:
+        f.write(data[: len(data) // 2])
+    write_case(d, {"name": "h5_truncated", "covers": ["file:legacy_h5", "error:file"], "model": "model.h5",
+                   "seed_scenario": "a legacy model.h5 cut to its first half (%d of %d bytes)" % (len(data) // 2, len(data)),
+                   "expect_error": ["model.h5", "truncated"]})
+
+    d = folder("h5_not_hdf5")
+    with open(os.path.join(d, "model.h5"), "w") as f:
+        f.write("model weights, in a text file named .h5\n")
+    write_case(d, {"name": "h5_not_hdf5", "covers": ["file:legacy_h5", "error:file"], "model": "model.h5",
+                   "seed_scenario": "a text file named model.h5",
+                   "expect_error": ["model.h5", "not an HDF5 file"]})
+
+    # Weights of another model: Dense(3) where the model has Dense(4).
+    d = folder("weights_h5_other_model")
+    mlp(4).save(os.path.join(d, "model.keras"))
+    mlp(3).save_weights(os.path.join(d, "model.weights.h5"))
+    write_case(d, {"name": "weights_h5_other_model", "covers": ["file:weights_h5", "error:weights"],
+                   "compile_args": ["--weights", "model.weights.h5"],
+                   "seed_scenario": "model.keras has Dense(4) -> Dense(2) on 5 inputs; model.weights.h5 was saved "
+                                    "from Dense(3) -> Dense(2)",
+                   "expect_error": ["model.weights.h5", "dense", "(5, 3)", "(5, 4)"]})
+
+    d = folder("legacy_weights_other_model")
+    mlp(4).save(os.path.join(d, "model.keras"))
+    keras.utils.set_random_seed(1)
+    other = keras.Sequential([keras.Input((5,)), L.Dense(4), L.Dense(4), L.Dense(2)])
+    with h5py.File(os.path.join(d, "weights.h5"), "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, other)
+    write_case(d, {"name": "legacy_weights_other_model", "covers": ["file:legacy_weights_h5", "error:weights"],
+                   "compile_args": ["--weights", "weights.h5"],
+                   "seed_scenario": "model.keras has two Dense layers; weights.h5 (legacy weight-only) holds three",
+                   "expect_error": ["weights.h5", "3 layers", "2 layers"]})
+
+
+if __name__ == "__main__":
+    main()
