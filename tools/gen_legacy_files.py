@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""The .h5 files Kiln must refuse (Tests/cases_invalid/h5_*): an HDF5 file that is no Keras model,
-a truncated legacy model, a text file named .h5, and weight files of another model given with
---weights. Tests/run_conformance.py checks that kiln exits 1 with a message holding every
-string of expect_error, and (for compile_args cases) writes nothing.
+"""Legacy .h5 files for Kiln's tests, beside the cases of tools/case_sets/legacy.py:
 
-    KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/gen_legacy_invalid.py
+- the files Kiln must refuse (Tests/cases_invalid/h5_*, *_other_model): an HDF5 file that is no
+  Keras model, a truncated legacy model, a text file named .h5, and weight files of another
+  model given with --weights. Tests/run_conformance.py checks that kiln exits 1 with a message
+  holding every string of expect_error, and (for compile_args cases) writes nothing;
+- Tests/legacy_h5/fixed_strings.h5: Tests/cases/legacy_h5_dense_bn/model.h5 with its string
+  attributes rewritten as fixed-length strings, as h5py 2 wrote them (Keras 2 files of that
+  era); Tests/KilnKerasTests/LegacyH5Tests.swift reads both and compares.
+
+    KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/gen_legacy_files.py
 """
 import json
 import os
@@ -42,7 +47,29 @@ def mlp(units=4):
     return m
 
 
+def fixed_strings():
+    src = os.path.join(ROOT, "Tests", "cases", "legacy_h5_dense_bn", "model.h5")
+    d = os.path.join(ROOT, "Tests", "legacy_h5")
+    os.makedirs(d, exist_ok=True)
+    dst = os.path.join(d, "fixed_strings.h5")
+    shutil.copyfile(src, dst)
+    n = 0
+    with h5py.File(dst, "r+") as f:
+        objs = [f]
+        f.visititems(lambda name, obj: objs.append(obj))
+        for obj in objs:
+            for k in list(obj.attrs):
+                v = obj.attrs[k]
+                if isinstance(v, str) or (isinstance(v, np.ndarray) and v.dtype == object):
+                    a = np.array([s.encode("utf8") for s in v] if isinstance(v, np.ndarray) else v.encode("utf8"))
+                    del obj.attrs[k]
+                    obj.attrs.create(k, a, dtype=a.dtype)   # numpy "S" dtype: fixed-length strings
+                    n += 1
+    print("fixed_strings.h5: %d string attributes made fixed-length" % n)
+
+
 def main():
+    fixed_strings()
     d = folder("h5_no_model_config")
     with h5py.File(os.path.join(d, "model.h5"), "w") as f:
         f.create_dataset("data", data=np.arange(6, dtype=np.float32).reshape(2, 3))

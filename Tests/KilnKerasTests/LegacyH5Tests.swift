@@ -1,0 +1,176 @@
+import Foundation
+import XCTest
+import KilnIR
+@testable import KilnKeras
+import KilnRuntime
+import KilnSupport
+
+/// Legacy HDF5 model files and weight files (LegacyH5.swift), on the Keras-made files of
+/// Tests/cases (tools/case_sets/legacy.py, tools/gen_keras2_cases.py) and Tests/legacy_h5.
+final class LegacyH5Tests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func casePath(_ name: String, _ file: String) -> String {
+        root.appendingPathComponent("Tests/cases/\(name)/\(file)").path
+    }
+
+    func tempDir() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("kiln-legacy-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    func errorText(_ body: () throws -> Any) -> String {
+        do { _ = try body() } catch let e as KerasImportError { return e.description } catch {
+            return "unexpected error type: \(error)"
+        }
+        return "no error"
+    }
+
+    /// The case's weights/*.npy, in get_weights() order.
+    func savedWeights(_ name: String) throws -> [[Float]] {
+        let dir = root.appendingPathComponent("Tests/cases/\(name)/weights")
+        return try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted().map {
+            try NPY.read(path: dir.appendingPathComponent($0).path).floats
+        }
+    }
+
+    func assertWeights(_ spec: KerasModelSpec, equal name: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let got = spec.layers.flatMap(\.weights).map(\.values)
+        let want = try savedWeights(name)
+        XCTAssertEqual(got.count, want.count, "weight count", file: file, line: line)
+        for (k, (g, w)) in zip(got, want).enumerated() { XCTAssertEqual(g, w, "weight \(k)", file: file, line: line) }
+    }
+
+    // MARK: model files
+
+    func testKeras3LegacyModelFile() throws {
+        let spec = try KerasModelFile.read(path: casePath("legacy_h5_dense_bn", "model.h5"))
+        XCTAssertEqual(spec.kind, .sequential)
+        XCTAssertEqual(spec.layers.map(\.className), ["InputLayer", "Dense", "BatchNormalization", "Dropout", "Dense"])
+        try assertWeights(spec, equal: "legacy_h5_dense_bn")
+        let cc = try XCTUnwrap(spec.compileConfig)
+        XCTAssertEqual(cc["loss"]?.string, "categorical_crossentropy")
+        XCTAssertEqual(cc["optimizer"]?["class_name"]?.string, "Adam")
+        XCTAssertEqual(cc["optimizer"]?["config"]?["learning_rate"]?.float ?? 0, 0.01, accuracy: 1e-7)
+    }
+
+    func testKeras2FilesBothLayouts() throws {
+        // tf.keras 2.15: a Functional model with list-of-lists inbound_nodes, and a Sequential one.
+        let f = try KerasModelFile.read(path: casePath("k2_functional_masked_lstm_bigru", "model.h5"))
+        XCTAssertEqual(f.kind, .functional)
+        XCTAssertEqual(f.layers.first { $0.className == "LSTM" }?.calls.first?.inputs.first?.layer, "embedding")
+        try assertWeights(f, equal: "k2_functional_masked_lstm_bigru")
+        let s = try KerasModelFile.read(path: casePath("k2_sequential_cnn_bn", "model.h5"))
+        try assertWeights(s, equal: "k2_sequential_cnn_bn")
+    }
+
+    func testFixedLengthStringsReadAsVariableLengthOnes() throws {
+        // h5py 2 wrote fixed-length strings; h5py 3 writes variable-length ones.
+        let fixed = try KerasModelFile.read(path: root.appendingPathComponent("Tests/legacy_h5/fixed_strings.h5").path)
+        let vlen = try KerasModelFile.read(path: casePath("legacy_h5_dense_bn", "model.h5"))
+        XCTAssertEqual(fixed.layers.map(\.name), vlen.layers.map(\.name))
+        XCTAssertEqual(fixed.layers.flatMap(\.weights).map(\.values), vlen.layers.flatMap(\.weights).map(\.values))
+        XCTAssertEqual(fixed.compileConfig, vlen.compileConfig)
+        XCTAssertEqual(fixed.optimizerVars, vlen.optimizerVars)
+    }
+
+    func testTruncatedFilesAreRefusedEverywhere() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: casePath("legacy_h5_lstm_gru_masked", "model.h5")))
+        let dir = try tempDir()
+        for k in 1..<24 {
+            let path = dir.appendingPathComponent("cut\(k).h5").path
+            try data.prefix(data.count * k / 24).write(to: URL(fileURLWithPath: path))
+            let msg = errorText { try KerasModelFile.read(path: path) }
+            XCTAssertTrue(msg.hasPrefix("cut\(k).h5: "), "cut at \(k)/24: \(msg)")
+        }
+    }
+
+    func testWeightFilesAreNotModels() {
+        XCTAssertTrue(errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "weights.h5")) }
+            .contains("weights-only HDF5 file"))
+        XCTAssertTrue(errorText { try KerasModelFile.read(path: self.casePath("weights_h5_cnn_bn", "model.weights.h5")) }
+            .contains("Keras 3 weights file"))
+    }
+
+    // MARK: --weights
+
+    func testWeightFilesReplaceTheModelsWeights() throws {
+        for (name, model, weights) in [("legacy_weights_mlp", "model.keras", "weights.h5"),
+                                       ("weights_h5_functional_gru", "model.keras", "model.weights.h5"),
+                                       ("legacy_h5_with_weights_h5", "model.h5", "model.weights.h5"),
+                                       ("k2_weights_only_td", "model.h5", "weights.h5")] {
+            let own = try KerasModelFile.read(path: casePath(name, model))
+            let spec = try KerasModelFile.read(path: casePath(name, model), weights: casePath(name, weights))
+            try assertWeights(spec, equal: name)
+            XCTAssertNotEqual(own.layers.flatMap(\.weights).map(\.values), spec.layers.flatMap(\.weights).map(\.values), name)
+        }
+    }
+
+    func testAWholeLegacyModelServesAsWeights() throws {
+        // model.h5 of the same architecture given with --weights: its model_weights group is read.
+        let spec = try KerasModelFile.read(path: casePath("legacy_h5_with_weights_h5", "model.h5"),
+                                           weights: casePath("legacy_h5_with_weights_h5", "model.h5"))
+        let own = try KerasModelFile.read(path: casePath("legacy_h5_with_weights_h5", "model.h5"))
+        XCTAssertEqual(own.layers.flatMap(\.weights).map(\.values), spec.layers.flatMap(\.weights).map(\.values))
+    }
+
+    func testWeightsOfAnotherModelAreRefused() {
+        // Another architecture: the legacy file's layer count, then the Keras 3 file's missing groups.
+        let a = errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "model.keras"),
+                                                    weights: self.casePath("legacy_h5_dense_bn", "model.h5")) }
+        XCTAssertTrue(a.hasPrefix("model.h5: holds weights for 3 layers"), a)
+        let b = errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "model.keras"),
+                                                    weights: self.casePath("weights_h5_cnn_bn", "model.weights.h5")) }
+        XCTAssertTrue(b.hasPrefix("model.weights.h5: "), b)
+        let c = errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "model.keras"),
+                                                    weights: self.casePath("legacy_weights_mlp", "x0.npy")) }
+        XCTAssertTrue(c.contains("not an HDF5 file"), c)
+        let d = errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "model.keras"),
+                                                    weights: self.casePath("legacy_weights_mlp", "missing.h5")) }
+        XCTAssertEqual(d, "missing.h5: no such file.")
+    }
+
+    // MARK: Keras 2 spellings
+
+    func testKeras2ConfigSpellings() throws {
+        let raw = try JSON.parse("""
+            {"class_name": "Sequential", "config": [
+              {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 3], "input_dtype": "float32"}},
+              {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM",
+                "config": {"name": "l", "units": 2, "input_dtype": "float32"}}}}]}
+            """)
+        let n = try LegacyConfig.normalize(raw, display: "m.h5")
+        let layers = try XCTUnwrap(n["config"]?["layers"]?.array)
+        XCTAssertEqual(n["config"]?["name"]?.string, "sequential")
+        XCTAssertEqual(layers[0]["config"]?["batch_shape"]?.intsOrNulls, [nil, 3])
+        XCTAssertNil(layers[0]["config"]?["batch_input_shape"])
+        XCTAssertEqual(layers[0]["config"]?["dtype"]?.string, "float32")
+        XCTAssertEqual(layers[1]["config"]?["layer"]?["config"]?["dtype"]?.string, "float32")
+        XCTAssertNil(layers[1]["config"]?["layer"]?["config"]?["input_dtype"])
+    }
+
+    func testKeras2TrainingConfig() throws {
+        let tc = try JSON.parse("""
+            {"loss": {"class_name": "MeanSquaredError", "config": {"reduction": "auto", "name": "mse"}},
+             "metrics": [["accuracy"]], "loss_weights": null,
+             "optimizer_config": {"class_name": "Custom>Adam", "config": {"lr": 0.005, "decay": 0.0, "beta_1": 0.8}}}
+            """)
+        let cc = try XCTUnwrap(try LegacyConfig.compileConfig(tc, display: "m.h5"))
+        let training = try XCTUnwrap(try KerasCompileConfig.parse(cc, outputNames: ["out"], file: "m.h5"))
+        XCTAssertEqual(training.losses.map(\.name), ["mean_squared_error"])
+        XCTAssertEqual(training.optimizer.name, "Adam")
+        XCTAssertEqual(training.optimizer.learningRate, 0.005, accuracy: 1e-9)
+        XCTAssertEqual(training.optimizer.settings["beta_1"] ?? 0, 0.8, accuracy: 1e-7)
+        XCTAssertEqual(training.metrics, ["accuracy"])
+
+        let decay = try JSON.parse("""
+            {"loss": "mse", "optimizer_config": {"class_name": "SGD", "config": {"lr": 0.1, "decay": 0.001}}}
+            """)
+        XCTAssertTrue(errorText { try LegacyConfig.compileConfig(decay, display: "m.h5") as Any }.contains("decay"))
+        let noOptimizer = try JSON.parse(#"{"loss": "mse"}"#)
+        XCTAssertEqual(errorText { try LegacyConfig.compileConfig(noOptimizer, display: "m.h5") as Any },
+                       "m.h5: the training_config has a loss but no optimizer_config.")
+    }
+}
