@@ -132,6 +132,7 @@ public enum LegacyH5 {
             throw KerasImportError("\(display): the model_config attribute is not valid JSON (\(e.description)).")
         }
         try KerasArchive.refusePythonCode(raw, display: display)
+        try LegacyConfig.refuseTensorFlowOps(raw, display: display)
         let root = try LegacyConfig.normalize(raw, display: display)
         var spec = try SpecBuilder(display: display, weights: nil).dryRun(root: root)
         if let tc = try h5.stringAttribute("training_config", at: "", display: display)?.joined() {
@@ -344,6 +345,19 @@ enum LegacyConfig {
             return layerContainer(.object(c), depth: depth + 1).object ?? c
         }
         return c
+    }
+
+    /// tf.keras records TensorFlow functions applied to Keras tensors (`x * 2.0`, `tf.concat`)
+    /// as TFOpLambda layers: TensorFlow code Kiln does not run.
+    static func refuseTensorFlowOps(_ v: JSON, display: String, depth: Int = 0) throws {
+        guard depth < 64 else { return }
+        if let cls = v["class_name"]?.string, ["TFOpLambda", "SlicingOpLambda", "TensorFlowOpLayer"].contains(cls) {
+            let name = v["config"]?["name"]?.string ?? v["name"]?.string ?? "?"
+            let fn = v["config"]?["function"]?.string.map { " '\($0)'" } ?? ""
+            throw KerasImportError("\(display): layer '\(name)' is a TensorFlow operation\(fn) that tf.keras recorded (\(cls)), which Kiln does not run; write it with Keras layers (e.g. Rescaling, Add, Multiply, Concatenate) and save the model again.")
+        }
+        if let a = v.array { for e in a { try refuseTensorFlowOps(e, display: display, depth: depth + 1) } }
+        if let o = v.object { for (_, e) in o { try refuseTensorFlowOps(e, display: display, depth: depth + 1) } }
     }
 
     /// A legacy `training_config` as the compile_config of a `.keras` file.

@@ -151,6 +151,19 @@ final class LegacyH5Tests: XCTestCase {
         XCTAssertNil(layers[1]["config"]?["layer"]?["config"]?["input_dtype"])
     }
 
+    func testTensorFlowOpsAreRefused() throws {
+        // tf.keras 2.15 saves `Dense(2)(x) * 2.0` so.
+        let raw = try JSON.parse("""
+            {"class_name": "Functional", "config": {"name": "model", "layers": [
+              {"class_name": "InputLayer", "config": {"batch_input_shape": [null, 3], "dtype": "float32", "name": "in"}, "name": "in", "inbound_nodes": []},
+              {"class_name": "TFOpLambda", "config": {"name": "tf.math.multiply", "dtype": "float32", "function": "math.multiply"},
+               "name": "tf.math.multiply", "inbound_nodes": [["in", 0, 0, {"y": 2.0, "name": null}]]}],
+             "input_layers": [["in", 0, 0]], "output_layers": [["tf.math.multiply", 0, 0]]}}
+            """)
+        XCTAssertEqual(errorText { try LegacyConfig.refuseTensorFlowOps(raw, display: "m.h5") as Any },
+                       "m.h5: layer 'tf.math.multiply' is a TensorFlow operation 'math.multiply' that tf.keras recorded (TFOpLambda), which Kiln does not run; write it with Keras layers (e.g. Rescaling, Add, Multiply, Concatenate) and save the model again.")
+    }
+
     func testKeras2TrainingConfig() throws {
         let tc = try JSON.parse("""
             {"loss": {"class_name": "MeanSquaredError", "config": {"reduction": "auto", "name": "mse"}},
