@@ -303,32 +303,45 @@ enum LegacyConfig {
         if cls == "Sequential", let list = cfg.array {
             cfg = .object([("name", .string("sequential")), ("layers", .array(list))])
         }
-        return .object([("class_name", .string(cls)), ("config", layerContainer(cfg, depth: 0))])
+        return .object([("class_name", .string(cls)), ("config", try layerContainer(cfg, depth: 0, display: display))])
     }
 
     /// A model config: each entry of its `layers` normalized.
-    static func layerContainer(_ cfg: JSON, depth: Int) -> JSON {
+    static func layerContainer(_ cfg: JSON, depth: Int, display: String) throws -> JSON {
         guard depth < 32, case .object(var items) = cfg else { return cfg }
         for k in items.indices where items[k].0 == "layers" {
-            if let list = items[k].1.array { items[k].1 = .array(list.map { layerEntry($0, depth: depth + 1) }) }
+            if let list = items[k].1.array { items[k].1 = .array(try list.map { try layerEntry($0, depth: depth + 1, display: display) }) }
         }
         return .object(items)
     }
 
     /// One `{"class_name", "config", ...}` entry.
-    static func layerEntry(_ e: JSON, depth: Int) -> JSON {
+    static func layerEntry(_ e: JSON, depth: Int, display: String) throws -> JSON {
         guard depth < 32, case .object(var items) = e, let cls = e["class_name"]?.string else { return e }
         for k in items.indices where items[k].0 == "config" {
             guard case .object(var c) = items[k].1 else { continue }
-            c = layerConfig(cls, c, depth: depth)
+            c = try layerConfig(cls, c, depth: depth, display: display)
             items[k].1 = .object(c)
         }
         return .object(items)
     }
 
-    static func layerConfig(_ cls: String, _ c0: [(String, JSON)], depth: Int) -> [(String, JSON)] {
+    /// Keras 2 options that Keras 3 dropped, with the value that means "not used".
+    static let keras2Only: [(key: String, off: JSON, what: String)] = [
+        ("time_major", .bool(false), "time_major=False (batch first)"),
+        ("virtual_batch_size", .null, "virtual_batch_size None"),
+        ("adjustment", .null, "adjustment None"),
+    ]
+
+    static func layerConfig(_ cls: String, _ c0: [(String, JSON)], depth: Int, display: String) throws -> [(String, JSON)] {
         var c = c0
         func has(_ k: String) -> Bool { c.contains { $0.0 == k } }
+        for opt in keras2Only {
+            if let v = c.first(where: { $0.0 == opt.key })?.1, v != opt.off {
+                let name = c.first { $0.0 == "name" }?.1.string ?? "?"
+                throw KerasImportError("\(display): layer '\(name)' (\(cls)) sets Keras 2's \(opt.key) to \(v.serialized); Kiln supports \(opt.what).")
+            }
+        }
         // Keras 1: input_dtype; InputLayer's input_dtype too.
         if let k = c.firstIndex(where: { $0.0 == "input_dtype" }) {
             let v = c.remove(at: k).1
@@ -339,10 +352,10 @@ enum LegacyConfig {
         }
         // Wrappers (Bidirectional, TimeDistributed) and RNN cells: the nested layer.
         for k in c.indices where ["layer", "backward_layer", "cell"].contains(c[k].0) {
-            c[k].1 = layerEntry(c[k].1, depth: depth + 1)
+            c[k].1 = try layerEntry(c[k].1, depth: depth + 1, display: display)
         }
         if ["Sequential", "Functional", "Model"].contains(cls) {
-            return layerContainer(.object(c), depth: depth + 1).object ?? c
+            return try layerContainer(.object(c), depth: depth + 1, display: display).object ?? c
         }
         return c
     }

@@ -151,6 +151,17 @@ final class LegacyH5Tests: XCTestCase {
         XCTAssertNil(layers[1]["config"]?["layer"]?["config"]?["input_dtype"])
     }
 
+    func testKeras2OnlyOptionsAreRefused() throws {
+        let raw = try JSON.parse("""
+            {"class_name": "Sequential", "config": {"name": "s", "layers": [
+              {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 4, 3]}},
+              {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {"class_name": "LSTM",
+                "config": {"name": "l", "units": 2, "time_major": true}}}}]}}
+            """)
+        XCTAssertEqual(errorText { try LegacyConfig.normalize(raw, display: "m.h5") },
+                       "m.h5: layer 'l' (LSTM) sets Keras 2's time_major to true; Kiln supports time_major=False (batch first).")
+    }
+
     func testTensorFlowOpsAreRefused() throws {
         // tf.keras 2.15 saves `Dense(2)(x) * 2.0` so.
         let raw = try JSON.parse("""
