@@ -8,7 +8,7 @@
 - Tests/cases/legacy_h5_resume_adam: a model saved as legacy model.h5 after 6 steps of Adam
   (optimizer_weights: iteration, learning rate, slots), which Keras 3's load_model restores;
   the reference is the in-memory model's continuation;
-- Tests/legacy_h5/fixed_strings.h5: Tests/cases/legacy_h5_dense_bn/model.h5 with its string
+- Tests/Fixtures/legacy_fixed_strings.h5: Tests/cases/legacy_h5_dense_bn/model.h5 with its string
   attributes rewritten as fixed-length strings, as h5py 2 wrote them (Keras 2 files of that
   era); Tests/KilnKerasTests/LegacyH5Tests.swift reads both and compares.
 
@@ -52,9 +52,9 @@ def mlp(units=4):
 
 def fixed_strings():
     src = os.path.join(ROOT, "Tests", "cases", "legacy_h5_dense_bn", "model.h5")
-    d = os.path.join(ROOT, "Tests", "legacy_h5")
+    d = os.path.join(ROOT, "Tests", "Fixtures")
     os.makedirs(d, exist_ok=True)
-    dst = os.path.join(d, "fixed_strings.h5")
+    dst = os.path.join(d, "legacy_fixed_strings.h5")
     shutil.copyfile(src, dst)
     n = 0
     with h5py.File(dst, "r+") as f:
@@ -68,7 +68,7 @@ def fixed_strings():
                     del obj.attrs[k]
                     obj.attrs.create(k, a, dtype=a.dtype)   # numpy "S" dtype: fixed-length strings
                     n += 1
-    print("fixed_strings.h5: %d string attributes made fixed-length" % n)
+    print("legacy_fixed_strings.h5: %d string attributes made fixed-length" % n)
 
 
 def save_arrays(d, arrays):

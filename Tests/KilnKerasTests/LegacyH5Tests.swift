@@ -1,12 +1,13 @@
 import Foundation
 import XCTest
+import Kiln
 import KilnIR
 @testable import KilnKeras
 import KilnRuntime
 import KilnSupport
 
 /// Legacy HDF5 model files and weight files (LegacyH5.swift), on the Keras-made files of
-/// Tests/cases (tools/case_sets/legacy.py, tools/gen_keras2_cases.py) and Tests/legacy_h5.
+/// Tests/cases (tools/case_sets/legacy.py, tools/gen_keras2_cases.py) and Tests/Fixtures.
 final class LegacyH5Tests: XCTestCase {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
@@ -68,7 +69,7 @@ final class LegacyH5Tests: XCTestCase {
 
     func testFixedLengthStringsReadAsVariableLengthOnes() throws {
         // h5py 2 wrote fixed-length strings; h5py 3 writes variable-length ones.
-        let fixed = try KerasModelFile.read(path: root.appendingPathComponent("Tests/legacy_h5/fixed_strings.h5").path)
+        let fixed = try KerasModelFile.read(path: root.appendingPathComponent("Tests/Fixtures/legacy_fixed_strings.h5").path)
         let vlen = try KerasModelFile.read(path: casePath("legacy_h5_dense_bn", "model.h5"))
         XCTAssertEqual(fixed.layers.map(\.name), vlen.layers.map(\.name))
         XCTAssertEqual(fixed.layers.flatMap(\.weights).map(\.values), vlen.layers.flatMap(\.weights).map(\.values))
@@ -106,6 +107,18 @@ final class LegacyH5Tests: XCTestCase {
             try assertWeights(spec, equal: name)
             XCTAssertNotEqual(own.layers.flatMap(\.weights).map(\.values), spec.layers.flatMap(\.weights).map(\.values), name)
         }
+    }
+
+    func testWeightsOntoASwiftAPIModel() throws {
+        // The architecture of legacy_weights_mlp, written with the Swift API and saved by it.
+        let m = try Sequential([Dense(6, activation: .relu), Dense(2, activation: .sigmoid)], input: Input(shape: [5]))
+        let path = try tempDir().appendingPathComponent("swift.keras").path
+        try m.save(path)
+        let spec = try KerasModelFile.read(path: path, weights: casePath("legacy_weights_mlp", "weights.h5"))
+        try assertWeights(spec, equal: "legacy_weights_mlp")
+        // Compiler.load takes the same option.
+        let model = try Compiler.load(path, weights: casePath("legacy_weights_mlp", "weights.h5"))
+        XCTAssertEqual(model.graph.params.count, 4)
     }
 
     func testAWholeLegacyModelServesAsWeights() throws {
