@@ -37,7 +37,7 @@ public enum KerasArchive {
         let head = [UInt8](fh.readData(ofLength: 8))
         fh.closeFile()
         if head.count == 8, head == hdf5Signature {
-            throw KerasImportError("\(display): is a legacy HDF5 (.h5) Keras model, not a Keras 3 .keras archive; re-save it with Keras 3 as `model.save(\"model.keras\")`.")
+            throw KerasImportError("\(display): is an HDF5 file (a legacy .h5 Keras model), not a Keras 3 .keras archive; KerasModelFile.read, which kiln uses, reads both.")
         }
         let archive: Archive
         do {
