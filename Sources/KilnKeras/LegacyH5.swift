@@ -458,7 +458,7 @@ extension HDF5File {
             if space < 0 { throw fail("has an unreadable shape") }
             defer { H5Sclose(space) }
             let n = H5Sget_simple_extent_npoints(space)
-            if n < 0 || n > 10_000_000 { throw fail("has an unreadable shape") }
+            if n < 0 || n > 1_000_000 { throw fail("has an unreadable shape") }
             let ftype = H5Aget_type(aid)
             if ftype < 0 { throw fail("has an unreadable type") }
             defer { H5Tclose(ftype) }
