@@ -103,11 +103,46 @@ public enum LegacyH5 {
         fh.seek(toFileOffset: 0)
         let bytes = [UInt8](fh.readData(ofLength: Int(size)))
         if bytes.isEmpty { throw KerasImportError("\(display): the file is empty, not an HDF5 file.") }
-        do { return try HDF5File(image: bytes) } catch let f as HDF5Failure {
+        let h5: HDF5File
+        do { h5 = try HDF5File(image: bytes) } catch let f as HDF5Failure {
             if f.message.contains("signature") {
                 throw KerasImportError("\(display): not an HDF5 file (it does not start with the HDF5 signature), so not a Keras .h5 file.")
             }
             throw KerasImportError("\(display): \(f.message).")
+        }
+        try checkGlobalHeaps(bytes, display: display)
+        return h5
+    }
+
+    /// The variable-length strings of h5py 3 (every string attribute Keras writes) live in
+    /// global heap collections ("GCOL"). libhdf5 1.10 loops forever on a collection whose
+    /// objects do not tile it (an object of size 0 at index 0 never advances its parser), so
+    /// every collection is walked here first, as libhdf5 walks it, and a damaged one refused.
+    static func checkGlobalHeaps(_ image: [UInt8], display: String) throws {
+        func u64(_ at: Int) -> UInt64 {
+            var v: UInt64 = 0
+            for k in (0..<8).reversed() { v = v << 8 | UInt64(image[at + k]) }
+            return v
+        }
+        let sig: [UInt8] = [0x47, 0x43, 0x4F, 0x4C, 0x01, 0x00, 0x00, 0x00]   // "GCOL", version 1, reserved
+        var start = 0
+        while start + 16 <= image.count {
+            guard image[start] == 0x47, Array(image[start..<(start + 8)]) == sig else { start += 1; continue }
+            let damaged = KerasImportError("\(display): is damaged: its global heap at byte \(start) (which holds its strings) cannot be read.")
+            let size = u64(start + 8)
+            guard size >= 16, size <= UInt64(image.count - start) else { throw damaged }
+            let end = start + Int(size)
+            var p = start + 16
+            while p < end {
+                if p + 16 > end { break }   // a tail too small for an object header is free space
+                let idx = Int(image[p]) | Int(image[p + 1]) << 8
+                let objSize = u64(p + 8)
+                guard objSize <= UInt64(end - p) else { throw damaged }
+                let need = idx > 0 ? 16 + ((Int(objSize) + 7) & ~7) : Int(objSize)
+                guard need > 0, p + need <= end else { throw damaged }
+                p += need
+            }
+            start = end
         }
     }
 
