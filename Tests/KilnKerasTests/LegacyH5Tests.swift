@@ -88,6 +88,19 @@ final class LegacyH5Tests: XCTestCase {
         }
     }
 
+    func testADamagedGlobalHeapIsRefusedNotLoopedOn() throws {
+        // The first object of the strings' heap collection made an index-0 object of size 0:
+        // libhdf5 1.10 parses it forever; Kiln walks the collection first.
+        var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: casePath("legacy_h5_dense_bn", "model.h5"))))
+        let sig: [UInt8] = Array("GCOL".utf8) + [1, 0, 0, 0]
+        let at = try XCTUnwrap((0..<(data.count - 8)).first { Array(data[$0..<($0 + 8)]) == sig })
+        for k in (at + 16)..<(at + 32) { data[k] = 0 }
+        let path = try tempDir().appendingPathComponent("heap.h5").path
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        XCTAssertEqual(errorText { try KerasModelFile.read(path: path) },
+                       "heap.h5: is damaged: its global heap at byte \(at) (which holds its strings) cannot be read.")
+    }
+
     func testWeightFilesAreNotModels() {
         XCTAssertTrue(errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "weights.h5")) }
             .contains("weights-only HDF5 file"))
