@@ -505,6 +505,7 @@ extension HDF5File {
             if n == 0 { return [] }
             let count = Int(n)
             if H5Tis_variable_str(ftype) > 0 {
+                try checkStringReferences(obj, display: display)
                 let mtype = H5Tcopy(H5T_C_S1_g)
                 if mtype < 0 { throw fail("cannot be read") }
                 defer { H5Tclose(mtype) }
@@ -529,5 +530,103 @@ extension HDF5File {
                 return String(decoding: s, as: UTF8.self)
             }
         }
+    }
+}
+
+// MARK: - Checking variable-length string references before libhdf5 follows them
+
+extension HDF5File {
+    /// libhdf5 1.10 follows a variable-length string's global heap ID without checking it: an
+    /// ID naming an object its collection does not hold makes it read through a null pointer,
+    /// and an object larger than the string's length overruns its buffer. So before reading
+    /// the string attributes of an object, Kiln reads the object's header itself (the version 1
+    /// header h5py writes: its messages and continuation blocks), takes the heap IDs of its
+    /// variable-length attributes, and checks each against the collection it names. A header of
+    /// another version is left to libhdf5 (the collections were still walked on opening).
+    func checkStringReferences(_ path: String, display: String) throws {
+        let damaged = { (what: String) in
+            KerasImportError("\(display): is damaged: \(what) of '\(path)' cannot be read.")
+        }
+        var info = H5O_info_t()
+        if H5Oget_info_by_name2(fileID, path, &info, 1 /* H5O_INFO_BASIC */, 0) < 0 { throw damaged("the object header") }
+        let n = image.count
+        // Offsets and lengths of 8 bytes (what h5py writes) are read here; other sizes are left to libhdf5.
+        let sizesAt = image[8] < 2 ? 13 : 9
+        guard n > 16, image[sizesAt] == 8, image[sizesAt + 1] == 8 else { return }
+        guard info.addr < UInt64(n) else { throw damaged("the object header") }
+        func u16(_ at: Int) -> Int { Int(image[at]) | Int(image[at + 1]) << 8 }
+        func u32(_ at: Int) -> UInt64 { (0..<4).reversed().reduce(0) { $0 << 8 | UInt64(image[at + $1]) } }
+        func u64(_ at: Int) -> UInt64 { (0..<8).reversed().reduce(0) { $0 << 8 | UInt64(image[at + $1]) } }
+        let start = Int(info.addr)
+        guard start + 16 <= n else { throw damaged("the object header") }
+        guard image[start] == 1 else { return }   // not a version 1 header
+        var blocks = [(start + 16, Int(u32(start + 8)))]
+        var refs: [(len: UInt64, addr: UInt64, idx: UInt64)] = []
+        var b = 0
+        while b < blocks.count {
+            guard b < 1000 else { throw damaged("the object header") }
+            let (from, size) = blocks[b]
+            b += 1
+            guard size >= 0, from + size <= n else { throw damaged("the object header") }
+            var p = from
+            while p + 8 <= from + size {
+                let type = u16(p), msize = u16(p + 2), flags = image[p + 4]
+                let data = p + 8
+                guard data + msize <= from + size else { throw damaged("the object header") }
+                if type == 0x10 {   // continuation: another block of messages
+                    guard msize >= 16 else { throw damaged("the object header") }
+                    let (off, len) = (u64(data), u64(data + 8))
+                    guard off < UInt64(n), len <= UInt64(n) - off else { throw damaged("the object header") }
+                    blocks.append((Int(off), Int(len)))
+                } else if type == 0x0C, flags & 0x02 == 0, msize >= 8 {   // an attribute, not shared
+                    let version = image[data]
+                    let nameSize = u16(data + 2), dtSize = u16(data + 4), dsSize = u16(data + 6)
+                    let pad = { (k: Int) in version == 1 ? (k + 7) & ~7 : k }
+                    let dt = data + (version == 3 ? 9 : 8) + pad(nameSize)
+                    let values = dt + pad(dtSize) + pad(dsSize)
+                    guard (1...3).contains(version), values <= data + msize else { throw damaged("an attribute") }
+                    if image[dt] & 0x0F == 9 {   // variable-length: (length, collection address, index) per value
+                        var q = values
+                        while q + 16 <= data + msize {
+                            refs.append((u32(q), u64(q + 4), u32(q + 12)))
+                            q += 16
+                        }
+                    }
+                }
+                p = data + msize
+            }
+        }
+        var collections: [UInt64: [UInt64: UInt64]] = [:]
+        for r in refs where r.len > 0 {
+            if collections[r.addr] == nil { collections[r.addr] = try heapObjects(at: r.addr, display: display) }
+            guard let size = collections[r.addr]?[r.idx], size == r.len else {
+                throw damaged("a string (global heap object \(r.idx) at byte \(r.addr))")
+            }
+        }
+    }
+
+    /// The objects (index: size) of the global heap collection at `addr`, walked as libhdf5 walks it.
+    func heapObjects(at addr: UInt64, display: String) throws -> [UInt64: UInt64] {
+        let damaged = KerasImportError("\(display): is damaged: its global heap at byte \(addr) (which holds its strings) cannot be read.")
+        let n = image.count
+        guard addr <= UInt64(n - 16) else { throw damaged }
+        let start = Int(addr)
+        func u64(_ at: Int) -> UInt64 { (0..<8).reversed().reduce(0) { $0 << 8 | UInt64(image[at + $1]) } }
+        guard Array(image[start..<(start + 8)]) == Array("GCOL".utf8) + [1, 0, 0, 0] else { throw damaged }
+        let size = u64(start + 8)
+        guard size >= 16, size <= UInt64(n - start) else { throw damaged }
+        let end = start + Int(size)
+        var objects: [UInt64: UInt64] = [:]
+        var p = start + 16
+        while p + 16 <= end {
+            let idx = UInt64(image[p]) | UInt64(image[p + 1]) << 8
+            let objSize = u64(p + 8)
+            guard objSize <= UInt64(end - p) else { throw damaged }
+            let need = idx > 0 ? 16 + ((Int(objSize) + 7) & ~7) : Int(objSize)
+            guard need > 0, p + need <= end else { throw damaged }
+            if idx > 0 { objects[idx] = objSize }
+            p += need
+        }
+        return objects
     }
 }
