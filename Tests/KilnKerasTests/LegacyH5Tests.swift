@@ -101,6 +101,20 @@ final class LegacyH5Tests: XCTestCase {
                        "heap.h5: is damaged: its global heap at byte \(at) (which holds its strings) cannot be read.")
     }
 
+    func testAStringNamingAMissingHeapObjectIsRefused() throws {
+        // The collection's first object renumbered: the strings naming it point at nothing, which
+        // libhdf5 1.10 would read through a null pointer.
+        var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: casePath("legacy_weights_mlp", "weights.h5"))))
+        let sig: [UInt8] = Array("GCOL".utf8) + [1, 0, 0, 0]
+        let at = try XCTUnwrap((0..<(data.count - 8)).first { Array(data[$0..<($0 + 8)]) == sig })
+        XCTAssertEqual(Int(data[at + 16]) | Int(data[at + 17]) << 8, 1)
+        data[at + 16] = 200
+        let path = try tempDir().appendingPathComponent("ids.h5").path
+        try Data(data).write(to: URL(fileURLWithPath: path))
+        let msg = errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "model.keras"), weights: path) }
+        XCTAssertTrue(msg.hasPrefix("ids.h5: is damaged: a string (global heap object 1 at byte \(at))"), msg)
+    }
+
     func testWeightFilesAreNotModels() {
         XCTAssertTrue(errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "weights.h5")) }
             .contains("weights-only HDF5 file"))
