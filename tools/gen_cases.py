@@ -1453,7 +1453,9 @@ def main():
     if not pats:   # a full run also removes case folders of cases no longer defined
         known = {c.name for c in CASES}
         for n in os.listdir(CASES_DIR):
-            if n not in known and os.path.isfile(os.path.join(CASES_DIR, n, "case.json")):
+            path = os.path.join(CASES_DIR, n, "case.json")
+            # (cases of other generators name them in case.json's "generator")
+            if n not in known and os.path.isfile(path) and "generator" not in json.load(open(path)):
                 shutil.rmtree(os.path.join(CASES_DIR, n))
     infos = []
     for c in todo:

@@ -161,7 +161,7 @@ def make(name, build, data, weights_file, covers, scenario):
     rng = np.random.default_rng(seed)
     model = build()
     import keras as keras_package
-    info = {"name": name, "covers": covers, "model": "model.h5",
+    info = {"name": name, "covers": covers, "model": "model.h5", "generator": "tools/gen_keras2_cases.py",
             "writer": "tensorflow %s, keras %s" % (tf.__version__, keras_package.__version__)}
     if weights_file:
         model.save(os.path.join(d, "model.h5"))   # the weights the model was built with

@@ -108,7 +108,7 @@ def resume_case():
     h = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     save_arrays(os.path.join(d, "weights_after"), model.get_weights())
     case = {
-        "name": name, "model": "model.h5",
+        "name": name, "model": "model.h5", "generator": "tools/gen_legacy_files.py",
         "covers": ["file:legacy_h5", "Dense", "Dense:tanh", "loss:mse", "optimizer:Adam", "fit:resume", "api:Sequential"],
         "seed_scenario": "a model saved as legacy model.h5 after 6 steps of Adam; continuing fit must start "
                          "from the file's optimizer_weights (iteration count and slots), as Keras 3's load_model does",
