@@ -67,6 +67,18 @@ final class LegacyH5Tests: XCTestCase {
         try assertWeights(s, equal: "k2_sequential_cnn_bn")
     }
 
+    func testAKeras2SequentialWithoutInputLayer() throws {
+        // Keras 2 before 2.4 wrote no InputLayer: the first layer carries batch_input_shape.
+        var spec = try KerasModelFile.read(path: casePath("k2_sequential_cnn_bn", "model.h5"))
+        XCTAssertEqual(spec.layers.first?.className, "InputLayer")
+        let whole = try KerasGraphBuilder.build(spec, file: "model.h5")
+        spec.layers.removeFirst()
+        XCTAssertEqual(spec.layers.first?.config["batch_input_shape"]?.intsOrNulls, [nil, 8, 8, 1])
+        let bare = try KerasGraphBuilder.build(spec, file: "model.h5")
+        XCTAssertEqual(bare.graph.outputs.map { bare.graph.type($0) }, whole.graph.outputs.map { whole.graph.type($0) })
+        XCTAssertEqual(bare.graph.params.map(\.initial), whole.graph.params.map(\.initial))
+    }
+
     func testFixedLengthStringsReadAsVariableLengthOnes() throws {
         // h5py 2 wrote fixed-length strings; h5py 3 writes variable-length ones.
         let fixed = try KerasModelFile.read(path: root.appendingPathComponent("Tests/Fixtures/legacy_fixed_strings.h5").path)
