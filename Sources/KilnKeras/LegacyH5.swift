@@ -33,11 +33,13 @@ public enum KerasModelFile {
         var spec: KerasModelSpec
         let root: JSON
         let ext = (path as NSString).pathExtension.lowercased()
-        if try LegacyH5.hasHDF5Signature(path) {
+        if LegacyH5.hasHDF5Signature(path) {
             (spec, root) = try LegacyH5.readModel(path: path)
-        } else if ext == "h5" || ext == "hdf5", FileManager.default.fileExists(atPath: path),
-                  !((try? LegacyH5.startsLikeZip(path)) ?? false) {
-            throw KerasImportError("\((path as NSString).lastPathComponent): not an HDF5 file (it does not start with the HDF5 signature), so not a Keras .h5 model.")
+        } else if ext == "h5" || ext == "hdf5", LegacyH5.head(path, 2) != [0x50, 0x4B] {
+            // Named .h5 and no zip (a .keras archive given that name is read as one): the HDF5
+            // reader says what is wrong (missing, a directory, empty, not HDF5).
+            _ = try LegacyH5.open(path: path, display: (path as NSString).lastPathComponent)
+            throw KerasImportError("\((path as NSString).lastPathComponent): not an HDF5 file, so not a Keras .h5 model.")
         } else {
             spec = try KerasArchive.read(path: path)
             root = weights == nil ? .null : try KerasArchive.configJSON(path: path)
@@ -68,21 +70,19 @@ public enum LegacyH5 {
     /// Files larger than this are refused before they are read into memory.
     static let maxFileBytes: UInt64 = 16 << 30
 
-    /// True when the file starts with the HDF5 signature (at offset 0, where Keras' writers
-    /// put it). Missing files and directories are left to the readers' own messages.
-    static func hasHDF5Signature(_ path: String) throws -> Bool {
-        guard let fh = FileHandle(forReadingAtPath: path) else { return false }
-        defer { fh.closeFile() }
+    /// The first `n` bytes of a regular file (nil: missing, a directory or unreadable).
+    static func head(_ path: String, _ n: Int) -> [UInt8]? {
         var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return false }
-        return [UInt8](fh.readData(ofLength: 8)) == KerasArchive.hdf5Signature
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue,
+              let fh = FileHandle(forReadingAtPath: path) else { return nil }
+        defer { try? fh.close() }
+        do { return [UInt8](try fh.read(upToCount: n) ?? Data()) } catch { return nil }
     }
 
-    /// True when the file starts with "PK" (a .keras archive given another name is read as one).
-    static func startsLikeZip(_ path: String) throws -> Bool {
-        guard let fh = FileHandle(forReadingAtPath: path) else { return false }
-        defer { fh.closeFile() }
-        return [UInt8](fh.readData(ofLength: 2)) == [0x50, 0x4B]
+    /// True when the file starts with the HDF5 signature (at offset 0, where Keras' writers
+    /// put it). Missing files and directories are left to the readers' own messages.
+    static func hasHDF5Signature(_ path: String) -> Bool {
+        head(path, 8) == KerasArchive.hdf5Signature
     }
 
     /// Opens an HDF5 file; `display` names it in messages.
@@ -100,9 +100,12 @@ public enum LegacyH5 {
         if size > maxFileBytes {
             throw KerasImportError("\(display): is \(size) bytes, more than Kiln reads (16 GiB).")
         }
+        if size == 0 { throw KerasImportError("\(display): the file is empty, not an HDF5 file.") }
         fh.seek(toFileOffset: 0)
-        let bytes = [UInt8](fh.readData(ofLength: Int(size)))
-        if bytes.isEmpty { throw KerasImportError("\(display): the file is empty, not an HDF5 file.") }
+        let bytes: [UInt8]
+        do { bytes = [UInt8](try fh.read(upToCount: Int(size)) ?? Data()) } catch {
+            throw KerasImportError("\(display): cannot be read (\((error as NSError).localizedDescription)).")
+        }
         let h5: HDF5File
         do { h5 = try HDF5File(image: bytes) } catch let f as HDF5Failure {
             if f.message.contains("signature") {
@@ -269,8 +272,7 @@ public enum LegacyH5 {
     /// with those of the weights file at `path`. Counts and shapes must match layer by layer.
     static func loadWeights(path: String, onto spec: inout KerasModelSpec, root: JSON, modelFile: String) throws {
         let display = (path as NSString).lastPathComponent
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue, !(try hasHDF5Signature(path)) {
+        if let h = head(path, 8), !h.isEmpty, h != KerasArchive.hdf5Signature {
             throw KerasImportError("\(display): not an HDF5 file (it does not start with the HDF5 signature), so not a Keras weights file (.weights.h5 or .h5).")
         }
         let h5 = try open(path: path, display: display)

@@ -127,6 +127,20 @@ final class LegacyH5Tests: XCTestCase {
         XCTAssertTrue(msg.hasPrefix("ids.h5: is damaged: a string (global heap object 1 at byte \(at))"), msg)
     }
 
+    func testDirectoriesEmptyAndMissingFilesNamedH5() throws {
+        let dir = try tempDir()
+        let folder = dir.appendingPathComponent("folder.h5")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let empty = dir.appendingPathComponent("empty.h5")
+        try Data().write(to: empty)
+        XCTAssertEqual(errorText { try KerasModelFile.read(path: folder.path) }, "folder.h5: is a directory, not an HDF5 file.")
+        XCTAssertEqual(errorText { try KerasModelFile.read(path: empty.path) }, "empty.h5: the file is empty, not an HDF5 file.")
+        XCTAssertEqual(errorText { try KerasModelFile.read(path: dir.appendingPathComponent("none.h5").path) }, "none.h5: no such file.")
+        let model = casePath("legacy_weights_mlp", "model.keras")
+        XCTAssertEqual(errorText { try KerasModelFile.read(path: model, weights: folder.path) }, "folder.h5: is a directory, not an HDF5 file.")
+        XCTAssertEqual(errorText { try KerasModelFile.read(path: model, weights: empty.path) }, "empty.h5: the file is empty, not an HDF5 file.")
+    }
+
     func testWeightFilesAreNotModels() {
         XCTAssertTrue(errorText { try KerasModelFile.read(path: self.casePath("legacy_weights_mlp", "weights.h5")) }
             .contains("weights-only HDF5 file"))
