@@ -8,7 +8,7 @@ skipped, by name, so the count of what is not yet checked stays visible.
 Also checks the invalid cases (Tests/cases_invalid): kiln must refuse each
 with a message holding the expected substrings and exit status 1.
 """
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, json, os, shutil, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Tags of features not yet in Kiln (recurrent layers and masks come next).
@@ -36,7 +36,18 @@ def invalid_cases(kiln):
         case = json.load(open(os.path.join(root, name, "case.json")))
         want = case["expect_error"]
         want = [want] if isinstance(want, str) else want
-        r = subprocess.run([kiln, "summary", os.path.join(root, name, "model.keras")], capture_output=True, text=True)
+        model = os.path.join(root, name, case.get("model", "model.keras"))
+        if case.get("compile_args"):
+            # Refused at compile time (e.g. a weights file of another model): exit 1, nothing written.
+            out = tempfile.mkdtemp(prefix="kiln-invalid-")
+            extra = [a if a.startswith("-") else os.path.join(root, name, a) for a in case["compile_args"]]
+            r = subprocess.run([kiln, "compile", model, "-o", os.path.join(out, "build")] + extra, capture_output=True, text=True)
+            written = os.path.exists(os.path.join(out, "build"))
+            shutil.rmtree(out, ignore_errors=True)
+            if written:
+                print(f"FAIL invalid/{name}: kiln compile wrote its output folder although it refused the model"); failed += 1; continue
+        else:
+            r = subprocess.run([kiln, "summary", model], capture_output=True, text=True)
         missing = [w for w in want if w.lower() not in r.stderr.lower()]
         if r.returncode != 1 or missing:
             print(f"FAIL invalid/{name}: exit {r.returncode}, missing {missing} in: {r.stderr.strip()}")
@@ -61,7 +72,9 @@ def metric_cases(kiln, tmp):
             continue
         d, tr = os.path.join(root, name), case["train"]
         out = os.path.join(tmp, "metrics_" + name)
-        r = subprocess.run([kiln, "compile", os.path.join(d, "model.keras"), "-o", out], capture_output=True, text=True)
+        extra = [a if a.startswith("-") else os.path.join(d, a) for a in case.get("compile_args", [])]
+        r = subprocess.run([kiln, "compile", os.path.join(d, case.get("model", "model.keras")), "-o", out] + extra,
+                           capture_output=True, text=True)
         lib = [f for f in os.listdir(out) if f.startswith("lib") and f.endswith(".so")] if r.returncode == 0 else []
         if not lib:
             print(f"FAIL metrics/{name}: compile: {r.stderr.strip()}"); failed += 1; continue
@@ -95,7 +108,9 @@ def summary_cases(kiln):
         if not os.path.exists(path):
             continue
         want = json.load(open(path))
-        r = subprocess.run([kiln, "summary", os.path.join(root, name, "model.keras")], capture_output=True, text=True)
+        case_path = os.path.join(root, name, "case.json")
+        model = json.load(open(case_path)).get("model", "model.keras") if os.path.exists(case_path) else "model.keras"
+        r = subprocess.run([kiln, "summary", os.path.join(root, name, model)], capture_output=True, text=True)
         if r.returncode != 0:
             print(f"FAIL summary/{name}: {r.stderr.strip()}"); failed += 1; continue
         rows, totals = [], {}

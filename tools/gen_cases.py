@@ -71,7 +71,7 @@ LADDER = [m * 10.0 ** e for e in range(-7, 2) for m in (1, 2, 5)]
 
 class Case:
     def __init__(self, name, covers, build, compile_args, data, train=True, scenario=None,
-                 epochs=2, batch_size=8, wscale=1.0, metrics_keys=None):
+                 epochs=2, batch_size=8, wscale=1.0, metrics_keys=None, save=None):
         self.name = name
         self.covers = covers
         self.build = build                # () -> uncompiled keras model (dtype from floatx)
@@ -83,6 +83,7 @@ class Case:
         self.batch_size = batch_size
         self.wscale = wscale
         self.metrics_keys = metrics_keys  # history keys stored under case.json "metrics"
+        self.save = save                  # None (model.keras) or a SAVE_FORMATS key (legacy files)
 
 
 CASES = []
@@ -1079,6 +1080,58 @@ def as_list(p):
     return list(p) if isinstance(p, (list, tuple)) else [p]
 
 
+# ---------------------------------------------------------------- legacy files
+
+# save=...: which files a case's model is given as (case.json "model" and "compile_args").
+#   "h5"              model.h5 (Keras' legacy HDF5 model.save)
+#   "weights.h5"      model.keras with other weights + model.weights.h5 (model.save_weights)
+#   "legacy_weights"  model.keras with other weights + weights.h5 (the legacy weight-only .h5 that
+#                     tf.keras' save_weights("w.h5") writes; Keras 3 reads it with load_weights)
+#   "h5+weights.h5"   model.h5 with other weights + model.weights.h5
+SAVE_FORMATS = {
+    "h5": ("model.h5", None),
+    "weights.h5": ("model.keras", "model.weights.h5"),
+    "legacy_weights": ("model.keras", "weights.h5"),
+    "h5+weights.h5": ("model.h5", "model.weights.h5"),
+}
+
+
+def pre_save_model(model, d, fmt):
+    """The model file of a weights-file case, with the weights the model was built with."""
+    model_file, weights_file = SAVE_FORMATS[fmt]
+    if weights_file:
+        model.save(os.path.join(d, model_file))
+
+
+def save_model(model, d, fmt):
+    """Saves the case's model; returns the case.json keys that say how (None: model.keras)."""
+    if not fmt:
+        model.save(os.path.join(d, "model.keras"))
+        return None
+    model_file, weights_file = SAVE_FORMATS[fmt]
+    if not weights_file:
+        model.save(os.path.join(d, model_file))
+        return {"model": model_file}
+    if weights_file == "weights.h5":
+        import h5py
+        from keras.src.legacy.saving import legacy_h5_format
+        with h5py.File(os.path.join(d, weights_file), "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    else:
+        model.save_weights(os.path.join(d, weights_file))
+    return {"model": model_file, "compile_args": ["--weights", weights_file]}
+
+
+def check_saved(d, saved, x, pred):
+    """Keras itself must read the files back to the same predictions."""
+    m = keras.saving.load_model(os.path.join(d, saved["model"]), compile=False)
+    if saved.get("compile_args"):
+        m.load_weights(os.path.join(d, saved["compile_args"][1]))
+    again = as_list(m.predict(x if len(x) > 1 else x[0], verbose=0))
+    for a, b in zip(again, pred):
+        assert np.array_equal(np.asarray(a), np.asarray(b)), "Keras reads %s back differently" % saved
+
+
 # ---------------------------------------------------------------- float32 pass
 
 def make_case(c):
@@ -1090,10 +1143,13 @@ def make_case(c):
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     model = c.build()
+    if c.save:   # the model file keeps the built weights; the case's weights go to the weights file
+        model.compile(**c.compile_args())
+        pre_save_model(model, d, c.save)
     randomize(model, rng, c.wscale)
     x, _, tx, ty = c.data(rng)
     model.compile(**c.compile_args())
-    model.save(os.path.join(d, "model.keras"))
+    saved = save_model(model, d, c.save)
     w0 = model.get_weights()
     save_arrays(os.path.join(d, "weights"), w0)
     names_x = []
@@ -1106,6 +1162,9 @@ def make_case(c):
         np.save(os.path.join(d, "p%d.npy" % i), np.asarray(p))
         names_p.append("p%d.npy" % i)
     info = {"name": c.name, "covers": list(c.covers)}
+    if saved:
+        info.update(saved)
+        check_saved(d, saved, x, pred)
     if c.scenario:
         info["seed_scenario"] = c.scenario
     info.update({"inputs": names_x, "predict": names_p})
@@ -1394,7 +1453,9 @@ def main():
     if not pats:   # a full run also removes case folders of cases no longer defined
         known = {c.name for c in CASES}
         for n in os.listdir(CASES_DIR):
-            if n not in known and os.path.isfile(os.path.join(CASES_DIR, n, "case.json")):
+            path = os.path.join(CASES_DIR, n, "case.json")
+            # (cases of other generators name them in case.json's "generator")
+            if n not in known and os.path.isfile(path) and "generator" not in json.load(open(path)):
                 shutil.rmtree(os.path.join(CASES_DIR, n))
     infos = []
     for c in todo:

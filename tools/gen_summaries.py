@@ -3,7 +3,7 @@
 
     KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/gen_summaries.py [--only SUBSTR]
 
-For each case, Keras loads model.keras and this records what its summary table shows: per
+For each case, Keras loads model.keras (or case.json's "model", with its --weights) and this records what its summary table shows: per
 layer (in the table's order) the name, the class, the output shape as Keras prints it and the
 parameter count, then the trainable and non-trainable totals. Tests/run_conformance.py
 compares `kiln summary` with it.
@@ -50,10 +50,17 @@ def main():
     a = ap.parse_args()
     done = 0
     for name in sorted(os.listdir(CASES)):
-        path = os.path.join(CASES, name, "model.keras")
+        case_path = os.path.join(CASES, name, "case.json")
+        case = json.load(open(case_path)) if os.path.exists(case_path) else {}
+        path = os.path.join(CASES, name, case.get("model", "model.keras"))   # a legacy model.h5 too
         if not os.path.exists(path) or (a.only and not any(p in name for p in a.only)):
             continue
+        if case.get("writer"):   # written by another Keras (tools/gen_keras2_cases.py), which wrote its summary
+            continue
         model = keras.saving.load_model(path, compile=False)
+        args = case.get("compile_args", [])
+        if "--weights" in args:
+            model.load_weights(os.path.join(CASES, name, args[args.index("--weights") + 1]))
         with open(os.path.join(CASES, name, "summary.json"), "w") as f:
             json.dump(summary(model), f, indent=1)
             f.write("\n")

@@ -38,9 +38,10 @@ public struct CompiledArtifacts {
 
 /// The compiler's front door: a model in, libNAME.so + NAME.h out.
 public enum Compiler {
-    /// Loads a model file (a Keras 3 `.keras` archive).
-    public static func load(_ path: String) throws -> Model {
-        let spec = try KerasArchive.read(path: path)
+    /// Loads a model file (a Keras 3 `.keras` archive or a legacy HDF5 `.h5` model, told apart by
+    /// their content), with the weights of `weights` (a `.weights.h5` or a legacy `.h5`) when given.
+    public static func load(_ path: String, weights: String? = nil) throws -> Model {
+        let spec = try KerasModelFile.read(path: path, weights: weights)
         return try KerasGraphBuilder.build(spec, file: (path as NSString).lastPathComponent)
     }
 

@@ -36,10 +36,10 @@ enum HDF5Lib {
 }
 
 final class HDF5File {
-    private var fileID: Int64 = -1
+    private(set) var fileID: Int64 = -1
     /// Keeps the image alive while the file is open (the core driver copies
     /// it, but holding it costs nothing and is safe either way).
-    private var image: [UInt8]
+    private(set) var image: [UInt8]
 
     /// Opens an HDF5 file image held in memory.
     init(image: [UInt8]) throws {

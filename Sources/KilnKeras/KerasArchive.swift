@@ -37,7 +37,7 @@ public enum KerasArchive {
         let head = [UInt8](fh.readData(ofLength: 8))
         fh.closeFile()
         if head.count == 8, head == hdf5Signature {
-            throw KerasImportError("\(display): is a legacy HDF5 (.h5) Keras model, not a Keras 3 .keras archive; re-save it with Keras 3 as `model.save(\"model.keras\")`.")
+            throw KerasImportError("\(display): is an HDF5 file (a legacy .h5 Keras model), not a Keras 3 .keras archive; KerasModelFile.read, which kiln uses, reads both.")
         }
         let archive: Archive
         do {
@@ -261,6 +261,8 @@ let rnnClassNames: Set<String> = ["LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D
 struct SpecBuilder {
     let display: String
     let weights: HDF5File?
+    /// How messages name the weights file (a .weights.h5 given with --weights is not model.weights.h5).
+    var weightsFile = "model.weights.h5"
     var consumed = Set<String>()
 
     init(display: String, weights: HDF5File?) {
@@ -503,16 +505,16 @@ struct SpecBuilder {
         let expected = expectedWeightCount(raw.className, raw.config)
         guard let path = path else {
             if let e = expected, e > 0 {
-                throw fail("model.weights.h5 has no weights for layer '\(raw.name)' (\(raw.className)), which needs \(e).")
+                throw fail("\(weightsFile) has no weights for layer '\(raw.name)' (\(raw.className)), which needs \(e).")
             }
             return []
         }
         let w = try collect(path: path, className: raw.className, config: raw.config, layerName: raw.name)
         if let e = expected, e != w.count {
             if w.isEmpty {
-                throw fail("model.weights.h5 has no weights for layer '\(raw.name)' (\(raw.className)), which needs \(e).")
+                throw fail("\(weightsFile) has no weights for layer '\(raw.name)' (\(raw.className)), which needs \(e).")
             }
-            throw fail("layer '\(raw.name)' (\(raw.className)) has \(w.count) weight arrays in model.weights.h5 but its config calls for \(e).")
+            throw fail("layer '\(raw.name)' (\(raw.className)) has \(w.count) weight arrays in \(weightsFile) but its config calls for \(e).")
         }
         return w
     }
@@ -533,13 +535,13 @@ struct SpecBuilder {
                 guard let key = keys[i] else { continue }
                 guard let sub = try locateLayerGroup(prefix: path + "/layers", key: key, layerName: r.name) else {
                     if let e = expectedWeightCount(r.className, r.config), e > 0 {
-                        throw fail("model.weights.h5 has no weights for layer '\(r.name)' (\(r.className)) inside '\(layerName)', which needs \(e).")
+                        throw fail("\(weightsFile) has no weights for layer '\(r.name)' (\(r.className)) inside '\(layerName)', which needs \(e).")
                     }
                     continue
                 }
                 let w = try collect(path: sub, className: r.className, config: r.config, layerName: r.name, depth: depth + 1)
                 if let e = expectedWeightCount(r.className, r.config), e != w.count {
-                    throw fail("layer '\(r.name)' (\(r.className)) inside '\(layerName)' has \(w.count) weight arrays in model.weights.h5 but its config calls for \(e).")
+                    throw fail("layer '\(r.name)' (\(r.className)) inside '\(layerName)' has \(w.count) weight arrays in \(weightsFile) but its config calls for \(e).")
                 }
                 out += w
             }
@@ -587,13 +589,13 @@ struct SpecBuilder {
         var indices: [Int] = []
         for n in h5.children(vp) {
             guard let k = Int(n), k >= 0, String(k) == n else {
-                throw fail("model.weights.h5 has an unexpected entry '\(vp)/\(n)' in the weights of layer '\(layerName)'.")
+                throw fail("\(weightsFile) has an unexpected entry '\(vp)/\(n)' in the weights of layer '\(layerName)'.")
             }
             indices.append(k)
         }
         indices.sort()
         for (i, k) in indices.enumerated() where i != k {
-            throw fail("model.weights.h5 lacks '\(vp)/\(i)' among the weights of layer '\(layerName)'.")
+            throw fail("\(weightsFile) lacks '\(vp)/\(i)' among the weights of layer '\(layerName)'.")
         }
         var out: [KerasWeight] = []
         for k in indices {
@@ -603,7 +605,7 @@ struct SpecBuilder {
                 out.append(KerasWeight(path: p, shape: shape, values: values))
                 consumed.insert(p)
             } catch let f as HDF5Failure {
-                throw fail("model.weights.h5 \(f.message) (layer '\(layerName)').")
+                throw fail("\(weightsFile) \(f.message) (layer '\(layerName)').")
             }
         }
         return out
@@ -623,7 +625,7 @@ struct SpecBuilder {
                 case .group?: stack.append(cp)
                 case .dataset?:
                     if !consumed.contains(cp) {
-                        throw fail("model.weights.h5 holds weights at '\(cp)' that belong to no layer of config.json, so the two do not match.")
+                        throw fail("\(weightsFile) holds weights at '\(cp)' that belong to no layer of config.json, so the two do not match.")
                     }
                 default: break
                 }

@@ -27,7 +27,7 @@ struct KilnCommand: ParsableCommand {
 
 struct Summary: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print the Keras-style summary table of a model.")
-    @Argument(help: "A Keras 3 .keras file.") var model: String
+    @Argument(help: "A Keras 3 .keras file or a legacy HDF5 .h5 model.") var model: String
     func run() throws {
         do {
             let m = try Compiler.load(model)
@@ -38,8 +38,10 @@ struct Summary: ParsableCommand {
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Compile a model into DIR/libNAME.so and DIR/NAME.h.")
-    @Argument(help: "A Keras 3 .keras file.") var model: String
+    @Argument(help: "A Keras 3 .keras file or a legacy HDF5 .h5 model (Keras 2 / tf.keras, or Keras 3's legacy save).") var model: String
     @Option(name: .shortAndLong, help: "Output directory.") var output: String
+    @Option(help: "Weights to use instead of the model file's: a Keras 3 .weights.h5 or a legacy .h5 (save_weights, or a whole legacy model).")
+    var weights: String?
     @Option(help: "Library name (default: the file's stem, as a C identifier).") var name: String?
     @Option(help: "Loss, overriding the file's compile_config.") var loss: String?
     @Option(help: "Optimizer, overriding the file's compile_config.") var optimizer: String?
@@ -58,7 +60,7 @@ struct Compile: ParsableCommand {
             throw ValidationError("--unroll takes auto, always or never, not '\(unroll)'")
         }
         do {
-            let m = try Compiler.load(model)
+            let m = try Compiler.load(model, weights: weights)
             var o = CompileOptions()
             o.loss = loss; o.optimizer = optimizer; o.learningRate = learningRate
             o.printAfter = Set(printAfter)
