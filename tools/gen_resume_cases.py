@@ -63,7 +63,7 @@ def make(name, make_opt):
     save_arrays(os.path.join(d, "weights_after"), model.get_weights())
     cls = type(opt).__name__
     case = {
-        "name": name,
+        "name": name, "generator": "tools/gen_resume_cases.py",
         "covers": ["Dense", "Dense:tanh", "loss:mse", "optimizer:" + cls, "fit:resume", "api:Sequential"],
         "scenario": "a model saved after 6 steps of %s; continuing fit must start from the saved "
                     "optimizer state (iteration count and slots)" % cls,
