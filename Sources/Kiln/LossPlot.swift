@@ -9,18 +9,40 @@ public enum LossPlot {
         guard !histories.isEmpty else { throw PlotError(description: "no history files given") }
         var series: [(String, [Double])] = []
         for h in histories {
+            // A history is small: refuse a file larger than Kiln parses as JSON before reading it.
+            if let attrs = try? FileManager.default.attributesOfItem(atPath: h),
+               (attrs[.type] as? FileAttributeType) == .typeRegular,
+               let size = (attrs[.size] as? NSNumber)?.intValue, size > KilnLimits.maxJSONBytes {
+                throw PlotError(description: "\(h) is \(KilnLimits.describe(size)), larger than a history file Kiln reads (\(KilnLimits.describe(KilnLimits.maxJSONBytes)); \(KilnLimits.overrideHint))")
+            }
             guard let data = FileManager.default.contents(atPath: h) else {
                 throw PlotError(description: "cannot read history file \(h)")
             }
-            guard let obj = try? JSON.parse([UInt8](data)), let loss = obj["loss"]?.array else {
-                throw PlotError(description: "\(h) is not a history file: expected {\"loss\": [numbers]}")
-            }
-            // A loss that was not finite is written as null: a gap in the curve, as NaN is.
-            let values = loss.compactMap { $0.isNull ? Double.nan : $0.double }
-            guard values.count == loss.count else { throw PlotError(description: "\(h): \"loss\" holds a value that is not a number") }
+            let values = try readHistory([UInt8](data), name: h)
             series.append((((h as NSString).lastPathComponent as NSString).deletingPathExtension, values))
         }
         try svg(series).write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// The most losses one history may hold.
+    public static let maxEpochs = 1_000_000
+
+    /// The losses of a history file's text ({"loss": [numbers or null]}); `name` is used in messages.
+    public static func readHistory(_ bytes: [UInt8], name: String) throws -> [Double] {
+        if bytes.count > KilnLimits.maxJSONBytes {
+            throw PlotError(description: "\(name) is \(KilnLimits.describe(bytes.count)), larger than a history file Kiln reads (\(KilnLimits.describe(KilnLimits.maxJSONBytes)); \(KilnLimits.overrideHint))")
+        }
+        guard let obj = try? JSON.parse(bytes), let loss = obj["loss"]?.array else {
+            throw PlotError(description: "\(name) is not a history file: expected {\"loss\": [numbers]}")
+        }
+        // One value per epoch; the SVG takes tens of bytes per value.
+        if loss.count > maxEpochs {
+            throw PlotError(description: "\(name) holds \(loss.count) losses, more epochs than Kiln plots (\(maxEpochs))")
+        }
+        // A loss that was not finite is written as null: a gap in the curve, as NaN is.
+        let values = loss.compactMap { $0.isNull ? Double.nan : $0.double }
+        guard values.count == loss.count else { throw PlotError(description: "\(name): \"loss\" holds a value that is not a number") }
+        return values
     }
 
     /// The SVG text: one polyline per series, axes, epoch and loss ticks, a legend.

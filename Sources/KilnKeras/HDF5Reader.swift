@@ -3,9 +3,25 @@
 // The file is opened from memory (core driver with a file image), so nothing
 // is written to disk. libhdf5 is not assumed thread-safe: every call holds a
 // process-wide lock.
+//
+// libhdf5 and crafted files (README "Fuzzing and bounded inputs"): libhdf5 runs in
+// Kiln's process, and only on images that passed Kiln's own checks first: the HDF5
+// signature at offset 0, a superblock of version 0 to 3 with 8-byte addresses and
+// lengths, base address 0, and an end-of-file address within the image (so libhdf5
+// never searches the image or reads past it). Kiln then reads only what a Keras
+// weights file needs: hard links (soft and external links are refused: an external
+// link would make libhdf5 open another file), each group at most once (a cycle of
+// hard links is refused), and numeric datasets whose declared size fits
+// `KilnLimits.maxBytes`, the image (at most 1100 bytes per stored byte) and, summed
+// over the file, the limit again -- all checked before a byte of the data is read.
+// Attributes and variable-length strings (the global heap) are never read. This
+// reader is fuzzed (Fuzz/keras) under AddressSanitizer; running libhdf5 in a child
+// process would survive a libhdf5 bug that these checks miss, at the cost of a
+// process per model read, and is not done.
 
 @preconcurrency internal import CHDF5
 import Foundation
+import KilnSupport
 
 /// A failure inside the HDF5 reader; the archive reader turns it into a
 /// `KerasImportError` that names the file.
@@ -50,6 +66,7 @@ final class HDF5File {
         guard image.count >= 8, Array(image[0..<8]) == sig else {
             throw HDF5Failure("is not an HDF5 file (bad signature)")
         }
+        try HDF5File.checkSuperblock(image)
         let fid: hid_t = HDF5Lib.withLock {
             let fapl = H5Pcreate(H5P_CLS_FILE_ACCESS_ID_g)
             if fapl < 0 { return -1 }
@@ -66,6 +83,56 @@ final class HDF5File {
         }
         if fid < 0 { throw HDF5Failure("is damaged or truncated (libhdf5 cannot open it)") }
         fileID = fid
+    }
+
+    /// Kiln's own checks of the superblock, before libhdf5 sees the image.
+    static func checkSuperblock(_ image: [UInt8]) throws {
+        func u64(_ at: Int) -> UInt64? {
+            guard at + 8 <= image.count else { return nil }
+            var v: UInt64 = 0
+            for k in (0..<8).reversed() { v = v << 8 | UInt64(image[at + k]) }
+            return v
+        }
+        guard image.count > 9 else { throw HDF5Failure("is truncated (no superblock)") }
+        let version = image[8]
+        let sizes: (offsets: Int, lengths: Int), base: Int, eof: Int
+        switch version {
+        case 0, 1:
+            sizes = (13, 14)
+            base = version == 0 ? 24 : 28
+            eof = base + 16
+        case 2, 3:
+            sizes = (9, 10)
+            base = 12
+            eof = 28
+        default:
+            throw HDF5Failure("has an HDF5 superblock of version \(version), which Kiln does not read")
+        }
+        guard image.count > sizes.lengths, image[sizes.offsets] == 8, image[sizes.lengths] == 8 else {
+            throw HDF5Failure("is truncated or uses addresses other than 8 bytes wide, which Kiln does not read")
+        }
+        guard let b = u64(base), let e = u64(eof) else { throw HDF5Failure("is truncated (its superblock is cut short)") }
+        guard b == 0 else { throw HDF5Failure("has an HDF5 superblock with a base address other than 0, which Kiln does not read") }
+        guard e <= UInt64(image.count) else {
+            throw HDF5Failure("is truncated: its superblock declares \(e) bytes but it has \(image.count)")
+        }
+    }
+
+    /// Bytes of dataset values read from this file so far (bounded by `KilnLimits.maxBytes`).
+    private var bytesRead = 0
+    /// The file address of the object `path` names through hard links only, or nil.
+    func address(_ path: String) -> UInt64? {
+        HDF5Lib.withLock {
+            var prefix = ""
+            var addr: UInt64? = nil
+            for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
+                prefix = prefix.isEmpty ? String(comp) : prefix + "/" + comp
+                var info = H5L_info_t()
+                if H5Lget_info(fileID, prefix, &info, 0) < 0 || info.type != H5L_TYPE_HARD { return nil }
+                addr = UInt64(info.u.address)
+            }
+            return addr
+        }
     }
 
     deinit {
@@ -85,6 +152,10 @@ final class HDF5File {
             for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
                 prefix = prefix.isEmpty ? String(comp) : prefix + "/" + comp
                 if H5Lexists(fileID, prefix, 0) <= 0 { return nil }
+                // Hard links only: an external link would open another file, a soft link
+                // can point anywhere in this one.
+                var info = H5L_info_t()
+                if H5Lget_info(fileID, prefix, &info, 0) < 0 || info.type != H5L_TYPE_HARD { return nil }
             }
             if prefix.isEmpty { return .group }
             let oid = H5Oopen(fileID, prefix, 0)
@@ -166,6 +237,13 @@ final class HDF5File {
             if bytes.overflow || bytes.partialValue / 1100 > image.count {
                 throw HDF5Failure("has a dataset '\(path)' larger than the file could hold")
             }
+            // In memory: 4 bytes per value, 12 while a non-float32 dataset is converted.
+            let (need, o1) = count.multipliedReportingOverflow(by: cls == H5T_FLOAT && size == 4 ? 4 : 12)
+            let (total, o2) = bytesRead.addingReportingOverflow(need)
+            if o1 || o2 || total > KilnLimits.maxBytes {
+                throw HDF5Failure("has a dataset '\(path)' of shape \(shape) that would bring the weights read to \(o1 || o2 ? "more than \(Int.max) bytes" : KilnLimits.describe(total)), more than Kiln allows (\(KilnLimits.overrideHint))")
+            }
+            bytesRead = total
             if cls == H5T_FLOAT && size == 4 {
                 var out = [Float](repeating: 0, count: count)
                 let rc = out.withUnsafeMutableBytes { H5Dread(did, H5T_NATIVE_FLOAT_g, 0, 0, 0, $0.baseAddress) }
