@@ -91,7 +91,7 @@ for t in "${targets[@]}"; do
     log=$out/fuzz_$t.log
     # KILN_MAX_BYTES keeps what a declared size may allocate well under libFuzzer's memory limit.
     # SWIFT_BACKTRACE: the Swift runtime's own crash handler would hide libFuzzer's report.
-    if KILN_MAX_BYTES=${KILN_MAX_BYTES:-256M} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+    if KILN_MAX_BYTES=${KILN_MAX_BYTES:-256M} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=8} \
         LSAN_OPTIONS=suppressions=$PWD/Fuzz/lsan.supp SWIFT_BACKTRACE=enable=no \
         "$out/fuzz_$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$corpus" "Fuzz/$t/seeds" >"$log" 2>&1; then
