@@ -4,7 +4,7 @@ SWIFT ?= swift
 KILN := .build/debug/kiln
 OUT ?= out
 
-.PHONY: all deps build test unit conformance samples demo bench dependent clean
+.PHONY: all deps build test unit conformance samples demo bench dependent clean fuzz
 
 all: build
 
@@ -53,6 +53,15 @@ BENCH_ARGS ?=
 bench: deps
 	$(SWIFT) build -c release --product kiln
 	KERAS_BACKEND=jax $(BENCH_PY) tools/bench.py --kiln .build/release/kiln --out $(OUT)/bench --budget $(BUDGET) $(BENCH_ARGS)
+
+# Coverage-guided fuzzing of Kiln's readers with libFuzzer (README "Fuzzing and bounded inputs"):
+# each target (npy, history, keras, weights; FUZZ_TARGETS picks some) for FUZZ_SECONDS seconds.
+# `make test` runs each for a few seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	$(SWIFT) package resolve
+	bash tools/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build samples/dependent/.build $(OUT)

@@ -4,6 +4,7 @@
 #   tools/fuzz.sh build [TARGET...]          build the fuzz targets into .build/fuzz/
 #   tools/fuzz.sh run SECONDS [TARGET...]    build, then fuzz each target for SECONDS seconds
 #   tools/fuzz.sh runs N [TARGET...]         build, then fuzz each target for N executions
+#   tools/fuzz.sh brief SECONDS [TARGET...]  as run, from the committed seeds only (`make test`)
 #
 # Targets: npy (Sources/KilnRuntime/NPY.swift), keras (the .keras reader: zip, config.json,
 # model.weights.h5 through libhdf5), history (the history reader of `kiln plot`), weights
@@ -16,10 +17,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
-out=.build/fuzz
+out=${FUZZ_OUT:-.build/fuzz}
 mode=${1:-build}; shift || true
 budget=0
-if [ "$mode" = run ] || [ "$mode" = runs ]; then budget=${1:?"tools/fuzz.sh $mode needs a number"}; shift; fi
+if [ "$mode" = run ] || [ "$mode" = runs ] || [ "$mode" = brief ]; then budget=${1:?"tools/fuzz.sh $mode needs a number"}; shift; fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(npy history keras weights)
 mkdir -p "$out"
@@ -28,7 +29,7 @@ SWIFTC=${SWIFTC:-swiftc}
 CLANG=${CLANG:-clang}
 command -v "$CLANG" >/dev/null || CLANG=/opt/swift/usr/bin/clang
 san=(-sanitize=fuzzer,address)
-sflags=(-O -g -use-ld=lld -swift-version 5 -parse-as-library -I "$out" -module-cache-path "$out/modcache")
+sflags=(${FUZZ_SWIFT_OPT:--O} -g -use-ld=lld -swift-version 5 -parse-as-library -I "$out" -module-cache-path "$out/modcache")
 h5=(-Xcc -I/usr/include/hdf5/serial -I Sources/CHDF5)
 
 # Builds module NAME from the given sources into $out/libNAME.a, when a source is newer.
@@ -85,8 +86,9 @@ for t in "${targets[@]}"; do build "$t"; done
 status=0
 for t in "${targets[@]}"; do
     corpus=$out/corpus/$t crashes=$out/crashes/$t
+    if [ "$mode" = brief ]; then corpus=$out/corpus-brief/$t; rm -rf "$corpus"; fi
     mkdir -p "$corpus" "$crashes"
-    if [ "$mode" = run ]; then limit=(-max_total_time="$budget"); else limit=(-runs="$budget"); fi
+    if [ "$mode" = runs ]; then limit=(-runs="$budget"); else limit=(-max_total_time="$budget"); fi
     echo "== fuzz $t (${limit[*]})"
     log=$out/fuzz_$t.log
     # KILN_MAX_BYTES keeps what a declared size may allocate well under libFuzzer's memory limit.

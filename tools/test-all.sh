@@ -34,6 +34,9 @@ for run in samples/*/run.sh; do
     echo "== sample $name (short)"
     if bash "$run" "$kiln" "$out/$name" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 done
+# The libFuzzer targets of the readers (issue 12), a few seconds each (tools/fuzz.sh; `make fuzz` runs longer).
+echo "== fuzz targets (${FUZZ_SECONDS:-3} s each)"
+if bash tools/fuzz.sh brief "${FUZZ_SECONDS:-3}"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 rm -f "$log"
 
 echo

@@ -4,24 +4,33 @@
 // is written to disk. libhdf5 is not assumed thread-safe: every call holds a
 // process-wide lock.
 //
-// libhdf5 and crafted files (README "Fuzzing and bounded inputs"): libhdf5 runs in
-// Kiln's process, and only on images that passed Kiln's own checks first: the HDF5
+// libhdf5 and crafted files (README "Fuzzing and bounded inputs"): libhdf5 (Debian's
+// 1.10.8) has known memory bugs on crafted files -- Fuzz/keras found a heap overflow in its
+// symbol-table code within minutes -- and Kiln cannot validate a whole HDF5 file itself.
+// So libhdf5 reads a file in Kiln's (the caller's) process only after the very same
+// reading -- every libhdf5 call the reader makes, on the same bytes -- ran in a child
+// process (`HDF5Lib.preflight`, around KerasArchive.readWeights) that exited normally
+// within a time limit; a child that crashed or hung makes the file refused with one
+// sentence, and the caller's process is untouched. A reader of HDF5 files (the legacy
+// .h5 one too) wraps ALL its libhdf5 work in `preflight` the same way. Before even that, Kiln's own checks: the HDF5
 // signature at offset 0, a superblock of version 0 to 3 with 8-byte addresses and
-// lengths, base address 0, and an end-of-file address within the image (so libhdf5
-// never searches the image or reads past it). Kiln then reads only what a Keras
-// weights file needs: hard links (soft and external links are refused: an external
-// link would make libhdf5 open another file), each group at most once (a cycle of
-// hard links is refused), and numeric datasets whose declared size fits
-// `KilnLimits.maxBytes`, the image (at most 1100 bytes per stored byte) and, summed
-// over the file, the limit again -- all checked before a byte of the data is read.
-// Attributes and variable-length strings (the global heap) are never read. This
-// reader is fuzzed (Fuzz/keras) under AddressSanitizer; running libhdf5 in a child
-// process would survive a libhdf5 bug that these checks miss, at the cost of a
-// process per model read, and is not done.
+// lengths, base address 0, and an end-of-file address within the image. Kiln then reads
+// only what a Keras weights file needs: hard links (soft and external links are not
+// followed: an external link would make libhdf5 open another file), each group at most
+// once (a cycle of hard links is refused), and numeric datasets whose declared size fits
+// `KilnLimits.maxBytes`, the image (at most 1100 bytes per stored byte) and, summed over
+// the file, the limit again -- checked before a byte of the data is read. Attributes and
+// variable-length strings (the global heap) are never read. KILN_HDF5_PREFLIGHT=0 skips
+// the child process (faster, for trusted files only).
 
 @preconcurrency internal import CHDF5
 import Foundation
 import KilnSupport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A failure inside the HDF5 reader; the archive reader turns it into a
 /// `KerasImportError` that names the file.
@@ -43,7 +52,82 @@ enum HDF5Lib {
         initialized = true
     }
 
+    /// True in the preflight child, which has one thread and whose copy of `lock` is held by
+    /// the parent's thread (a forked lock cannot be taken again).
+    nonisolated(unsafe) static var inChild = false
+
+    /// The sanitizers' `__sanitizer_set_death_callback` when the program has one (fuzzing).
+    typealias SetCallback = @convention(c) (UnsafeRawPointer?) -> Void
+    static let setDeathCallback: SetCallback? = {
+        #if os(Linux)
+        let everywhere: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
+        #else
+        let everywhere = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
+        #endif
+        return dlsym(everywhere, "__sanitizer_set_death_callback").map { unsafeBitCast($0, to: SetCallback.self) }
+    }()
+
+    /// For the tests: what the child does first (e.g. crash), and the base time limit.
+    nonisolated(unsafe) static var childHook: (() -> Void)? = nil
+    nonisolated(unsafe) static var preflightSeconds = 30.0
+
+    /// Runs `reading` (all of a reader's libhdf5 work on one image of `bytes` bytes, errors
+    /// and all) in a child process first. Nil when the child exited normally; else why the
+    /// file is refused (a crash, or no end within the time limit). The caller then runs the
+    /// same reading itself: the same calls on the same bytes. KILN_HDF5_PREFLIGHT=0 skips
+    /// the child (faster, for trusted files only).
+    static func preflight(bytes: Int, _ reading: () -> Void) -> String? {
+        if ProcessInfo.processInfo.environment["KILN_HDF5_PREFLIGHT"] == "0" { return nil }
+        // No other thread is inside libhdf5 while the child is made (its state is whole there).
+        lock.lock()
+        defer { lock.unlock() }
+        ensureOpen()
+        _ = setDeathCallback  // looked up before the fork (the child takes no loader lock)
+        let pid = fork()
+        if pid < 0 {
+            return "cannot be checked: no process could be started to read it (\(String(cString: strerror(errno))))"
+        }
+        if pid == 0 {
+            inChild = true
+            // The child: no sanitizer or fuzzer report of a libhdf5 fault (the parent refuses
+            // the file), no output at all, no exit handlers.
+            setDeathCallback?(nil)
+            let null = openDevNull()
+            if null >= 0 { dup2(null, 1); dup2(null, 2) }
+            childHook?()
+            reading()
+            _exit(0)
+        }
+        // 30 s, and 1 s more per 10 MB.
+        let seconds = preflightSeconds + Double(bytes) / 10e6
+        let deadline = Date().addingTimeInterval(seconds)
+        var status: Int32 = 0
+        var pause: UInt32 = 50
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return "cannot be checked: its reading process was lost" }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return "makes libhdf5 run for more than \(Int(seconds)) seconds (a damaged or crafted file)"
+            }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
+        }
+        let signal = status & 0x7f
+        if signal != 0 {
+            return "is damaged: libhdf5 crashed reading it (signal \(signal), in a separate process)"
+        }
+        let code = (status >> 8) & 0xff
+        if code != 0 {
+            return "is damaged: libhdf5 failed reading it (exit status \(code), in a separate process)"
+        }
+        return nil
+    }
+
     static func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        if inChild { ensureOpen(); return try body() }
         lock.lock()
         defer { lock.unlock() }
         ensureOpen()
@@ -67,6 +151,10 @@ final class HDF5File {
             throw HDF5Failure("is not an HDF5 file (bad signature)")
         }
         try HDF5File.checkSuperblock(image)
+        try open()
+    }
+
+    private func open() throws {
         let fid: hid_t = HDF5Lib.withLock {
             let fapl = H5Pcreate(H5P_CLS_FILE_ACCESS_ID_g)
             if fapl < 0 { return -1 }
@@ -257,3 +345,5 @@ final class HDF5File {
         }
     }
 }
+
+private func openDevNull() -> Int32 { open("/dev/null", O_WRONLY) }

@@ -112,6 +112,16 @@ public enum KerasArchive {
         // errors are reported as such.
         _ = try SpecBuilder(display: display, weights: nil).dryRun(root: json)
         let h5Bytes = try weights()
+        // libhdf5 reads the file in this process only after the same reading ran whole in a
+        // child process (HDF5Reader.swift, "libhdf5 and crafted files").
+        if let why = HDF5Lib.preflight(bytes: h5Bytes.count, { _ = try? readWeights(json, h5Bytes, display: display) }) {
+            throw KerasImportError("\(display): model.weights.h5 \(why).")
+        }
+        return try readWeights(json, h5Bytes, display: display)
+    }
+
+    /// The spec with its weights from the model.weights.h5 image (libhdf5's part of `read`).
+    static func readWeights(_ json: JSON, _ h5Bytes: [UInt8], display: String) throws -> KerasModelSpec {
         let h5: HDF5File
         do { h5 = try HDF5File(image: h5Bytes) } catch let f as HDF5Failure {
             throw KerasImportError("\(display): model.weights.h5 \(f.message).")
