@@ -150,6 +150,41 @@ final class BoundsKerasTests: XCTestCase {
         XCTAssertThrowsError(try LossPlot.readHistory(deep, name: "deep.json"))
     }
 
+    /// libhdf5 runs in the caller's process only after the same reading ran in a child: a
+    /// child that crashes or hangs refuses the file, and this process goes on.
+    func testLibhdf5CrashOrHangInTheChildRefusesTheFile() {
+        defer { HDF5Lib.childHook = nil; HDF5Lib.preflightSeconds = 30 }
+        // A real fault, as a libhdf5 bug makes (a raised SIGSEGV is caught by the Swift runtime).
+        HDF5Lib.childHook = { UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = 1 }
+        XCTAssertEqual(refusal("dense_ok.keras"),
+                       "dense_ok.keras: model.weights.h5 is damaged: libhdf5 crashed reading it (signal 11, in a separate process).")
+        HDF5Lib.childHook = { _exit(1) }
+        XCTAssertEqual(refusal("dense_ok.keras"),
+                       "dense_ok.keras: model.weights.h5 is damaged: libhdf5 failed reading it (exit status 1, in a separate process).")
+        HDF5Lib.childHook = { while true { sleep(1) } }
+        HDF5Lib.preflightSeconds = 1
+        XCTAssertEqual(refusal("dense_ok.keras"),
+                       "dense_ok.keras: model.weights.h5 makes libhdf5 run for more than 1 seconds (a damaged or crafted file).")
+        HDF5Lib.childHook = nil
+        XCTAssertNoThrow(try KerasArchive.read(path: path("dense_ok.keras")))
+    }
+
+    /// Fuzz/keras found (in the split form of Fuzz/keras/fuzz_keras.swift): a heap overflow in
+    /// libhdf5 1.10.8 (H5G__node_by_idx, strdup of a symbol-table name) while Kiln listed a
+    /// group. Under AddressSanitizer the child dies and the file is refused; without it the
+    /// overflow may go unnoticed, but whatever happens, it happens in the child first.
+    func testFuzzFoundLibhdf5SymbolTableOverflow() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path("keras_libhdf5_symbol_table_overflow.split", "fuzz"))))
+        let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+        let split = min(4 + n, bytes.count)
+        do {
+            _ = try KerasArchive.read(config: Array(bytes[4..<split]), weights: { Array(bytes[split...]) }, display: "f.keras")
+            XCTFail("the crafted file was read")
+        } catch let e as KerasImportError {
+            XCTAssertTrue(e.description.hasPrefix("f.keras: "), e.description)
+        }
+    }
+
     /// Fuzz/keras found: ZIPFoundation's in-memory archive trapped (a range with lowerBound >
     /// upperBound) on an entry whose offset lies past the end of the data.
     func testFuzzFoundZipOffsetPastTheEnd() {
