@@ -4,7 +4,8 @@
 #   tools/fuzz.sh build [TARGET...]          build the fuzz targets into .build/fuzz/
 #   tools/fuzz.sh run SECONDS [TARGET...]    build, then fuzz each target for SECONDS seconds
 #   tools/fuzz.sh runs N [TARGET...]         build, then fuzz each target for N executions
-#   tools/fuzz.sh brief SECONDS [TARGET...]  as run, from the committed seeds only (`make test`)
+#   tools/fuzz.sh brief SECONDS [TARGET...]  as run, from the committed seeds only, built -Onone
+#                                            into .build/fuzz-brief/ (`make test`)
 #
 # Targets: npy (Sources/KilnRuntime/NPY.swift), keras (the .keras reader: zip, config.json,
 # model.weights.h5 through libhdf5), history (the history reader of `kiln plot`), weights
@@ -17,8 +18,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/opt/swift/usr/bin:$PATH
-out=${FUZZ_OUT:-.build/fuzz}
 mode=${1:-build}; shift || true
+out=${FUZZ_OUT:-.build/fuzz}
+# `make test`'s brief runs: unoptimized targets of their own (half the build time).
+if [ "$mode" = brief ]; then out=${FUZZ_OUT:-.build/fuzz-brief}; FUZZ_SWIFT_OPT=${FUZZ_SWIFT_OPT:--Onone}; fi
 budget=0
 if [ "$mode" = run ] || [ "$mode" = runs ] || [ "$mode" = brief ]; then budget=${1:?"tools/fuzz.sh $mode needs a number"}; shift; fi
 targets=("$@")
