@@ -4,7 +4,7 @@ SWIFT ?= swift
 KILN := .build/debug/kiln
 OUT ?= out
 
-.PHONY: all deps build test unit conformance samples demo bench dependent sanitize clean install uninstall
+.PHONY: all deps build test unit conformance samples demo bench dependent sanitize clean install uninstall fuzz
 
 all: build
 
@@ -75,6 +75,15 @@ install: deps
 uninstall:
 	rm -f "$(DESTDIR)$(PREFIX)/bin/kiln"
 	rm -rf "$(DESTDIR)$(PREFIX)/share/kiln"
+
+# Coverage-guided fuzzing of Kiln's readers with libFuzzer (README "Fuzzing and bounded inputs"):
+# each target (npy, history, keras, weights; FUZZ_TARGETS picks some) for FUZZ_SECONDS seconds.
+# `make test` runs each for a few seconds.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	$(SWIFT) package resolve
+	bash tools/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build samples/dependent/.build $(OUT)

@@ -49,6 +49,9 @@ done
 # The library under ASan + UBSan, ThreadSanitizer and valgrind, and checkpoints killed mid-save (short form).
 echo "== sanitize (short)"
 if bash tools/sanitize.sh "$kiln" "$out/sanitize" --short; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
+# The libFuzzer targets of the readers (issue 12), a few seconds each (tools/fuzz.sh; `make fuzz` runs longer).
+echo "== fuzz targets (${FUZZ_SECONDS:-3} s each)"
+if bash tools/fuzz.sh brief "${FUZZ_SECONDS:-3}"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi
 rm -f "$log"
 
 echo

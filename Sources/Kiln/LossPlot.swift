@@ -36,20 +36,18 @@ public enum LossPlot {
             panels.append(Panel(title: panelTitle(key), series: []))
         }
         for h in histories {
+            // A history is small: refuse a file larger than Kiln parses as JSON before reading it.
+            if let attrs = try? FileManager.default.attributesOfItem(atPath: h),
+               (attrs[.type] as? FileAttributeType) == .typeRegular,
+               let size = (attrs[.size] as? NSNumber)?.intValue, size > KilnLimits.maxJSONBytes {
+                throw PlotError(description: "\(h) is \(KilnLimits.describe(size)), larger than a history file Kiln reads (\(KilnLimits.describe(KilnLimits.maxJSONBytes)); \(KilnLimits.overrideHint))")
+            }
             guard let data = FileManager.default.contents(atPath: h) else {
                 throw PlotError(description: "cannot read history file \(h)")
             }
-            guard let obj = try? JSON.parse([UInt8](data)), obj["loss"]?.array != nil else {
-                throw PlotError(description: "\(h) is not a history file: expected {\"loss\": [numbers]}")
-            }
+            let lists = try readHistory([UInt8](data), name: h, keys: wanted)
             let stem = ((h as NSString).lastPathComponent as NSString).deletingPathExtension
-            for key in wanted {
-                guard let list = obj[key]?.array else {
-                    throw PlotError(description: "\(h) has no \"\(key)\" list; --key takes a key of the history file, such as accuracy or val_loss")
-                }
-                // A value that was not finite is written as null: a gap in the curve, as NaN is.
-                let values = list.compactMap { $0.isNull ? Double.nan : $0.double }
-                guard values.count == list.count else { throw PlotError(description: "\(h): \"\(key)\" holds a value that is not a number") }
+            for (key, values) in zip(wanted, lists) {
                 let label = wanted.count == 1 ? stem : (histories.count == 1 ? key : "\(stem) \(key)")
                 let p = panels.firstIndex { $0.title == panelTitle(key) }!
                 panels[p].series.append(Series(label: label, values: values, dashed: key.hasPrefix("val_")))
@@ -102,6 +100,38 @@ public enum LossPlot {
     }
 
     /// Loss curves of several runs in one panel (the older entry point).
+
+    /// The most values one history list may hold.
+    public static let maxEpochs = 1_000_000
+
+    /// The losses of a history file's text ({"loss": [numbers or null]}); `name` is used in messages.
+    public static func readHistory(_ bytes: [UInt8], name: String) throws -> [Double] {
+        try readHistory(bytes, name: name, keys: ["loss"])[0]
+    }
+
+    /// The lists `keys` of a history file's text ({"loss": [...], "accuracy": [...], "val_loss": [...]}),
+    /// numbers or null (a value that was not finite: NaN, a gap in the curve); `name` is used in messages.
+    public static func readHistory(_ bytes: [UInt8], name: String, keys: [String]) throws -> [[Double]] {
+        if bytes.count > KilnLimits.maxJSONBytes {
+            throw PlotError(description: "\(name) is \(KilnLimits.describe(bytes.count)), larger than a history file Kiln reads (\(KilnLimits.describe(KilnLimits.maxJSONBytes)); \(KilnLimits.overrideHint))")
+        }
+        guard let obj = try? JSON.parse(bytes), obj["loss"]?.array != nil else {
+            throw PlotError(description: "\(name) is not a history file: expected {\"loss\": [numbers]}")
+        }
+        return try keys.map { key in
+            guard let list = obj[key]?.array else {
+                throw PlotError(description: "\(name) has no \"\(key)\" list; --key takes a key of the history file, such as accuracy or val_loss")
+            }
+            // One value per epoch; the SVG takes tens of bytes per value.
+            if list.count > maxEpochs {
+                throw PlotError(description: "\(name) holds \(list.count) values of \"\(key)\", more epochs than Kiln plots (\(maxEpochs))")
+            }
+            let values = list.compactMap { $0.isNull ? Double.nan : $0.double }
+            guard values.count == list.count else { throw PlotError(description: "\(name): \"\(key)\" holds a value that is not a number") }
+            return values
+        }
+    }
+
     public static func svg(_ series: [(String, [Double])]) -> String {
         svg([Panel(title: "loss", series: series.map { Series(label: $0.0, values: $0.1) })])
     }

@@ -3,9 +3,37 @@
 // The file is opened from memory (core driver with a file image), so nothing
 // is written to disk. libhdf5 is not assumed thread-safe: every call holds a
 // process-wide lock.
+//
+// libhdf5 and crafted files (README "Fuzzing and bounded inputs"): libhdf5 (Debian's
+// 1.10.8) has known memory bugs on crafted files -- Fuzz/keras found a heap overflow in its
+// symbol-table code within minutes -- and Kiln cannot validate a whole HDF5 file itself.
+// So libhdf5 reads a file in Kiln's (the caller's) process only after the very same
+// reading -- every libhdf5 call the reader makes, on the same bytes -- ran in a child
+// process (`HDF5Lib.preflight`, around KerasArchive.readWeights and, for legacy .h5 models
+// and weight files, around LegacyH5's readers in KerasModelFile.read) that exited normally
+// within a time limit; a child that crashed or hung makes the file refused with one
+// sentence, and the caller's process is untouched. A new reader of HDF5 files wraps ALL
+// its libhdf5 work in `preflight` the same way. Before even that, Kiln's own checks: the HDF5
+// signature at offset 0, a superblock of version 0 to 3 with 8-byte addresses and
+// lengths, base address 0, and an end-of-file address within the image. Kiln then reads
+// only what a Keras weights file needs: hard links (soft and external links are not
+// followed: an external link would make libhdf5 open another file), each group at most
+// once (a cycle of hard links is refused), and numeric datasets whose declared size fits
+// `KilnLimits.maxBytes`, the image (at most 1100 bytes per stored byte) and, summed over
+// the file, the limit again -- checked before a byte of the data is read. The .keras reader
+// reads no attributes; the legacy .h5 reader reads string attributes (model_config,
+// layer_names, weight_names) only after walking every global heap collection itself
+// (LegacyH5.checkGlobalHeaps). KILN_HDF5_PREFLIGHT=0 skips
+// the child process (faster, for trusted files only).
 
 @preconcurrency internal import CHDF5
 import Foundation
+import KilnSupport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A failure inside the HDF5 reader; the archive reader turns it into a
 /// `KerasImportError` that names the file.
@@ -27,7 +55,82 @@ enum HDF5Lib {
         initialized = true
     }
 
+    /// True in the preflight child, which has one thread and whose copy of `lock` is held by
+    /// the parent's thread (a forked lock cannot be taken again).
+    nonisolated(unsafe) static var inChild = false
+
+    /// The sanitizers' `__sanitizer_set_death_callback` when the program has one (fuzzing).
+    typealias SetCallback = @convention(c) (UnsafeRawPointer?) -> Void
+    static let setDeathCallback: SetCallback? = {
+        #if os(Linux)
+        let everywhere: UnsafeMutableRawPointer? = nil  // RTLD_DEFAULT
+        #else
+        let everywhere = UnsafeMutableRawPointer(bitPattern: -2)  // RTLD_DEFAULT
+        #endif
+        return dlsym(everywhere, "__sanitizer_set_death_callback").map { unsafeBitCast($0, to: SetCallback.self) }
+    }()
+
+    /// For the tests: what the child does first (e.g. crash), and the base time limit.
+    nonisolated(unsafe) static var childHook: (() -> Void)? = nil
+    nonisolated(unsafe) static var preflightSeconds = 30.0
+
+    /// Runs `reading` (all of a reader's libhdf5 work on one image of `bytes` bytes, errors
+    /// and all) in a child process first. Nil when the child exited normally; else why the
+    /// file is refused (a crash, or no end within the time limit). The caller then runs the
+    /// same reading itself: the same calls on the same bytes. KILN_HDF5_PREFLIGHT=0 skips
+    /// the child (faster, for trusted files only).
+    static func preflight(bytes: Int, _ reading: () -> Void) -> String? {
+        if ProcessInfo.processInfo.environment["KILN_HDF5_PREFLIGHT"] == "0" { return nil }
+        // No other thread is inside libhdf5 while the child is made (its state is whole there).
+        lock.lock()
+        defer { lock.unlock() }
+        ensureOpen()
+        _ = setDeathCallback  // looked up before the fork (the child takes no loader lock)
+        let pid = fork()
+        if pid < 0 {
+            return "cannot be checked: no process could be started to read it (\(String(cString: strerror(errno))))"
+        }
+        if pid == 0 {
+            inChild = true
+            // The child: no sanitizer or fuzzer report of a libhdf5 fault (the parent refuses
+            // the file), no output at all, no exit handlers.
+            setDeathCallback?(nil)
+            let null = openDevNull()
+            if null >= 0 { dup2(null, 1); dup2(null, 2) }
+            childHook?()
+            reading()
+            _exit(0)
+        }
+        // 30 s, and 1 s more per 10 MB.
+        let seconds = preflightSeconds + Double(bytes) / 10e6
+        let deadline = Date().addingTimeInterval(seconds)
+        var status: Int32 = 0
+        var pause: UInt32 = 50
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return "cannot be checked: its reading process was lost" }
+            if Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &status, 0)
+                return "makes libhdf5 run for more than \(Int(seconds)) seconds (a damaged or crafted file)"
+            }
+            usleep(pause)
+            pause = min(pause * 2, 20_000)
+        }
+        let signal = status & 0x7f
+        if signal != 0 {
+            return "is damaged: libhdf5 crashed reading it (signal \(signal), in a separate process)"
+        }
+        let code = (status >> 8) & 0xff
+        if code != 0 {
+            return "is damaged: libhdf5 failed reading it (exit status \(code), in a separate process)"
+        }
+        return nil
+    }
+
     static func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        if inChild { ensureOpen(); return try body() }
         lock.lock()
         defer { lock.unlock() }
         ensureOpen()
@@ -50,6 +153,11 @@ final class HDF5File {
         guard image.count >= 8, Array(image[0..<8]) == sig else {
             throw HDF5Failure("is not an HDF5 file (bad signature)")
         }
+        try HDF5File.checkSuperblock(image)
+        try open()
+    }
+
+    private func open() throws {
         let fid: hid_t = HDF5Lib.withLock {
             let fapl = H5Pcreate(H5P_CLS_FILE_ACCESS_ID_g)
             if fapl < 0 { return -1 }
@@ -66,6 +174,56 @@ final class HDF5File {
         }
         if fid < 0 { throw HDF5Failure("is damaged or truncated (libhdf5 cannot open it)") }
         fileID = fid
+    }
+
+    /// Kiln's own checks of the superblock, before libhdf5 sees the image.
+    static func checkSuperblock(_ image: [UInt8]) throws {
+        func u64(_ at: Int) -> UInt64? {
+            guard at + 8 <= image.count else { return nil }
+            var v: UInt64 = 0
+            for k in (0..<8).reversed() { v = v << 8 | UInt64(image[at + k]) }
+            return v
+        }
+        guard image.count > 9 else { throw HDF5Failure("is truncated (no superblock)") }
+        let version = image[8]
+        let sizes: (offsets: Int, lengths: Int), base: Int, eof: Int
+        switch version {
+        case 0, 1:
+            sizes = (13, 14)
+            base = version == 0 ? 24 : 28
+            eof = base + 16
+        case 2, 3:
+            sizes = (9, 10)
+            base = 12
+            eof = 28
+        default:
+            throw HDF5Failure("has an HDF5 superblock of version \(version), which Kiln does not read")
+        }
+        guard image.count > sizes.lengths, image[sizes.offsets] == 8, image[sizes.lengths] == 8 else {
+            throw HDF5Failure("is truncated or uses addresses other than 8 bytes wide, which Kiln does not read")
+        }
+        guard let b = u64(base), let e = u64(eof) else { throw HDF5Failure("is truncated (its superblock is cut short)") }
+        guard b == 0 else { throw HDF5Failure("has an HDF5 superblock with a base address other than 0, which Kiln does not read") }
+        guard e <= UInt64(image.count) else {
+            throw HDF5Failure("is truncated: its superblock declares \(e) bytes but it has \(image.count)")
+        }
+    }
+
+    /// Bytes of dataset values read from this file so far (bounded by `KilnLimits.maxBytes`).
+    private var bytesRead = 0
+    /// The file address of the object `path` names through hard links only, or nil.
+    func address(_ path: String) -> UInt64? {
+        HDF5Lib.withLock {
+            var prefix = ""
+            var addr: UInt64? = nil
+            for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
+                prefix = prefix.isEmpty ? String(comp) : prefix + "/" + comp
+                var info = H5L_info_t()
+                if H5Lget_info(fileID, prefix, &info, 0) < 0 || info.type != H5L_TYPE_HARD { return nil }
+                addr = UInt64(info.u.address)
+            }
+            return addr
+        }
     }
 
     deinit {
@@ -85,6 +243,10 @@ final class HDF5File {
             for comp in path.split(separator: "/", omittingEmptySubsequences: true) {
                 prefix = prefix.isEmpty ? String(comp) : prefix + "/" + comp
                 if H5Lexists(fileID, prefix, 0) <= 0 { return nil }
+                // Hard links only: an external link would open another file, a soft link
+                // can point anywhere in this one.
+                var info = H5L_info_t()
+                if H5Lget_info(fileID, prefix, &info, 0) < 0 || info.type != H5L_TYPE_HARD { return nil }
             }
             if prefix.isEmpty { return .group }
             let oid = H5Oopen(fileID, prefix, 0)
@@ -166,6 +328,13 @@ final class HDF5File {
             if bytes.overflow || bytes.partialValue / 1100 > image.count {
                 throw HDF5Failure("has a dataset '\(path)' larger than the file could hold")
             }
+            // In memory: 4 bytes per value, 12 while a non-float32 dataset is converted.
+            let (need, o1) = count.multipliedReportingOverflow(by: cls == H5T_FLOAT && size == 4 ? 4 : 12)
+            let (total, o2) = bytesRead.addingReportingOverflow(need)
+            if o1 || o2 || total > KilnLimits.maxBytes {
+                throw HDF5Failure("has a dataset '\(path)' of shape \(shape) that would bring the weights read to \(o1 || o2 ? "more than \(Int.max) bytes" : KilnLimits.describe(total)), more than Kiln allows (\(KilnLimits.overrideHint))")
+            }
+            bytesRead = total
             if cls == H5T_FLOAT && size == 4 {
                 var out = [Float](repeating: 0, count: count)
                 let rc = out.withUnsafeMutableBytes { H5Dread(did, H5T_NATIVE_FLOAT_g, 0, 0, 0, $0.baseAddress) }
@@ -179,3 +348,5 @@ final class HDF5File {
         }
     }
 }
+
+private func openDevNull() -> Int32 { open("/dev/null", O_WRONLY) }

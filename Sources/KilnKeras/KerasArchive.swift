@@ -49,11 +49,19 @@ public enum KerasArchive {
     }
 
     /// Reads a `.keras` archive held in memory; `name` is used in messages.
+    /// (Through a temporary file: ZIPFoundation's in-memory archives trap on an entry offset
+    /// past the end of the data, as Fuzz/keras found; its file-backed ones refuse it.)
     public static func read(data: [UInt8], name: String) throws -> KerasModelSpec {
         let head = Array(data.prefix(8))
+        let tmp = FileManager.default.temporaryDirectory
+            .appendingPathComponent("kiln-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).keras")
+        guard FileManager.default.createFile(atPath: tmp.path, contents: Data(data)) else {
+            throw KerasImportError("\(name): cannot write a temporary copy to read it (in \(tmp.deletingLastPathComponent().path)).")
+        }
+        defer { try? FileManager.default.removeItem(at: tmp) }
         let archive: Archive
         do {
-            archive = try Archive(data: Data(data), accessMode: .read)
+            archive = try Archive(url: tmp, accessMode: .read)
         } catch {
             throw notAZip(display: name, head: head)
         }
@@ -87,6 +95,13 @@ public enum KerasArchive {
 
     static func read(archive: Archive, display: String) throws -> KerasModelSpec {
         let configBytes = try entryBytes(archive, "config.json", display: display)
+        return try read(config: configBytes, weights: { try entryBytes(archive, "model.weights.h5", display: display) },
+                        display: display)
+    }
+
+    /// The archive's two entries, config.json and (when the config is sound) model.weights.h5,
+    /// already extracted. Also the fuzz target's entry (Fuzz/keras), which bypasses the zip's CRCs.
+    public static func read(config configBytes: [UInt8], weights: () throws -> [UInt8], display: String) throws -> KerasModelSpec {
         let json: JSON
         do { json = try JSON.parse(configBytes) } catch let e as JSONParseError {
             throw KerasImportError("\(display): config.json is not valid JSON (\(e.description)).")
@@ -96,7 +111,17 @@ public enum KerasArchive {
         // Validate the structure before reading weights, so that config
         // errors are reported as such.
         _ = try SpecBuilder(display: display, weights: nil).dryRun(root: json)
-        let h5Bytes = try entryBytes(archive, "model.weights.h5", display: display)
+        let h5Bytes = try weights()
+        // libhdf5 reads the file in this process only after the same reading ran whole in a
+        // child process (HDF5Reader.swift, "libhdf5 and crafted files").
+        if let why = HDF5Lib.preflight(bytes: h5Bytes.count, { _ = try? readWeights(json, h5Bytes, display: display) }) {
+            throw KerasImportError("\(display): model.weights.h5 \(why).")
+        }
+        return try readWeights(json, h5Bytes, display: display)
+    }
+
+    /// The spec with its weights from the model.weights.h5 image (libhdf5's part of `read`).
+    static func readWeights(_ json: JSON, _ h5Bytes: [UInt8], display: String) throws -> KerasModelSpec {
         let h5: HDF5File
         do { h5 = try HDF5File(image: h5Bytes) } catch let f as HDF5Failure {
             throw KerasImportError("\(display): model.weights.h5 \(f.message).")
@@ -128,12 +153,22 @@ public enum KerasArchive {
         guard entry.type == .file else {
             throw KerasImportError("\(display): \(entryName) in the archive is not a regular file.")
         }
+        // Bounds (README "Fuzzing and bounded inputs"): config.json is parsed into JSON values
+        // (tens of bytes per element), model.weights.h5 is copied once more by libhdf5's
+        // core driver; a zip bomb's declared sizes are checked before anything is inflated,
+        // and inflating stops as soon as more comes out than the zip directory declared.
         let declared = entry.uncompressedSize
-        if declared > 16 << 30 {
-            throw KerasImportError("\(display): \(entryName) declares \(declared) bytes, more than Kiln reads (16 GiB).")
+        let limit = entryName == "config.json" ? KilnLimits.maxJSONBytes : KilnLimits.maxBytes / 2
+        if declared > UInt64(limit) {
+            throw KerasImportError("\(display): \(entryName) declares \(declared) bytes, more than Kiln reads for it (\(KilnLimits.describe(limit)); \(KilnLimits.overrideHint)).")
+        }
+        // Deflate cannot expand data more than 1032 to 1; a larger declared ratio is a lie.
+        let packed = entry.compressedSize
+        if declared > 1 << 20, !entry.isCompressed ? declared != packed : declared / 1100 > packed {
+            throw KerasImportError("\(display): \(entryName) declares \(declared) bytes stored in \(packed), a ratio no real archive has (a zip bomb or a damaged archive).")
         }
         var out = [UInt8]()
-        out.reserveCapacity(Int(declared))
+        out.reserveCapacity(min(Int(declared), 64 << 20))
         let crc: CRC32
         do {
             crc = try archive.extract(entry, skipCRC32: false) { chunk in
@@ -264,6 +299,7 @@ struct SpecBuilder {
     /// How messages name the weights file (a .weights.h5 given with --weights is not model.weights.h5).
     var weightsFile = "model.weights.h5"
     var consumed = Set<String>()
+    var groupsSeen = Set<UInt64>()
 
     init(display: String, weights: HDF5File?) {
         self.display = display
@@ -525,6 +561,10 @@ struct SpecBuilder {
     mutating func collect(path: String, className: String?, config: JSON?, layerName: String, depth: Int = 0) throws -> [KerasWeight] {
         guard let h5 = weights else { return [] }
         guard depth < 32 else { throw fail("the weights of layer '\(layerName)' are nested too deeply.") }
+        // Each group once: hard links can make a cycle (or share a group), which Keras never writes.
+        if let a = h5.address(path), !groupsSeen.insert(a).inserted {
+            throw fail("model.weights.h5 links the group '\(path)' to a group reached before (a cycle of links), which Keras never writes.")
+        }
         var out = try ownVars(path: path, layerName: layerName)
         let cls = className ?? ""
         if modelClassNames.contains(cls), let cfg = config {
@@ -615,10 +655,11 @@ struct SpecBuilder {
     func checkAllConsumed() throws {
         guard let h5 = weights else { return }
         var stack = ["layers"]
-        var visited = 0
+        var seen = Set<UInt64>()
         while let p = stack.popLast() {
-            visited += 1
-            if visited > 1_000_000 { return }
+            if let a = h5.address(p), !seen.insert(a).inserted {
+                throw fail("model.weights.h5 links the group '\(p)' to a group reached before (a cycle of links), which Keras never writes.")
+            }
             for c in h5.children(p) {
                 let cp = p + "/" + c
                 switch h5.kind(cp) {

@@ -34,6 +34,9 @@ public enum KerasModelFile {
         let root: JSON
         let ext = (path as NSString).pathExtension.lowercased()
         if LegacyH5.hasHDF5Signature(path) {
+            // As for a .keras file's weights: libhdf5 reads the file here only after the same
+            // reading ran whole in a child process (HDF5Reader.swift, "libhdf5 and crafted files").
+            try preflight(path) { _ = try? LegacyH5.readModel(path: path) }
             (spec, root) = try LegacyH5.readModel(path: path)
         } else if ext == "h5" || ext == "hdf5", LegacyH5.head(path, 2) != [0x50, 0x4B] {
             // Named .h5 and no zip (a .keras archive given that name is read as one): the HDF5
@@ -45,9 +48,25 @@ public enum KerasModelFile {
             root = weights == nil ? .null : try KerasArchive.configJSON(path: path)
         }
         if let w = weights {
-            try LegacyH5.loadWeights(path: w, onto: &spec, root: root, modelFile: (path as NSString).lastPathComponent)
+            let model = (path as NSString).lastPathComponent
+            if LegacyH5.hasHDF5Signature(w) {
+                try preflight(w) { [spec] in
+                    var copy = spec
+                    try? LegacyH5.loadWeights(path: w, onto: &copy, root: root, modelFile: model)
+                }
+            }
+            try LegacyH5.loadWeights(path: w, onto: &spec, root: root, modelFile: model)
         }
         return spec
+    }
+
+    /// Runs `reading` (libhdf5 on the HDF5 file at `path`) in a child process first; refuses
+    /// the file when the child crashes or hangs.
+    static func preflight(_ path: String, _ reading: () -> Void) throws {
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? 0
+        if let why = HDF5Lib.preflight(bytes: size, reading) {
+            throw KerasImportError("\((path as NSString).lastPathComponent): \(why).")
+        }
     }
 }
 

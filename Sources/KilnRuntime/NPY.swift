@@ -39,6 +39,12 @@ public enum NPY {
     /// to nearest, float16 exact), an int32 one for integer and bool dtypes.
     /// - Throws: ``NPYError`` naming the file (missing, not .npy, unsupported dtype, truncated).
     public static func read(path: String) throws -> HostTensor {
+        // Refuse a file larger than the memory limit before reading it.
+        if let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+           (attrs[.type] as? FileAttributeType) == .typeRegular,
+           let size = (attrs[.size] as? NSNumber)?.intValue, size > KilnLimits.maxBytes {
+            throw NPYError("\(path): the file is \(KilnLimits.describe(size)), more than Kiln reads (\(KilnLimits.overrideHint)).")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDir: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
@@ -61,6 +67,17 @@ public enum NPY {
             let shapeText = "(" + header.shape.map(String.init).joined(separator: ", ") + ")"
             let needText = overflow ? "more than \(Int.max)" : "\(need)"
             throw NPYError("\(name): truncated .npy file: shape \(shapeText) of \(dt.descr) needs \(needText) bytes of data but the file has \(have).")
+        }
+        if need < have {
+            let shapeText = "(" + header.shape.map(String.init).joined(separator: ", ") + ")"
+            throw NPYError("\(name): damaged .npy file: shape \(shapeText) of \(dt.descr) needs \(need) bytes of data but the file has \(have) (\(have - need) bytes more than its header declares).")
+        }
+        // The converted array takes 4 bytes per element (and a Fortran-order file as much
+        // again, plus 8 per element for the reordering): bounded before anything is allocated.
+        let converted = count.multipliedReportingOverflow(by: header.fortranOrder && header.shape.count > 1 ? 16 : 4)
+        if converted.overflow || converted.partialValue > KilnLimits.maxBytes {
+            let shapeText = "(" + header.shape.map(String.init).joined(separator: ", ") + ")"
+            throw NPYError("\(name): the array of shape \(shapeText) would need \(converted.overflow ? "more than \(Int.max) bytes" : KilnLimits.describe(converted.partialValue)) in memory, more than Kiln allows (\(KilnLimits.overrideHint)).")
         }
         let start = header.dataOffset
         var tensor: HostTensor

@@ -175,7 +175,9 @@ struct JSONByteParser {
     let bytes: [UInt8]
     var i = 0
     var depth = 0
-    static let maxDepth = 512
+    /// Deeper nesting is refused: the parser, the JSON value's equality, writer and
+    /// deallocation all recurse once per level, and no Keras config nests near this deep.
+    static let maxDepth = 200
 
     init(bytes: [UInt8]) { self.bytes = bytes }
 

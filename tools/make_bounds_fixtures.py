@@ -1,0 +1,103 @@
+"""Writes the crafted files of Tests/Fixtures/bounds/ (issue 12: malicious inputs bounded).
+
+Run with a Python that has keras, h5py and numpy:
+    KERAS_BACKEND=jax /opt/kerasvenv/bin/python tools/make_bounds_fixtures.py
+Each file is refused by Kiln with one sentence; Tests/KilnKerasTests/BoundsKerasTests.swift
+says which sentence. The base is a tiny Sequential model (Input 3 -> Dense 2) saved by Keras.
+"""
+import io, os, struct, zipfile, zlib
+import h5py, numpy as np
+import keras
+
+out = "Tests/Fixtures/bounds"
+os.makedirs(out, exist_ok=True)
+
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+base_path = os.path.join(out, "dense_ok.keras")
+model.save(base_path)
+with zipfile.ZipFile(base_path) as z:
+    entries = {n: z.read(n) for n in z.namelist()}
+config, h5 = entries["config.json"], entries["model.weights.h5"]
+
+
+def write_zip(name, files, method=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(os.path.join(out, name), "w", method) as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+
+
+def patch_sizes(name, entry, compressed=None, uncompressed=None):
+    """Rewrites the sizes the zip's local header and central directory declare for entry."""
+    path = os.path.join(out, name)
+    b = bytearray(open(path, "rb").read())
+    enc = entry.encode()
+    i = 0
+    while True:
+        i = b.find(b"PK\x03\x04", i)
+        if i < 0: break
+        nlen = struct.unpack_from("<H", b, i + 26)[0]
+        if bytes(b[i + 30:i + 30 + nlen]) == enc:
+            if compressed is not None: struct.pack_into("<I", b, i + 18, compressed)
+            if uncompressed is not None: struct.pack_into("<I", b, i + 22, uncompressed)
+        i += 4
+    i = 0
+    while True:
+        i = b.find(b"PK\x01\x02", i)
+        if i < 0: break
+        nlen = struct.unpack_from("<H", b, i + 28)[0]
+        if bytes(b[i + 46:i + 46 + nlen]) == enc:
+            if compressed is not None: struct.pack_into("<I", b, i + 20, compressed)
+            if uncompressed is not None: struct.pack_into("<I", b, i + 24, uncompressed)
+        i += 4
+    open(path, "wb").write(bytes(b))
+
+
+def h5_image(build):
+    """An HDF5 image made by build(f) on a copy of the model's weights file."""
+    bio = io.BytesIO(h5)
+    with h5py.File(bio, "r+") as f:
+        build(f)
+    return bio.getvalue()
+
+
+# Zip bombs. 1: config.json declares 3 GiB (more than Kiln parses as JSON).
+write_zip("zip_config_declares_3gib.keras", entries)
+patch_sizes("zip_config_declares_3gib.keras", "config.json", uncompressed=3 << 30)
+# 2: model.weights.h5 declares 4000 MB stored in a few KB: a ratio deflate cannot reach.
+write_zip("zip_weights_ratio_lie.keras", entries)
+patch_sizes("zip_weights_ratio_lie.keras", "model.weights.h5", uncompressed=4000 << 20)
+# 3: a real bomb: 64 MiB of zeros deflated to ~64 KB, declared as 4096 bytes.
+bomb = dict(entries)
+bomb["model.weights.h5"] = h5 + bytes(64 << 20)
+write_zip("zip_weights_inflates_past_declared.keras", bomb)
+patch_sizes("zip_weights_inflates_past_declared.keras", "model.weights.h5", uncompressed=4096)
+
+# Deeply nested config.json (10000 levels of arrays inside the model config).
+deep = config.replace(b'"config": {', b'"deep": ' + b"[" * 10000 + b"]" * 10000 + b', "config": {', 1)
+write_zip("json_nested_10000.keras", {**entries, "config.json": deep})
+
+# HDF5 with absurd dimensions: the kernel declared (100000, 100000) float32 (40 GB), chunked
+# and compressed, with no data written.
+def absurd(f):
+    del f["layers/dense/vars/0"]
+    f["layers/dense/vars"].create_dataset("0", shape=(100000, 100000), dtype="f4", chunks=(1, 1000), compression="gzip")
+write_zip("h5_absurd_dims.keras", {**entries, "model.weights.h5": h5_image(absurd)})
+
+# HDF5 with a cycle: layers/dense/loop is a hard link back to layers/dense.
+def cycle(f):
+    f["layers/dense/loop"] = f["layers/dense"]
+write_zip("h5_cycle.keras", {**entries, "model.weights.h5": h5_image(cycle)})
+
+# HDF5 with an external link in place of the bias: libhdf5 would open another file.
+def external(f):
+    del f["layers/dense/vars/1"]
+    f["layers/dense/vars/1"] = h5py.ExternalLink("/etc/kiln-elsewhere.h5", "/bias")
+write_zip("h5_external_link.keras", {**entries, "model.weights.h5": h5_image(external)})
+
+# HDF5 cut in half: its superblock declares more bytes than the image has.
+write_zip("h5_truncated.keras", {**entries, "model.weights.h5": h5[: len(h5) // 2]})
+
+# HDF5 whose superblock has an unknown version (9).
+bad = bytearray(h5); bad[8] = 9
+write_zip("h5_superblock_version.keras", {**entries, "model.weights.h5": bytes(bad)})
+print("wrote", sorted(os.listdir(out)))
