@@ -8,7 +8,8 @@
 #                                            into .build/fuzz-brief/ (`make test`)
 #
 # Targets: npy (Sources/KilnRuntime/NPY.swift), keras (the .keras reader: zip, config.json,
-# model.weights.h5 through libhdf5), history (the history reader of `kiln plot`), weights
+# model.weights.h5 through libhdf5), legacy (legacy .h5 models and --weights files, Fuzz/legacy),
+# history (the history reader of `kiln plot`), weights
 # (the C runtime's kiln_load_weights). The Swift targets are built by swiftc
 # -sanitize=fuzzer,address straight from the reader sources (each module compiled once, the
 # readers only: no LLVM); the C one by clang -fsanitize=fuzzer,address from Runtime/.
@@ -25,7 +26,7 @@ if [ "$mode" = brief ]; then out=${FUZZ_OUT:-.build/fuzz-brief}; FUZZ_SWIFT_OPT=
 budget=0
 if [ "$mode" = run ] || [ "$mode" = runs ] || [ "$mode" = brief ]; then budget=${1:?"tools/fuzz.sh $mode needs a number"}; shift; fi
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(npy history keras weights)
+[ ${#targets[@]} -gt 0 ] || targets=(npy history keras legacy weights)
 mkdir -p "$out"
 
 SWIFTC=${SWIFTC:-swiftc}
@@ -65,21 +66,22 @@ build() {
     history)
         module Kiln Sources/Kiln/LossPlot.swift
         target history "$out/libKiln.a" "$out/libKilnSupport.a" ;;
-    keras)
+    keras|legacy)
         [ -d "$zipsrc" ] || { echo "fuzz: $zipsrc is missing; run 'swift build' first (it fetches ZIPFoundation)" >&2; exit 1; }
         extra=(-I "$zipsrc/../CZLib" -Xcc -D_GNU_SOURCE=1)
         module ZIPFoundation "$zipsrc"/*.swift
         extra=("${h5[@]}" -I "$zipsrc/../CZLib")
-        module KilnKeras Sources/KilnKeras/KerasArchive.swift Sources/KilnKeras/HDF5Reader.swift Sources/KilnKeras/KerasModelSpec.swift
+        module KilnKeras Sources/KilnKeras/KerasArchive.swift Sources/KilnKeras/HDF5Reader.swift Sources/KilnKeras/KerasModelSpec.swift \
+            Sources/KilnKeras/LegacyH5.swift
         libs=(-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
-        target keras "$out/libKilnKeras.a" "$out/libZIPFoundation.a" "$out/libKilnSupport.a" ;;
+        target "$1" "$out/libKilnKeras.a" "$out/libZIPFoundation.a" "$out/libKilnSupport.a" ;;
     weights)
         local exe=$out/fuzz_weights src=(Fuzz/weights/fuzz_weights.c Runtime/*.c Runtime/*.h)
         if [ -f "$exe" ] && [ -z "$(find "${src[@]}" -newer "$exe" | head -1)" ]; then return 0; fi
         echo "fuzz: compiling fuzz_weights" >&2
         "$CLANG" -O1 -g -fsanitize=fuzzer,address -fuse-ld=lld -I Runtime -o "$exe" Fuzz/weights/fuzz_weights.c Runtime/kiln_runtime.c \
             Runtime/kiln_gemm.c -lopenblas -lm -lpthread ;;
-    *) echo "fuzz: no target '$1' (npy, history, keras, weights)" >&2; exit 2 ;;
+    *) echo "fuzz: no target '$1' (npy, history, keras, legacy, weights)" >&2; exit 2 ;;
     esac
 }
 
