@@ -85,15 +85,23 @@ def main():
         print("error: no cases in %s%s" % (a.cases, " matching %r" % a.only if a.only else ""),
               file=sys.stderr)
         return 1
-    failed = 0
+    failed = skipped = 0
     for n in names:
+        with open(os.path.join(a.cases, n, "case.json")) as f:
+            if "train:stateful" in json.load(f).get("covers", []):
+                # Keras 2's fit and predict carry a stateful layer's state from batch to batch;
+                # Keras 3's (on JAX) do not, so it cannot reproduce these (tools/gen_keras2_stateful.py).
+                print("SKIP %s: stateful fit, written by Keras 2" % n, flush=True)
+                skipped += 1
+                continue
         try:
             errors = check(os.path.join(a.cases, n))
         except Exception as e:  # noqa: BLE001
             errors = ["%s: %s" % (type(e).__name__, e)]
         failed += bool(errors)
         print(("FAIL %s: %s" % (n, "; ".join(errors))) if errors else "PASS %s" % n, flush=True)
-    print("%d passed, %d failed" % (len(names) - failed, failed))
+    print("%d passed, %d failed%s" % (len(names) - failed - skipped, failed,
+                                     ", %d skipped" % skipped if skipped else ""))
     return 1 if failed else 0
 
 

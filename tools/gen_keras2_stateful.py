@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Conformance cases for TRAINING a stateful recurrent layer, written by Keras 2 (tf.keras 2.15),
+whose fit and predict carry a stateful layer's state from batch to batch (Keras 3 on JAX does not).
+
+    /opt/tfvenv/bin/python tools/gen_keras2_stateful.py
+
+Writes Tests/cases/k2_stateful_* in the format of tools/gen_keras2_cases.py: model.h5 saved
+before fit (the initial weights), x0/p0 (predict of 8 rows in batches of 4 from zero state, the
+state carried from the first batch to the second), train_* (16 rows, batch 4, 2 epochs,
+shuffle=False; the state is reset before fit and carried across batches AND epochs, as Keras 2's
+fit does not reset between epochs), weights_after/ and the per-epoch losses.
+"""
+import json
+import os
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gen_keras2_cases import (CASES_DIR, PRED_ATOL, TRAIN_ATOL, f32, keras, randomize,  # noqa: E402
+                              save_arrays, seed_of, summary, tf)
+import numpy as np  # noqa: E402
+
+L = keras.layers
+BATCH, T, F = 4, 5, 3
+
+
+def build(rnn):
+    def f():
+        model = keras.Sequential([keras.Input(batch_shape=(BATCH, T, F)), rnn(), L.Dense(2)])
+        model.compile(loss="mse", optimizer=keras.optimizers.SGD(learning_rate=0.05))
+        return model
+    return f
+
+
+CASES = [
+    ("k2_stateful_lstm_fit", build(lambda: L.LSTM(6, stateful=True)),
+     ["file:keras2_h5", "LSTM", "LSTM:stateful", "train:stateful", "Dense", "loss:mse", "optimizer:SGD",
+      "api:Sequential"],
+     "tf.keras 2.15 model.h5: Input(batch_shape=(4, 5, 3)) -> LSTM(6, stateful=True) -> Dense(2); "
+     "predict and fit each from zero state, the state carried across batches and across fit's epochs"),
+    ("k2_stateful_gru_fit", build(lambda: L.GRU(5, stateful=True)),
+     ["file:keras2_h5", "GRU", "GRU:stateful", "train:stateful", "Dense", "loss:mse", "optimizer:SGD",
+      "api:Sequential"],
+     "tf.keras 2.15 model.h5: Input(batch_shape=(4, 5, 3)) -> GRU(5, stateful=True, reset_after) -> Dense(2); "
+     "predict and fit each from zero state, the state carried across batches and across fit's epochs"),
+]
+
+
+def make(name, builder, covers, scenario):
+    d = os.path.join(CASES_DIR, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    keras.backend.clear_session()
+    seed = seed_of(name)
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = builder()
+    randomize(model, rng)
+    model.save(os.path.join(d, "model.h5"))
+    import keras as keras_package
+    info = {"name": name, "covers": covers, "model": "model.h5", "generator": "tools/gen_keras2_stateful.py",
+            "writer": "tensorflow %s, keras %s" % (tf.__version__, keras_package.__version__),
+            "seed_scenario": scenario}
+    x = f32(rng, 2 * BATCH, T, F)
+    tx, ty = f32(rng, 4 * BATCH, T, F), f32(rng, 4 * BATCH, 2, scale=0.8)
+    save_arrays(os.path.join(d, "weights"), model.get_weights())
+    np.save(os.path.join(d, "x0.npy"), x)
+    model.reset_states()
+    pred = model.predict(x, batch_size=BATCH, verbose=0)
+    np.save(os.path.join(d, "p0.npy"), pred)
+    # The state is carried: the second batch differs from the same rows predicted from zero state.
+    model.reset_states()
+    alone = model.predict(x[BATCH:], batch_size=BATCH, verbose=0)
+    assert not np.allclose(alone, pred[BATCH:], atol=1e-3)
+    again = keras.models.load_model(os.path.join(d, "model.h5"), compile=False)
+    assert np.array_equal(again.predict(x, batch_size=BATCH, verbose=0), pred)
+    np.save(os.path.join(d, "train_x0.npy"), tx)
+    np.save(os.path.join(d, "train_y0.npy"), ty)
+    epochs = 2
+    model.reset_states()
+    h = model.fit(tx, ty, epochs=epochs, batch_size=BATCH, shuffle=False, verbose=0)
+    save_arrays(os.path.join(d, "weights_after"), model.get_weights())
+    info.update({"inputs": ["x0.npy"], "predict": ["p0.npy"],
+                 "rtol": 10 * PRED_ATOL, "atol": PRED_ATOL,
+                 "train": {"x": ["train_x0.npy"], "y": ["train_y0.npy"], "epochs": epochs, "batch_size": BATCH,
+                           "shuffle": False, "loss": [float(v) for v in h.history["loss"]],
+                           "weights_after": "weights_after", "rtol": 10 * TRAIN_ATOL, "atol": TRAIN_ATOL}})
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(info, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(d, "summary.json"), "w") as f:
+        json.dump(summary(model), f, indent=1)
+        f.write("\n")
+    print("wrote", name, info["train"]["loss"])
+
+
+if __name__ == "__main__":
+    for c in CASES:
+        make(*c)
