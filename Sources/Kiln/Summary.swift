@@ -8,7 +8,7 @@ public enum ModelSummary {
         var rows: [[String]] = []
         for l in m.layers where !(m.isSequential && l.className == "InputLayer") {
             // A layer with several outputs (return_state) shows their list, as Keras does.
-            let shapes = l.outputs.map { g.type($0).kerasDescription }
+            let shapes = l.outputs.map { g.type($0).kerasDescription(batch: g.batchSize) }
             let shape = shapes.count > 1 && !l.shared ? "[" + shapes.joined(separator: ", ") + "]" : shapes.joined(separator: ", ")
             var row = ["\(l.name) (\(l.className))", shape, formatCount(l.paramCount)]
             if functional { row.append(l.inbound.isEmpty ? "-" : l.inbound.joined(separator: ", ")) }

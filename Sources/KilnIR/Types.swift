@@ -109,9 +109,15 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     /// Shape with -1 for the batch and free dimensions, as the C header shows it.
     public var externalShape: [Int] { shape.map { $0.isBatch || $0.isSteps ? -1 : $0.factor } }
     /// Per-sample shape (dims after a leading N), Keras style: "(None, 26, 5, 32)".
-    public var kerasDescription: String {
+    public var kerasDescription: String { kerasDescription(batch: nil) }
+    /// Keras style, with the batch size a model fixes (an Input's batch_shape) in place of None.
+    public func kerasDescription(batch: Int?) -> String {
         let parts = shape.map { d -> String in
-            switch d { case .batch, .steps: return "None"; default: return d.description }
+            switch d {
+            case .batch(let k): return batch.map { String($0 * k) } ?? "None"
+            case .steps: return "None"
+            default: return d.description
+            }
         }
         return "(" + parts.joined(separator: ", ") + (parts.count == 1 ? ",)" : ")")
     }
