@@ -116,6 +116,17 @@ struct Predict: ParsableCommand {
     }
 }
 
+/// One input .npy per model input and one target .npy per model output, as `flags` give them
+/// (`kiln fit`'s training and validation arrays, `kiln evaluate`'s).
+func checkArrayCounts(_ lib: CompiledLibrary, x: [String], y: [String], flags: (x: String, y: String) = ("--x", "--y")) throws {
+    guard x.count == lib.inputs.count else {
+        throw UserError(description: "the model takes \(lib.inputs.count) input(s), \(x.count) \(flags.x) given")
+    }
+    guard y.count == lib.outputs.count else {
+        throw UserError(description: "the model has \(lib.outputs.count) output(s), \(y.count) \(flags.y) given")
+    }
+}
+
 struct Fit: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Train a compiled library with its compiled loss and optimizer.")
     @Argument(help: "A compiled libNAME.so.") var library: String
@@ -170,20 +181,8 @@ struct Fit: ParsableCommand {
             guard lib.canTrain else {
                 throw UserError(description: "\(library) was compiled without a training step (its model has no loss); recompile with --loss")
             }
-            guard xs.count == lib.inputs.count else {
-                throw UserError(description: "the model takes \(lib.inputs.count) input(s), \(xs.count) --x given")
-            }
-            guard ys.count == lib.outputs.count else {
-                throw UserError(description: "the model has \(lib.outputs.count) output(s), \(ys.count) --y given")
-            }
-            if !validationXs.isEmpty {
-                guard validationXs.count == lib.inputs.count else {
-                    throw UserError(description: "the model takes \(lib.inputs.count) input(s), \(validationXs.count) --validation-x given")
-                }
-                guard validationYs.count == lib.outputs.count else {
-                    throw UserError(description: "the model has \(lib.outputs.count) output(s), \(validationYs.count) --validation-y given")
-                }
-            }
+            try checkArrayCounts(lib, x: xs, y: ys)
+            if !validationXs.isEmpty { try checkArrayCounts(lib, x: validationXs, y: validationYs, flags: ("--validation-x", "--validation-y")) }
             let x = try xs.map { try NPY.read(path: $0) }
             let y = try ys.map { try NPY.read(path: $0) }
             if checkInputs {
@@ -241,12 +240,7 @@ struct Evaluate: ParsableCommand {
             guard lib.canTrain else {
                 throw UserError(description: "\(library) was compiled without a loss, so it cannot be evaluated; recompile with --loss")
             }
-            guard xs.count == lib.inputs.count else {
-                throw UserError(description: "the model takes \(lib.inputs.count) input(s), \(xs.count) --x given")
-            }
-            guard ys.count == lib.outputs.count else {
-                throw UserError(description: "the model has \(lib.outputs.count) output(s), \(ys.count) --y given")
-            }
+            try checkArrayCounts(lib, x: xs, y: ys)
             let x = try xs.map { try NPY.read(path: $0) }
             let y = try ys.map { try NPY.read(path: $0) }
             let v = verbose ?? (isatty(2) != 0 ? 1 : 0)
