@@ -192,10 +192,16 @@ def make(name, build, data, weights_file, covers, scenario):
     epochs, batch = 2, 8
     h = model.fit(tx[0], ty[0], epochs=epochs, batch_size=batch, shuffle=False, verbose=0)
     save_arrays(os.path.join(d, "weights_after"), model.get_weights())
-    info.update({"inputs": ["x%d.npy" % i for i in range(len(x))], "predict": ["p%d.npy" % i for i in range(len(pred))],
+    write_case(d, info, model, len(x), len(pred), epochs, batch, h)
+    print("wrote", name)
+
+
+def write_case(d, info, model, n_inputs, n_outputs, epochs, batch, history):
+    """case.json (the files of one fit of `epochs` at `batch`, Keras 2's tolerances) and summary.json."""
+    info.update({"inputs": ["x%d.npy" % i for i in range(n_inputs)], "predict": ["p%d.npy" % i for i in range(n_outputs)],
                  "rtol": 10 * PRED_ATOL, "atol": PRED_ATOL,
                  "train": {"x": ["train_x0.npy"], "y": ["train_y0.npy"], "epochs": epochs, "batch_size": batch,
-                           "shuffle": False, "loss": [float(v) for v in h.history["loss"]],
+                           "shuffle": False, "loss": [float(v) for v in history.history["loss"]],
                            "weights_after": "weights_after", "rtol": 10 * TRAIN_ATOL, "atol": TRAIN_ATOL}})
     with open(os.path.join(d, "case.json"), "w") as f:
         json.dump(info, f, indent=1)
@@ -203,7 +209,6 @@ def make(name, build, data, weights_file, covers, scenario):
     with open(os.path.join(d, "summary.json"), "w") as f:
         json.dump(summary(model), f, indent=1)
         f.write("\n")
-    print("wrote", name)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ state carried from the first batch to the second), train_* (16 rows, batch 4, 2 
 shuffle=False; the state is reset before fit and carried across batches AND epochs, as Keras 2's
 fit does not reset between epochs), weights_after/ and the per-epoch losses.
 """
-import json
 import os
 import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_keras2_cases import (CASES_DIR, PRED_ATOL, TRAIN_ATOL, f32, keras, randomize,  # noqa: E402
-                              save_arrays, seed_of, summary, tf)
+from gen_keras2_cases import (CASES_DIR, f32, keras, randomize,  # noqa: E402
+                              save_arrays, seed_of, tf, write_case)
 import numpy as np  # noqa: E402
 
 L = keras.layers
@@ -80,17 +79,7 @@ def make(name, builder, covers, scenario):
     model.reset_states()
     h = model.fit(tx, ty, epochs=epochs, batch_size=BATCH, shuffle=False, verbose=0)
     save_arrays(os.path.join(d, "weights_after"), model.get_weights())
-    info.update({"inputs": ["x0.npy"], "predict": ["p0.npy"],
-                 "rtol": 10 * PRED_ATOL, "atol": PRED_ATOL,
-                 "train": {"x": ["train_x0.npy"], "y": ["train_y0.npy"], "epochs": epochs, "batch_size": BATCH,
-                           "shuffle": False, "loss": [float(v) for v in h.history["loss"]],
-                           "weights_after": "weights_after", "rtol": 10 * TRAIN_ATOL, "atol": TRAIN_ATOL}})
-    with open(os.path.join(d, "case.json"), "w") as f:
-        json.dump(info, f, indent=1)
-        f.write("\n")
-    with open(os.path.join(d, "summary.json"), "w") as f:
-        json.dump(summary(model), f, indent=1)
-        f.write("\n")
+    write_case(d, info, model, 1, 1, epochs, BATCH, h)
     print("wrote", name, info["train"]["loss"])
 
 
