@@ -23,6 +23,7 @@ mode=${1:-build}; shift || true
 out=${FUZZ_OUT:-.build/fuzz}
 # `make test`'s brief runs: unoptimized targets of their own (half the build time).
 if [ "$mode" = brief ]; then out=${FUZZ_OUT:-.build/fuzz-brief}; FUZZ_SWIFT_OPT=${FUZZ_SWIFT_OPT:--Onone}; fi
+[ "${FUZZ_ASAN:-1}" = 0 ] && [ "$mode" != brief ] && out=${FUZZ_OUT:-.build/fuzz-noasan}
 budget=0
 if [ "$mode" = run ] || [ "$mode" = runs ] || [ "$mode" = brief ]; then budget=${1:?"tools/fuzz.sh $mode needs a number"}; shift; fi
 targets=("$@")
@@ -32,7 +33,11 @@ mkdir -p "$out"
 SWIFTC=${SWIFTC:-swiftc}
 CLANG=${CLANG:-clang}
 command -v "$CLANG" >/dev/null || CLANG=/opt/swift/usr/bin/clang
+# FUZZ_ASAN=0: libFuzzer without AddressSanitizer, into .build/fuzz-noasan/ (crashes, traps and
+# hangs only; several times the executions per second of the ASan build on the targets that
+# fork per input).
 san=(-sanitize=fuzzer,address)
+[ "${FUZZ_ASAN:-1}" = 0 ] && san=(-sanitize=fuzzer)
 sflags=(${FUZZ_SWIFT_OPT:--O} -g -use-ld=lld -swift-version 5 -parse-as-library -I "$out" -module-cache-path "$out/modcache")
 h5=(-Xcc -I/usr/include/hdf5/serial -I Sources/CHDF5)
 
@@ -70,7 +75,8 @@ build() {
         [ -d "$zipsrc" ] || { echo "fuzz: $zipsrc is missing; run 'swift build' first (it fetches ZIPFoundation)" >&2; exit 1; }
         extra=(-I "$zipsrc/../CZLib" -Xcc -D_GNU_SOURCE=1)
         module ZIPFoundation "$zipsrc"/*.swift
-        extra=("${h5[@]}" -I "$zipsrc/../CZLib")
+        # -enable-testing: Fuzz/legacy reads its seed model once, through internal functions.
+        extra=("${h5[@]}" -I "$zipsrc/../CZLib" -enable-testing)
         module KilnKeras Sources/KilnKeras/KerasArchive.swift Sources/KilnKeras/HDF5Reader.swift Sources/KilnKeras/KerasModelSpec.swift \
             Sources/KilnKeras/LegacyH5.swift
         libs=(-L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
@@ -79,7 +85,8 @@ build() {
         local exe=$out/fuzz_weights src=(Fuzz/weights/fuzz_weights.c Runtime/*.c Runtime/*.h)
         if [ -f "$exe" ] && [ -z "$(find "${src[@]}" -newer "$exe" | head -1)" ]; then return 0; fi
         echo "fuzz: compiling fuzz_weights" >&2
-        "$CLANG" -O1 -g -fsanitize=fuzzer,address -fuse-ld=lld -I Runtime -o "$exe" Fuzz/weights/fuzz_weights.c Runtime/kiln_runtime.c \
+        local csan=-fsanitize=fuzzer,address; [ "${FUZZ_ASAN:-1}" = 0 ] && csan=-fsanitize=fuzzer
+        "$CLANG" -O1 -g $csan -fuse-ld=lld -I Runtime -o "$exe" Fuzz/weights/fuzz_weights.c Runtime/kiln_runtime.c \
             Runtime/kiln_gemm.c -lopenblas -lm -lpthread ;;
     *) echo "fuzz: no target '$1' (npy, history, keras, legacy, weights)" >&2; exit 2 ;;
     esac
@@ -98,7 +105,9 @@ for t in "${targets[@]}"; do
     log=$out/fuzz_$t.log
     # KILN_MAX_BYTES keeps what a declared size may allocate well under libFuzzer's memory limit.
     # SWIFT_BACKTRACE: the Swift runtime's own crash handler would hide libFuzzer's report.
-    if KILN_MAX_BYTES=${KILN_MAX_BYTES:-256M} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=8} \
+    # quarantine_size_mb=16 (ASan's default is 256): the keras and legacy targets fork a child per
+    # input (HDF5Reader.swift's preflight), and a fork's cost grows with the memory held.
+    if KILN_MAX_BYTES=${KILN_MAX_BYTES:-256M} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=8:quarantine_size_mb=16} \
         LSAN_OPTIONS=suppressions=$PWD/Fuzz/lsan.supp SWIFT_BACKTRACE=enable=no \
         "$out/fuzz_$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$corpus" "Fuzz/$t/seeds" >"$log" 2>&1; then

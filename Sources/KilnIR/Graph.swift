@@ -1,5 +1,7 @@
 // The graph: SSA values produced by nodes, model inputs and parameters.
 
+import KilnSupport
+
 /// A reference to a value of a graph.
 public struct Value: Hashable, Sendable, Comparable, CustomStringConvertible {
     public let id: Int
@@ -133,6 +135,7 @@ public struct Graph: Sendable {
     public mutating func add(_ op: Op, _ inputs: [Value], layer: String) throws -> [Value] {
         let types: [TensorType]
         do { types = try inferTypes(op, inputs.map { type($0) }, layer: layer) } catch let e as ShapeError { throw explain(e, op, inputs) }
+        for t in types { try Graph.checkSize(t, layer: layer, what: "its output") }
         let index = nodes.count
         let outs = types.enumerated().map { k, t in newValue(t, .node(index, k), layer) }
         nodes.append(Node(op: op, inputs: inputs, outputs: outs, layer: layer))
@@ -179,8 +182,22 @@ public struct Graph: Sendable {
         return uses
     }
 
-    /// Checks the structural invariants: topological order, arity, types.
+    /// Refuses a value one sample (one row, one row-step) of which would take more memory than
+    /// `KilnLimits.maxBytes` (README "Fuzzing and bounded inputs"): a config may declare any
+    /// shape, and no kernel, buffer or size computation should be made for such a value.
+    static func checkSize(_ t: TensorType, layer: String, what: String) throws {
+        let limit = KilnLimits.maxBytes
+        if let n = t.checkedStaticCount, n <= limit / t.dtype.byteSize { return }
+        let need = t.checkedStaticCount.map { Double($0) * Double(t.dtype.byteSize) } ?? .infinity
+        let size = need.isFinite && need < Double(Int.max) ? KilnLimits.describe(Int(need)) : "more than 8 EiB"
+        let unit = t.scalesWithBatch ? " per sample" : ""
+        throw ShapeError(layer: layer, "\(what) of shape \(t.kerasDescription) would take \(size)\(unit), more than Kiln allows (\(KilnLimits.overrideHint))")
+    }
+
+    /// Checks the structural invariants: topological order, arity, types, and sizes within
+    /// `KilnLimits.maxBytes`.
     public func verify() throws {
+        for (k, v) in inputs.enumerated() { try Graph.checkSize(type(v), layer: inputNames[k], what: "the input") }
         var defined = Set(inputs).union(params.map(\.value))
         for n in nodes {
             for v in n.inputs where !defined.contains(v) {

@@ -104,6 +104,16 @@ public struct TensorType: Hashable, Sendable, CustomStringConvertible {
     public var scale: Scale { Scale(n: scalesWithBatch, t: scalesWithSteps) }
     /// Element count per unit of the scale (per row, per row-step, ...).
     public var staticCount: Int { shape.reduce(1) { $0 * $1.factor } }
+    /// `staticCount`, or nil when it overflows Int (a crafted or mistaken shape).
+    public var checkedStaticCount: Int? {
+        var c = 1
+        for d in shape {
+            let (r, o) = c.multipliedReportingOverflow(by: d.factor)
+            if o { return nil }
+            c = r
+        }
+        return c
+    }
     /// Element count for a given N and T.
     public func count(n: Int, t: Int = 1) -> Int { staticCount * (scalesWithBatch ? n : 1) * (scalesWithSteps ? t : 1) }
     /// Shape with -1 for the batch and free dimensions, as the C header shows it.

@@ -55,7 +55,8 @@ public enum KerasArchive {
         let head = Array(data.prefix(8))
         let tmp = FileManager.default.temporaryDirectory
             .appendingPathComponent("kiln-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString).keras")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: Data(data)) else {
+        // A plain write (createFile writes atomically: a second temporary file and an fsync).
+        do { try Data(data).write(to: tmp, options: .withoutOverwriting) } catch {
             throw KerasImportError("\(name): cannot write a temporary copy to read it (in \(tmp.deletingLastPathComponent().path)).")
         }
         defer { try? FileManager.default.removeItem(at: tmp) }

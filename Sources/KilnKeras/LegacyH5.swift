@@ -30,34 +30,42 @@ public enum KerasModelFile {
     /// content), then, when `weights` is given, replaces its weights with that file's
     /// (a Keras 3 `.weights.h5`, a legacy weight-only `.h5` or a legacy model `.h5`).
     public static func read(path: String, weights: String? = nil) throws -> KerasModelSpec {
-        var spec: KerasModelSpec
-        let root: JSON
+        var (spec, root) = try readModel(path: path, withRoot: weights != nil)
+        if let w = weights {
+            try applyWeights(w, to: &spec, root: root, modelFile: (path as NSString).lastPathComponent)
+        }
+        return spec
+    }
+
+    /// The model at `path` and, when `withRoot`, the JSON its weights are matched against
+    /// (`.null` otherwise).
+    static func readModel(path: String, withRoot: Bool) throws -> (KerasModelSpec, JSON) {
         let ext = (path as NSString).pathExtension.lowercased()
         if LegacyH5.hasHDF5Signature(path) {
             // As for a .keras file's weights: libhdf5 reads the file here only after the same
             // reading ran whole in a child process (HDF5Reader.swift, "libhdf5 and crafted files").
             try preflight(path) { _ = try? LegacyH5.readModel(path: path) }
-            (spec, root) = try LegacyH5.readModel(path: path)
+            return try LegacyH5.readModel(path: path)
         } else if ext == "h5" || ext == "hdf5", LegacyH5.head(path, 2) != [0x50, 0x4B] {
             // Named .h5 and no zip (a .keras archive given that name is read as one): the HDF5
             // reader says what is wrong (missing, a directory, empty, not HDF5).
             _ = try LegacyH5.open(path: path, display: (path as NSString).lastPathComponent)
             throw KerasImportError("\((path as NSString).lastPathComponent): not an HDF5 file, so not a Keras .h5 model.")
-        } else {
-            spec = try KerasArchive.read(path: path)
-            root = weights == nil ? .null : try KerasArchive.configJSON(path: path)
         }
-        if let w = weights {
-            let model = (path as NSString).lastPathComponent
-            if LegacyH5.hasHDF5Signature(w) {
-                try preflight(w) { [spec] in
-                    var copy = spec
-                    try? LegacyH5.loadWeights(path: w, onto: &copy, root: root, modelFile: model)
-                }
+        let spec = try KerasArchive.read(path: path)
+        return (spec, withRoot ? try KerasArchive.configJSON(path: path) : .null)
+    }
+
+    /// Replaces the weights of `spec` (read from `modelFile`, whose JSON is `root`) with the
+    /// weights file at `path`.
+    static func applyWeights(_ path: String, to spec: inout KerasModelSpec, root: JSON, modelFile: String) throws {
+        if LegacyH5.hasHDF5Signature(path) {
+            try preflight(path) { [spec] in
+                var copy = spec
+                try? LegacyH5.loadWeights(path: path, onto: &copy, root: root, modelFile: modelFile)
             }
-            try LegacyH5.loadWeights(path: w, onto: &spec, root: root, modelFile: model)
         }
-        return spec
+        try LegacyH5.loadWeights(path: path, onto: &spec, root: root, modelFile: modelFile)
     }
 
     /// Runs `reading` (libhdf5 on the HDF5 file at `path`) in a child process first; refuses

@@ -20,7 +20,8 @@ public enum KilnLimits {
     /// The most bytes a single file may make Kiln allocate for what it declares
     /// (an array, an archive entry, a model's weights together).
     public static var maxBytes: Int {
-        if let text = ProcessInfo.processInfo.environment["KILN_MAX_BYTES"], let v = parseSize(text) { return v }
+        // getenv, not ProcessInfo's environment (a new dictionary per call): readers ask often.
+        if let p = getenv("KILN_MAX_BYTES"), let v = parseSize(String(cString: p)) { return v }
         return defaultMaxBytes
     }
 

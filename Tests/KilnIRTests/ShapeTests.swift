@@ -4,6 +4,8 @@ import XCTest
 import KilnIR
 import KilnLayers
 import KilnPasses
+import KilnSupport
+import Foundation
 
 private func f32(_ dims: Dim...) -> TensorType { .f32(dims) }
 private func fx(_ k: Int) -> Dim { .fixed(k) }
@@ -257,5 +259,32 @@ final class ShapeTests: XCTestCase {
         XCTAssertEqual(formatShape([26, 5, 32]), "(26, 5, 32)")
         XCTAssertEqual(f32(N, fx(3)).kerasDescription, "(None, 3)")
         XCTAssertEqual(f32(.batch(4), fx(3)).description, "f32[N*4, 3]")
+    }
+
+    // MARK: - Sizes a config may declare (issue 12)
+
+    func testValuesOverTheMemoryLimitAreRefusedNamingTheLayer() throws {
+        var g = Graph(name: "huge")
+        // 2^40 x 2^40 values per sample: the count itself overflows Int.
+        let x = g.addInput("x", f32(N, fx(1 << 40), fx(1 << 40)))
+        XCTAssertNil(g.type(x).checkedStaticCount)
+        XCTAssertThrowsError(try g.prim(.unary(.relu), x, layer: "huge_relu")) { e in
+            XCTAssertEqual("\(e)", "huge_relu: its output of shape (None, 1099511627776, 1099511627776) would take more than 8 EiB "
+                + "per sample, more than Kiln allows (the limit is \(KilnLimits.describe(KilnLimits.maxBytes)); set KILN_MAX_BYTES to change it)")
+        }
+        XCTAssertThrowsError(try g.verify()) { e in XCTAssertTrue("\(e)".hasPrefix("x: the input of shape (None, 1099511627776, 1099511627776)"), "\(e)") }
+
+        // At the limit and one value over it (KILN_MAX_BYTES=4K: 1024 floats per sample).
+        setenv("KILN_MAX_BYTES", "4K", 1)
+        defer { unsetenv("KILN_MAX_BYTES") }
+        var h = Graph(name: "limit")
+        let a = h.addInput("a", f32(N, fx(32), fx(32)))
+        _ = try h.prim(.unary(.relu), a, layer: "fits")
+        try h.verify()
+        let b = h.addInput("b", f32(N, fx(1025)))
+        XCTAssertThrowsError(try h.prim(.unary(.relu), b, layer: "over")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("over: its output of shape (None, 1025) would take 4.0 KiB per sample, more than Kiln allows"), "\(e)")
+        }
+        XCTAssertThrowsError(try h.verify())
     }
 }

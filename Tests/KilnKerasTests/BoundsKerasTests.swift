@@ -51,6 +51,15 @@ final class BoundsKerasTests: XCTestCase {
         XCTAssertEqual(spec.layers.flatMap(\.weights).map(\.shape), [[3, 2], [2]])
     }
 
+    func testConfigDeclaringAnActivationOfExabytesIsRefused() {
+        // Input(2^40, 2^40) -> ReLU: no weights to bound it, 8 EiB per sample of activations.
+        XCTAssertThrowsError(try Compiler.load(path("config_activation_8eib.keras"))) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.hasPrefix("huge_relu: its output of shape (None, 1099511627776, 1099511627776) would take more than 8 EiB per sample, more than Kiln allows ("), m)
+            XCTAssertTrue(m.hasSuffix("set KILN_MAX_BYTES to change it)"), m)
+        }
+    }
+
     func testConfigDeclaringGigabytesIsRefused() {
         let m = refusal("zip_config_declares_3gib.keras")
         XCTAssertTrue(m.contains("config.json declares 3221225472 bytes, more than Kiln reads for it ("), m)
