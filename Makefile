@@ -77,13 +77,14 @@ uninstall:
 	rm -rf "$(DESTDIR)$(PREFIX)/share/kiln"
 
 # Coverage-guided fuzzing of Kiln's readers with libFuzzer (README "Fuzzing and bounded inputs"):
-# each target (npy, history, keras, weights; FUZZ_TARGETS picks some) for FUZZ_SECONDS seconds.
-# `make test` runs each for a few seconds.
+# each target (npy, history, keras, legacy, weights; FUZZ_TARGETS picks some) for FUZZ_SECONDS
+# seconds, or for FUZZ_RUNS executions when that is given. `make test` runs each for a few seconds.
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
 FUZZ_TARGETS ?=
 fuzz: deps
 	$(SWIFT) package resolve
-	bash tools/fuzz.sh run $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+	bash tools/fuzz.sh $(if $(FUZZ_RUNS),runs $(FUZZ_RUNS),run $(FUZZ_SECONDS)) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build samples/dependent/.build $(OUT)

@@ -100,13 +100,13 @@ write_zip("h5_truncated.keras", {**entries, "model.weights.h5": h5[: len(h5) // 
 # HDF5 whose superblock has an unknown version (9).
 bad = bytearray(h5); bad[8] = 9
 write_zip("h5_superblock_version.keras", {**entries, "model.weights.h5": bytes(bad)})
-# A config declaring an input of 2^40 x 2^40 values per sample (the weights fit it: a Dense
+# A config declaring an input of 2^30 x 2^30 values per sample (the weights fit it: a Dense
 # on its last axis would not, so the model is Input -> ReLU, which has none): compiling
 # refuses it, naming the layer, before any kernel or buffer is sized.
 import json
 cfg = json.loads(config)
 cfg["config"]["layers"] = [l for l in cfg["config"]["layers"] if l["class_name"] == "InputLayer"]
-cfg["config"]["layers"][0]["config"]["batch_shape"] = [None, 2 ** 40, 2 ** 40]
+cfg["config"]["layers"][0]["config"]["batch_shape"] = [None, 2 ** 30, 2 ** 30]
 cfg["config"]["layers"].append({"module": "keras.layers", "class_name": "ReLU", "registered_name": None,
     "config": {"name": "huge_relu", "trainable": True, "dtype": "float32", "max_value": None,
                "negative_slope": 0.0, "threshold": 0.0}})
@@ -114,6 +114,11 @@ def relu_only(f):
     del f["layers/dense"]
     f.create_group("layers/huge_relu/vars")
 empty = h5_image(relu_only)
-write_zip("config_activation_8eib.keras", {"metadata.json": entries["metadata.json"],
+write_zip("config_activation_4eib.keras", {"metadata.json": entries["metadata.json"],
                                              "config.json": json.dumps(cfg).encode(), "model.weights.h5": empty})
+# A Dense of 2^62 units: refused from the config's number alone, before any shape arithmetic.
+cfg = json.loads(config)
+dense = [l for l in cfg["config"]["layers"] if l["class_name"] == "Dense"][0]
+dense["config"]["units"] = 2 ** 62
+write_zip("config_units_2e62.keras", {**entries, "config.json": json.dumps(cfg).encode()})
 print("wrote", sorted(os.listdir(out)))

@@ -37,6 +37,39 @@ public enum KerasGraphBuilder {
         func fail(_ msg: String) -> KerasImportError {
             KerasImportError("\(file): layer '\(layer.name)' (\(layer.className)) \(msg)")
         }
+
+        /// The largest size a layer's config may give (units, strides, paddings, shapes,
+        /// axes): Keras' shapes are 32-bit on JAX's default, and Kiln's shape arithmetic stays
+        /// far from 64-bit overflow below it.
+        static let maxConfigSize = Int(Int32.max)
+
+        /// The config keys that hold sizes, shapes or axes (integers, or lists of them). Float
+        /// keys (a Normalization layer's variance, a ReLU's max_value) may hold any number.
+        static let sizeKeys: Set<String> = [
+            "batch_shape", "batch_input_shape", "input_shape", "shape", "units", "filters", "kernel_size",
+            "strides", "dilation_rate", "pool_size", "size", "padding", "cropping", "output_padding",
+            "target_shape", "n", "input_dim", "output_dim", "input_length", "num_heads", "key_dim",
+            "value_dim", "groups", "depth_multiplier", "dims", "axis", "axes", "attention_axes",
+            "shared_axes", "num_tokens", "max_tokens", "sequence_length", "output_shape", "repeats",
+        ]
+
+        /// Refuses a size beyond ±`maxConfigSize` in the config (a crafted or mistaken file),
+        /// naming the key, before any shape is computed from it.
+        func checkIntegers() throws {
+            func walk(_ j: JSON, _ key: String?) throws {
+                switch j {
+                case .number(let d):
+                    if let key, d.magnitude > Double(Context.maxConfigSize) {
+                        let text = d.magnitude < 9.2e18 && d == d.rounded() ? String(Int(d)) : j.serialized
+                        throw fail("has \(key) \(text); Kiln takes sizes up to \(Context.maxConfigSize)")
+                    }
+                case .array(let a): for v in a { try walk(v, key) }
+                case .object(let o): for (k, v) in o { try walk(v, Context.sizeKeys.contains(k) ? k : nil) }
+                default: break
+                }
+            }
+            try walk(config, nil)
+        }
     }
 
     struct Builder {
@@ -51,6 +84,7 @@ public enum KerasGraphBuilder {
             var lastOutputs: [Value]? = nil   // every output of the last layer (more than one with return_state)
             for layer in spec.layers {
                 let c = Context(layer: layer, file: file)
+                try c.checkIntegers()
                 if layer.className == "InputLayer" {
                     let v = try input(c)
                     tensors["\(layer.name):0"] = [v]

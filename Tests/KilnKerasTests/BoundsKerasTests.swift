@@ -52,11 +52,20 @@ final class BoundsKerasTests: XCTestCase {
     }
 
     func testConfigDeclaringAnActivationOfExabytesIsRefused() {
-        // Input(2^40, 2^40) -> ReLU: no weights to bound it, 8 EiB per sample of activations.
-        XCTAssertThrowsError(try Compiler.load(path("config_activation_8eib.keras"))) { e in
+        // Input(2^30, 2^30) -> ReLU: no weights to bound it, 4 EiB per sample of activations
+        // (the lowering's size arithmetic used to overflow on such shapes: a trap).
+        XCTAssertThrowsError(try Compiler.load(path("config_activation_4eib.keras"))) { e in
             let m = "\(e)"
-            XCTAssertTrue(m.hasPrefix("huge_relu: its output of shape (None, 1099511627776, 1099511627776) would take more than 8 EiB per sample, more than Kiln allows ("), m)
+            XCTAssertTrue(m.hasPrefix("huge_relu: its output of shape (None, 1073741824, 1073741824) would take 4.0 EiB per sample, more than Kiln allows ("), m)
             XCTAssertTrue(m.hasSuffix("set KILN_MAX_BYTES to change it)"), m)
+        }
+    }
+
+    func testConfigSizeBeyond32BitsIsRefused() {
+        // units = 2^62: refused naming the key before any shape is computed from it (a stride of
+        // 2^62 used to overflow Conv2DTranspose's shape arithmetic, a trap).
+        XCTAssertThrowsError(try Compiler.load(path("config_units_2e62.keras"))) { e in
+            XCTAssertEqual("\(e)", "config_units_2e62.keras: layer 'dense' (Dense) has units 4611686018427387904; Kiln takes sizes up to 2147483647")
         }
     }
 
