@@ -103,13 +103,15 @@ for t in "${targets[@]}"; do
     if [ "$mode" = runs ]; then limit=(-runs="$budget"); else limit=(-max_total_time="$budget"); fi
     echo "== fuzz $t (${limit[*]})"
     log=$out/fuzz_$t.log
-    # KILN_MAX_BYTES keeps what a declared size may allocate well under libFuzzer's memory limit.
+    # KILN_MAX_BYTES keeps what a declared size may allocate well under libFuzzer's memory limit
+    # (and caps the libhdf5 preflight child's memory). -timeout=40: above the preflight's own
+    # 30 s limit, so that a libhdf5 hang is Kiln's to refuse, and a hang of Kiln's is reported.
     # SWIFT_BACKTRACE: the Swift runtime's own crash handler would hide libFuzzer's report.
     # quarantine_size_mb=16 (ASan's default is 256): the keras and legacy targets fork a child per
     # input (HDF5Reader.swift's preflight), and a fork's cost grows with the memory held.
     if KILN_MAX_BYTES=${KILN_MAX_BYTES:-256M} ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:malloc_context_size=8:quarantine_size_mb=16} \
         LSAN_OPTIONS=suppressions=$PWD/Fuzz/lsan.supp SWIFT_BACKTRACE=enable=no \
-        "$out/fuzz_$t" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
+        "$out/fuzz_$t" "${limit[@]}" -timeout="${FUZZ_TIMEOUT:-40}" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix="$crashes/" "$corpus" "Fuzz/$t/seeds" >"$log" 2>&1; then
         grep -E "^stat::number_of_executed_units|^#[0-9]+.*DONE" "$log" | tail -2
     else

@@ -76,7 +76,8 @@ enum HDF5Lib {
 
     /// Runs `reading` (all of a reader's libhdf5 work on one image of `bytes` bytes, errors
     /// and all) in a child process first. Nil when the child exited normally; else why the
-    /// file is refused (a crash, or no end within the time limit). The caller then runs the
+    /// file is refused (a crash, no end within the time limit, or more memory than
+    /// `memoryBudget`: the child's address space is capped). The caller then runs the
     /// same reading itself: the same calls on the same bytes. KILN_HDF5_PREFLIGHT=0 skips
     /// the child (faster, for trusted files only).
     static func preflight(bytes: Int, _ reading: () -> Void) -> String? {
@@ -86,6 +87,11 @@ enum HDF5Lib {
         defer { lock.unlock() }
         ensureOpen()
         _ = setDeathCallback  // looked up before the fork (the child takes no loader lock)
+        // The child's memory: the limit, plus room for libhdf5's copy of the image and the
+        // values read from it. Its address space is capped a little above, so that a file
+        // making libhdf5 allocate without end (a loop over damaged object headers does) stops
+        // there, and the child's peak tells the caller not to run the same reading itself.
+        let budget = memoryBudget(bytes: bytes)
         let pid = fork()
         if pid < 0 {
             return "cannot be checked: no process could be started to read it (\(String(cString: strerror(errno))))"
@@ -97,8 +103,13 @@ enum HDF5Lib {
             setDeathCallback?(nil)
             let null = openDevNull()
             if null >= 0 { dup2(null, 1); dup2(null, 2) }
+            let start = procStatusKB("VmSize") ?? 0
+            let capBytes = rlim_t(start * 1024 + budget + budget / 8)
+            var cap = rlimit(rlim_cur: capBytes, rlim_max: capBytes)
+            _ = setrlimit(Int32(RLIMIT_AS.rawValue), &cap)
             childHook?()
             reading()
+            if let peak = procStatusKB("VmPeak"), (peak - start) * 1024 > budget { _exit(memoryExitCode) }
             _exit(0)
         }
         // 30 s, and 1 s more per 10 MB. Polled (no thread, no signal handler), every 1 ms at
@@ -124,8 +135,43 @@ enum HDF5Lib {
             return "is damaged: libhdf5 crashed reading it (signal \(signal), in a separate process)"
         }
         let code = (status >> 8) & 0xff
+        if code == memoryExitCode {
+            return "makes libhdf5 allocate more than \(KilnLimits.describe(budget)) (a damaged or crafted file; \(KilnLimits.overrideHint))"
+        }
         if code != 0 {
             return "is damaged: libhdf5 failed reading it (exit status \(code), in a separate process)"
+        }
+        return nil
+    }
+
+    /// The preflight child's exit status when it needed more memory than its budget.
+    static let memoryExitCode: Int32 = 86
+
+    /// Bytes the preflight child may allocate for an image of `bytes` bytes: the limit, plus
+    /// twice the image (libhdf5's copy of it and the values read from it).
+    static func memoryBudget(bytes: Int) -> Int {
+        let (twice, o1) = bytes.multipliedReportingOverflow(by: 2)
+        let (sum, o2) = KilnLimits.maxBytes.addingReportingOverflow(twice)
+        return o1 || o2 ? Int.max / 4 : min(sum, Int.max / 4)
+    }
+
+    /// A "Key:  N kB" value of /proc/self/status (nil where there is none), read with plain
+    /// system calls: the preflight child reads its memory use with it.
+    static func procStatusKB(_ key: String) -> Int? {
+        let fd = open("/proc/self/status", O_RDONLY)
+        if fd < 0 { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var used = 0
+        while used < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + used, $0.count - used) }
+            if n <= 0 { break }
+            used += n
+        }
+        let prefix = Array((key + ":").utf8)
+        for line in buffer[..<used].split(separator: UInt8(ascii: "\n")) where line.starts(with: prefix) {
+            let digits = line.dropFirst(prefix.count).filter { $0 >= 48 && $0 <= 57 }
+            return Int(String(decoding: digits, as: UTF8.self))
         }
         return nil
     }

@@ -187,6 +187,44 @@ final class BoundsKerasTests: XCTestCase {
         XCTAssertNoThrow(try KerasArchive.read(path: path("dense_ok.keras")))
     }
 
+    /// The child's address space is capped at the limit (plus twice the image): a child that
+    /// allocates past it refuses the file, and this process never runs the same reading.
+    func testChildAllocatingPastTheLimitRefusesTheFile() {
+        defer { HDF5Lib.childHook = nil }
+        HDF5Lib.childHook = {
+            // Touched 1 MiB blocks until malloc fails at the cap (kept in C memory: a Swift
+            // array could not grow there).
+            let slots = malloc(8 << 16)!.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+            for i in 0..<(1 << 16) {
+                guard let p = malloc(1 << 20) else { break }
+                memset(p, 1, 1 << 20)
+                slots[i] = p
+            }
+        }
+        withMaxBytes("64M") {
+            // 64 MiB plus twice the small image.
+            let m = refusal("dense_ok.keras")
+            XCTAssertTrue(m.hasPrefix("dense_ok.keras: model.weights.h5 makes libhdf5 allocate more than 64.0 MiB (a damaged or crafted file; "), m)
+            XCTAssertTrue(m.hasSuffix("the limit is 64.0 MiB; set KILN_MAX_BYTES to change it)."), m)
+        }
+        XCTAssertEqual(HDF5Lib.memoryBudget(bytes: 1000), KilnLimits.maxBytes + 2000)
+        XCTAssertEqual(HDF5Lib.memoryBudget(bytes: Int.max), Int.max / 4)
+    }
+
+    /// Fuzz/keras found: a 24 KB model.weights.h5 whose damaged object headers make libhdf5
+    /// allocate without end (13 GB in 30 s, then killed; h5py's libhdf5 1.14 fails the same
+    /// way). With the cap, the child stops at the limit and the file is refused.
+    func testFuzzFoundLibhdf5AllocatingWithoutEnd() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path("keras_libhdf5_allocates_without_end.split", "fuzz"))))
+        let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+        let split = min(4 + n, bytes.count)
+        try withMaxBytes("256M") {
+            XCTAssertThrowsError(try KerasArchive.read(config: Array(bytes[4..<split]), weights: { Array(bytes[split...]) }, display: "f.keras")) { e in
+                XCTAssertTrue("\(e)".hasPrefix("f.keras: model.weights.h5 makes libhdf5 allocate more than 256.0 MiB (a damaged or crafted file; the limit is 256.0 MiB"), "\(e)")
+            }
+        }
+    }
+
     /// Fuzz/keras found (in the split form of Fuzz/keras/fuzz_keras.swift): a heap overflow in
     /// libhdf5 1.10.8 (H5G__node_by_idx, strdup of a symbol-table name) while Kiln listed a
     /// group. Under AddressSanitizer the child dies and the file is refused; without it the
