@@ -11,11 +11,12 @@
 import Foundation
 
 public enum KilnLimits {
-    /// The default limit: half of the physical memory, at least 1 GiB.
-    public static var defaultMaxBytes: Int {
+    /// The default limit: half of the physical memory, at least 1 GiB (read once: the graph
+    /// builder asks for the limit at every node).
+    public static let defaultMaxBytes: Int = {
         let half = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
         return max(half, 1 << 30)
-    }
+    }()
 
     /// The most bytes a single file may make Kiln allocate for what it declares
     /// (an array, an archive entry, a model's weights together).
