@@ -211,15 +211,22 @@ final class BoundsKerasTests: XCTestCase {
         XCTAssertEqual(HDF5Lib.memoryBudget(bytes: Int.max), Int.max / 4)
     }
 
+    /// A Fuzz/keras input of the split form (Fuzz/keras/fuzz_keras.swift) from Tests/Fixtures/fuzz:
+    /// [4-byte little-endian length N][N bytes of config.json][model.weights.h5].
+    func splitInput(_ name: String) throws -> (config: [UInt8], weights: [UInt8]) {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(name, "fuzz"))))
+        let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+        let split = min(4 + n, bytes.count)
+        return (Array(bytes[4..<split]), Array(bytes[split...]))
+    }
+
     /// Fuzz/keras found: a 24 KB model.weights.h5 whose damaged object headers make libhdf5
     /// allocate without end (13 GB in 30 s, then killed; h5py's libhdf5 1.14 fails the same
     /// way). With the cap, the child stops at the limit and the file is refused.
     func testFuzzFoundLibhdf5AllocatingWithoutEnd() throws {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path("keras_libhdf5_allocates_without_end.split", "fuzz"))))
-        let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
-        let split = min(4 + n, bytes.count)
+        let (config, weights) = try splitInput("keras_libhdf5_allocates_without_end.split")
         try withMaxBytes("256M") {
-            XCTAssertThrowsError(try KerasArchive.read(config: Array(bytes[4..<split]), weights: { Array(bytes[split...]) }, display: "f.keras")) { e in
+            XCTAssertThrowsError(try KerasArchive.read(config: config, weights: { weights }, display: "f.keras")) { e in
                 XCTAssertTrue("\(e)".hasPrefix("f.keras: model.weights.h5 makes libhdf5 allocate more than 256.0 MiB (a damaged or crafted file; the limit is 256.0 MiB"), "\(e)")
             }
         }
@@ -230,11 +237,9 @@ final class BoundsKerasTests: XCTestCase {
     /// group. Under AddressSanitizer the child dies and the file is refused; without it the
     /// overflow may go unnoticed, but whatever happens, it happens in the child first.
     func testFuzzFoundLibhdf5SymbolTableOverflow() throws {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path("keras_libhdf5_symbol_table_overflow.split", "fuzz"))))
-        let n = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
-        let split = min(4 + n, bytes.count)
+        let (config, weights) = try splitInput("keras_libhdf5_symbol_table_overflow.split")
         do {
-            _ = try KerasArchive.read(config: Array(bytes[4..<split]), weights: { Array(bytes[split...]) }, display: "f.keras")
+            _ = try KerasArchive.read(config: config, weights: { weights }, display: "f.keras")
             XCTFail("the crafted file was read")
         } catch let e as KerasImportError {
             XCTAssertTrue(e.description.hasPrefix("f.keras: "), e.description)
