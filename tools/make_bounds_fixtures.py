@@ -31,24 +31,18 @@ def patch_sizes(name, entry, compressed=None, uncompressed=None):
     path = os.path.join(out, name)
     b = bytearray(open(path, "rb").read())
     enc = entry.encode()
-    i = 0
-    while True:
-        i = b.find(b"PK\x03\x04", i)
-        if i < 0: break
-        nlen = struct.unpack_from("<H", b, i + 26)[0]
-        if bytes(b[i + 30:i + 30 + nlen]) == enc:
-            if compressed is not None: struct.pack_into("<I", b, i + 18, compressed)
-            if uncompressed is not None: struct.pack_into("<I", b, i + 22, uncompressed)
-        i += 4
-    i = 0
-    while True:
-        i = b.find(b"PK\x01\x02", i)
-        if i < 0: break
-        nlen = struct.unpack_from("<H", b, i + 28)[0]
-        if bytes(b[i + 46:i + 46 + nlen]) == enc:
-            if compressed is not None: struct.pack_into("<I", b, i + 20, compressed)
-            if uncompressed is not None: struct.pack_into("<I", b, i + 24, uncompressed)
-        i += 4
+    # (signature, offset of the name length, of the name, of the compressed and uncompressed sizes)
+    for sig, nlen_at, name_at, csize_at, usize_at in ((b"PK\x03\x04", 26, 30, 18, 22),   # local headers
+                                                      (b"PK\x01\x02", 28, 46, 20, 24)):  # central directory
+        i = 0
+        while True:
+            i = b.find(sig, i)
+            if i < 0: break
+            nlen = struct.unpack_from("<H", b, i + nlen_at)[0]
+            if bytes(b[i + name_at:i + name_at + nlen]) == enc:
+                if compressed is not None: struct.pack_into("<I", b, i + csize_at, compressed)
+                if uncompressed is not None: struct.pack_into("<I", b, i + usize_at, uncompressed)
+            i += 4
     open(path, "wb").write(bytes(b))
 
 
