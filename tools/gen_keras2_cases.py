@@ -151,18 +151,24 @@ def summary(model):
             "non_trainable": count(model.non_trainable_weights)}
 
 
-def make(name, build, data, weights_file, covers, scenario):
+def new_case(name, covers, generator):
+    """A case's emptied directory, its seeded numpy generator (Keras' session cleared and
+    seeded the same way) and the start of its case.json."""
     d = os.path.join(CASES_DIR, name)
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     keras.backend.clear_session()
     seed = seed_of(name)
     keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = build()
     import keras as keras_package
-    info = {"name": name, "covers": covers, "model": "model.h5", "generator": "tools/gen_keras2_cases.py",
+    info = {"name": name, "covers": covers, "model": "model.h5", "generator": generator,
             "writer": "tensorflow %s, keras %s" % (tf.__version__, keras_package.__version__)}
+    return d, np.random.default_rng(seed), info
+
+
+def make(name, build, data, weights_file, covers, scenario):
+    d, rng, info = new_case(name, covers, "tools/gen_keras2_cases.py")
+    model = build()
     if weights_file:
         model.save(os.path.join(d, "model.h5"))   # the weights the model was built with
         info["compile_args"] = ["--weights", weights_file]

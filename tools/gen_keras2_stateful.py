@@ -11,12 +11,11 @@ shuffle=False; the state is reset before fit and carried across batches AND epoc
 fit does not reset between epochs), weights_after/ and the per-epoch losses.
 """
 import os
-import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gen_keras2_cases import (CASES_DIR, f32, keras, randomize,  # noqa: E402
-                              save_arrays, seed_of, tf, write_case)
+from gen_keras2_cases import (f32, keras, new_case, randomize,  # noqa: E402
+                              save_arrays, write_case)
 import numpy as np  # noqa: E402
 
 L = keras.layers
@@ -46,20 +45,11 @@ CASES = [
 
 
 def make(name, builder, covers, scenario):
-    d = os.path.join(CASES_DIR, name)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
-    keras.backend.clear_session()
-    seed = seed_of(name)
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
+    d, rng, info = new_case(name, covers, "tools/gen_keras2_stateful.py")
+    info["seed_scenario"] = scenario
     model = builder()
     randomize(model, rng)
     model.save(os.path.join(d, "model.h5"))
-    import keras as keras_package
-    info = {"name": name, "covers": covers, "model": "model.h5", "generator": "tools/gen_keras2_stateful.py",
-            "writer": "tensorflow %s, keras %s" % (tf.__version__, keras_package.__version__),
-            "seed_scenario": scenario}
     x = f32(rng, 2 * BATCH, T, F)
     tx, ty = f32(rng, 4 * BATCH, T, F), f32(rng, 4 * BATCH, 2, scale=0.8)
     save_arrays(os.path.join(d, "weights"), model.get_weights())
