@@ -77,6 +77,16 @@ def absurd(f):
     f["layers/dense/vars"].create_dataset("0", shape=(100000, 100000), dtype="f4", chunks=(1, 1000), compression="gzip")
 write_zip("h5_absurd_dims.keras", {**entries, "model.weights.h5": h5_image(absurd)})
 
+# HDF5 whose kernel (six values) sits in one deflated chunk of 8192 x 8192 float32: 256 MiB,
+# nearly all fill, in about 270 KB. Reading the six values makes libhdf5 inflate the whole chunk,
+# into a buffer it grows by doubling.
+def big_chunk(f):
+    kernel = f["layers/dense/vars/0"][...]
+    del f["layers/dense/vars/0"]
+    f["layers/dense/vars"].create_dataset("0", data=kernel, maxshape=(None, None), chunks=(8192, 8192),
+                                          compression="gzip", compression_opts=9)
+write_zip("h5_deflated_chunk_256mib.keras", {**entries, "model.weights.h5": h5_image(big_chunk)})
+
 # HDF5 with a cycle: layers/dense/loop is a hard link back to layers/dense.
 def cycle(f):
     f["layers/dense/loop"] = f["layers/dense"]

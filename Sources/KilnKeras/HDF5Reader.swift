@@ -107,6 +107,21 @@ enum HDF5Lib {
             let capBytes = rlim_t(start * 1024 + budget + budget / 8)
             var cap = rlimit(rlim_cur: capBytes, rlim_max: capBytes)
             _ = setrlimit(Int32(RLIMIT_AS.rawValue), &cap)
+            // An allocation the cap refuses is an error libhdf5 reports, not a crash, and the
+            // child's peak need not pass the budget: a deflated chunk's buffer grows by
+            // doubling, so the last size that fit can be just over half the cap. The caller
+            // has no cap and would then inflate it all. So an API call that fails for want of
+            // memory ends the child as over its budget.
+            _ = H5Eset_auto2(0 /* H5E_DEFAULT */, { stack, _ in
+                _ = H5Ewalk2(stack, H5E_WALK_DOWNWARD, { _, error, _ in
+                    if let e = error?.pointee, e.maj_num == H5E_RESOURCE_g,
+                       e.min_num == H5E_NOSPACE_g || e.min_num == H5E_CANTALLOC_g {
+                        _exit(preflightMemoryExitCode)
+                    }
+                    return 0
+                }, nil)
+                return 0
+            }, nil)
             childHook?()
             reading()
             if let peak = procStatusKB("VmPeak"), (peak - start) * 1024 > budget { _exit(memoryExitCode) }
@@ -145,7 +160,7 @@ enum HDF5Lib {
     }
 
     /// The preflight child's exit status when it needed more memory than its budget.
-    static let memoryExitCode: Int32 = 86
+    static let memoryExitCode = preflightMemoryExitCode
 
     /// Bytes the preflight child may allocate for an image of `bytes` bytes: the limit, plus
     /// twice the image (libhdf5's copy of it and the values read from it).
@@ -402,5 +417,8 @@ final class HDF5File {
         }
     }
 }
+
+/// `HDF5Lib.memoryExitCode`, as a constant a C callback in the child can use.
+private let preflightMemoryExitCode: Int32 = 86
 
 private func openDevNull() -> Int32 { open("/dev/null", O_WRONLY) }

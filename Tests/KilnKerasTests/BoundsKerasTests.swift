@@ -211,6 +211,22 @@ final class BoundsKerasTests: XCTestCase {
         XCTAssertEqual(HDF5Lib.memoryBudget(bytes: Int.max), Int.max / 4)
     }
 
+    /// A 2 KB file whose kernel of six values sits in one deflated chunk of 256 MiB: libhdf5
+    /// inflates the whole chunk into a buffer it doubles. Under a limit of 100 MiB the child's
+    /// cap refuses the doubling to 140 MiB while its peak (70 MiB) is still under the budget,
+    /// and libhdf5 reports the failed allocation as an error. That error refuses the file;
+    /// before, the child exited normally and this process, which has no cap, inflated all
+    /// 256 MiB. Under a larger limit the file reads.
+    func testDeflatedChunkInflatingPastTheLimitIsRefused() {
+        withMaxBytes("100M") {
+            let m = refusal("h5_deflated_chunk_256mib.keras")
+            XCTAssertEqual(m, "h5_deflated_chunk_256mib.keras: model.weights.h5 makes libhdf5 allocate more than 100.5 MiB (a damaged or crafted file; the limit is 100.0 MiB; set KILN_MAX_BYTES to change it).")
+        }
+        withMaxBytes("2G") {
+            XCTAssertEqual((try? KerasArchive.read(path: path("h5_deflated_chunk_256mib.keras")))?.layers.last?.weights.first?.shape, [3, 2])
+        }
+    }
+
     /// A Fuzz/keras input of the split form (Fuzz/keras/fuzz_keras.swift) from Tests/Fixtures/fuzz:
     /// [4-byte little-endian length N][N bytes of config.json][model.weights.h5].
     func splitInput(_ name: String) throws -> (config: [UInt8], weights: [UInt8]) {
