@@ -92,7 +92,12 @@ build() {
     esac
 }
 
+# One build at a time per output directory: two runs started together (keras and legacy) would
+# otherwise both compile KilnKeras into the same files. The lock is let go before fuzzing.
+exec 9>"$out/.build.lock"
+flock 9
 for t in "${targets[@]}"; do build "$t"; done
+flock -u 9
 [ "$mode" = build ] && exit 0
 
 status=0
